@@ -1,0 +1,47 @@
+"""Keeping secrets out of logs and reprs: passwords in URLs and secret-looking fields are masked."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+MASK = "***"
+_SECRET_NAMES = re.compile(r"(password|passwd|secret|token|account_key|api_key|private_key)", re.I)
+_URL_IN_TEXT = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)([^/@\s:]*):([^/@\s]*)@")
+
+
+def redact_url(url: str) -> str:
+    """``redis://user:pw@host/0`` -> ``redis://user:***@host/0``; anything unparsable is left alone."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _URL_IN_TEXT.sub(rf"\1\2:{MASK}@", url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"{user}:{MASK}@{host}", parts.path, parts.query, parts.fragment))
+
+
+def redact_text(text: str) -> str:
+    """Masks credentials in every URL found inside free text (for log messages and errors)."""
+    return _URL_IN_TEXT.sub(rf"\1\2:{MASK}@", text)
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(_SECRET_NAMES.search(name))
+
+
+def redact_value(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if is_secret_name(name):
+        return MASK
+    if isinstance(value, str) and "://" in value:
+        return redact_url(value)
+    if isinstance(value, dict):
+        return {k: redact_value(str(k), v) for k, v in value.items()}
+    return value

@@ -1,0 +1,288 @@
+"""The one sync-wrapper mechanism (ARCHITECTURE section 5).
+
+The async class is the implementation. A sync class is declared in one line::
+
+    class MemoryQueue(SyncWrapper, async_class=AsyncMemoryQueue): ...
+
+and gets, mechanically, a blocking twin of every coroutine method (under its plain name and with a
+``_sync`` suffix), ``__enter__``/``__exit__`` from ``__aenter__``/``__aexit__``, classmethods and
+properties that hand back sync objects, and attribute access forwarded to the async instance.
+
+Every coroutine runs on one long-lived event loop per process, in a daemon thread behind an anyio
+``BlockingPortal``: connection pools live on that loop, so a sync object can be used from any thread
+(including a worker's task threads) without "attached to a different loop" errors.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import inspect
+import os
+import threading
+import weakref
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from typing import Any, ClassVar, TypeVar
+
+import anyio
+from anyio.from_thread import BlockingPortal
+
+T = TypeVar("T")
+
+_SYNC_CLASSES: dict[type, type[SyncWrapper]] = {}
+
+
+class _PortalThread:
+    """A process-wide event loop in a daemon thread, recreated after ``fork``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._portal: BlockingPortal | None = None
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    @property
+    def thread_ident(self) -> int | None:
+        return self._thread.ident if self._thread is not None else None
+
+    def get(self) -> BlockingPortal:
+        portal = self._portal
+        if portal is not None and self._pid == os.getpid():
+            return portal
+        with self._lock:
+            if self._portal is None or self._pid != os.getpid():
+                self._start()
+            assert self._portal is not None
+            return self._portal
+
+    def _start(self) -> None:
+        ready: Future[BlockingPortal] = Future()
+
+        async def main() -> None:
+            async with BlockingPortal() as portal:
+                ready.set_result(portal)
+                await portal.sleep_until_stopped()
+
+        def run() -> None:
+            try:
+                anyio.run(main)
+            except BaseException as exc:  # pragma: no cover - surfaced through `ready`
+                if not ready.done():
+                    ready.set_exception(exc)
+
+        thread = threading.Thread(target=run, name="omniq-portal", daemon=True)
+        thread.start()
+        self._portal = ready.result()
+        self._thread = thread
+        self._pid = os.getpid()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        with self._lock:
+            portal, thread = self._portal, self._thread
+            self._portal = self._thread = None
+        if portal is None or thread is None or self._pid != os.getpid():
+            return
+        try:
+            portal.call(portal.stop, True)
+        except Exception:  # the loop may already be gone at interpreter exit
+            return
+        thread.join(timeout)
+
+
+_portal = _PortalThread()
+atexit.register(_portal.shutdown)
+
+
+def _check_thread() -> None:
+    if threading.get_ident() == _portal.thread_ident:
+        raise RuntimeError(
+            "a sync OmniQ method was called from OmniQ's own event loop (inside an async task or "
+            "callback); use the Async* class and `await` there"
+        )
+
+
+def run_sync(func: Callable[..., Awaitable[T]] | Callable[..., T], *args: Any) -> T:
+    """Runs a coroutine function (or a plain function) on the shared loop and returns its result.
+
+    Exceptions propagate with their own type and traceback.
+    """
+    _check_thread()
+    result: T = _portal.get().call(func, *args)  # type: ignore[arg-type]
+    return result
+
+
+def shutdown_portal(timeout: float = 5.0) -> None:
+    """Stops the shared loop (done automatically at exit)."""
+    _portal.shutdown(timeout)
+
+
+def wrap(value: Any) -> Any:
+    """Returns the sync twin of an async OmniQ object (cached per object); other values unchanged."""
+    sync_cls = _sync_class_for(type(value))
+    if sync_cls is None:
+        return value
+    ref = getattr(value, "_omniq_sync_ref", None)
+    existing = ref() if ref is not None else None
+    if existing is not None:
+        return existing
+    wrapper = sync_cls.__new__(sync_cls)
+    object.__setattr__(wrapper, "_async", value)
+    try:
+        value._omniq_sync_ref = weakref.ref(wrapper)
+    except AttributeError:  # pragma: no cover - objects with __slots__
+        pass
+    return wrapper
+
+
+def unwrap(value: Any) -> Any:
+    """The async object behind a sync wrapper (for arguments crossing into async code)."""
+    if isinstance(value, SyncWrapper):
+        return object.__getattribute__(value, "_async")
+    if type(value) is list:
+        return [unwrap(v) for v in value]
+    if type(value) is tuple:
+        return tuple(unwrap(v) for v in value)
+    return value
+
+
+def _sync_class_for(kind: type) -> type[SyncWrapper] | None:
+    if kind in _SYNC_CLASSES:
+        return _SYNC_CLASSES[kind]
+    for base in kind.__mro__[1:]:
+        if base in _SYNC_CLASSES:
+            return _SYNC_CLASSES[base]
+    return None
+
+
+def _unwrap_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return tuple(unwrap(a) for a in args), {k: unwrap(v) for k, v in kwargs.items()}
+
+
+def _make_coroutine_method(name: str) -> Callable[..., Any]:
+    def method(self: SyncWrapper, *args: Any, **kwargs: Any) -> Any:
+        target = getattr(object.__getattribute__(self, "_async"), name)
+        a, kw = _unwrap_call(args, kwargs)
+        return wrap(run_sync(functools.partial(target, *a, **kw)))
+
+    method.__name__ = name
+    return method
+
+
+def _make_plain_method(name: str) -> Callable[..., Any]:
+    def method(self: SyncWrapper, *args: Any, **kwargs: Any) -> Any:
+        target = getattr(object.__getattribute__(self, "_async"), name)
+        a, kw = _unwrap_call(args, kwargs)
+        return wrap(target(*a, **kw))
+
+    method.__name__ = name
+    return method
+
+
+def _make_classmethod(async_class: type, name: str) -> classmethod[Any, Any, Any]:
+    def method(cls: type, *args: Any, **kwargs: Any) -> Any:
+        target = getattr(async_class, name)
+        a, kw = _unwrap_call(args, kwargs)
+        if inspect.iscoroutinefunction(target):
+            return wrap(run_sync(functools.partial(target, *a, **kw)))
+        # construct on the loop thread: async objects may create loop-bound primitives
+        return wrap(run_sync(functools.partial(target, *a, **kw)))
+
+    method.__name__ = name
+    return classmethod(method)
+
+
+def _make_property(name: str) -> property:
+    def getter(self: SyncWrapper) -> Any:
+        return wrap(getattr(object.__getattribute__(self, "_async"), name))
+
+    def setter(self: SyncWrapper, value: Any) -> None:
+        setattr(object.__getattribute__(self, "_async"), name, unwrap(value))
+
+    return property(getter, setter)
+
+
+class SyncWrapper:
+    """Base of every sync class; see the module docstring."""
+
+    _async_class: ClassVar[type]
+    _async: Any
+
+    def __init_subclass__(cls, async_class: type | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if async_class is None:
+            return
+        cls._async_class = async_class
+        _SYNC_CLASSES[async_class] = cls
+        own = set(cls.__dict__)
+        seen: set[str] = set()
+        for klass in async_class.__mro__:
+            if klass is object:
+                continue
+            for name, attr in vars(klass).items():
+                if name in seen:
+                    continue
+                seen.add(name)
+                if name in own:  # a hand-written override on the sync class wins
+                    continue
+                _install(cls, async_class, name, attr)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        a, kw = _unwrap_call(args, kwargs)
+        instance = run_sync(functools.partial(self._async_class, *a, **kw))
+        object.__setattr__(self, "_async", instance)
+        try:
+            instance._omniq_sync_ref = weakref.ref(self)
+        except AttributeError:  # pragma: no cover
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached for names not generated on the class: instance attributes of the async object
+        return wrap(getattr(object.__getattribute__(self, "_async"), name))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(object.__getattribute__(self, "_async"), name, unwrap(value))
+
+    def __repr__(self) -> str:
+        return f"<sync {object.__getattribute__(self, '_async')!r}>"
+
+    @property
+    def async_(self) -> Any:
+        """The async object this wraps (for handing to async code)."""
+        return object.__getattribute__(self, "_async")
+
+
+def _install(cls: type, async_class: type, name: str, attr: Any) -> None:
+    if name == "__aenter__":
+
+        def __enter__(self: SyncWrapper) -> Any:
+            run_sync(object.__getattribute__(self, "_async").__aenter__)
+            return self
+
+        cls.__enter__ = __enter__  # type: ignore[attr-defined]
+        return
+    if name == "__aexit__":
+
+        def __exit__(self: SyncWrapper, *exc: Any) -> Any:
+            return run_sync(object.__getattribute__(self, "_async").__aexit__, *exc)
+
+        cls.__exit__ = __exit__  # type: ignore[attr-defined]
+        return
+    if name.startswith("__") or name in ("_async", "_omniq_sync_ref"):
+        return
+    if isinstance(attr, classmethod):
+        setattr(cls, name, _make_classmethod(async_class, name))
+    elif isinstance(attr, staticmethod):
+        setattr(cls, name, attr)
+    elif isinstance(attr, property):
+        setattr(cls, name, _make_property(name))
+    elif inspect.iscoroutinefunction(attr):
+        method = _make_coroutine_method(name)
+        setattr(cls, name, method)
+        if not name.startswith("_"):
+            setattr(cls, f"{name}_sync", method)
+    elif inspect.isfunction(attr) and not name.startswith("_"):
+        setattr(cls, name, _make_plain_method(name))
+
+
+__all__ = ["SyncWrapper", "run_sync", "shutdown_portal", "unwrap", "wrap"]

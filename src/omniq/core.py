@@ -1,0 +1,521 @@
+"""The façade: ``AsyncOmniQ`` (the implementation) and ``OmniQ`` (its sync twin).
+
+It owns a task queue, a result storage and an optional event storage, chosen independently, and
+starts workers on them. Everything here delegates to the three interfaces; nothing knows which
+backend is behind them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Generic, ParamSpec, Self, TypeVar
+
+from omniq._sync import SyncWrapper, run_sync, unwrap, wrap
+from omniq.backend import AsyncBackend, create_backend
+from omniq.config import get_settings
+from omniq.events.logger import EventLogger
+from omniq.exceptions import (
+    ConfigError,
+    TaskCancelledError,
+    TaskExpiredError,
+    TaskFailedError,
+)
+from omniq.models.config import ComponentSpec, OmniQConfig
+from omniq.models.event import EventType, TaskEvent
+from omniq.models.result import ResultStatus, TaskResult
+from omniq.models.task import Task, TaskStatus, callable_name
+from omniq.registry import registry
+from omniq.storage.base import BaseEventStorage, BaseResultStorage, BaseTaskQueue
+from omniq.workers.worker import AsyncWorker
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_TASK_OPTIONS = (
+    "queue_name", "priority", "max_retries", "retry_delay", "retry_backoff", "retry_max_delay",
+    "retry_jitter", "retry_on", "timeout", "ttl", "result_ttl",
+)
+
+
+def result_value(task_id: str, result: TaskResult | None) -> Any:
+    """What ``get_result`` returns: the value on success, None when there is no result yet; a
+    failed, cancelled or expired task raises, so an error is never mistaken for a value."""
+    if result is None:
+        return None
+    if result.status is ResultStatus.SUCCESS:
+        return result.result
+    if result.status is ResultStatus.CANCELLED:
+        raise TaskCancelledError(f"task {task_id!r} was cancelled")
+    if result.status is ResultStatus.EXPIRED:
+        raise TaskExpiredError(f"task {task_id!r} expired before it started")
+    if result.status is ResultStatus.ERROR:
+        raise TaskFailedError(task_id, result.error_type, result.error, result.traceback)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+def _component_from_spec(kind: str, spec: ComponentSpec | Mapping[str, Any], project_name: str) -> Any:
+    if isinstance(spec, Mapping):
+        spec = ComponentSpec(type=spec.get("type"), url=spec.get("url"), config=dict(spec.get("config") or {}))
+    options = {"project_name": project_name, **spec.config}
+    backend = create_backend(spec.type, spec.url, **options)
+    return _component_of(backend, kind)
+
+
+def _component_of(backend: AsyncBackend, kind: str, **overrides: Any) -> Any:
+    if kind == "task_queue":
+        return backend.create_task_queue(**overrides) if overrides else backend.queue
+    if kind == "result_store":
+        return backend.result_storage
+    return backend.event_storage
+
+
+def _from_settings(kind: str, project_name: str) -> Any | None:
+    s = get_settings()
+    type_name, url = {
+        "task_queue": (s.TASK_QUEUE_TYPE, s.TASK_QUEUE_URL),
+        "result_store": (s.RESULT_STORAGE_TYPE, s.RESULT_STORAGE_URL),
+        "event_store": (s.EVENT_STORAGE_TYPE, s.EVENT_STORAGE_URL),
+    }[kind]
+    if type_name is None and url is None:
+        return None
+    return _component_from_spec(kind, ComponentSpec(type=type_name if url is None else None, url=url), project_name)
+
+
+class TaskFunction(Generic[P, R]):
+    """A function registered with ``@oq.task``: still callable as itself, plus ``enqueue``."""
+
+    def __init__(self, func: Callable[P, R], name: str, options: dict[str, Any], app: AsyncOmniQ, sync: bool) -> None:
+        functools.update_wrapper(self, func)
+        self.__omniq_func__ = func
+        self.__omniq_name__ = name
+        self.name = name
+        self.options = options
+        self._app = app
+        self._sync = sync
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.__omniq_func__(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<task {self.name!r} -> {callable_name(self.__omniq_func__)}>"
+
+    async def enqueue_async(self, *args: Any, **kwargs: Any) -> str:
+        """Enqueues ``func(*args, **kwargs)`` with the task's registered options."""
+        return await self._app.enqueue(self, args=args, kwargs=kwargs)
+
+    def enqueue_sync(self, *args: Any, **kwargs: Any) -> str:
+        result: str = run_sync(functools.partial(self.enqueue_async, *args, **kwargs))
+        return result
+
+    def enqueue(self, *args: Any, **kwargs: Any) -> Any:
+        """Sync on an ``OmniQ`` app (returns the id), a coroutine on an ``AsyncOmniQ`` app."""
+        if self._sync:
+            return self.enqueue_sync(*args, **kwargs)
+        return self.enqueue_async(*args, **kwargs)
+
+    async def enqueue_with_async(self, *, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any) -> str:
+        return await self._app.enqueue(self, args=tuple(args), kwargs=dict(kwargs or {}), **options)
+
+    def enqueue_with(self, *, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any) -> Any:
+        """Enqueue with per-call options (``queue_name``, ``run_in``, ``priority``, ...)."""
+        call = functools.partial(self.enqueue_with_async, args=args, kwargs=kwargs, **options)
+        return run_sync(call) if self._sync else call()
+
+
+class AsyncOmniQ:
+    """The application object. See README for the full tour."""
+
+    def __init__(
+        self,
+        project_name: str | None = None,
+        task_queue: BaseTaskQueue | AsyncBackend | None = None,
+        result_store: BaseResultStorage | AsyncBackend | None = None,
+        event_store: BaseEventStorage | AsyncBackend | None = None,
+        *,
+        worker_type: str | None = None,
+        worker_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        settings = get_settings()
+        self.project_name = project_name or settings.PROJECT_NAME
+        task_queue, result_store, event_store = unwrap(task_queue), unwrap(result_store), unwrap(event_store)
+        if isinstance(task_queue, AsyncBackend):
+            task_queue = task_queue.queue
+        if isinstance(result_store, AsyncBackend):
+            result_store = result_store.result_storage
+        if isinstance(event_store, AsyncBackend):
+            event_store = event_store.event_storage
+        if task_queue is None:
+            task_queue = _from_settings("task_queue", self.project_name)
+            if task_queue is None:  # pragma: no cover - TASK_QUEUE_TYPE always has a default
+                raise ConfigError("no task queue configured")
+        if result_store is None:
+            result_store = (
+                _from_settings("result_store", self.project_name)
+                or task_queue.result_storage
+                or task_queue.create_result_storage()
+            )
+        if event_store is None:
+            event_store = _from_settings("event_store", self.project_name)
+        for value, kind, base in (
+            (task_queue, "task_queue", BaseTaskQueue),
+            (result_store, "result_store", BaseResultStorage),
+            (event_store, "event_store", BaseEventStorage),
+        ):
+            if value is not None and not isinstance(value, base):
+                raise TypeError(f"{kind} must be a {base.__name__} or a backend, got {value!r}")
+        self.task_queue: BaseTaskQueue = task_queue
+        self.result_store: BaseResultStorage = result_store
+        self.event_store: BaseEventStorage | None = event_store
+        self.event_logger: EventLogger | None = EventLogger(event_store) if event_store is not None else None
+        if self.task_queue.event_logger is None:
+            self.task_queue.event_logger = self.event_logger
+        if self.task_queue.result_storage is None:
+            self.task_queue.result_storage = self.result_store
+        self.worker_type = worker_type or settings.DEFAULT_WORKER
+        self.worker_config: dict[str, Any] = dict(worker_config or {})
+        self.worker: AsyncWorker | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.project_name!r} queue={self.task_queue.backend_name} "
+            f"results={self.result_store.backend_name} "
+            f"events={self.event_store.backend_name if self.event_store else None}>"
+        )
+
+    # aliases used by the seeds
+    @property
+    def result_storage(self) -> BaseResultStorage:
+        return self.result_store
+
+    @property
+    def event_storage(self) -> BaseEventStorage | None:
+        return self.event_store
+
+    # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def from_backend(
+        cls,
+        backend: AsyncBackend,
+        result_store_backend: AsyncBackend | None = None,
+        event_store_backend: AsyncBackend | None = None,
+        *,
+        project_name: str | None = None,
+        worker_type: str | None = None,
+        worker_config: Mapping[str, Any] | None = None,
+        events: bool = False,
+    ) -> Self:
+        """One backend for everything, or separate ones for results and events. Events are on
+        only when an event backend is given (or ``events=True`` to use ``backend``'s)."""
+        backend = unwrap(backend)
+        results = unwrap(result_store_backend) or backend
+        events_backend = unwrap(event_store_backend) or (backend if events else None)
+        return cls(
+            project_name=project_name or backend.options.get("project_name"),
+            task_queue=backend.queue,
+            result_store=results.result_storage,
+            event_store=events_backend.event_storage if events_backend is not None else None,
+            worker_type=worker_type,
+            worker_config=worker_config,
+        )
+
+    @classmethod
+    def from_config(cls, config: OmniQConfig | Mapping[str, Any]) -> Self:
+        from omniq.config.loader import load_config
+
+        cfg = load_config(config)
+        project = cfg.project_name
+        task_queue = _component_from_spec("task_queue", cfg.task_queue, project) if cfg.task_queue else None
+        results = _component_from_spec("result_store", cfg.result_store, project) if cfg.result_store else None
+        events = _component_from_spec("event_store", cfg.event_store, project) if cfg.event_store else None
+        return cls(
+            project_name=project,
+            task_queue=task_queue,
+            result_store=results,
+            event_store=events,
+            worker_type=cfg.worker.type if cfg.worker else None,
+            worker_config=cfg.worker.config if cfg.worker else None,
+        )
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> Self:
+        return cls.from_config(config)
+
+    @classmethod
+    def from_config_file(cls, path: str) -> Self:
+        from omniq.config.loader import load_yaml
+
+        return cls.from_config(load_yaml(path))
+
+    @classmethod
+    def from_env(cls) -> Self:
+        """Everything from ``OMNIQ_*`` variables (the same as calling the constructor bare)."""
+        return cls()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def connect(self) -> None:
+        await self.task_queue.connect()
+        await self.result_store.connect()
+        if self.event_store is not None:
+            await self.event_store.connect()
+
+    async def close(self) -> None:
+        await self.stop_worker()
+        if self.event_logger is not None:
+            await self.event_logger.close()
+        for component in (self.task_queue, self.result_store, self.event_store):
+            if component is not None:
+                await component.close()
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def health_check(self) -> dict[str, Any]:
+        checks = {"task_queue": await self.task_queue.health_check(),
+                  "result_store": await self.result_store.health_check()}
+        if self.event_store is not None:
+            checks["event_store"] = await self.event_store.health_check()
+        healthy = all(c["status"] == "healthy" for c in checks.values())
+        return {"status": "healthy" if healthy else "unhealthy", **checks}
+
+    # -- tasks -----------------------------------------------------------------------------
+    def task(self, name: str | None = None, *, sync: bool = False, **options: Any) -> Callable[[Callable[P, R]], TaskFunction[P, R]]:
+        """Registers a function under ``name`` (default ``module:qualname``) with default
+        options (``queue_name``, ``max_retries``, ``timeout``, ...) and gives it ``.enqueue``."""
+        unknown = set(options) - set(_TASK_OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown task options {sorted(unknown)}; allowed: {list(_TASK_OPTIONS)}")
+        if "queue_name" in options:
+            from omniq.queue.builder import check_allowed_queue
+
+            check_allowed_queue(options["queue_name"], self.task_queue.queues)
+
+        def decorate(func: Callable[P, R]) -> TaskFunction[P, R]:
+            task_name = name or callable_name(func)
+            registry.register(task_name, func, options)
+            return TaskFunction(func, task_name, options, self, sync)
+
+        return decorate
+
+    async def enqueue(self, func: Callable[..., Any] | str | Task, **options: Any) -> str:
+        """Enqueues a callable, a registered name / import path, or a ``Task``; returns its id.
+
+        Options: ``args``, ``kwargs``, ``func_args``, ``queue_name``, ``priority``, ``run_at``,
+        ``run_in``, ``ttl``, ``result_ttl``, ``max_retries``, ``retry_delay``, ``timeout``,
+        ``task_id`` (idempotent), ``metadata``. Bad input fails here, before anything is stored.
+        """
+        return await self.task_queue.enqueue(unwrap(func), **options)
+
+    async def enqueue_many(self, tasks: Iterable[Task | Mapping[str, Any]]) -> list[str]:
+        """Many tasks in one round trip: ``Task`` objects, or dicts of ``enqueue`` options with a
+        ``func`` key."""
+        built = []
+        for item in tasks:
+            if isinstance(item, Task):
+                built.append(item)
+            elif isinstance(item, Mapping):
+                opts = dict(item)
+                try:
+                    func = opts.pop("func")
+                except KeyError:
+                    raise TypeError(f"enqueue_many item {item!r} has no 'func'") from None
+                built.append(self.task_queue.build_task(func, **opts))
+            else:
+                raise TypeError(f"enqueue_many takes Task objects or option dicts, got {item!r}")
+        return await self.task_queue.enqueue_many(built)
+
+    async def get_result(
+        self,
+        task_id: str | None = None,
+        *,
+        schedule_id: str | None = None,
+        kind: str = "latest",
+        timeout: float | None = None,
+    ) -> Any:
+        """The value a task returned. Waits up to ``timeout`` seconds (None: until it exists; 0:
+        not at all) and returns None if there is no result by then. A task that failed, was
+        cancelled or expired raises TaskFailedError / TaskCancelledError / TaskExpiredError.
+        ``schedule_id=..., kind="latest"``: the latest result of a schedule (no waiting)."""
+        if schedule_id is not None:
+            if kind != "latest":
+                raise ValueError(f"kind must be 'latest', got {kind!r}")
+            latest = await self.result_store.get_latest(schedule_id)
+            return result_value(latest.task_id, latest) if latest else None
+        if task_id is None:
+            raise TypeError("get_result needs a task_id or a schedule_id")
+        result = await self.result_store.wait(task_id, timeout)
+        return result_value(task_id, result)
+
+    async def get_task_result(self, task_id: str, timeout: float | None = 0) -> TaskResult | None:
+        """The full ``TaskResult`` (status, error, timings), without raising on failure."""
+        return await self.result_store.wait(task_id, timeout)
+
+    async def get_task(self, task_id: str) -> Task | None:
+        return await self.task_queue.get_task(task_id)
+
+    async def list_tasks(self, queue: str | None = None, status: TaskStatus | str | None = None,
+                         limit: int = 100, offset: int = 0) -> list[Task]:
+        return await self.task_queue.list_tasks(queue, status, limit, offset)
+
+    async def cancel(self, task_id: str) -> bool:
+        return await self.task_queue.cancel(task_id)
+
+    async def requeue(self, task_id: str) -> bool:
+        return await self.task_queue.requeue(task_id)
+
+    async def list_dead(self, queue: str | None = None, limit: int = 100, offset: int = 0) -> list[Task]:
+        return await self.task_queue.list_dead(queue, limit=limit, offset=offset)
+
+    async def get_queue_size(self, queue: str = "default") -> int:
+        return await self.task_queue.get_queue_size(queue)
+
+    async def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"queues": await self.task_queue.stats()}
+        if self.worker is not None:
+            out["worker"] = self.worker.get_stats()
+        return out
+
+    async def get_events(self, task_id: str | None = None, event_type: EventType | str | None = None,
+                         **filters: Any) -> list[TaskEvent]:
+        if self.event_store is None:
+            raise ConfigError("no event storage is configured (pass event_store=...)")
+        if self.event_logger is not None:
+            await self.event_logger.flush()
+        return await self.event_store.get_events(task_id, event_type, **filters)
+
+    # -- workers ---------------------------------------------------------------------------
+    def create_worker(self, worker_type: str | None = None, **config: Any) -> AsyncWorker:
+        from omniq.workers import worker_class
+
+        options = {**self.worker_config, **config}
+        cls = worker_class(worker_type or self.worker_type)
+        return cls(self.task_queue, self.result_store, self.event_store,
+                   event_logger=self.event_logger, **options)
+
+    async def start_worker(self, queues: Iterable[str] | str | None = None, **config: Any) -> None:
+        """Starts a worker in the background of this loop (the sync ``OmniQ``: of its own loop)."""
+        if self.worker is not None and self.worker.is_running:
+            return
+        if queues is not None:
+            config["queues"] = queues
+        self.worker = self.create_worker(**config)
+        await self.worker.start()
+
+    async def stop_worker(self, graceful: bool = True, timeout: float | None = None) -> None:
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            # the worker shares our event logger: keep it open for the façade
+            worker.event_logger = None
+            await worker.stop(graceful=graceful, timeout=timeout)
+
+
+class AsyncTaskQueue(AsyncOmniQ):
+    """The self-contained local form of seeds/004: ``AsyncTaskQueue(storage_type="memory",
+    worker_type="async", max_workers=10)`` starts its own worker on first use."""
+
+    def __init__(
+        self,
+        storage_type: str | None = None,
+        *,
+        url: str | None = None,
+        worker_type: str | None = None,
+        max_workers: int | None = None,
+        queues: list[str] | None = None,
+        project_name: str | None = None,
+        auto_start: bool = True,
+        **storage_options: Any,
+    ) -> None:
+        project = project_name or get_settings().PROJECT_NAME
+        task_queue = None
+        if storage_type is not None or url is not None:
+            options = {"project_name": project, **storage_options}
+            if queues is not None:
+                options["queues"] = queues
+            task_queue = _component_of(create_backend(storage_type, url, **options), "task_queue")
+        config = {"max_workers": max_workers} if max_workers else {}
+        super().__init__(project, task_queue=task_queue, worker_type=worker_type, worker_config=config)
+        self.auto_start = auto_start
+
+    async def _auto_start(self) -> None:
+        if self.auto_start and (self.worker is None or not self.worker.is_running):
+            await self.start_worker()
+
+    async def enqueue(self, func: Callable[..., Any] | str | Task, **options: Any) -> str:
+        await self._auto_start()
+        return await super().enqueue(func, **options)
+
+    async def enqueue_many(self, tasks: Iterable[Task | Mapping[str, Any]]) -> list[str]:
+        await self._auto_start()
+        return await super().enqueue_many(tasks)
+
+    @classmethod
+    def from_backend(cls, backend: Any, *args: Any, queues: list[str] | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        """seeds/003: ``TaskQueue.from_backend(backend, queues=[...])`` is the backend's task queue
+        component (sync if the backend is sync)."""
+        return _pick(backend, "task_queue", queues=queues) if queues else _pick(backend, "task_queue")
+
+
+def _pick(backend: Any, kind: str, **overrides: Any) -> Any:
+    is_sync = isinstance(backend, SyncWrapper)
+    component = _component_of(unwrap(backend), kind, **overrides)
+    return wrap(component) if is_sync else component
+
+
+class ResultStore:
+    """seeds/003: ``ResultStore.from_backend(backend)`` is the backend's result storage."""
+
+    @staticmethod
+    def from_backend(backend: Any) -> Any:
+        return _pick(backend, "result_store")
+
+
+class EventStore:
+    """seeds/003: ``EventStore.from_backend(backend)`` is the backend's event storage."""
+
+    @staticmethod
+    def from_backend(backend: Any) -> Any:
+        return _pick(backend, "event_store")
+
+
+class OmniQ(SyncWrapper, async_class=AsyncOmniQ):
+    """The blocking API of :class:`AsyncOmniQ`; its coroutines run on OmniQ's own loop thread,
+    so ``start_worker()`` returns at once and the worker serves in the background."""
+
+    def task(self, name: str | None = None, **options: Any) -> Callable[[Callable[P, R]], TaskFunction[P, R]]:
+        app: AsyncOmniQ = self.async_
+        return app.task(name, sync=True, **options)
+
+
+class TaskQueue(SyncWrapper, async_class=AsyncTaskQueue):
+    """The blocking API of :class:`AsyncTaskQueue` (seeds/004)."""
+
+    def task(self, name: str | None = None, **options: Any) -> Callable[[Callable[P, R]], TaskFunction[P, R]]:
+        app: AsyncOmniQ = self.async_
+        return app.task(name, sync=True, **options)
+
+    @classmethod
+    def from_backend(cls, backend: Any, *args: Any, **kwargs: Any) -> Any:
+        return AsyncTaskQueue.from_backend(backend, *args, **kwargs)
+
+
+__all__ = [
+    "AsyncOmniQ",
+    "AsyncTaskQueue",
+    "EventStore",
+    "OmniQ",
+    "ResultStore",
+    "TaskFunction",
+    "TaskQueue",
+    "result_value",
+]

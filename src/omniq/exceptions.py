@@ -1,0 +1,97 @@
+"""OmniQ's exception hierarchy.
+
+Every error a user can meet derives from :class:`OmniQError`, and every message names the value that
+caused it, so that a log line alone is enough to find the culprit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OmniQError(Exception):
+    """Base class of every error OmniQ raises on purpose."""
+
+
+class ConfigError(OmniQError, ValueError):
+    """A setting, environment variable, URL or config file holds a value OmniQ cannot use."""
+
+
+class SerializationError(OmniQError, TypeError):
+    """A function, argument or result cannot be encoded or decoded."""
+
+
+class SignatureError(SerializationError):
+    """A payload is unsigned or its HMAC does not match: it was tampered with or signed by another key."""
+
+
+class QueueNameError(OmniQError, ValueError):
+    """A queue name is malformed or not one of the queues a task queue was built with."""
+
+
+class TaskNotFound(OmniQError, KeyError):
+    """No task (or schedule) with the given id exists."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable.
+        return str(self.args[0]) if self.args else "task not found"
+
+
+class FunctionNotFound(OmniQError, LookupError):
+    """A task's function reference names neither a registered task nor an importable callable."""
+
+
+class BackendUnavailable(OmniQError, ConnectionError):
+    """A storage backend cannot be reached, or its optional dependency is not installed."""
+
+
+class LeaseLost(OmniQError):
+    """A worker's claim on a task is no longer valid (the lease expired and the task was re-claimed)."""
+
+
+class TaskTimeout(OmniQError, TimeoutError):
+    """A task ran past its ``timeout``."""
+
+
+class TaskCancelledError(OmniQError):
+    """A task was cancelled before it produced a result."""
+
+
+class TaskExpiredError(OmniQError):
+    """A task's TTL ran out before any worker started it."""
+
+
+class TaskFailedError(OmniQError):
+    """A task ended in failure; carries the remote error's type, message and traceback."""
+
+    def __init__(
+        self,
+        task_id: str,
+        error_type: str | None,
+        error_message: str | None,
+        traceback: str | None = None,
+    ) -> None:
+        self.task_id = task_id
+        self.error_type = error_type
+        self.error_message = error_message
+        self.traceback = traceback
+        super().__init__(f"task {task_id!r} failed: {error_type}: {error_message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.task_id, self.error_type, self.error_message, self.traceback))
+
+
+__all__ = [
+    "BackendUnavailable",
+    "ConfigError",
+    "FunctionNotFound",
+    "LeaseLost",
+    "OmniQError",
+    "QueueNameError",
+    "SerializationError",
+    "SignatureError",
+    "TaskCancelledError",
+    "TaskExpiredError",
+    "TaskFailedError",
+    "TaskNotFound",
+    "TaskTimeout",
+]

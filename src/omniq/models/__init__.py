@@ -1,0 +1,22 @@
+"""OmniQ's data models (``msgspec.Struct``)."""
+
+from omniq.models.config import *  # noqa: F403
+from omniq.models.config import __all__ as _config_all
+from omniq.models.event import EventType, TaskEvent
+from omniq.models.result import ResultStatus, TaskResult
+from omniq.models.schedule import MissedRunPolicy, Schedule, ScheduleState
+from omniq.models.task import DependencyPolicy, Task, TaskStatus
+
+__all__ = [
+    "DependencyPolicy",
+    "EventType",
+    "MissedRunPolicy",
+    "ResultStatus",
+    "Schedule",
+    "ScheduleState",
+    "Task",
+    "TaskEvent",
+    "TaskResult",
+    "TaskStatus",
+    *_config_all,
+]

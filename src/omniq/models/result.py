@@ -1,0 +1,76 @@
+"""Task results: what a finished task leaves behind for ``get_result``."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from omniq._time import as_timedelta, as_utc, as_utc_opt, utcnow
+
+
+class ResultStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    # seeds speak of "failure" too
+    FAILURE = "error"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (
+            ResultStatus.SUCCESS,
+            ResultStatus.ERROR,
+            ResultStatus.CANCELLED,
+            ResultStatus.EXPIRED,
+        )
+
+
+class TaskResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The outcome of a task. ``ttl`` (a timedelta or seconds) sets ``expires_at`` when not given."""
+
+    task_id: str
+    status: ResultStatus = ResultStatus.SUCCESS
+    result: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    traceback: str | None = None
+    queue_name: str | None = None
+    schedule_id: str | None = None
+    worker_id: str | None = None
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime = msgspec.field(default_factory=utcnow)
+    ttl: timedelta | None = None
+    expires_at: datetime | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ttl = as_timedelta(self.ttl, name="ttl")
+        self.started_at = as_utc_opt(self.started_at)
+        self.finished_at = as_utc(self.finished_at)
+        self.expires_at = as_utc_opt(self.expires_at)
+        if self.expires_at is None and self.ttl is not None:
+            self.expires_at = self.finished_at + self.ttl
+
+    @property
+    def success(self) -> bool:
+        return self.status is ResultStatus.SUCCESS
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or utcnow())
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+__all__ = ["ResultStatus", "TaskResult"]

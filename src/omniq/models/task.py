@@ -1,0 +1,198 @@
+"""The task model: what is stored, claimed and executed.
+
+A ``Task`` is a ``msgspec.Struct`` so that the worker's hot path encodes and decodes it without
+touching ``json`` or ``pickle``. ``func`` is always a *name* (a registered task name or a
+``module:qualname`` import path) so that tasks are listable and readable everywhere; a callable that
+has no importable name (a lambda, a closure, a ``__main__`` function) also travels in ``func_obj``
+and forces the dill format for that one task.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from omniq._ids import new_id
+from omniq._time import as_utc, as_utc_opt, utcnow
+
+DEFAULT_QUEUE = "default"
+
+
+class TaskStatus(enum.StrEnum):
+    PENDING = "pending"  # ready, or delayed until ``eta``
+    WAITING = "waiting"  # dependencies not done yet
+    RUNNING = "running"  # claimed under a lease
+    SUCCESS = "success"
+    FAILED = "failed"  # transient: a failed attempt with retries left goes back to PENDING
+    DEAD = "dead"  # dead-letter: out of attempts, or poison
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {TaskStatus.SUCCESS, TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.EXPIRED}
+)
+
+
+class DependencyPolicy(enum.StrEnum):
+    CANCEL = "cancel"  # a dependency that ends DEAD/CANCELLED/EXPIRED cancels the dependent
+    RUN_ANYWAY = "run_anyway"
+
+
+def callable_name(func: Callable[..., Any]) -> str:
+    """The ``module:qualname`` a callable is known by (whether or not it is importable)."""
+    module = getattr(func, "__module__", None) or "__main__"
+    qualname = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    if qualname is None:
+        qualname = type(func).__qualname__
+    return f"{module}:{qualname}"
+
+
+class Task(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One unit of work and its whole lifecycle state.
+
+    Times are aware UTC datetimes (naive input is taken as UTC); durations are seconds.
+    """
+
+    func: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
+    id: str = msgspec.field(default_factory=new_id)
+    queue_name: str = DEFAULT_QUEUE
+    priority: int = 0
+    # scheduling and TTL
+    eta: datetime | None = None
+    expires_at: datetime | None = None
+    result_ttl: float | None = None
+    # retry policy
+    max_retries: int = 0
+    retry_delay: float = 1.0
+    retry_backoff: float = 2.0
+    retry_max_delay: float = 300.0
+    retry_jitter: bool = True
+    retry_on: tuple[str, ...] = ()
+    timeout: float | None = None
+    # workflow
+    depends_on: tuple[str, ...] = ()
+    dependency_policy: DependencyPolicy = DependencyPolicy.CANCEL
+    callbacks: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    schedule_id: str | None = None
+    # lifecycle state
+    status: TaskStatus = TaskStatus.PENDING
+    attempts: int = 0
+    created_at: datetime = msgspec.field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    worker_id: str | None = None
+    claim: str | None = None
+    lease_expires_at: datetime | None = None
+    cancel_requested: bool = False
+    error_type: str | None = None
+    error_message: str | None = None
+    error_traceback: str | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    # A callable without an importable name; only ever set together with the dill format.
+    func_obj: Any = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.func, str):
+            if not callable(self.func):
+                raise TypeError(f"Task func must be a callable or a name, got {self.func!r}")
+            self.func_obj, self.func = self.func, callable_name(self.func)
+        if not self.func:
+            raise ValueError("Task func must not be empty")
+        if not isinstance(self.args, tuple):
+            self.args = tuple(self.args)
+        self.created_at = as_utc(self.created_at)
+        self.eta = as_utc_opt(self.eta)
+        self.expires_at = as_utc_opt(self.expires_at)
+        self.started_at = as_utc_opt(self.started_at)
+        self.finished_at = as_utc_opt(self.finished_at)
+        self.lease_expires_at = as_utc_opt(self.lease_expires_at)
+        if isinstance(self.depends_on, list):
+            self.depends_on = tuple(self.depends_on)
+        if isinstance(self.retry_on, list):
+            self.retry_on = tuple(self.retry_on)
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Task) and other.id == self.id
+
+    @property
+    def ready_at(self) -> datetime:
+        """When the task may first run: its ``eta``, or its creation."""
+        return self.eta or self.created_at
+
+    @property
+    def max_attempts(self) -> int:
+        return self.max_retries + 1
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or utcnow())
+
+    def retry_delay_for(self, attempt: int) -> float:
+        """Exponential backoff with optional full jitter: attempt 1 waits about ``retry_delay``."""
+        from omniq.queue.retry import backoff_delay
+
+        return backoff_delay(
+            attempt,
+            base=self.retry_delay,
+            factor=self.retry_backoff,
+            cap=self.retry_max_delay,
+            jitter=self.retry_jitter,
+        )
+
+    @property
+    def lease_remaining(self) -> timedelta | None:
+        if self.lease_expires_at is None:
+            return None
+        return self.lease_expires_at - utcnow()
+
+
+# State fields a backend tracks outside the encoded payload and lays back over a decoded task.
+STATE_FIELDS = (
+    "status",
+    "attempts",
+    "eta",
+    "started_at",
+    "finished_at",
+    "worker_id",
+    "claim",
+    "lease_expires_at",
+    "cancel_requested",
+    "error_type",
+    "error_message",
+    "error_traceback",
+)
+
+
+def copy_state(source: Task, target: Task) -> Task:
+    for name in STATE_FIELDS:
+        setattr(target, name, getattr(source, name))
+    return target
+
+
+__all__ = [
+    "DEFAULT_QUEUE",
+    "FINAL_STATUSES",
+    "STATE_FIELDS",
+    "DependencyPolicy",
+    "Task",
+    "TaskStatus",
+    "callable_name",
+    "copy_state",
+]

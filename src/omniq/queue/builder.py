@@ -1,0 +1,209 @@
+"""Turning ``enqueue(func, ...)`` arguments into a validated :class:`Task`, once for every entry point.
+
+Everything a user can get wrong is checked here, at enqueue time, before anything is stored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from omniq._time import as_seconds, as_utc, utcnow
+from omniq.config import get_settings
+from omniq.exceptions import QueueNameError
+from omniq.models.task import DEFAULT_QUEUE, DependencyPolicy, Task, callable_name
+from omniq.registry import registry
+
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+_UNSET: Any = object()
+
+
+def validate_queue_name(name: Any) -> str:
+    """Queue names become table values, key parts, subjects and folder names: keep them inert."""
+    if not isinstance(name, str) or not _QUEUE_NAME.match(name):
+        raise QueueNameError(
+            f"invalid queue name {name!r}: use 1-100 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_allowed_queue(name: str, allowed: Iterable[str] | None) -> str:
+    validate_queue_name(name)
+    if allowed is not None:
+        allowed = list(allowed)
+        if name not in allowed:
+            raise QueueNameError(f"unknown queue {name!r}: this task queue has {allowed}")
+    return name
+
+
+def _positive(value: Any, name: str, *, allow_zero: bool = False) -> float | None:
+    seconds = as_seconds(value, name=name)
+    if seconds is not None and seconds == 0 and not allow_zero:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return seconds
+
+
+def _int(value: Any, name: str, *, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return value
+
+
+def func_reference(func: Callable[..., Any] | str) -> tuple[str, Callable[..., Any] | None]:
+    """The stored name of a function, and the callable itself when it has no importable name."""
+    if isinstance(func, str):
+        registry.resolve(func)  # raises FunctionNotFound naming it
+        return func, None
+    if not callable(func):
+        raise TypeError(f"func must be a callable or a task name, got {func!r}")
+    registered = getattr(func, "__omniq_name__", None)
+    if registered is not None:
+        return registered, None
+    name = callable_name(func)
+    if registry.is_importable_as(func, name):
+        return name, None
+    return name, func
+
+
+def build_task(
+    func: Callable[..., Any] | str,
+    *,
+    args: Iterable[Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    func_args: Mapping[str, Any] | Iterable[Any] | None = None,
+    queue_name: str | None = None,
+    priority: int | None = None,
+    run_at: datetime | None = None,
+    run_in: timedelta | float | None = None,
+    eta: datetime | None = None,
+    ttl: timedelta | float | None = _UNSET,
+    expires_at: datetime | None = None,
+    result_ttl: timedelta | float | None = _UNSET,
+    max_retries: int | None = None,
+    retry_delay: timedelta | float | None = None,
+    retry_backoff: float | None = None,
+    retry_max_delay: timedelta | float | None = None,
+    retry_jitter: bool | None = None,
+    retry_on: Iterable[type[BaseException] | str] | None = None,
+    timeout: timedelta | float | None = _UNSET,
+    task_id: str | None = None,
+    depends_on: Iterable[str] | None = None,
+    dependency_policy: DependencyPolicy | str | None = None,
+    callbacks: Mapping[str, Iterable[Callable[..., Any] | str]] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    schedule_id: str | None = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> Task:
+    """Builds a Task; ``defaults`` are a registered task's options (below explicit arguments,
+    above settings)."""
+    settings = get_settings()
+    d = dict(defaults or {})
+    name, func_obj = func_reference(func)
+    if registry.get(name) is not None:
+        d = {**registry.options(name), **d}
+
+    call_args: tuple[Any, ...] = ()
+    call_kwargs: dict[str, Any] = {}
+    if func_args is not None:
+        if isinstance(func_args, Mapping):
+            call_kwargs.update(func_args)
+        elif isinstance(func_args, str | bytes):
+            raise TypeError(f"func_args must be a dict or a sequence, got {func_args!r}")
+        else:
+            call_args = tuple(func_args)
+    if args is not None:
+        if isinstance(args, str | bytes | Mapping):
+            raise TypeError(f"args must be a tuple or list, got {args!r}")
+        if call_args:
+            raise TypeError("pass positional arguments in args or func_args, not both")
+        call_args = tuple(args)
+    if kwargs is not None:
+        if not isinstance(kwargs, Mapping):
+            raise TypeError(f"kwargs must be a dict, got {kwargs!r}")
+        overlap = set(kwargs) & set(call_kwargs)
+        if overlap:
+            raise TypeError(f"keyword arguments given twice (kwargs and func_args): {sorted(overlap)}")
+        call_kwargs.update(kwargs)
+    for key in call_kwargs:
+        if not isinstance(key, str):
+            raise TypeError(f"keyword argument names must be strings, got {key!r}")
+
+    now = utcnow()
+    when = [v for v in (run_at, run_in, eta) if v is not None]
+    if len(when) > 1:
+        raise TypeError("give at most one of run_at, run_in and eta")
+    start: datetime | None = None
+    if run_at is not None or eta is not None:
+        value = run_at if run_at is not None else eta
+        if not isinstance(value, datetime):
+            raise TypeError(f"run_at must be a datetime, got {value!r}")
+        start = as_utc(value)
+    elif run_in is not None:
+        delay = as_seconds(run_in, name="run_in")
+        assert delay is not None
+        start = now + timedelta(seconds=delay)
+
+    ttl_value = d.get("ttl", settings.TASK_TTL) if ttl is _UNSET else ttl
+    ttl_s = _positive(ttl_value, "ttl")
+    deadline = as_utc(expires_at) if expires_at is not None else None
+    if deadline is None and ttl_s is not None:
+        deadline = now + timedelta(seconds=ttl_s)
+    if deadline is not None and start is not None and deadline <= start:
+        raise ValueError(
+            f"the task would expire ({deadline.isoformat()}) before it may start ({start.isoformat()})"
+        )
+
+    result_ttl_value = d.get("result_ttl", settings.RESULT_TTL) if result_ttl is _UNSET else result_ttl
+    timeout_value = d.get("timeout", settings.TASK_TIMEOUT) if timeout is _UNSET else timeout
+
+    retries = max_retries if max_retries is not None else d.get("max_retries", settings.RETRY_ATTEMPTS)
+    delay_value = retry_delay if retry_delay is not None else d.get("retry_delay", settings.RETRY_DELAY)
+    policy_on = retry_on if retry_on is not None else d.get("retry_on", ())
+    queue = queue_name or d.get("queue_name") or DEFAULT_QUEUE
+    prio = priority if priority is not None else d.get("priority", 0)
+
+    cb: dict[str, list[str]] = {}
+    for event, funcs in (callbacks or {}).items():
+        cb[str(event)] = [f if isinstance(f, str) else func_reference(f)[0] for f in funcs]
+
+    task = Task(
+        func=name,
+        args=call_args,
+        kwargs=call_kwargs,
+        queue_name=validate_queue_name(queue),
+        priority=_int(prio, "priority"),
+        eta=start,
+        expires_at=deadline,
+        result_ttl=_positive(result_ttl_value, "result_ttl", allow_zero=True),
+        max_retries=_int(retries, "max_retries", minimum=0),
+        retry_delay=as_seconds(delay_value, name="retry_delay") or 0.0,
+        retry_backoff=float(retry_backoff if retry_backoff is not None else d.get("retry_backoff", 2.0)),
+        retry_max_delay=as_seconds(
+            retry_max_delay if retry_max_delay is not None else d.get("retry_max_delay", 300.0),
+            name="retry_max_delay",
+        )
+        or 0.0,
+        retry_jitter=bool(retry_jitter if retry_jitter is not None else d.get("retry_jitter", True)),
+        retry_on=tuple(
+            r if isinstance(r, str) else f"{r.__module__}.{r.__qualname__}" for r in policy_on
+        ),
+        timeout=_positive(timeout_value, "timeout"),
+        depends_on=tuple(depends_on or ()),
+        dependency_policy=DependencyPolicy(dependency_policy or DependencyPolicy.CANCEL),
+        callbacks=cb,
+        metadata=dict(metadata or {}),
+        schedule_id=schedule_id,
+        created_at=now,
+    )
+    if task_id is not None:
+        if not isinstance(task_id, str) or not task_id or len(task_id) > 200:
+            raise ValueError(f"task_id must be a non-empty string of at most 200 characters, got {task_id!r}")
+        task.id = task_id
+    task.func_obj = func_obj
+    return task

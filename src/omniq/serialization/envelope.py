@@ -1,0 +1,251 @@
+"""The tagged envelope every stored payload travels in: one header byte, an optional MAC, a body.
+
+Header bits: the low nibble is the format (msgpack or dill), ``0x80`` says a 32-byte HMAC-SHA256 of
+the body follows. Tasks, results and schedules all go through :class:`Serializer`, so one path decides
+formats, signing and the dill policy for the whole library.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+
+from omniq.exceptions import SerializationError, SignatureError
+from omniq.models.result import TaskResult
+from omniq.models.schedule import Schedule
+from omniq.models.task import Task
+from omniq.serialization import dill as dill_format
+from omniq.serialization.msgspec import MsgspecCodec, args_are_lossless, is_lossless
+from omniq.serialization.signing import MAC_SIZE, as_key, sign, verify
+
+FORMAT_MSGPACK = 0x01
+FORMAT_DILL = 0x02
+FLAG_SIGNED = 0x80
+_FORMAT_NAMES = {FORMAT_MSGPACK: "msgpack", FORMAT_DILL: "dill"}
+
+T = TypeVar("T")
+
+
+class Serializer:
+    """Encodes and decodes envelopes.
+
+    ``secret_key`` signs every envelope and refuses unsigned or tampered ones. Without a key, dill
+    payloads are accepted only where ``allow_dill`` says so; its default (``None``) allows them on
+    local backends (memory, file, SQLite) and refuses them on network backends.
+    """
+
+    def __init__(
+        self,
+        secret_key: str | bytes | None = None,
+        *,
+        allow_dill: bool | None = None,
+        local: bool = True,
+    ) -> None:
+        self._key = as_key(secret_key)
+        self.allow_dill = allow_dill
+        self.local = local
+        self._codec = MsgspecCodec()
+
+    @property
+    def signed(self) -> bool:
+        return self._key is not None
+
+    @property
+    def dill_allowed(self) -> bool:
+        if self._key is not None:
+            return True
+        if self.allow_dill is not None:
+            return self.allow_dill
+        return self.local
+
+    # -- envelopes -------------------------------------------------------------------------
+    def _wrap(self, fmt: int, body: bytes) -> bytes:
+        if self._key is None:
+            return bytes((fmt,)) + body
+        return bytes((fmt | FLAG_SIGNED,)) + sign(self._key, body) + body
+
+    def _unwrap(self, data: bytes | bytearray | memoryview, what: str) -> tuple[int, memoryview]:
+        view = memoryview(data)
+        if len(view) == 0:
+            raise SerializationError(f"{what}: empty payload")
+        header = view[0]
+        fmt = header & 0x7F
+        if fmt not in _FORMAT_NAMES:
+            raise SerializationError(f"{what}: unknown payload format byte {header:#04x}")
+        if header & FLAG_SIGNED:
+            mac, body = view[1 : 1 + MAC_SIZE], view[1 + MAC_SIZE :]
+            if self._key is None:
+                if fmt == FORMAT_DILL and not self.dill_allowed:
+                    raise SignatureError(
+                        f"{what}: signed dill payload but no SECRET_KEY is configured to verify it"
+                    )
+                return fmt, body
+            if len(mac) != MAC_SIZE or not verify(self._key, bytes(body), bytes(mac)):
+                raise SignatureError(
+                    f"{what}: HMAC signature does not match (tampered, or signed with another key)"
+                )
+            return fmt, body
+        if self._key is not None:
+            raise SignatureError(f"{what}: unsigned payload refused because SECRET_KEY is set")
+        if fmt == FORMAT_DILL and not self.dill_allowed:
+            raise SerializationError(
+                f"{what}: dill payload refused on a network backend without SECRET_KEY; "
+                "set OMNIQ_SECRET_KEY (recommended) or pass allow_dill=True"
+            )
+        return fmt, view[1:]
+
+    # -- generic values --------------------------------------------------------------------
+    def dumps(self, value: Any, *, what: str = "value") -> bytes:
+        if is_lossless(value):
+            return self._wrap(FORMAT_MSGPACK, self._codec.encode(value))
+        return self._wrap(FORMAT_DILL, self._dill_dumps(value, what))
+
+    def loads(self, data: bytes | bytearray | memoryview, *, what: str = "value") -> Any:
+        fmt, body = self._unwrap(data, what)
+        if fmt == FORMAT_MSGPACK:
+            return self._msgpack_decode(body, Any, what)
+        return self._dill_loads(body, what)
+
+    # -- tasks, results, schedules ---------------------------------------------------------
+    def encode_task(self, task: Task) -> bytes:
+        if task.func_obj is None and args_are_lossless(task.args, task.kwargs):
+            try:
+                return self._wrap(FORMAT_MSGPACK, self._codec.encode(task))
+            except (TypeError, ValueError, OverflowError):
+                pass  # e.g. an int beyond 64 bits, or a metadata value msgpack cannot carry
+        return self._wrap(FORMAT_DILL, self._dill_task(task, task.func_obj, task.args, task.kwargs))
+
+    def decode_task(self, data: bytes | bytearray | memoryview) -> Task:
+        return self._decode_typed(data, Task, "task")
+
+    def encode_schedule(self, schedule: Schedule) -> bytes:
+        if schedule.func_obj is None and args_are_lossless(schedule.args, schedule.kwargs):
+            try:
+                return self._wrap(FORMAT_MSGPACK, self._codec.encode(schedule))
+            except (TypeError, ValueError, OverflowError):
+                pass
+        body = self._dill_task(schedule, schedule.func_obj, schedule.args, schedule.kwargs)
+        return self._wrap(FORMAT_DILL, body)
+
+    def decode_schedule(self, data: bytes | bytearray | memoryview) -> Schedule:
+        return self._decode_typed(data, Schedule, "schedule")
+
+    def encode_result(self, result: TaskResult) -> bytes:
+        if is_lossless(result.result):
+            try:
+                return self._wrap(FORMAT_MSGPACK, self._codec.encode(result))
+            except (TypeError, ValueError, OverflowError):
+                pass
+        return self._wrap(
+            FORMAT_DILL, self._dill_dumps(result, f"result of task {result.task_id!r}")
+        )
+
+    def decode_result(self, data: bytes | bytearray | memoryview) -> TaskResult:
+        return self._decode_typed(data, TaskResult, "result")
+
+    def format_of(self, data: bytes | bytearray | memoryview) -> str:
+        return _FORMAT_NAMES.get(memoryview(data)[0] & 0x7F, "unknown")
+
+    # -- internals -------------------------------------------------------------------------
+    def _decode_typed(self, data: bytes | bytearray | memoryview, type_: type[T], what: str) -> T:
+        fmt, body = self._unwrap(data, what)
+        if fmt == FORMAT_MSGPACK:
+            value: T = self._msgpack_decode(body, type_, what)
+            return value
+        obj = self._dill_loads(body, what)
+        if not isinstance(obj, type_):
+            raise SerializationError(f"{what}: payload holds {type(obj).__name__}, not {type_.__name__}")
+        return obj
+
+    def _msgpack_decode(self, body: memoryview, type_: Any, what: str) -> Any:
+        try:
+            return self._codec.decode(body, type_)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise SerializationError(f"{what}: corrupted msgpack payload: {exc}") from exc
+
+    def _dill_loads(self, body: memoryview, what: str) -> Any:
+        try:
+            return dill_format.loads(body)
+        except Exception as exc:
+            raise SerializationError(
+                f"{what}: cannot unpickle dill payload: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _check_dill_allowed(self, what: str, reason: str) -> None:
+        if not self.dill_allowed:
+            raise SerializationError(
+                f"{what} needs dill ({reason}), and dill payloads are refused on a network backend "
+                "without SECRET_KEY: set OMNIQ_SECRET_KEY (recommended), pass allow_dill=True, or "
+                "use an importable module-level function and plain arguments"
+            )
+
+    def _dill_dumps(self, value: Any, what: str) -> bytes:
+        self._check_dill_allowed(what, f"a value of type {type(value).__qualname__}")
+        try:
+            return dill_format.dumps(value)
+        except Exception as exc:
+            raise SerializationError(
+                f"{what} of type {type(value).__qualname__} cannot be serialized: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _dill_task(
+        self, obj: Task | Schedule, func_obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> bytes:
+        kind = type(obj).__name__.lower()
+        what = f"{kind} {obj.func!r}"
+        if func_obj is not None:
+            reason = "its function has no importable name (a lambda, closure or __main__ function)"
+        else:
+            culprit = next(
+                (
+                    (label, v)
+                    for label, v in _labelled(args, kwargs)
+                    if not is_lossless(v)
+                ),
+                None,
+            )
+            reason = (
+                f"argument {culprit[0]} is a {type(culprit[1]).__qualname__}"
+                if culprit
+                else "metadata msgpack cannot carry"
+            )
+        self._check_dill_allowed(what, reason)
+        try:
+            return dill_format.dumps(obj)
+        except Exception as exc:
+            raise SerializationError(_name_unpicklable(what, func_obj, args, kwargs, exc)) from exc
+
+
+def _labelled(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(f"args[{i}]", a) for i, a in enumerate(args)] + [
+        (f"kwargs[{k!r}]", v) for k, v in kwargs.items()
+    ]
+
+
+def _name_unpicklable(
+    what: str, func_obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any], exc: Exception
+) -> str:
+    """Finds which part of a task cannot be pickled, so the error names the argument."""
+    candidates: list[tuple[str, Any]] = []
+    if func_obj is not None:
+        candidates.append(("its function", func_obj))
+    candidates += _labelled(args, kwargs)
+    for label, value in candidates:
+        try:
+            dill_format.dumps(value)
+        except Exception as inner:
+            return (
+                f"{what}: {label} ({type(value).__qualname__}: {_short_repr(value)}) cannot be "
+                f"serialized: {type(inner).__name__}: {inner}"
+            )
+    return f"{what} cannot be serialized: {type(exc).__name__}: {exc}"
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__qualname__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,513 @@
+"""The in-process memory backend: a heap per queue, futures for wake-ups (ARCHITECTURE 12.4).
+
+It keeps encoded payloads, not live objects, so a task behaves exactly as on a real backend (the
+enqueuer cannot mutate arguments after the fact, and every payload passes the serializer). Every
+primitive runs without an ``await`` inside, which makes each one atomic on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import time
+from collections import deque
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from omniq.exceptions import SerializationError
+from omniq.models.event import TaskEvent
+from omniq.models.result import TaskResult
+from omniq.models.schedule import Schedule, ScheduleState
+from omniq.models.task import Task, TaskStatus, copy_state
+from omniq.storage.base import (
+    BaseEventStorage,
+    BaseResultStorage,
+    BaseTaskQueue,
+    Completion,
+    EventQuery,
+    HeartbeatStatus,
+    new_claim,
+)
+
+_FINAL = (TaskStatus.SUCCESS, TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.EXPIRED)
+_REQUEUEABLE = (TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.EXPIRED, TaskStatus.FAILED)
+
+
+class _Entry:
+    __slots__ = ("gen", "payload", "seq", "task")
+
+    def __init__(self, task: Task, payload: bytes, seq: int) -> None:
+        self.task = task  # state of record; args travel in `payload`
+        self.payload = payload
+        self.seq = seq
+        self.gen = 0  # bumped whenever the task is (re)queued: older heap items become stale
+
+
+class _Waiters:
+    """Futures of claimers blocked on a set of queues; woken by enqueue, retry or recovery."""
+
+    def __init__(self) -> None:
+        self._items: list[tuple[frozenset[str], asyncio.Future[None]]] = []
+
+    def notify(self, queue: str) -> None:
+        if not self._items:
+            return
+        keep = []
+        for queues, fut in self._items:
+            if queue in queues:
+                if not fut.done():
+                    fut.set_result(None)
+            elif not fut.done():
+                keep.append((queues, fut))
+        self._items = keep
+
+    async def wait(self, queues: Iterable[str], timeout: float, stop: asyncio.Event | None = None) -> None:
+        # registered before the first await, so no notify can slip between claim and wait
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        item = (frozenset(queues), fut)
+        self._items.append(item)
+        stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
+        try:
+            await asyncio.wait((fut,) if stopper is None else (fut, stopper), timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if stopper is not None:
+                stopper.cancel()
+            if not fut.done():
+                fut.cancel()
+            try:
+                self._items.remove(item)
+            except ValueError:
+                pass
+
+
+class AsyncMemoryQueue(BaseTaskQueue):
+    """Tasks in this process only: the fastest backend, for tests and single-process apps."""
+
+    backend_name = "memory"
+    is_local = True
+
+    def __init__(self, *, name: str | None = None, max_finished: int = 100_000, **options: Any) -> None:
+        super().__init__(**options)
+        self.name = name
+        self.max_finished = max_finished
+        self._tasks: dict[str, _Entry] = {}
+        self._ready: dict[str, list[tuple[int, float, int, int, str]]] = {}
+        self._delayed: dict[str, list[tuple[float, int, int, str]]] = {}
+        self._running: dict[str, _Entry] = {}
+        self._finished: deque[str] = deque()
+        self._schedules: dict[str, Schedule] = {}
+        self._seq = 0
+        self._waiters = _Waiters()
+
+    def __repr__(self) -> str:
+        return f"AsyncMemoryQueue(project_name={self.project_name!r}, queues={self.queues!r})"
+
+    # -- internals -------------------------------------------------------------------------
+    def _push(self, entry: _Entry, now: datetime) -> None:
+        task = entry.task
+        entry.gen += 1
+        if task.eta is not None and task.eta > now:
+            heapq.heappush(
+                self._delayed.setdefault(task.queue_name, []),
+                (task.eta.timestamp(), entry.seq, entry.gen, task.id),
+            )
+        else:
+            heapq.heappush(
+                self._ready.setdefault(task.queue_name, []),
+                (-task.priority, task.ready_at.timestamp(), entry.seq, entry.gen, task.id),
+            )
+            self._waiters.notify(task.queue_name)
+
+    def _promote_due(self, queue: str, now_ts: float) -> None:
+        delayed = self._delayed.get(queue)
+        if not delayed:
+            return
+        ready = self._ready.setdefault(queue, [])
+        while delayed and delayed[0][0] <= now_ts:
+            eta_ts, seq, gen, task_id = heapq.heappop(delayed)
+            entry = self._tasks.get(task_id)
+            if entry is None or entry.gen != gen or entry.task.status is not TaskStatus.PENDING:
+                continue
+            heapq.heappush(ready, (-entry.task.priority, eta_ts, seq, gen, task_id))
+
+    def _snapshot(self, entry: _Entry) -> Task:
+        """A private copy for the caller: decoded payload with the current state laid over it."""
+        task = self.serializer.decode_task(entry.payload)
+        return copy_state(entry.task, task)
+
+    def _finish(self, entry: _Entry, status: TaskStatus, now: datetime) -> None:
+        task = entry.task
+        task.status = status
+        task.finished_at = now
+        task.lease_expires_at = None
+        self._running.pop(task.id, None)
+        self._finished.append(task.id)
+        while len(self._finished) > self.max_finished:
+            old = self._finished.popleft()
+            old_entry = self._tasks.get(old)
+            if old_entry is not None and old_entry.task.status in _FINAL:
+                del self._tasks[old]
+
+    def _own(self, task_id: str, claim: str) -> _Entry | None:
+        entry = self._running.get(task_id)
+        if entry is None or entry.task.claim != claim:
+            return None
+        return entry
+
+    # -- primitives ------------------------------------------------------------------------
+    async def _enqueue(self, items: list[tuple[Task, bytes]]) -> list[bool]:
+        created = []
+        for task, payload in items:
+            if task.id in self._tasks:
+                created.append(False)
+                continue
+            self._seq += 1
+            entry = _Entry(msgspec.structs.replace(task, args=(), kwargs={}, func_obj=None), payload, self._seq)
+            self._tasks[task.id] = entry
+            self._push(entry, task.created_at)
+            created.append(True)
+        return created
+
+    async def _claim(
+        self, queues: list[str], limit: int, worker_id: str | None, lease: float, now: datetime
+    ) -> tuple[list[Task], list[Task]]:
+        claimed: list[Task] = []
+        ended: list[Task] = []
+        now_ts = now.timestamp()
+        lease_until = now + timedelta(seconds=lease)
+        for queue in queues:
+            self._promote_due(queue, now_ts)
+            heap = self._ready.get(queue)
+            while heap and len(claimed) < limit:
+                _, _, _, gen, task_id = heapq.heappop(heap)
+                entry = self._tasks.get(task_id)
+                if entry is None or entry.gen != gen or entry.task.status is not TaskStatus.PENDING:
+                    continue
+                task = entry.task
+                if task.expires_at is not None and task.expires_at <= now:
+                    self._finish(entry, TaskStatus.EXPIRED, now)
+                    task.error_type, task.error_message = "TaskExpired", "expired before it started"
+                    ended.append(msgspec.structs.replace(task))
+                    continue
+                task.status = TaskStatus.RUNNING
+                task.attempts += 1
+                task.worker_id = worker_id
+                task.claim = new_claim(worker_id, task.attempts)
+                task.started_at = now
+                task.lease_expires_at = lease_until
+                task.cancel_requested = False
+                try:
+                    snapshot = self._snapshot(entry)
+                except SerializationError as exc:
+                    # poison payload: dead at once, with the reason, and the worker carries on
+                    task.error_type, task.error_message = "SerializationError", str(exc)
+                    self._finish(entry, TaskStatus.DEAD, now)
+                    ended.append(msgspec.structs.replace(task))
+                    continue
+                self._running[task_id] = entry
+                claimed.append(snapshot)
+            if len(claimed) >= limit:
+                break
+        return claimed, ended
+
+    async def _wait_for_tasks(
+        self, queues: list[str], timeout: float, stop: asyncio.Event | None
+    ) -> None:
+        wall = time.time()
+        next_due = min(
+            (heap[0][0] for q in queues if (heap := self._delayed.get(q))),
+            default=None,
+        )
+        if next_due is not None:
+            timeout = min(timeout, max(0.0, next_due - wall) + 0.001)
+        await self._waiters.wait(queues, timeout, stop)
+
+    async def _heartbeat(
+        self, claims: list[tuple[str, str]], lease: float, now: datetime
+    ) -> dict[str, HeartbeatStatus]:
+        out: dict[str, HeartbeatStatus] = {}
+        until = now + timedelta(seconds=lease)
+        for task_id, claim in claims:
+            entry = self._own(task_id, claim)
+            if entry is None:
+                out[task_id] = HeartbeatStatus.LOST
+                continue
+            entry.task.lease_expires_at = until
+            out[task_id] = HeartbeatStatus.CANCEL if entry.task.cancel_requested else HeartbeatStatus.OK
+        return out
+
+    async def _complete(self, completions: list[Completion], now: datetime, with_results: bool) -> list[bool]:
+        acks = []
+        for c in completions:
+            entry = self._own(c.task_id, c.claim)
+            if entry is None:
+                acks.append(False)
+                continue
+            self._finish(entry, TaskStatus.SUCCESS, now)
+            acks.append(True)
+        return acks
+
+    async def _fail(
+        self,
+        task_id: str,
+        claim: str,
+        status: TaskStatus,
+        error_type: str | None,
+        error_message: str | None,
+        error_traceback: str | None,
+        retry_at: datetime | None,
+        now: datetime,
+    ) -> Task | None:
+        entry = self._own(task_id, claim)
+        if entry is None:
+            return None
+        task = entry.task
+        task.error_type, task.error_message, task.error_traceback = error_type, error_message, error_traceback
+        if status is TaskStatus.PENDING:
+            self._running.pop(task_id, None)
+            task.status = TaskStatus.PENDING
+            task.eta = retry_at
+            task.claim = task.lease_expires_at = None
+            self._push(entry, now)
+        else:
+            self._finish(entry, status, now)
+        return msgspec.structs.replace(task)
+
+    async def _cancel(self, task_id: str, now: datetime) -> Task | None:
+        entry = self._tasks.get(task_id)
+        if entry is None:
+            return None
+        task = entry.task
+        if task.status in (TaskStatus.PENDING, TaskStatus.WAITING):
+            task.error_type, task.error_message = "Cancelled", "cancelled before it started"
+            self._finish(entry, TaskStatus.CANCELLED, now)
+        elif task.status is TaskStatus.RUNNING:
+            task.cancel_requested = True
+        return msgspec.structs.replace(task)
+
+    async def _requeue(self, task_id: str, reset_attempts: bool, now: datetime) -> Task | None:
+        entry = self._tasks.get(task_id)
+        if entry is None or entry.task.status not in _REQUEUEABLE:
+            return None
+        task = entry.task
+        task.status = TaskStatus.PENDING
+        if reset_attempts:
+            task.attempts = 0
+        task.eta = None
+        task.expires_at = None
+        task.finished_at = task.claim = task.worker_id = task.lease_expires_at = None
+        task.error_type = task.error_message = task.error_traceback = None
+        task.cancel_requested = False
+        self._push(entry, now)
+        return msgspec.structs.replace(task)
+
+    async def _recover_expired(self, now: datetime) -> list[Task]:
+        recovered = []
+        for task_id, entry in list(self._running.items()):
+            task = entry.task
+            if task.lease_expires_at is None or task.lease_expires_at > now:
+                continue
+            if task.attempts >= task.max_attempts:
+                task.error_type = "LeaseExpired"
+                task.error_message = f"lease expired on attempt {task.attempts} of {task.max_attempts}"
+                self._finish(entry, TaskStatus.DEAD, now)
+            else:
+                del self._running[task_id]
+                task.status = TaskStatus.PENDING
+                task.eta = None
+                task.claim = task.lease_expires_at = None
+                self._push(entry, now)
+            recovered.append(msgspec.structs.replace(task))
+        return recovered
+
+    async def _expire(self, now: datetime) -> list[Task]:
+        expired = []
+        for entry in list(self._tasks.values()):
+            task = entry.task
+            if (
+                task.status in (TaskStatus.PENDING, TaskStatus.WAITING)
+                and task.expires_at is not None
+                and task.expires_at <= now
+            ):
+                task.error_type, task.error_message = "TaskExpired", "expired before it started"
+                self._finish(entry, TaskStatus.EXPIRED, now)
+                expired.append(msgspec.structs.replace(task))
+        return expired
+
+    async def _get_task(self, task_id: str) -> Task | None:
+        entry = self._tasks.get(task_id)
+        return None if entry is None else self._snapshot(entry)
+
+    async def _list_tasks(
+        self, queue: str | None, status: TaskStatus | None, limit: int, offset: int
+    ) -> list[Task]:
+        matches = (
+            e
+            for e in self._tasks.values()
+            if (queue is None or e.task.queue_name == queue) and (status is None or e.task.status is status)
+        )
+        out = []
+        for i, entry in enumerate(matches):
+            if i < offset:
+                continue
+            if len(out) >= limit:
+                break
+            out.append(self._snapshot(entry))
+        return out
+
+    async def _queue_size(self, queue: str) -> int:
+        return sum(
+            1
+            for e in self._tasks.values()
+            if e.task.queue_name == queue and e.task.status is TaskStatus.PENDING
+        )
+
+    async def _stats(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for entry in self._tasks.values():
+            per_queue = out.setdefault(entry.task.queue_name, {})
+            per_queue[entry.task.status.value] = per_queue.get(entry.task.status.value, 0) + 1
+        return out
+
+    async def _purge(self, queue: str) -> int:
+        doomed = [
+            task_id
+            for task_id, e in self._tasks.items()
+            if e.task.queue_name == queue and e.task.status in (TaskStatus.PENDING, TaskStatus.WAITING)
+        ]
+        for task_id in doomed:
+            del self._tasks[task_id]
+        return len(doomed)
+
+    # -- schedules -------------------------------------------------------------------------
+    async def _save_schedule(self, schedule: Schedule, payload: bytes) -> None:
+        self._schedules[schedule.id] = self.serializer.decode_schedule(payload)
+
+    async def _get_schedule(self, schedule_id: str) -> Schedule | None:
+        schedule = self._schedules.get(schedule_id)
+        return None if schedule is None else msgspec.structs.replace(schedule)
+
+    async def _list_schedules(self, state: ScheduleState | None) -> list[Schedule]:
+        return [
+            msgspec.structs.replace(s)
+            for s in self._schedules.values()
+            if state is None or s.state is state
+        ]
+
+    async def _update_schedule(
+        self,
+        schedule_id: str,
+        changes: dict[str, Any],
+        *,
+        expected_next_run_at: datetime | None = None,
+        check_next_run: bool = False,
+    ) -> bool:
+        schedule = self._schedules.get(schedule_id)
+        if schedule is None:
+            return False
+        if check_next_run and schedule.next_run_at != expected_next_run_at:
+            return False
+        for key, value in changes.items():
+            setattr(schedule, key, value)
+        return True
+
+    async def _delete_schedule(self, schedule_id: str) -> bool:
+        return self._schedules.pop(schedule_id, None) is not None
+
+    async def _due_schedules(self, now: datetime) -> list[Schedule]:
+        return [
+            msgspec.structs.replace(s)
+            for s in self._schedules.values()
+            if s.state is ScheduleState.ACTIVE and s.next_run_at is not None and s.next_run_at <= now
+        ]
+
+    async def _health(self) -> dict[str, Any]:
+        return {"tasks": len(self._tasks), "running": len(self._running)}
+
+
+class AsyncMemoryResultStorage(BaseResultStorage):
+    backend_name = "memory"
+    is_local = True
+
+    def __init__(self, *, name: str | None = None, **options: Any) -> None:
+        super().__init__(**options)
+        self.name = name
+        self._results: dict[str, tuple[datetime | None, bytes]] = {}
+        self._latest: dict[str, str] = {}
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+
+    async def _set_many(self, items: list[tuple[TaskResult, bytes]]) -> None:
+        for result, payload in items:
+            self._results[result.task_id] = (result.expires_at, payload)
+            if result.schedule_id is not None:
+                self._latest[result.schedule_id] = result.task_id
+            for fut in self._waiters.pop(result.task_id, ()):
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def _get(self, task_id: str) -> TaskResult | None:
+        stored = self._results.get(task_id)
+        return None if stored is None else self.serializer.decode_result(stored[1])
+
+    async def _wait_for(self, task_id: str, timeout: float | None) -> None:
+        if task_id in self._results:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters = self._waiters.setdefault(task_id, [])
+        waiters.append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            if fut in waiters:
+                waiters.remove(fut)
+            if not waiters:
+                self._waiters.pop(task_id, None)
+
+    async def _get_latest(self, schedule_id: str) -> TaskResult | None:
+        task_id = self._latest.get(schedule_id)
+        return None if task_id is None else await self.get(task_id)
+
+    async def _delete(self, task_id: str) -> bool:
+        return self._results.pop(task_id, None) is not None
+
+    async def _cleanup(self, now: datetime) -> int:
+        doomed = [k for k, (exp, _) in self._results.items() if exp is not None and exp <= now]
+        for key in doomed:
+            del self._results[key]
+        return len(doomed)
+
+
+class AsyncMemoryEventStorage(BaseEventStorage):
+    backend_name = "memory"
+    is_local = True
+
+    def __init__(self, *, name: str | None = None, max_events: int = 100_000, **options: Any) -> None:
+        super().__init__(**options)
+        self.name = name
+        self._events: deque[TaskEvent] = deque(maxlen=max_events)
+
+    async def _log_events(self, events: list[TaskEvent]) -> None:
+        self._events.extend(events)
+
+    async def _get_events(self, query: EventQuery) -> list[TaskEvent]:
+        found = sorted(
+            (e for e in self._events if query.matches(e)),
+            key=lambda e: (e.timestamp, e.id),
+            reverse=query.descending,
+        )
+        return found[query.offset : query.offset + query.limit]
+
+    async def _cleanup_old_events(self, before: datetime) -> int:
+        kept = [e for e in self._events if e.timestamp >= before]
+        removed = len(self._events) - len(kept)
+        self._events = deque(kept, maxlen=self._events.maxlen)
+        return removed
+
+
+__all__ = ["AsyncMemoryEventStorage", "AsyncMemoryQueue", "AsyncMemoryResultStorage"]

@@ -1,0 +1,528 @@
+"""The one worker core (ARCHITECTURE sections 3, 6 and 11b).
+
+``AsyncWorker`` claims tasks in batches up to its free capacity, runs each through an executor,
+renews leases with one batched heartbeat, stores results and acknowledges them in coalesced
+batches, retries with backoff, and hands running tasks back on shutdown. Executors decide only
+*how* a function runs; every other worker type is this class with another executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Self
+
+from omniq._sync import unwrap
+from omniq._time import utcnow
+from omniq.config import get_settings
+from omniq.events.logger import EventLogger
+from omniq.exceptions import (
+    FunctionNotFound,
+    SerializationError,
+    TaskCancelledError,
+    TaskTimeout,
+)
+from omniq.models.event import EventType, TaskEvent
+from omniq.models.result import ResultStatus, TaskResult
+from omniq.models.task import Task, TaskStatus
+from omniq.registry import registry
+from omniq.storage.base import (
+    BaseEventStorage,
+    BaseResultStorage,
+    BaseTaskQueue,
+    Completion,
+    HeartbeatStatus,
+)
+from omniq.workers.executors import EXECUTORS, AsyncExecutor, Executor
+
+log = logging.getLogger("omniq.worker")
+
+#: errors that no retry can fix: the task goes DEAD at once
+_POISON = (FunctionNotFound, SerializationError)
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@dataclass
+class WorkerStats:
+    processed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    dead: int = 0
+    cancelled: int = 0
+    lost: int = 0
+    started_at: float = field(default_factory=time.time)
+
+    def as_dict(self, running: int) -> dict[str, Any]:
+        return {
+            "processed": self.processed,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "retried": self.retried,
+            "dead": self.dead,
+            "cancelled": self.cancelled,
+            "lost": self.lost,
+            "running": running,
+            "uptime": time.time() - self.started_at,
+        }
+
+
+class _Running:
+    __slots__ = ("runner", "stop_reason", "task")
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.runner: asyncio.Task[None] | None = None
+        self.stop_reason: str | None = None  # "cancel" | "lost" | "shutdown"
+
+
+class AsyncWorker:
+    """Runs tasks from ``queue`` until stopped.
+
+    ``concurrency`` (alias ``max_workers``) bounds the tasks running at once; the worker claims up
+    to its free capacity in one ``dequeue_many`` round trip. ``queues`` are served in the order
+    given. Results go to ``result_store`` (by default the queue's own kind of result storage).
+    """
+
+    worker_type = "async"
+    executor_class: type[Executor] = AsyncExecutor
+
+    def __init__(
+        self,
+        queue: BaseTaskQueue,
+        result_store: BaseResultStorage | None = None,
+        event_store: BaseEventStorage | None = None,
+        *,
+        queues: Sequence[str] | str | None = None,
+        max_workers: int | None = None,
+        concurrency: int | None = None,
+        executor: Executor | None = None,
+        lease: float | None = None,
+        heartbeat_interval: float | None = None,
+        recover_interval: float | None = None,
+        idle_timeout: float = 5.0,
+        shutdown_timeout: float = 30.0,
+        worker_id: str | None = None,
+        event_logger: EventLogger | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.queue: BaseTaskQueue = unwrap(queue)
+        if result_store is None:
+            result_store = self.queue.result_storage or self.queue_default_result_storage()
+        self.result_store: BaseResultStorage = unwrap(result_store)
+        self.event_store: BaseEventStorage | None = unwrap(event_store)
+        if event_logger is None and self.event_store is not None:
+            event_logger = EventLogger(self.event_store)
+        self.event_logger = event_logger
+        self.queues = self.queue._resolve_queues(queues)
+        settings = get_settings()
+        size = concurrency or max_workers or settings.MAX_WORKERS
+        if size < 1:
+            raise ValueError(f"concurrency must be >= 1, got {size!r}")
+        self.concurrency = size
+        self.executor = executor or self.executor_class(size)
+        self.lease = float(lease or self.queue.lease_timeout)
+        self.heartbeat_interval = float(heartbeat_interval or self.lease / 3)
+        self.recover_interval = float(recover_interval or max(1.0, self.lease / 2))
+        self.idle_timeout = idle_timeout
+        self.shutdown_timeout = shutdown_timeout
+        self.worker_id = worker_id or _default_worker_id()
+        self.name = name or self.worker_id
+        self.stats = WorkerStats()
+        self._running: dict[str, _Running] = {}
+        self._completions: list[Completion] = []
+        self._completed_tasks: list[tuple[Task, float]] = []
+        self._flush_wake: asyncio.Event | None = None
+        self._slot_free: asyncio.Event | None = None
+        self._stop: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._main: asyncio.Task[None] | None = None
+        self._started = False
+
+    def queue_default_result_storage(self) -> BaseResultStorage:
+        return self.queue.create_result_storage()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} queues={self.queues} concurrency={self.concurrency}>"
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @property
+    def is_running(self) -> bool:
+        return self._started and self._stop is not None and not self._stop.is_set()
+
+    async def start(self) -> None:
+        """Starts the worker in the background of the running loop and returns at once."""
+        if self._started:
+            return
+        await self.queue.connect()
+        await self.result_store.connect()
+        if self.event_store is not None:
+            await self.event_store.connect()
+        if self.queue.event_logger is None and self.event_logger is not None:
+            self.queue.event_logger = self.event_logger
+        if self.queue.result_storage is None:
+            self.queue.result_storage = self.result_store
+        await self.executor.start()
+        self._stop = asyncio.Event()
+        self._flush_wake = asyncio.Event()
+        self._slot_free = asyncio.Event()
+        self.stats = WorkerStats()
+        self._started = True
+        self._tasks = [
+            asyncio.create_task(self._flush_loop(), name=f"omniq-flush-{self.name}"),
+            asyncio.create_task(self._heartbeat_loop(), name=f"omniq-heartbeat-{self.name}"),
+            asyncio.create_task(self._upkeep_loop(), name=f"omniq-upkeep-{self.name}"),
+        ]
+        self._main = asyncio.create_task(self._claim_loop(), name=f"omniq-claim-{self.name}")
+        log.info("worker %s started on queues %s (concurrency %d)", self.name, self.queues, self.concurrency)
+
+    async def run(self) -> None:
+        """Starts and serves until :meth:`stop` is called (or the task running this is cancelled)."""
+        await self.start()
+        assert self._stop is not None
+        try:
+            await self._stop.wait()
+        finally:
+            await self.stop()
+
+    async def stop(self, graceful: bool = True, timeout: float | None = None) -> None:
+        """Stops claiming, lets running tasks finish within ``timeout`` (default
+        ``shutdown_timeout``; 0 or ``graceful=False``: at once), hands the rest back to the queue
+        so another worker takes them immediately, and flushes results and events."""
+        if not self._started:
+            return
+        assert self._stop is not None
+        self._stop.set()
+        if self._main is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._main
+            self._main = None
+        grace = 0.0 if not graceful else (self.shutdown_timeout if timeout is None else timeout)
+        runners = [r.runner for r in self._running.values() if r.runner is not None]
+        if runners and grace > 0:
+            await asyncio.wait(runners, timeout=grace)
+        for running in list(self._running.values()):
+            if running.runner is not None and not running.runner.done():
+                running.stop_reason = "shutdown"
+                running.runner.cancel()
+        runners = [r.runner for r in self._running.values() if r.runner is not None]
+        if runners:
+            await asyncio.wait(runners)
+        assert self._flush_wake is not None
+        await self._flush()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self._flush()  # anything the cancelled flusher left
+        await self.executor.shutdown(wait=graceful)
+        if self.event_logger is not None:
+            await self.event_logger.close()
+        self._started = False
+        log.info("worker %s stopped: %s", self.name, self.stats.as_dict(0))
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def get_result(self, task_id: str, timeout: float | None = None) -> Any:
+        """The value a task returned (waits up to ``timeout``); see ``AsyncOmniQ.get_result``."""
+        from omniq.core import result_value
+
+        return result_value(task_id, await self.result_store.wait(task_id, timeout))
+
+    def get_stats(self) -> dict[str, Any]:
+        return {
+            "worker_id": self.worker_id,
+            "type": self.worker_type,
+            "queues": self.queues,
+            "concurrency": self.concurrency,
+            **self.stats.as_dict(len(self._running)),
+        }
+
+    # -- events ----------------------------------------------------------------------------
+    def _emit(self, event_type: EventType, task: Task, **details: Any) -> None:
+        if self.event_logger is None:
+            return
+        self.event_logger.emit(
+            TaskEvent(
+                task_id=task.id,
+                event_type=event_type,
+                queue_name=task.queue_name,
+                worker_id=self.worker_id,
+                schedule_id=task.schedule_id,
+                func=task.func,
+                attempt=task.attempts,
+                details={k: v for k, v in details.items() if v is not None},
+            )
+        )
+
+    # -- claiming --------------------------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        assert self._stop is not None and self._slot_free is not None
+        backoff = 0.05
+        while not self._stop.is_set():
+            free = self.concurrency - len(self._running)
+            if free <= 0:
+                self._slot_free.clear()
+                waiter = asyncio.ensure_future(self._slot_free.wait())
+                stopper = asyncio.ensure_future(self._stop.wait())
+                await asyncio.wait((waiter, stopper), return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+                continue
+            try:
+                tasks = await self.queue.dequeue_many(
+                    self.queues,
+                    free,
+                    worker_id=self.worker_id,
+                    lease=self.lease,
+                    timeout=self.idle_timeout,
+                    stop=self._stop,
+                )
+                backoff = 0.05
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("worker %s: claiming failed (%s: %s); retrying in %.2fs",
+                            self.name, type(exc).__name__, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            for task in tasks:
+                running = _Running(task)
+                self._running[task.id] = running
+                running.runner = asyncio.create_task(self._execute(running), name=f"omniq-task-{task.id}")
+
+    # -- running ---------------------------------------------------------------------------
+    def _resolve(self, task: Task) -> Callable[..., Any]:
+        if task.func_obj is not None:
+            func: Callable[..., Any] = task.func_obj
+            return func
+        return registry.resolve(task.func)
+
+    async def _execute(self, running: _Running) -> None:
+        task = running.task
+        self._emit(EventType.EXECUTING, task)
+        started = time.perf_counter()
+        try:
+            if task.is_expired():
+                await self._finish_failed(task, TaskCancelledError("expired before it started"), dead=True)
+                return
+            func = self._resolve(task)
+            value = await self.executor.run(task, func)
+        except asyncio.CancelledError:
+            await self._on_stopped(running)
+            return
+        except Exception as exc:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._on_error(task, exc, started)
+            return
+        finally:
+            self._running.pop(task.id, None)
+            if self._slot_free is not None:
+                self._slot_free.set()
+        result = TaskResult(
+            task_id=task.id,
+            status=ResultStatus.SUCCESS,
+            result=value,
+            queue_name=task.queue_name,
+            schedule_id=task.schedule_id,
+            worker_id=self.worker_id,
+            attempts=task.attempts,
+            started_at=task.started_at,
+            finished_at=utcnow(),
+            ttl=timedelta(seconds=task.result_ttl) if task.result_ttl is not None else None,
+        )
+        try:
+            self.queue.serializer.encode_result(result)  # fails here, not in the batch, if unencodable
+        except SerializationError as exc:
+            await self._on_error(task, exc, started)
+            return
+        self.stats.processed += 1
+        self.stats.succeeded += 1
+        self._completions.append(Completion(task.id, task.claim or "", result))
+        self._completed_tasks.append((task, time.perf_counter() - started))
+        assert self._flush_wake is not None
+        self._flush_wake.set()
+
+    async def _on_stopped(self, running: _Running) -> None:
+        task = running.task
+        reason = running.stop_reason
+        claim = task.claim or ""
+        if reason == "lost":
+            self.stats.lost += 1
+            log.warning("task %s: lease lost; another worker owns it now", task.id)
+        elif reason == "cancel":
+            self.stats.cancelled += 1
+            await self.queue.fail(task.id, claim, error_type="TaskCancelledError",
+                                  error_message="cancelled while running", status=TaskStatus.CANCELLED)
+            await self._store_final(task, ResultStatus.CANCELLED, "TaskCancelledError",
+                                    "cancelled while running", None)
+        else:  # shutdown: hand back so another worker takes it at once
+            await self.queue.fail(task.id, claim, error_type="WorkerShutdown",
+                                  error_message=f"handed back by {self.worker_id} at shutdown",
+                                  retry_at=utcnow())
+
+    async def _on_error(self, task: Task, exc: BaseException, started: float) -> None:
+        self.stats.processed += 1
+        self.stats.failed += 1
+        tb = "".join(traceback.format_exception(exc))
+        if isinstance(exc, TaskTimeout):
+            self._emit(EventType.TIMEOUT, task, timeout=task.timeout)
+        self._emit(EventType.ERROR, task, error_type=type(exc).__name__, error=str(exc),
+                   duration=round(time.perf_counter() - started, 6))
+        retryable = not isinstance(exc, _POISON) and _matches(task.retry_on, exc)
+        if retryable and task.attempts < task.max_attempts:
+            delay = task.retry_delay_for(task.attempts)
+            updated = await self.queue.fail(
+                task.id, task.claim or "", error_type=type(exc).__name__, error_message=str(exc),
+                error_traceback=tb, retry_at=utcnow() + timedelta(seconds=delay),
+            )
+            if updated is not None:
+                self.stats.retried += 1
+            return
+        await self._finish_failed(task, exc, dead=True, tb=tb)
+
+    async def _finish_failed(self, task: Task, exc: BaseException, *, dead: bool, tb: str | None = None) -> None:
+        error_type = type(exc).__name__
+        await self._store_final(task, ResultStatus.ERROR, error_type, str(exc), tb)
+        updated = await self.queue.fail(task.id, task.claim or "", error_type=error_type,
+                                        error_message=str(exc), error_traceback=tb)
+        if updated is not None:
+            self.stats.dead += 1
+
+    async def _store_final(self, task: Task, status: ResultStatus, error_type: str | None,
+                           message: str | None, tb: str | None) -> None:
+        """The result of a final failure is stored before the task is marked, as for success."""
+        try:
+            await self.result_store.set(
+                TaskResult(
+                    task_id=task.id, status=status, error=message, error_type=error_type,
+                    traceback=tb, queue_name=task.queue_name, schedule_id=task.schedule_id,
+                    worker_id=self.worker_id, attempts=task.attempts, started_at=task.started_at,
+                    ttl=timedelta(seconds=task.result_ttl) if task.result_ttl is not None else None,
+                )
+            )
+        except Exception as err:
+            log.warning("task %s: could not store its final result: %s", task.id, err)
+
+    # -- acknowledging ---------------------------------------------------------------------
+    async def _flush_loop(self) -> None:
+        assert self._flush_wake is not None
+        while True:
+            await self._flush_wake.wait()
+            self._flush_wake.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        """Stores results and acknowledges every finished task in one batch. Whatever finishes
+        during the round trip goes in the next batch, so batches grow with load by themselves."""
+        backoff = 0.05
+        while self._completions:
+            batch, self._completions = self._completions, []
+            done, self._completed_tasks = self._completed_tasks, []
+            try:
+                acks = await self.queue.complete_many(batch, result_storage=self.result_store)
+            except asyncio.CancelledError:
+                self._completions[:0] = batch
+                self._completed_tasks[:0] = done
+                raise
+            except Exception as exc:
+                log.warning("worker %s: acknowledging %d tasks failed (%s: %s); retrying",
+                            self.name, len(batch), type(exc).__name__, exc)
+                self._completions[:0] = batch
+                self._completed_tasks[:0] = done
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            for (task, duration), ack in zip(done, acks, strict=True):
+                if ack:
+                    self._emit(EventType.COMPLETED, task, duration=round(duration, 6))
+                else:
+                    self.stats.lost += 1
+                    log.warning("task %s finished after its lease was lost; acknowledgement refused", task.id)
+
+    # -- leases and upkeep -----------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            claims = [(r.task.id, r.task.claim or "") for r in self._running.values()]
+            claims += [(c.task_id, c.claim) for c in self._completions]
+            if not claims:
+                continue
+            try:
+                states = await self.queue.heartbeat_many(claims, lease=self.lease)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("worker %s: heartbeat failed (%s: %s)", self.name, type(exc).__name__, exc)
+                continue
+            for task_id, state in states.items():
+                running = self._running.get(task_id)
+                if running is None or running.runner is None or state is HeartbeatStatus.OK:
+                    continue
+                running.stop_reason = "lost" if state is HeartbeatStatus.LOST else "cancel"
+                running.runner.cancel()
+
+    async def _upkeep_loop(self) -> None:
+        """Recovers expired leases and sweeps TTLs; a failure is logged and the loop carries on."""
+        last_cleanup = 0.0
+        while True:
+            await asyncio.sleep(self.recover_interval)
+            try:
+                await self.queue.recover_expired()
+                if time.monotonic() - last_cleanup > 60:
+                    last_cleanup = time.monotonic()
+                    await self.queue.cleanup()
+                    await self.result_store.cleanup()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("worker %s: upkeep failed (%s: %s)", self.name, type(exc).__name__, exc)
+
+
+def _matches(retry_on: tuple[str, ...], exc: BaseException) -> bool:
+    """An empty ``retry_on`` retries every exception; otherwise one of the exception's classes
+    (by qualified or plain name) must be listed."""
+    if not retry_on:
+        return True
+    for klass in type(exc).__mro__:
+        if f"{klass.__module__}.{klass.__qualname__}" in retry_on or klass.__name__ in retry_on:
+            return True
+    return False
+
+
+def create_executor(worker_type: str, max_workers: int) -> Executor:
+    try:
+        return EXECUTORS[worker_type](max_workers)
+    except KeyError:
+        raise ValueError(
+            f"unknown worker_type {worker_type!r}: available are {sorted(EXECUTORS)}"
+        ) from None
+
+
+__all__ = ["AsyncWorker", "WorkerStats", "create_executor"]

@@ -1,0 +1,1 @@
+"""The conformance suite: one specification of the three storage interfaces, run on every backend."""

@@ -1,0 +1,75 @@
+"""The backends the conformance suite runs on. A new backend joins by adding ONE entry to BACKENDS.
+
+An entry is a :class:`BackendSpec`:
+
+- ``name``: the test id (``test_x[memory]``, ``test_x[redis]``) and what ``-k`` selects.
+- ``open``: ``open(*, queues=None)`` returns an async context manager that yields a fresh
+  :class:`Stores` triple of *async*, connected components, and on exit closes them and removes
+  whatever it created. ``queues`` is passed to the task queue's constructor (``queues=[...]``).
+  Every call must be isolated from every other call, past or concurrent: a network backend uses
+  a new namespace each time (``project_name=unique_namespace()``, a fresh database/schema, key
+  prefix or stream). Network backends keep payload signing on (``secret_key=TEST_SECRET_KEY``),
+  since the suite sends arguments that only the dill format carries.
+- ``service``: ``"postgres"``, ``"redis"`` or ``"nats"`` when the backend needs a server. Its tests
+  are then skipped when the server does not answer on 127.0.0.1 (failed under
+  ``OMNIQ_REQUIRE_SERVICES=1``); see tests/conftest.py. A factory reads the server's address with
+  ``service_address(service)`` from tests/conftest.py (``from conftest import service_address``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+from omniq.storage.base import BaseEventStorage, BaseResultStorage, BaseTaskQueue
+from omniq.storage.memory import AsyncMemoryEventStorage, AsyncMemoryQueue, AsyncMemoryResultStorage
+
+#: Signs payloads on network backends (dill is refused there without a key).
+TEST_SECRET_KEY = "omniq-conformance-suite-key"
+
+
+class Stores(NamedTuple):
+    queue: BaseTaskQueue
+    results: BaseResultStorage
+    events: BaseEventStorage
+
+
+class OpenStores(Protocol):
+    def __call__(
+        self, *, queues: Sequence[str] | None = None
+    ) -> AbstractAsyncContextManager[Stores]: ...
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    name: str
+    open: OpenStores
+    service: str | None = None
+
+
+def unique_namespace() -> str:
+    """A project name no other test uses: isolates tests that share one server."""
+    return f"conformance-{uuid.uuid4().hex[:12]}"
+
+
+@asynccontextmanager
+async def open_memory(*, queues: Sequence[str] | None = None) -> AsyncIterator[Stores]:
+    async with (
+        AsyncMemoryQueue(queues=queues) as queue,
+        AsyncMemoryResultStorage() as results,
+        AsyncMemoryEventStorage() as events,
+    ):
+        yield Stores(queue, results, events)
+
+
+BACKENDS: list[BackendSpec] = [
+    BackendSpec("memory", open_memory),
+    # BackendSpec("sqlite", open_sqlite),
+    # BackendSpec("postgres", open_postgres, service="postgres"),
+    # BackendSpec("redis", open_redis, service="redis"),
+    # BackendSpec("nats", open_nats, service="nats"),
+    # BackendSpec("file", open_file),
+]
