@@ -1,10 +1,10 @@
 """OmniQ: an async-first task queue with a real sync API.
 
-    from omniq import OmniQ
+from omniq import OmniQ
 
-    oq = OmniQ()
-    oq.start_worker()
-    task_id = oq.enqueue(print, args=("hello",))
+oq = OmniQ()
+oq.start_worker()
+task_id = oq.enqueue(print, args=("hello",))
 """
 
 from omniq.core import (

@@ -15,14 +15,13 @@ def redact_url(url: str) -> str:
     """``redis://user:pw@host/0`` -> ``redis://user:***@host/0``; anything unparsable is left alone."""
     try:
         parts = urlsplit(url)
-    except ValueError:
+        password = parts.password
+    except ValueError:  # a malformed URL must never break the error message that shows it
         return _URL_IN_TEXT.sub(rf"\1\2:{MASK}@", url)
-    if parts.password is None:
+    if password is None:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    userinfo, _, host = parts.netloc.rpartition("@")  # host kept as written (IPv6 brackets, case)
+    user = userinfo.partition(":")[0]
     return urlunsplit((parts.scheme, f"{user}:{MASK}@{host}", parts.path, parts.query, parts.fragment))
 
 
@@ -44,4 +43,6 @@ def redact_value(name: str, value: Any) -> Any:
         return redact_url(value)
     if isinstance(value, dict):
         return {k: redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact_value(name, v) for v in value)
     return value

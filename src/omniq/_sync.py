@@ -16,14 +16,15 @@ Every coroutine runs on one long-lived event loop per process, in a daemon threa
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import inspect
 import os
 import threading
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import anyio
 from anyio.from_thread import BlockingPortal
@@ -102,14 +103,13 @@ def _check_thread() -> None:
         )
 
 
-def run_sync(func: Callable[..., Awaitable[T]] | Callable[..., T], *args: Any) -> T:
+def run_sync(func: Callable[..., Any], *args: Any) -> Any:
     """Runs a coroutine function (or a plain function) on the shared loop and returns its result.
 
     Exceptions propagate with their own type and traceback.
     """
     _check_thread()
-    result: T = _portal.get().call(func, *args)  # type: ignore[arg-type]
-    return result
+    return _portal.get().call(func, *args)
 
 
 def shutdown_portal(timeout: float = 5.0) -> None:
@@ -119,7 +119,12 @@ def shutdown_portal(timeout: float = 5.0) -> None:
 
 def wrap(value: Any) -> Any:
     """Returns the sync twin of an async OmniQ object (cached per object); other values unchanged."""
-    sync_cls = _sync_class_for(type(value))
+    kind = type(value)
+    if kind is list:
+        return [wrap(v) for v in value]
+    if kind is tuple:
+        return tuple(wrap(v) for v in value)
+    sync_cls = _sync_class_for(kind)
     if sync_cls is None:
         return value
     ref = getattr(value, "_omniq_sync_ref", None)
@@ -128,10 +133,8 @@ def wrap(value: Any) -> Any:
         return existing
     wrapper = sync_cls.__new__(sync_cls)
     object.__setattr__(wrapper, "_async", value)
-    try:
+    with contextlib.suppress(AttributeError):  # objects with __slots__ are wrapped afresh
         value._omniq_sync_ref = weakref.ref(wrapper)
-    except AttributeError:  # pragma: no cover - objects with __slots__
-        pass
     return wrapper
 
 
@@ -155,7 +158,9 @@ def _sync_class_for(kind: type) -> type[SyncWrapper] | None:
     return None
 
 
-def _unwrap_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def _unwrap_call(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     return tuple(unwrap(a) for a in args), {k: unwrap(v) for k, v in kwargs.items()}
 
 
@@ -183,13 +188,20 @@ def _make_classmethod(async_class: type, name: str) -> classmethod[Any, Any, Any
     def method(cls: type, *args: Any, **kwargs: Any) -> Any:
         target = getattr(async_class, name)
         a, kw = _unwrap_call(args, kwargs)
-        if inspect.iscoroutinefunction(target):
-            return wrap(run_sync(functools.partial(target, *a, **kw)))
-        # construct on the loop thread: async objects may create loop-bound primitives
+        # run on the loop thread either way: factories may create loop-bound primitives
         return wrap(run_sync(functools.partial(target, *a, **kw)))
 
     method.__name__ = name
     return classmethod(method)
+
+
+def _make_staticmethod(func: Callable[..., Any], name: str) -> staticmethod[Any, Any]:
+    def method(*args: Any, **kwargs: Any) -> Any:
+        a, kw = _unwrap_call(args, kwargs)
+        return wrap(run_sync(functools.partial(func, *a, **kw)))
+
+    method.__name__ = name
+    return staticmethod(method)
 
 
 def _make_property(name: str) -> property:
@@ -231,10 +243,15 @@ class SyncWrapper:
         a, kw = _unwrap_call(args, kwargs)
         instance = run_sync(functools.partial(self._async_class, *a, **kw))
         object.__setattr__(self, "_async", instance)
-        try:
+        with contextlib.suppress(AttributeError):
             instance._omniq_sync_ref = weakref.ref(self)
-        except AttributeError:  # pragma: no cover
-            pass
+
+    def __enter__(self) -> Self:
+        run_sync(object.__getattribute__(self, "_async").__aenter__)
+        return self
+
+    def __exit__(self, *exc: Any) -> Any:
+        return run_sync(object.__getattribute__(self, "_async").__aexit__, *exc)
 
     def __getattr__(self, name: str) -> Any:
         # only reached for names not generated on the class: instance attributes of the async object
@@ -253,27 +270,21 @@ class SyncWrapper:
 
 
 def _install(cls: type, async_class: type, name: str, attr: Any) -> None:
-    if name == "__aenter__":
-
-        def __enter__(self: SyncWrapper) -> Any:
-            run_sync(object.__getattribute__(self, "_async").__aenter__)
-            return self
-
-        cls.__enter__ = __enter__  # type: ignore[attr-defined]
-        return
-    if name == "__aexit__":
-
-        def __exit__(self: SyncWrapper, *exc: Any) -> Any:
-            return run_sync(object.__getattribute__(self, "_async").__aexit__, *exc)
-
-        cls.__exit__ = __exit__  # type: ignore[attr-defined]
-        return
     if name.startswith("__") or name in ("_async", "_omniq_sync_ref"):
         return
     if isinstance(attr, classmethod):
-        setattr(cls, name, _make_classmethod(async_class, name))
+        factory = _make_classmethod(async_class, name)
+        setattr(cls, name, factory)
+        if inspect.iscoroutinefunction(attr.__func__) and not name.startswith("_"):
+            setattr(cls, f"{name}_sync", factory)
     elif isinstance(attr, staticmethod):
-        setattr(cls, name, attr)
+        if inspect.iscoroutinefunction(attr.__func__):
+            static = _make_staticmethod(attr.__func__, name)
+            setattr(cls, name, static)
+            if not name.startswith("_"):
+                setattr(cls, f"{name}_sync", static)
+        else:
+            setattr(cls, name, attr)
     elif isinstance(attr, property):
         setattr(cls, name, _make_property(name))
     elif inspect.iscoroutinefunction(attr):

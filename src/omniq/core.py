@@ -34,8 +34,17 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _TASK_OPTIONS = (
-    "queue_name", "priority", "max_retries", "retry_delay", "retry_backoff", "retry_max_delay",
-    "retry_jitter", "retry_on", "timeout", "ttl", "result_ttl",
+    "queue_name",
+    "priority",
+    "max_retries",
+    "retry_delay",
+    "retry_backoff",
+    "retry_max_delay",
+    "retry_jitter",
+    "retry_on",
+    "timeout",
+    "ttl",
+    "result_ttl",
 )
 
 
@@ -56,9 +65,13 @@ def result_value(task_id: str, result: TaskResult | None) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
-def _component_from_spec(kind: str, spec: ComponentSpec | Mapping[str, Any], project_name: str) -> Any:
+def _component_from_spec(
+    kind: str, spec: ComponentSpec | Mapping[str, Any], project_name: str
+) -> Any:
     if isinstance(spec, Mapping):
-        spec = ComponentSpec(type=spec.get("type"), url=spec.get("url"), config=dict(spec.get("config") or {}))
+        spec = ComponentSpec(
+            type=spec.get("type"), url=spec.get("url"), config=dict(spec.get("config") or {})
+        )
     options = {"project_name": project_name, **spec.config}
     backend = create_backend(spec.type, spec.url, **options)
     return _component_of(backend, kind)
@@ -81,13 +94,17 @@ def _from_settings(kind: str, project_name: str) -> Any | None:
     }[kind]
     if type_name is None and url is None:
         return None
-    return _component_from_spec(kind, ComponentSpec(type=type_name if url is None else None, url=url), project_name)
+    return _component_from_spec(
+        kind, ComponentSpec(type=type_name if url is None else None, url=url), project_name
+    )
 
 
 class TaskFunction(Generic[P, R]):
     """A function registered with ``@oq.task``: still callable as itself, plus ``enqueue``."""
 
-    def __init__(self, func: Callable[P, R], name: str, options: dict[str, Any], app: AsyncOmniQ, sync: bool) -> None:
+    def __init__(
+        self, func: Callable[P, R], name: str, options: dict[str, Any], app: AsyncOmniQ, sync: bool
+    ) -> None:
         functools.update_wrapper(self, func)
         self.__omniq_func__ = func
         self.__omniq_name__ = name
@@ -116,10 +133,14 @@ class TaskFunction(Generic[P, R]):
             return self.enqueue_sync(*args, **kwargs)
         return self.enqueue_async(*args, **kwargs)
 
-    async def enqueue_with_async(self, *, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any) -> str:
+    async def enqueue_with_async(
+        self, *, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> str:
         return await self._app.enqueue(self, args=tuple(args), kwargs=dict(kwargs or {}), **options)
 
-    def enqueue_with(self, *, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any) -> Any:
+    def enqueue_with(
+        self, *, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> Any:
         """Enqueue with per-call options (``queue_name``, ``run_in``, ``priority``, ...)."""
         call = functools.partial(self.enqueue_with_async, args=args, kwargs=kwargs, **options)
         return run_sync(call) if self._sync else call()
@@ -140,7 +161,11 @@ class AsyncOmniQ:
     ) -> None:
         settings = get_settings()
         self.project_name = project_name or settings.PROJECT_NAME
-        task_queue, result_store, event_store = unwrap(task_queue), unwrap(result_store), unwrap(event_store)
+        task_queue, result_store, event_store = (
+            unwrap(task_queue),
+            unwrap(result_store),
+            unwrap(event_store),
+        )
         if isinstance(task_queue, AsyncBackend):
             task_queue = task_queue.queue
         if isinstance(result_store, AsyncBackend):
@@ -169,7 +194,9 @@ class AsyncOmniQ:
         self.task_queue: BaseTaskQueue = task_queue
         self.result_store: BaseResultStorage = result_store
         self.event_store: BaseEventStorage | None = event_store
-        self.event_logger: EventLogger | None = EventLogger(event_store) if event_store is not None else None
+        self.event_logger: EventLogger | None = (
+            EventLogger(event_store) if event_store is not None else None
+        )
         if self.task_queue.event_logger is None:
             self.task_queue.event_logger = self.event_logger
         if self.task_queue.result_storage is None:
@@ -227,9 +254,19 @@ class AsyncOmniQ:
 
         cfg = load_config(config)
         project = cfg.project_name
-        task_queue = _component_from_spec("task_queue", cfg.task_queue, project) if cfg.task_queue else None
-        results = _component_from_spec("result_store", cfg.result_store, project) if cfg.result_store else None
-        events = _component_from_spec("event_store", cfg.event_store, project) if cfg.event_store else None
+        task_queue = (
+            _component_from_spec("task_queue", cfg.task_queue, project) if cfg.task_queue else None
+        )
+        results = (
+            _component_from_spec("result_store", cfg.result_store, project)
+            if cfg.result_store
+            else None
+        )
+        events = (
+            _component_from_spec("event_store", cfg.event_store, project)
+            if cfg.event_store
+            else None
+        )
         return cls(
             project_name=project,
             task_queue=task_queue,
@@ -282,20 +319,26 @@ class AsyncOmniQ:
         await self.close()
 
     async def health_check(self) -> dict[str, Any]:
-        checks = {"task_queue": await self.task_queue.health_check(),
-                  "result_store": await self.result_store.health_check()}
+        checks = {
+            "task_queue": await self.task_queue.health_check(),
+            "result_store": await self.result_store.health_check(),
+        }
         if self.event_store is not None:
             checks["event_store"] = await self.event_store.health_check()
         healthy = all(c["status"] == "healthy" for c in checks.values())
         return {"status": "healthy" if healthy else "unhealthy", **checks}
 
     # -- tasks -----------------------------------------------------------------------------
-    def task(self, name: str | None = None, *, sync: bool = False, **options: Any) -> Callable[[Callable[P, R]], TaskFunction[P, R]]:
+    def task(
+        self, name: str | None = None, *, sync: bool = False, **options: Any
+    ) -> Callable[[Callable[P, R]], TaskFunction[P, R]]:
         """Registers a function under ``name`` (default ``module:qualname``) with default
         options (``queue_name``, ``max_retries``, ``timeout``, ...) and gives it ``.enqueue``."""
         unknown = set(options) - set(_TASK_OPTIONS)
         if unknown:
-            raise TypeError(f"unknown task options {sorted(unknown)}; allowed: {list(_TASK_OPTIONS)}")
+            raise TypeError(
+                f"unknown task options {sorted(unknown)}; allowed: {list(_TASK_OPTIONS)}"
+            )
         if "queue_name" in options:
             from omniq.queue.builder import check_allowed_queue
 
@@ -364,8 +407,13 @@ class AsyncOmniQ:
     async def get_task(self, task_id: str) -> Task | None:
         return await self.task_queue.get_task(task_id)
 
-    async def list_tasks(self, queue: str | None = None, status: TaskStatus | str | None = None,
-                         limit: int = 100, offset: int = 0) -> list[Task]:
+    async def list_tasks(
+        self,
+        queue: str | None = None,
+        status: TaskStatus | str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Task]:
         return await self.task_queue.list_tasks(queue, status, limit, offset)
 
     async def cancel(self, task_id: str) -> bool:
@@ -374,7 +422,9 @@ class AsyncOmniQ:
     async def requeue(self, task_id: str) -> bool:
         return await self.task_queue.requeue(task_id)
 
-    async def list_dead(self, queue: str | None = None, limit: int = 100, offset: int = 0) -> list[Task]:
+    async def list_dead(
+        self, queue: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Task]:
         return await self.task_queue.list_dead(queue, limit=limit, offset=offset)
 
     async def get_queue_size(self, queue: str = "default") -> int:
@@ -386,8 +436,9 @@ class AsyncOmniQ:
             out["worker"] = self.worker.get_stats()
         return out
 
-    async def get_events(self, task_id: str | None = None, event_type: EventType | str | None = None,
-                         **filters: Any) -> list[TaskEvent]:
+    async def get_events(
+        self, task_id: str | None = None, event_type: EventType | str | None = None, **filters: Any
+    ) -> list[TaskEvent]:
         if self.event_store is None:
             raise ConfigError("no event storage is configured (pass event_store=...)")
         if self.event_logger is not None:
@@ -400,8 +451,13 @@ class AsyncOmniQ:
 
         options = {**self.worker_config, **config}
         cls = worker_class(worker_type or self.worker_type)
-        return cls(self.task_queue, self.result_store, self.event_store,
-                   event_logger=self.event_logger, **options)
+        return cls(
+            self.task_queue,
+            self.result_store,
+            self.event_store,
+            event_logger=self.event_logger,
+            **options,
+        )
 
     async def start_worker(self, queues: Iterable[str] | str | None = None, **config: Any) -> None:
         """Starts a worker in the background of this loop (the sync ``OmniQ``: of its own loop)."""
@@ -444,7 +500,9 @@ class AsyncTaskQueue(AsyncOmniQ):
                 options["queues"] = queues
             task_queue = _component_of(create_backend(storage_type, url, **options), "task_queue")
         config = {"max_workers": max_workers} if max_workers else {}
-        super().__init__(project, task_queue=task_queue, worker_type=worker_type, worker_config=config)
+        super().__init__(
+            project, task_queue=task_queue, worker_type=worker_type, worker_config=config
+        )
         self.auto_start = auto_start
 
     async def _auto_start(self) -> None:
@@ -460,10 +518,14 @@ class AsyncTaskQueue(AsyncOmniQ):
         return await super().enqueue_many(tasks)
 
     @classmethod
-    def from_backend(cls, backend: Any, *args: Any, queues: list[str] | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+    def from_backend(  # type: ignore[override]
+        cls, backend: Any, *, queues: list[str] | None = None
+    ) -> Any:
         """seeds/003: ``TaskQueue.from_backend(backend, queues=[...])`` is the backend's task queue
         component (sync if the backend is sync)."""
-        return _pick(backend, "task_queue", queues=queues) if queues else _pick(backend, "task_queue")
+        return (
+            _pick(backend, "task_queue", queues=queues) if queues else _pick(backend, "task_queue")
+        )
 
 
 def _pick(backend: Any, kind: str, **overrides: Any) -> Any:
@@ -492,7 +554,9 @@ class OmniQ(SyncWrapper, async_class=AsyncOmniQ):
     """The blocking API of :class:`AsyncOmniQ`; its coroutines run on OmniQ's own loop thread,
     so ``start_worker()`` returns at once and the worker serves in the background."""
 
-    def task(self, name: str | None = None, **options: Any) -> Callable[[Callable[P, R]], TaskFunction[P, R]]:
+    def task(
+        self, name: str | None = None, **options: Any
+    ) -> Callable[[Callable[P, R]], TaskFunction[P, R]]:
         app: AsyncOmniQ = self.async_
         return app.task(name, sync=True, **options)
 
@@ -500,13 +564,15 @@ class OmniQ(SyncWrapper, async_class=AsyncOmniQ):
 class TaskQueue(SyncWrapper, async_class=AsyncTaskQueue):
     """The blocking API of :class:`AsyncTaskQueue` (seeds/004)."""
 
-    def task(self, name: str | None = None, **options: Any) -> Callable[[Callable[P, R]], TaskFunction[P, R]]:
+    def task(
+        self, name: str | None = None, **options: Any
+    ) -> Callable[[Callable[P, R]], TaskFunction[P, R]]:
         app: AsyncOmniQ = self.async_
         return app.task(name, sync=True, **options)
 
     @classmethod
-    def from_backend(cls, backend: Any, *args: Any, **kwargs: Any) -> Any:
-        return AsyncTaskQueue.from_backend(backend, *args, **kwargs)
+    def from_backend(cls, backend: Any, *, queues: list[str] | None = None) -> Any:
+        return AsyncTaskQueue.from_backend(backend, queues=queues)
 
 
 __all__ = [

@@ -70,7 +70,11 @@ async def main() -> int:
                 got = exc
             passed = isinstance(got, want) if isinstance(want, type) else got == want
             ok &= passed
-            shown = f"{type(got).__name__}: {got.error_message}" if isinstance(got, TaskFailedError) else repr(got)
+            shown = (
+                f"{type(got).__name__}: {got.error_message}"
+                if isinstance(got, TaskFailedError)
+                else repr(got)
+            )
             rows.append((label, shown, "ok" if passed else f"UNEXPECTED (wanted {want!r})"))
         elapsed = time.perf_counter() - started
         width = max(len(r[0]) for r in rows)
@@ -78,7 +82,9 @@ async def main() -> int:
             print(f"  {label:<{width}}  {shown:<45} {verdict}")
         summary = Counter(e.event_type.value for e in await oq.get_events(limit=10_000))
         print("\nevents: " + ", ".join(f"{k}={v}" for k, v in sorted(summary.items())))
-        print(f"done in {elapsed:.2f}s: {'all tasks ended as expected' if ok else 'SOME TASKS FAILED'}")
+        print(
+            f"done in {elapsed:.2f}s: {'all tasks ended as expected' if ok else 'SOME TASKS FAILED'}"
+        )
         return 0 if ok else 1
 
 

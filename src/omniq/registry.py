@@ -23,10 +23,16 @@ class TaskRegistry:
         self._imported: dict[str, Callable[..., Any]] = {}
         self._lock = threading.Lock()
 
-    def register(self, name: str, func: Callable[..., Any], options: dict[str, Any] | None = None) -> None:
+    def register(
+        self, name: str, func: Callable[..., Any], options: dict[str, Any] | None = None
+    ) -> None:
         with self._lock:
             existing = self._by_name.get(name)
-            if existing is not None and existing is not func and callable_name(existing) != callable_name(func):
+            if (
+                existing is not None
+                and existing is not func
+                and callable_name(existing) != callable_name(func)
+            ):
                 raise ValueError(
                     f"task name {name!r} is already registered for {callable_name(existing)}"
                 )
@@ -44,10 +50,10 @@ class TaskRegistry:
 
     def resolve(self, ref: str) -> Callable[..., Any]:
         """The callable for a registered name or an import path; raises FunctionNotFound naming it."""
-        func = self._by_name.get(ref) or self._imported.get(ref)
-        if func is not None:
-            return func
-        func = _import(ref)
+        known = self._by_name.get(ref) or self._imported.get(ref)
+        if known is not None:
+            return known
+        func = _unwrap(_import(ref))
         self._imported[ref] = func
         return func
 
@@ -58,8 +64,9 @@ class TaskRegistry:
             return False
 
 
-def _unwrap(func: Any) -> Any:
-    return getattr(func, "__omniq_func__", func)
+def _unwrap(func: Any) -> Callable[..., Any]:
+    inner: Callable[..., Any] = getattr(func, "__omniq_func__", func)
+    return inner
 
 
 def _import(ref: str) -> Callable[..., Any]:
@@ -72,11 +79,13 @@ def _import(ref: str) -> Callable[..., Any]:
             f"unknown task function {ref!r}: not a registered task name, and not an import path "
             "('module:function')"
         )
+    if not module_name or module_name.startswith(".") or not qualname:
+        raise FunctionNotFound(f"task function {ref!r} is not a 'module:function' import path")
     if module_name == "__main__" or "<" in qualname:
         raise FunctionNotFound(f"task function {ref!r} cannot be imported by another process")
     try:
         obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
+    except (ImportError, ValueError, TypeError) as exc:
         raise FunctionNotFound(
             f"task function {ref!r}: cannot import module {module_name!r} ({exc})"
         ) from exc

@@ -126,7 +126,9 @@ def test_task_state_fields_survive_msgpack() -> None:
         pytest.param(ResultStatus.SUCCESS, id="str-enum"),
     ],
 )
-def test_arguments_msgpack_cannot_carry_exactly_fall_back_to_dill_and_round_trip(value: Any) -> None:
+def test_arguments_msgpack_cannot_carry_exactly_fall_back_to_dill_and_round_trip(
+    value: Any,
+) -> None:
     task = Task(func=FUNC, args=(value,), kwargs={"named": value})
 
     fmt, decoded = roundtrip_task(Serializer(), task)
@@ -210,7 +212,10 @@ def test_a_schedule_with_a_lambda_round_trips_through_dill() -> None:
     "payload_of",
     [
         pytest.param(lambda s: s.encode_task(Task(func=FUNC, args=(1,))), id="msgpack-task"),
-        pytest.param(lambda s: s.encode_task(Task(func=lambda: 1)), id="dill-task"),
+        pytest.param(
+            lambda s: s.encode_task(Task(func=lambda: 1)),  # type: ignore[arg-type]
+            id="dill-task",
+        ),
         pytest.param(lambda s: s.encode_result(TaskResult(task_id="t", result=1)), id="result"),
         pytest.param(lambda s: s.encode_schedule(Schedule(func=FUNC, interval=1.0)), id="schedule"),
         pytest.param(lambda s: s.dumps({"a": 1}), id="msgpack-value"),
@@ -479,7 +484,9 @@ def test_format_of_an_empty_payload_is_unknown() -> None:
 )
 def test_results_round_trip_with_their_exact_value(value: Any) -> None:
     serializer = Serializer()
-    result = TaskResult(task_id="t", status=ResultStatus.SUCCESS, result=value, ttl=timedelta(hours=1))
+    result = TaskResult(
+        task_id="t", status=ResultStatus.SUCCESS, result=value, ttl=timedelta(hours=1)
+    )
 
     decoded = serializer.decode_result(serializer.encode_result(result))
 
@@ -493,7 +500,11 @@ def test_results_round_trip_with_their_exact_value(value: Any) -> None:
 def test_an_error_result_round_trips_its_error_fields() -> None:
     serializer = Serializer(KEY)
     result = TaskResult(
-        task_id="t", status=ResultStatus.ERROR, error="boom", error_type="ValueError", traceback="tb"
+        task_id="t",
+        status=ResultStatus.ERROR,
+        error="boom",
+        error_type="ValueError",
+        traceback="tb",
     )
 
     decoded = serializer.decode_result(serializer.encode_result(result))
@@ -543,8 +554,9 @@ json_scalars = (
 )
 json_like = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=16,
 )
 
@@ -571,9 +583,11 @@ def test_json_like_arguments_round_trip_exactly_through_msgpack(
 @given(
     value=st.recursive(
         json_scalars | st.integers(),
-        lambda children: st.lists(children, max_size=3)
-        | st.lists(children, max_size=3).map(tuple)
-        | st.dictionaries(st.text(max_size=4), children, max_size=3),
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.lists(children, max_size=3).map(tuple)
+            | st.dictionaries(st.text(max_size=4), children, max_size=3)
+        ),
         max_leaves=10,
     )
 )

@@ -102,7 +102,9 @@ def test_omniq_config_repr_hides_passwords_in_nested_urls_options_and_keys() -> 
     config = OmniQConfig(
         secret_key=SECRET,
         task_queue=ComponentSpec(type="redis", url=f"redis://user:{SECRET}@cache.local:6379/0"),
-        result_store=ComponentSpec(type="postgres", config={"password": SECRET, "host": "db.local"}),
+        result_store=ComponentSpec(
+            type="postgres", config={"password": SECRET, "host": "db.local"}
+        ),
         event_store=ComponentSpec(config={"dsn": f"postgresql://u:{SECRET}@db.local/e"}),
     )
 
@@ -126,6 +128,8 @@ def test_a_config_subclass_repr_hides_passwords_in_a_list_of_urls() -> None:
 
 
 def test_a_config_subclass_repr_hides_secret_looking_fields() -> None:
-    config = ServersConfig(servers=[], api_token=SECRET, options={"nested": {"private_key": SECRET}})
+    config = ServersConfig(
+        servers=[], api_token=SECRET, options={"nested": {"private_key": SECRET}}
+    )
 
     assert SECRET not in repr(config)

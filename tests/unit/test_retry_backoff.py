@@ -39,7 +39,9 @@ def test_attempt_zero_waits_the_base_delay() -> None:
 def test_with_jitter_the_delay_stays_within_zero_and_the_exponential_delay(attempt: int) -> None:
     ceiling = min(100.0, 1.0 * 2.0 ** (attempt - 1))
 
-    delays = [backoff_delay(attempt, base=1.0, factor=2.0, cap=100.0, jitter=True) for _ in range(500)]
+    delays = [
+        backoff_delay(attempt, base=1.0, factor=2.0, cap=100.0, jitter=True) for _ in range(500)
+    ]
 
     assert all(0.0 <= d <= ceiling for d in delays)
 
@@ -52,6 +54,8 @@ def test_with_jitter_the_delays_are_spread_out() -> None:
 
 
 def test_a_task_computes_its_delays_with_its_own_policy() -> None:
-    task = Task(func="f", retry_delay=2.0, retry_backoff=3.0, retry_max_delay=50.0, retry_jitter=False)
+    task = Task(
+        func="f", retry_delay=2.0, retry_backoff=3.0, retry_max_delay=50.0, retry_jitter=False
+    )
 
     assert [task.retry_delay_for(n) for n in (1, 2, 3, 4)] == [2.0, 6.0, 18.0, 50.0]

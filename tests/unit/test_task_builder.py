@@ -80,7 +80,9 @@ def test_a_non_string_keyword_name_is_refused() -> None:
 # -- when the task may run --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("run_in", [timedelta(minutes=10), 600, 600.0], ids=["timedelta", "int", "float"])
+@pytest.mark.parametrize(
+    "run_in", [timedelta(minutes=10), 600, 600.0], ids=["timedelta", "int", "float"]
+)
 def test_run_in_sets_eta_that_far_in_the_future(run_in: Any) -> None:
     task = build_task(module_level_function, run_in=run_in)
 
@@ -107,10 +109,13 @@ def test_a_naive_run_at_is_taken_as_utc() -> None:
 
 
 def test_an_aware_run_at_is_converted_to_utc() -> None:
-    task = build_task(module_level_function, run_at=datetime(2030, 1, 1, 9, tzinfo=timezone(timedelta(hours=3))))
+    task = build_task(
+        module_level_function, run_at=datetime(2030, 1, 1, 9, tzinfo=timezone(timedelta(hours=3)))
+    )
 
     assert task.eta == datetime(2030, 1, 1, 6, tzinfo=UTC)
-    assert task.eta is not None and task.eta.tzinfo is UTC
+    assert task.eta is not None
+    assert task.eta.tzinfo is UTC
 
 
 @pytest.mark.parametrize(
@@ -162,20 +167,25 @@ def test_a_ttl_ending_before_the_eta_is_refused() -> None:
 def test_a_ttl_ending_after_the_eta_is_accepted() -> None:
     task = build_task(module_level_function, run_in=timedelta(hours=1), ttl=timedelta(hours=2))
 
-    assert task.eta is not None and task.expires_at is not None
+    assert task.eta is not None
+    assert task.expires_at is not None
     assert task.expires_at > task.eta
 
 
 @pytest.mark.parametrize("name", ["ttl", "timeout", "result_ttl", "retry_delay"])
 def test_a_negative_duration_is_refused_naming_it(name: str) -> None:
+    options: dict[str, Any] = {name: -5}
+
     with pytest.raises(ValueError, match=name):
-        build_task(module_level_function, **{name: -5})
+        build_task(module_level_function, **options)
 
 
 @pytest.mark.parametrize("name", ["ttl", "timeout"])
 def test_a_zero_ttl_or_timeout_is_refused_naming_it(name: str) -> None:
+    options: dict[str, Any] = {name: 0}
+
     with pytest.raises(ValueError, match=name):
-        build_task(module_level_function, **{name: 0})
+        build_task(module_level_function, **options)
 
 
 def test_timeout_is_stored_in_seconds() -> None:
@@ -220,7 +230,7 @@ def test_an_unknown_function_name_is_refused_naming_it() -> None:
 
 
 def test_an_import_path_to_a_missing_attribute_is_refused_naming_it() -> None:
-    with pytest.raises(FunctionNotFound, match="os.path:no_such_function"):
+    with pytest.raises(FunctionNotFound, match=r"os\.path:no_such_function"):
         build_task("os.path:no_such_function")
 
 

@@ -82,7 +82,9 @@ def type_from_url(url: str) -> str:
         ) from None
 
 
-def create_backend(type_name: str | None = None, url: str | None = None, **options: Any) -> AsyncBackend:
+def create_backend(
+    type_name: str | None = None, url: str | None = None, **options: Any
+) -> AsyncBackend:
     """An async backend bundle from a type name and/or a URL (``redis://...``, ``memory://``)."""
     if type_name is None and url is None:
         raise ConfigError("a backend needs a type or a URL")
@@ -97,7 +99,7 @@ def create_backend(type_name: str | None = None, url: str | None = None, **optio
 
 def __getattr__(name: str) -> Any:
     """``from omniq.backend import RedisBackend`` imports the Redis module on demand."""
-    for type_name, (module_name, async_name, sync_name, _) in BACKENDS.items():
+    for type_name, (_, async_name, sync_name, _) in BACKENDS.items():
         if name in (async_name, sync_name):
             return backend_class(type_name, sync=name == sync_name)
     raise AttributeError(f"module 'omniq.backend' has no attribute {name!r}")

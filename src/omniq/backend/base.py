@@ -99,8 +99,10 @@ class AsyncBackend:
             await component.close()
 
     async def health_check(self) -> dict[str, Any]:
-        checks = {"task_queue": await self.queue.health_check(),
-                  "result_storage": await self.result_storage.health_check()}
+        checks = {
+            "task_queue": await self.queue.health_check(),
+            "result_storage": await self.result_storage.health_check(),
+        }
         healthy = all(c["status"] == "healthy" for c in checks.values())
         return {
             "status": "healthy" if healthy else "unhealthy",

@@ -20,7 +20,11 @@ class AsyncMemoryBackend(AsyncBackend):
         return cls(**({"name": name} if name else {}), **options)
 
     def event_options(self) -> dict[str, object]:
-        return {k: v for k, v in super().event_options().items() if k in ("project_name", "name", "max_events")}
+        return {
+            k: v
+            for k, v in super().event_options().items()
+            if k in ("project_name", "name", "max_events")
+        }
 
 
 class MemoryBackend(SyncWrapper, async_class=AsyncMemoryBackend):

@@ -41,7 +41,9 @@ class EventLogger:
         batch_size: int = 1_000,
     ) -> None:
         if max_buffer < 1 or batch_size < 1:
-            raise ValueError(f"max_buffer and batch_size must be >= 1, got {max_buffer}, {batch_size}")
+            raise ValueError(
+                f"max_buffer and batch_size must be >= 1, got {max_buffer}, {batch_size}"
+            )
         self.storage = storage
         self.max_buffer = max_buffer
         self.batch_size = batch_size

@@ -12,7 +12,7 @@ from omniq.queue.retry import backoff_delay
 # public name -> (module, attribute); a new backend adds its two names here
 _LAZY: dict[str, tuple[str, str]] = {
     "AsyncMemoryTaskQueue": ("omniq.storage.memory", "AsyncMemoryQueue"),
-    "MemoryTaskQueue": ("omniq.storage.memory_sync", "MemoryQueue"),
+    "MemoryTaskQueue": ("omniq.storage.memory", "MemoryQueue"),
     "AsyncTaskQueue": ("omniq.core", "AsyncTaskQueue"),
     "TaskQueue": ("omniq.core", "TaskQueue"),
 }

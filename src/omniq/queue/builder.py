@@ -23,7 +23,7 @@ _UNSET: Any = object()
 
 def validate_queue_name(name: Any) -> str:
     """Queue names become table values, key parts, subjects and folder names: keep them inert."""
-    if not isinstance(name, str) or not _QUEUE_NAME.match(name):
+    if not isinstance(name, str) or not _QUEUE_NAME.fullmatch(name):
         raise QueueNameError(
             f"invalid queue name {name!r}: use 1-100 letters, digits, '_', '-' or '.', "
             "starting with a letter or digit"
@@ -128,7 +128,9 @@ def build_task(
             raise TypeError(f"kwargs must be a dict, got {kwargs!r}")
         overlap = set(kwargs) & set(call_kwargs)
         if overlap:
-            raise TypeError(f"keyword arguments given twice (kwargs and func_args): {sorted(overlap)}")
+            raise TypeError(
+                f"keyword arguments given twice (kwargs and func_args): {sorted(overlap)}"
+            )
         call_kwargs.update(kwargs)
     for key in call_kwargs:
         if not isinstance(key, str):
@@ -140,9 +142,9 @@ def build_task(
         raise TypeError("give at most one of run_at, run_in and eta")
     start: datetime | None = None
     if run_at is not None or eta is not None:
-        value = run_at if run_at is not None else eta
+        label, value = ("run_at", run_at) if run_at is not None else ("eta", eta)
         if not isinstance(value, datetime):
-            raise TypeError(f"run_at must be a datetime, got {value!r}")
+            raise TypeError(f"{label} must be a datetime, got {value!r}")
         start = as_utc(value)
     elif run_in is not None:
         delay = as_seconds(run_in, name="run_in")
@@ -159,13 +161,19 @@ def build_task(
             f"the task would expire ({deadline.isoformat()}) before it may start ({start.isoformat()})"
         )
 
-    result_ttl_value = d.get("result_ttl", settings.RESULT_TTL) if result_ttl is _UNSET else result_ttl
+    result_ttl_value = (
+        d.get("result_ttl", settings.RESULT_TTL) if result_ttl is _UNSET else result_ttl
+    )
     timeout_value = d.get("timeout", settings.TASK_TIMEOUT) if timeout is _UNSET else timeout
 
-    retries = max_retries if max_retries is not None else d.get("max_retries", settings.RETRY_ATTEMPTS)
-    delay_value = retry_delay if retry_delay is not None else d.get("retry_delay", settings.RETRY_DELAY)
+    retries = (
+        max_retries if max_retries is not None else d.get("max_retries", settings.RETRY_ATTEMPTS)
+    )
+    delay_value = (
+        retry_delay if retry_delay is not None else d.get("retry_delay", settings.RETRY_DELAY)
+    )
     policy_on = retry_on if retry_on is not None else d.get("retry_on", ())
-    queue = queue_name or d.get("queue_name") or DEFAULT_QUEUE
+    queue = queue_name if queue_name is not None else d.get("queue_name", DEFAULT_QUEUE)
     prio = priority if priority is not None else d.get("priority", 0)
 
     cb: dict[str, list[str]] = {}
@@ -183,13 +191,17 @@ def build_task(
         result_ttl=_positive(result_ttl_value, "result_ttl", allow_zero=True),
         max_retries=_int(retries, "max_retries", minimum=0),
         retry_delay=as_seconds(delay_value, name="retry_delay") or 0.0,
-        retry_backoff=float(retry_backoff if retry_backoff is not None else d.get("retry_backoff", 2.0)),
+        retry_backoff=float(
+            retry_backoff if retry_backoff is not None else d.get("retry_backoff", 2.0)
+        ),
         retry_max_delay=as_seconds(
             retry_max_delay if retry_max_delay is not None else d.get("retry_max_delay", 300.0),
             name="retry_max_delay",
         )
         or 0.0,
-        retry_jitter=bool(retry_jitter if retry_jitter is not None else d.get("retry_jitter", True)),
+        retry_jitter=bool(
+            retry_jitter if retry_jitter is not None else d.get("retry_jitter", True)
+        ),
         retry_on=tuple(
             r if isinstance(r, str) else f"{r.__module__}.{r.__qualname__}" for r in policy_on
         ),
@@ -203,7 +215,9 @@ def build_task(
     )
     if task_id is not None:
         if not isinstance(task_id, str) or not task_id or len(task_id) > 200:
-            raise ValueError(f"task_id must be a non-empty string of at most 200 characters, got {task_id!r}")
+            raise ValueError(
+                f"task_id must be a non-empty string of at most 200 characters, got {task_id!r}"
+            )
         task.id = task_id
     task.func_obj = func_obj
     return task

@@ -13,7 +13,10 @@ def backoff_delay(
     Exponential growth capped at ``cap``; with ``jitter`` the delay is drawn uniformly from
     ``[0, exp]`` ("full jitter"), which spreads a burst of failures instead of re-synchronising it.
     """
-    exp = min(cap, base * factor ** max(0, attempt - 1))
+    try:
+        exp = min(cap, base * factor ** max(0, attempt - 1))
+    except OverflowError:  # a very late attempt: the cap was reached long ago
+        exp = cap
     if jitter:
         return random.uniform(0, exp)
     return exp

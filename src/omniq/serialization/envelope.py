@@ -7,6 +7,7 @@ formats, signing and the dill policy for the whole library.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, TypeVar
 
 import msgspec
@@ -63,7 +64,9 @@ class Serializer:
     def _wrap(self, fmt: int, body: bytes) -> bytes:
         if self._key is None:
             return bytes((fmt,)) + body
-        return bytes((fmt | FLAG_SIGNED,)) + sign(self._key, body) + body
+        header = bytes((fmt | FLAG_SIGNED,))
+        # the MAC covers the header too: flipping msgpack to dill must not pass verification
+        return header + sign(self._key, header + body) + body
 
     def _unwrap(self, data: bytes | bytearray | memoryview, what: str) -> tuple[int, memoryview]:
         view = memoryview(data)
@@ -81,7 +84,7 @@ class Serializer:
                         f"{what}: signed dill payload but no SECRET_KEY is configured to verify it"
                     )
                 return fmt, body
-            if len(mac) != MAC_SIZE or not verify(self._key, bytes(body), bytes(mac)):
+            if len(mac) != MAC_SIZE or not verify(self._key, bytes((header,)) + bytes(body), bytes(mac)):
                 raise SignatureError(
                     f"{what}: HMAC signature does not match (tampered, or signed with another key)"
                 )
@@ -98,7 +101,10 @@ class Serializer:
     # -- generic values --------------------------------------------------------------------
     def dumps(self, value: Any, *, what: str = "value") -> bytes:
         if is_lossless(value):
-            return self._wrap(FORMAT_MSGPACK, self._codec.encode(value))
+            try:
+                return self._wrap(FORMAT_MSGPACK, self._codec.encode(value))
+            except (TypeError, ValueError, OverflowError):
+                pass
         return self._wrap(FORMAT_DILL, self._dill_dumps(value, what))
 
     def loads(self, data: bytes | bytearray | memoryview, *, what: str = "value") -> Any:
@@ -109,7 +115,11 @@ class Serializer:
 
     # -- tasks, results, schedules ---------------------------------------------------------
     def encode_task(self, task: Task) -> bytes:
-        if task.func_obj is None and args_are_lossless(task.args, task.kwargs):
+        if (
+            task.func_obj is None
+            and args_are_lossless(task.args, task.kwargs)
+            and is_lossless(task.metadata)
+        ):
             try:
                 return self._wrap(FORMAT_MSGPACK, self._codec.encode(task))
             except (TypeError, ValueError, OverflowError):
@@ -120,7 +130,12 @@ class Serializer:
         return self._decode_typed(data, Task, "task")
 
     def encode_schedule(self, schedule: Schedule) -> bytes:
-        if schedule.func_obj is None and args_are_lossless(schedule.args, schedule.kwargs):
+        if (
+            schedule.func_obj is None
+            and args_are_lossless(schedule.args, schedule.kwargs)
+            and is_lossless(schedule.metadata)
+            and is_lossless(schedule.task_options)
+        ):
             try:
                 return self._wrap(FORMAT_MSGPACK, self._codec.encode(schedule))
             except (TypeError, ValueError, OverflowError):
@@ -145,7 +160,8 @@ class Serializer:
         return self._decode_typed(data, TaskResult, "result")
 
     def format_of(self, data: bytes | bytearray | memoryview) -> str:
-        return _FORMAT_NAMES.get(memoryview(data)[0] & 0x7F, "unknown")
+        view = memoryview(data)
+        return _FORMAT_NAMES.get(view[0] & 0x7F, "unknown") if len(view) else "unknown"
 
     # -- internals -------------------------------------------------------------------------
     def _decode_typed(self, data: bytes | bytearray | memoryview, type_: type[T], what: str) -> T:
@@ -155,7 +171,9 @@ class Serializer:
             return value
         obj = self._dill_loads(body, what)
         if not isinstance(obj, type_):
-            raise SerializationError(f"{what}: payload holds {type(obj).__name__}, not {type_.__name__}")
+            raise SerializationError(
+                f"{what}: payload holds {type(obj).__name__}, not {type_.__name__}"
+            )
         return obj
 
     def _msgpack_decode(self, body: memoryview, type_: Any, what: str) -> Any:
@@ -199,11 +217,7 @@ class Serializer:
             reason = "its function has no importable name (a lambda, closure or __main__ function)"
         else:
             culprit = next(
-                (
-                    (label, v)
-                    for label, v in _labelled(args, kwargs)
-                    if not is_lossless(v)
-                ),
+                ((label, v) for label, v in _labelled(args, kwargs) if not is_lossless(v)),
                 None,
             )
             reason = (
@@ -212,10 +226,26 @@ class Serializer:
                 else "metadata msgpack cannot carry"
             )
         self._check_dill_allowed(what, reason)
+        for label, value in _labelled(args, kwargs):
+            if isinstance(value, _PROCESS_LOCAL):
+                raise SerializationError(
+                    f"{what}: {label} is a {type(value).__qualname__}, which only means something "
+                    "inside this process; share state through the task's arguments or a store"
+                )
         try:
             return dill_format.dumps(obj)
         except Exception as exc:
             raise SerializationError(_name_unpicklable(what, func_obj, args, kwargs, exc)) from exc
+
+
+# dill would pickle these as fresh, unrelated objects: refuse them instead of surprising the user
+_PROCESS_LOCAL: tuple[type, ...] = (
+    type(threading.Lock()),
+    type(threading.RLock()),
+    threading.Condition,
+    threading.Semaphore,
+    threading.Event,
+)
 
 
 def _labelled(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -7,17 +7,20 @@ goes to dill instead, so a task never receives different arguments than it was g
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
-_SCALARS = (str, int, float, bool, bytes, type(None))
+_SCALARS = (str, float, bool, bytes, type(None))
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # msgpack's integer range
 
 
 def is_lossless(value: Any, _depth: int = 0) -> bool:
     """True when msgpack round-trips ``value`` to an equal object of the same types."""
     kind = type(value)
+    if kind is int:
+        return bool(_INT_MIN <= value <= _INT_MAX)
     if kind in _SCALARS:
         return True
     if _depth > 64:
@@ -26,11 +29,12 @@ def is_lossless(value: Any, _depth: int = 0) -> bool:
         return all(is_lossless(v, _depth + 1) for v in value)
     if kind is dict:
         return all(
-            type(k) in _SCALARS and type(k) is not type(None) and is_lossless(v, _depth + 1)
+            type(k) in (str, int, bytes) and is_lossless(k) and is_lossless(v, _depth + 1)
             for k, v in value.items()
         )
     if kind is datetime:
-        return value.tzinfo is not None
+        # msgpack timestamps come back in UTC: other offsets (or zoneinfo objects) would change
+        return value.tzinfo is UTC
     return False
 
 

@@ -21,11 +21,11 @@ from omniq.storage.base import (
 # public name -> module that defines it; a new backend adds its names here
 _LAZY: dict[str, str] = {
     "AsyncMemoryQueue": "omniq.storage.memory",
-    "MemoryQueue": "omniq.storage.memory_sync",
+    "MemoryQueue": "omniq.storage.memory",
     "AsyncMemoryResultStorage": "omniq.storage.memory",
-    "MemoryResultStorage": "omniq.storage.memory_sync",
+    "MemoryResultStorage": "omniq.storage.memory",
     "AsyncMemoryEventStorage": "omniq.storage.memory",
-    "MemoryEventStorage": "omniq.storage.memory_sync",
+    "MemoryEventStorage": "omniq.storage.memory",
 }
 
 

@@ -52,7 +52,7 @@ def new_claim(worker_id: str | None, attempt: int) -> str:
     return f"{worker_id or 'anonymous'}:{attempt}:{secrets.token_hex(4)}"
 
 
-class Component(ABC):
+class Component(ABC):  # noqa: B024 - abstract by intent; hooks are optional
     """Connection lifecycle shared by every storage component: lazy connect, idempotent close."""
 
     backend_name: ClassVar[str] = "base"
@@ -282,7 +282,9 @@ class BaseTaskQueue(Component):
         if self.event_logger is not None:
             for (task, _), new in zip(prepared, created, strict=True):
                 if new:
-                    self._emit(EventType.ENQUEUED, task, eta=task.eta.isoformat() if task.eta else None)
+                    self._emit(
+                        EventType.ENQUEUED, task, eta=task.eta.isoformat() if task.eta else None
+                    )
         return [task.id for task, _ in prepared]
 
     # -- claim -----------------------------------------------------------------------------
@@ -295,7 +297,9 @@ class BaseTaskQueue(Component):
         timeout: float | None = None,
     ) -> Task | None:
         """Claims one task (RUNNING, under a lease). ``timeout`` seconds to wait; None: don't wait."""
-        tasks = await self.dequeue_many(queues, 1, worker_id=worker_id, lease=lease, timeout=timeout)
+        tasks = await self.dequeue_many(
+            queues, 1, worker_id=worker_id, lease=lease, timeout=timeout
+        )
         return tasks[0] if tasks else None
 
     async def dequeue_many(
@@ -335,7 +339,9 @@ class BaseTaskQueue(Component):
             if stop is not None and stop.is_set():
                 return []
 
-    async def heartbeat(self, task_id: str, claim: str, *, lease: float | None = None) -> HeartbeatStatus:
+    async def heartbeat(
+        self, task_id: str, claim: str, *, lease: float | None = None
+    ) -> HeartbeatStatus:
         result = await self.heartbeat_many([(task_id, claim)], lease=lease)
         return result[task_id]
 
@@ -417,8 +423,13 @@ class BaseTaskQueue(Component):
         if task is None:
             return None
         if final is TaskStatus.PENDING:
-            self._emit(EventType.RETRY, task, retry_at=task.eta.isoformat() if task.eta else None,
-                       error_type=error_type, error=error_message)
+            self._emit(
+                EventType.RETRY,
+                task,
+                retry_at=task.eta.isoformat() if task.eta else None,
+                error_type=error_type,
+                error=error_message,
+            )
         elif final is TaskStatus.DEAD:
             self._emit(EventType.DEAD, task, error_type=error_type, error=error_message)
         else:
@@ -449,8 +460,12 @@ class BaseTaskQueue(Component):
         self._emit(EventType.REQUEUED, task)
         return True
 
-    async def list_dead(self, queue: str | None = None, *, limit: int = 100, offset: int = 0) -> list[Task]:
-        return await self.list_tasks(queue=queue, status=TaskStatus.DEAD, limit=limit, offset=offset)
+    async def list_dead(
+        self, queue: str | None = None, *, limit: int = 100, offset: int = 0
+    ) -> list[Task]:
+        return await self.list_tasks(
+            queue=queue, status=TaskStatus.DEAD, limit=limit, offset=offset
+        )
 
     async def recover_expired(self) -> int:
         """Running tasks whose lease ran out go back to PENDING, or to DEAD when out of attempts."""
@@ -458,8 +473,11 @@ class BaseTaskQueue(Component):
         tasks = await self._recover_expired(utcnow())
         for task in tasks:
             self._emit(EventType.LEASE_EXPIRED, task)
-            self._emit(EventType.RETRY if task.status is TaskStatus.PENDING else EventType.DEAD, task,
-                       reason="lease expired")
+            self._emit(
+                EventType.RETRY if task.status is TaskStatus.PENDING else EventType.DEAD,
+                task,
+                reason="lease expired",
+            )
         await self._write_final_results(t for t in tasks if t.status is TaskStatus.DEAD)
         return len(tasks)
 
@@ -536,8 +554,13 @@ class BaseTaskQueue(Component):
         changed = await self._update_schedule(schedule_id, {"state": state})
         if changed and self.event_logger is not None:
             self.event_logger.emit(
-                TaskEvent(task_id=schedule_id, schedule_id=schedule_id, event_type=event,
-                          queue_name=schedule.queue_name, func=schedule.func)
+                TaskEvent(
+                    task_id=schedule_id,
+                    schedule_id=schedule_id,
+                    event_type=event,
+                    queue_name=schedule.queue_name,
+                    func=schedule.func,
+                )
             )
         return changed
 

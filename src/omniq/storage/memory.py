@@ -8,6 +8,7 @@ primitive runs without an ``await`` inside, which makes each one atomic on the e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import time
 from collections import deque
@@ -17,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from omniq._sync import SyncWrapper
 from omniq.exceptions import SerializationError
 from omniq.models.event import TaskEvent
 from omniq.models.result import TaskResult
@@ -64,24 +66,27 @@ class _Waiters:
                 keep.append((queues, fut))
         self._items = keep
 
-    async def wait(self, queues: Iterable[str], timeout: float, stop: asyncio.Event | None = None) -> None:
+    async def wait(
+        self, queues: Iterable[str], timeout: float, stop: asyncio.Event | None = None
+    ) -> None:
         # registered before the first await, so no notify can slip between claim and wait
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         item = (frozenset(queues), fut)
         self._items.append(item)
         stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
         try:
-            await asyncio.wait((fut,) if stopper is None else (fut, stopper), timeout=timeout,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                (fut,) if stopper is None else (fut, stopper),
+                timeout=timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
         finally:
             if stopper is not None:
                 stopper.cancel()
             if not fut.done():
                 fut.cancel()
-            try:
+            with contextlib.suppress(ValueError):  # already dropped by notify()
                 self._items.remove(item)
-            except ValueError:
-                pass
 
 
 class AsyncMemoryQueue(BaseTaskQueue):
@@ -90,7 +95,9 @@ class AsyncMemoryQueue(BaseTaskQueue):
     backend_name = "memory"
     is_local = True
 
-    def __init__(self, *, name: str | None = None, max_finished: int = 100_000, **options: Any) -> None:
+    def __init__(
+        self, *, name: str | None = None, max_finished: int = 100_000, **options: Any
+    ) -> None:
         super().__init__(**options)
         self.name = name
         self.max_finished = max_finished
@@ -115,6 +122,9 @@ class AsyncMemoryQueue(BaseTaskQueue):
                 self._delayed.setdefault(task.queue_name, []),
                 (task.eta.timestamp(), entry.seq, entry.gen, task.id),
             )
+            # claimers already waiting computed their deadline without this task: wake them so
+            # they wait again until its eta instead of sleeping through it
+            self._waiters.notify(task.queue_name)
         else:
             heapq.heappush(
                 self._ready.setdefault(task.queue_name, []),
@@ -138,6 +148,14 @@ class AsyncMemoryQueue(BaseTaskQueue):
         """A private copy for the caller: decoded payload with the current state laid over it."""
         task = self.serializer.decode_task(entry.payload)
         return copy_state(entry.task, task)
+
+    def _view(self, entry: _Entry) -> Task:
+        """What readers (get_task, list_tasks) see: a task whose payload cannot be decoded (a
+        poison task, already DEAD) is still shown, with its state and without its arguments."""
+        try:
+            return self._snapshot(entry)
+        except SerializationError:
+            return msgspec.structs.replace(entry.task)
 
     def _finish(self, entry: _Entry, status: TaskStatus, now: datetime) -> None:
         task = entry.task
@@ -166,7 +184,9 @@ class AsyncMemoryQueue(BaseTaskQueue):
                 created.append(False)
                 continue
             self._seq += 1
-            entry = _Entry(msgspec.structs.replace(task, args=(), kwargs={}, func_obj=None), payload, self._seq)
+            entry = _Entry(
+                msgspec.structs.replace(task, args=(), kwargs={}, func_obj=None), payload, self._seq
+            )
             self._tasks[task.id] = entry
             self._push(entry, task.created_at)
             created.append(True)
@@ -237,10 +257,14 @@ class AsyncMemoryQueue(BaseTaskQueue):
                 out[task_id] = HeartbeatStatus.LOST
                 continue
             entry.task.lease_expires_at = until
-            out[task_id] = HeartbeatStatus.CANCEL if entry.task.cancel_requested else HeartbeatStatus.OK
+            out[task_id] = (
+                HeartbeatStatus.CANCEL if entry.task.cancel_requested else HeartbeatStatus.OK
+            )
         return out
 
-    async def _complete(self, completions: list[Completion], now: datetime, with_results: bool) -> list[bool]:
+    async def _complete(
+        self, completions: list[Completion], now: datetime, with_results: bool
+    ) -> list[bool]:
         acks = []
         for c in completions:
             entry = self._own(c.task_id, c.claim)
@@ -266,7 +290,14 @@ class AsyncMemoryQueue(BaseTaskQueue):
         if entry is None:
             return None
         task = entry.task
-        task.error_type, task.error_message, task.error_traceback = error_type, error_message, error_traceback
+        task.error_type, task.error_message, task.error_traceback = (
+            error_type,
+            error_message,
+            error_traceback,
+        )
+        if status is TaskStatus.PENDING and task.attempts >= task.max_attempts:
+            # out of attempts: the retry is refused here, atomically, as the lease path does
+            status = TaskStatus.DEAD
         if status is TaskStatus.PENDING:
             self._running.pop(task_id, None)
             task.status = TaskStatus.PENDING
@@ -313,7 +344,9 @@ class AsyncMemoryQueue(BaseTaskQueue):
                 continue
             if task.attempts >= task.max_attempts:
                 task.error_type = "LeaseExpired"
-                task.error_message = f"lease expired on attempt {task.attempts} of {task.max_attempts}"
+                task.error_message = (
+                    f"lease expired on attempt {task.attempts} of {task.max_attempts}"
+                )
                 self._finish(entry, TaskStatus.DEAD, now)
             else:
                 del self._running[task_id]
@@ -340,7 +373,7 @@ class AsyncMemoryQueue(BaseTaskQueue):
 
     async def _get_task(self, task_id: str) -> Task | None:
         entry = self._tasks.get(task_id)
-        return None if entry is None else self._snapshot(entry)
+        return None if entry is None else self._view(entry)
 
     async def _list_tasks(
         self, queue: str | None, status: TaskStatus | None, limit: int, offset: int
@@ -348,15 +381,16 @@ class AsyncMemoryQueue(BaseTaskQueue):
         matches = (
             e
             for e in self._tasks.values()
-            if (queue is None or e.task.queue_name == queue) and (status is None or e.task.status is status)
+            if (queue is None or e.task.queue_name == queue)
+            and (status is None or e.task.status is status)
         )
-        out = []
+        out: list[Task] = []
         for i, entry in enumerate(matches):
             if i < offset:
                 continue
             if len(out) >= limit:
                 break
-            out.append(self._snapshot(entry))
+            out.append(self._view(entry))
         return out
 
     async def _queue_size(self, queue: str) -> int:
@@ -377,7 +411,8 @@ class AsyncMemoryQueue(BaseTaskQueue):
         doomed = [
             task_id
             for task_id, e in self._tasks.items()
-            if e.task.queue_name == queue and e.task.status in (TaskStatus.PENDING, TaskStatus.WAITING)
+            if e.task.queue_name == queue
+            and e.task.status in (TaskStatus.PENDING, TaskStatus.WAITING)
         ]
         for task_id in doomed:
             del self._tasks[task_id]
@@ -422,7 +457,9 @@ class AsyncMemoryQueue(BaseTaskQueue):
         return [
             msgspec.structs.replace(s)
             for s in self._schedules.values()
-            if s.state is ScheduleState.ACTIVE and s.next_run_at is not None and s.next_run_at <= now
+            if s.state is ScheduleState.ACTIVE
+            and s.next_run_at is not None
+            and s.next_run_at <= now
         ]
 
     async def _health(self) -> dict[str, Any]:
@@ -487,7 +524,9 @@ class AsyncMemoryEventStorage(BaseEventStorage):
     backend_name = "memory"
     is_local = True
 
-    def __init__(self, *, name: str | None = None, max_events: int = 100_000, **options: Any) -> None:
+    def __init__(
+        self, *, name: str | None = None, max_events: int = 100_000, **options: Any
+    ) -> None:
         super().__init__(**options)
         self.name = name
         self._events: deque[TaskEvent] = deque(maxlen=max_events)
@@ -510,4 +549,23 @@ class AsyncMemoryEventStorage(BaseEventStorage):
         return removed
 
 
-__all__ = ["AsyncMemoryEventStorage", "AsyncMemoryQueue", "AsyncMemoryResultStorage"]
+class MemoryQueue(SyncWrapper, async_class=AsyncMemoryQueue):
+    """Blocking API of :class:`AsyncMemoryQueue`."""
+
+
+class MemoryResultStorage(SyncWrapper, async_class=AsyncMemoryResultStorage):
+    """Blocking API of :class:`AsyncMemoryResultStorage`."""
+
+
+class MemoryEventStorage(SyncWrapper, async_class=AsyncMemoryEventStorage):
+    """Blocking API of :class:`AsyncMemoryEventStorage`."""
+
+
+__all__ = [
+    "AsyncMemoryEventStorage",
+    "AsyncMemoryQueue",
+    "AsyncMemoryResultStorage",
+    "MemoryEventStorage",
+    "MemoryQueue",
+    "MemoryResultStorage",
+]

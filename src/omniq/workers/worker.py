@@ -187,7 +187,12 @@ class AsyncWorker:
             asyncio.create_task(self._upkeep_loop(), name=f"omniq-upkeep-{self.name}"),
         ]
         self._main = asyncio.create_task(self._claim_loop(), name=f"omniq-claim-{self.name}")
-        log.info("worker %s started on queues %s (concurrency %d)", self.name, self.queues, self.concurrency)
+        log.info(
+            "worker %s started on queues %s (concurrency %d)",
+            self.name,
+            self.queues,
+            self.concurrency,
+        )
 
     async def run(self) -> None:
         """Starts and serves until :meth:`stop` is called (or the task running this is cancelled)."""
@@ -282,7 +287,8 @@ class AsyncWorker:
 
     # -- claiming --------------------------------------------------------------------------
     async def _claim_loop(self) -> None:
-        assert self._stop is not None and self._slot_free is not None
+        assert self._stop is not None
+        assert self._slot_free is not None
         backoff = 0.05
         while not self._stop.is_set():
             free = self.concurrency - len(self._running)
@@ -307,15 +313,22 @@ class AsyncWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("worker %s: claiming failed (%s: %s); retrying in %.2fs",
-                            self.name, type(exc).__name__, exc, backoff)
+                log.warning(
+                    "worker %s: claiming failed (%s: %s); retrying in %.2fs",
+                    self.name,
+                    type(exc).__name__,
+                    exc,
+                    backoff,
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
             for task in tasks:
                 running = _Running(task)
                 self._running[task.id] = running
-                running.runner = asyncio.create_task(self._execute(running), name=f"omniq-task-{task.id}")
+                running.runner = asyncio.create_task(
+                    self._execute(running), name=f"omniq-task-{task.id}"
+                )
 
     # -- running ---------------------------------------------------------------------------
     def _resolve(self, task: Task) -> Callable[..., Any]:
@@ -330,7 +343,9 @@ class AsyncWorker:
         started = time.perf_counter()
         try:
             if task.is_expired():
-                await self._finish_failed(task, TaskCancelledError("expired before it started"), dead=True)
+                await self._finish_failed(
+                    task, TaskCancelledError("expired before it started"), dead=True
+                )
                 return
             func = self._resolve(task)
             value = await self.executor.run(task, func)
@@ -358,7 +373,9 @@ class AsyncWorker:
             ttl=timedelta(seconds=task.result_ttl) if task.result_ttl is not None else None,
         )
         try:
-            self.queue.serializer.encode_result(result)  # fails here, not in the batch, if unencodable
+            self.queue.serializer.encode_result(
+                result
+            )  # fails here, not in the batch, if unencodable
         except SerializationError as exc:
             await self._on_error(task, exc, started)
             return
@@ -378,14 +395,24 @@ class AsyncWorker:
             log.warning("task %s: lease lost; another worker owns it now", task.id)
         elif reason == "cancel":
             self.stats.cancelled += 1
-            await self.queue.fail(task.id, claim, error_type="TaskCancelledError",
-                                  error_message="cancelled while running", status=TaskStatus.CANCELLED)
-            await self._store_final(task, ResultStatus.CANCELLED, "TaskCancelledError",
-                                    "cancelled while running", None)
+            await self.queue.fail(
+                task.id,
+                claim,
+                error_type="TaskCancelledError",
+                error_message="cancelled while running",
+                status=TaskStatus.CANCELLED,
+            )
+            await self._store_final(
+                task, ResultStatus.CANCELLED, "TaskCancelledError", "cancelled while running", None
+            )
         else:  # shutdown: hand back so another worker takes it at once
-            await self.queue.fail(task.id, claim, error_type="WorkerShutdown",
-                                  error_message=f"handed back by {self.worker_id} at shutdown",
-                                  retry_at=utcnow())
+            await self.queue.fail(
+                task.id,
+                claim,
+                error_type="WorkerShutdown",
+                error_message=f"handed back by {self.worker_id} at shutdown",
+                retry_at=utcnow(),
+            )
 
     async def _on_error(self, task: Task, exc: BaseException, started: float) -> None:
         self.stats.processed += 1
@@ -393,37 +420,66 @@ class AsyncWorker:
         tb = "".join(traceback.format_exception(exc))
         if isinstance(exc, TaskTimeout):
             self._emit(EventType.TIMEOUT, task, timeout=task.timeout)
-        self._emit(EventType.ERROR, task, error_type=type(exc).__name__, error=str(exc),
-                   duration=round(time.perf_counter() - started, 6))
+        self._emit(
+            EventType.ERROR,
+            task,
+            error_type=type(exc).__name__,
+            error=str(exc),
+            duration=round(time.perf_counter() - started, 6),
+        )
         retryable = not isinstance(exc, _POISON) and _matches(task.retry_on, exc)
         if retryable and task.attempts < task.max_attempts:
             delay = task.retry_delay_for(task.attempts)
             updated = await self.queue.fail(
-                task.id, task.claim or "", error_type=type(exc).__name__, error_message=str(exc),
-                error_traceback=tb, retry_at=utcnow() + timedelta(seconds=delay),
+                task.id,
+                task.claim or "",
+                error_type=type(exc).__name__,
+                error_message=str(exc),
+                error_traceback=tb,
+                retry_at=utcnow() + timedelta(seconds=delay),
             )
             if updated is not None:
                 self.stats.retried += 1
             return
         await self._finish_failed(task, exc, dead=True, tb=tb)
 
-    async def _finish_failed(self, task: Task, exc: BaseException, *, dead: bool, tb: str | None = None) -> None:
+    async def _finish_failed(
+        self, task: Task, exc: BaseException, *, dead: bool, tb: str | None = None
+    ) -> None:
         error_type = type(exc).__name__
         await self._store_final(task, ResultStatus.ERROR, error_type, str(exc), tb)
-        updated = await self.queue.fail(task.id, task.claim or "", error_type=error_type,
-                                        error_message=str(exc), error_traceback=tb)
+        updated = await self.queue.fail(
+            task.id,
+            task.claim or "",
+            error_type=error_type,
+            error_message=str(exc),
+            error_traceback=tb,
+        )
         if updated is not None:
             self.stats.dead += 1
 
-    async def _store_final(self, task: Task, status: ResultStatus, error_type: str | None,
-                           message: str | None, tb: str | None) -> None:
+    async def _store_final(
+        self,
+        task: Task,
+        status: ResultStatus,
+        error_type: str | None,
+        message: str | None,
+        tb: str | None,
+    ) -> None:
         """The result of a final failure is stored before the task is marked, as for success."""
         try:
             await self.result_store.set(
                 TaskResult(
-                    task_id=task.id, status=status, error=message, error_type=error_type,
-                    traceback=tb, queue_name=task.queue_name, schedule_id=task.schedule_id,
-                    worker_id=self.worker_id, attempts=task.attempts, started_at=task.started_at,
+                    task_id=task.id,
+                    status=status,
+                    error=message,
+                    error_type=error_type,
+                    traceback=tb,
+                    queue_name=task.queue_name,
+                    schedule_id=task.schedule_id,
+                    worker_id=self.worker_id,
+                    attempts=task.attempts,
+                    started_at=task.started_at,
                     ttl=timedelta(seconds=task.result_ttl) if task.result_ttl is not None else None,
                 )
             )
@@ -452,8 +508,13 @@ class AsyncWorker:
                 self._completed_tasks[:0] = done
                 raise
             except Exception as exc:
-                log.warning("worker %s: acknowledging %d tasks failed (%s: %s); retrying",
-                            self.name, len(batch), type(exc).__name__, exc)
+                log.warning(
+                    "worker %s: acknowledging %d tasks failed (%s: %s); retrying",
+                    self.name,
+                    len(batch),
+                    type(exc).__name__,
+                    exc,
+                )
                 self._completions[:0] = batch
                 self._completed_tasks[:0] = done
                 await asyncio.sleep(backoff)
@@ -464,7 +525,10 @@ class AsyncWorker:
                     self._emit(EventType.COMPLETED, task, duration=round(duration, 6))
                 else:
                     self.stats.lost += 1
-                    log.warning("task %s finished after its lease was lost; acknowledgement refused", task.id)
+                    log.warning(
+                        "task %s finished after its lease was lost; acknowledgement refused",
+                        task.id,
+                    )
 
     # -- leases and upkeep -----------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
@@ -479,7 +543,9 @@ class AsyncWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("worker %s: heartbeat failed (%s: %s)", self.name, type(exc).__name__, exc)
+                log.warning(
+                    "worker %s: heartbeat failed (%s: %s)", self.name, type(exc).__name__, exc
+                )
                 continue
             for task_id, state in states.items():
                 running = self._running.get(task_id)

@@ -1,0 +1,209 @@
+"""Bulk enqueue, queue sizes, statistics, listing, purging and health."""
+
+from __future__ import annotations
+
+
+import pytest
+
+from omniq.exceptions import QueueNameError, SerializationError
+from omniq.models.task import Task, TaskStatus
+from omniq.storage.base import BaseEventStorage, BaseResultStorage, BaseTaskQueue
+
+from .helpers import FUNC, claim, claim_token
+
+
+def _nonzero(stats: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """Stats without zero counts: a backend may or may not report them."""
+    cleaned = {q: {s: n for s, n in counts.items() if n} for q, counts in stats.items()}
+    return {q: counts for q, counts in cleaned.items() if counts}
+
+
+async def test_enqueue_many_returns_the_ids_in_order(queue: BaseTaskQueue) -> None:
+    tasks = [Task(func=FUNC, args=(i, i)) for i in range(5)]
+
+    ids = await queue.enqueue_many(tasks)
+
+    assert ids == [t.id for t in tasks]
+    for task in tasks:
+        stored = await queue.get_task(task.id)
+        assert stored is not None
+        assert stored.args == task.args
+
+
+async def test_enqueue_many_of_nothing_returns_no_ids(queue: BaseTaskQueue) -> None:
+    assert await queue.enqueue_many([]) == []
+
+
+async def test_enqueue_many_skips_ids_that_exist(queue: BaseTaskQueue) -> None:
+    first = Task(func=FUNC, args=(1, 1))
+    await queue.enqueue(first)
+
+    ids = await queue.enqueue_many([Task(func=FUNC, args=(9, 9), id=first.id), Task(func=FUNC)])
+
+    assert ids[0] == first.id
+    assert await queue.get_queue_size() == 2
+    stored = await queue.get_task(first.id)
+    assert stored is not None
+    assert stored.args == (1, 1)
+
+
+async def test_enqueue_many_with_an_unserializable_task_stores_none_of_them(
+    queue: BaseTaskQueue,
+) -> None:
+    good = Task(func=FUNC, args=(1, 2))
+    bad = Task(func=FUNC, kwargs={"rows": (i for i in range(3))})
+
+    with pytest.raises(SerializationError):
+        await queue.enqueue_many([good, bad])
+
+    assert await queue.list_tasks() == []
+
+
+async def test_enqueue_many_with_a_task_for_an_unknown_queue_stores_none_of_them(
+    tiered_queue: BaseTaskQueue,
+) -> None:
+    with pytest.raises(QueueNameError):
+        await tiered_queue.enqueue_many(
+            [Task(func=FUNC, queue_name="high"), Task(func=FUNC, queue_name="urgent")]
+        )
+
+    assert await tiered_queue.list_tasks() == []
+
+
+async def test_get_queue_size_counts_the_waiting_tasks_of_that_queue(
+    queue: BaseTaskQueue,
+) -> None:
+    await queue.enqueue(FUNC)
+    await queue.enqueue(FUNC, run_in=60)  # delayed tasks wait too
+    await queue.enqueue(FUNC)
+    await claim(queue, lease=5)  # running: no longer waiting
+    await queue.enqueue(FUNC, queue_name="other")
+
+    assert await queue.get_queue_size() == 2
+    assert await queue.get_queue_size("default") == 2
+    assert await queue.get_queue_size("other") == 1
+    assert await queue.get_queue_size("empty") == 0
+
+
+async def test_stats_counts_tasks_by_queue_and_status(queue: BaseTaskQueue) -> None:
+    for _ in range(4):
+        await queue.enqueue(FUNC)
+    done = await claim(queue, lease=5)
+    await queue.complete(done.id, claim_token(done))
+    await claim(queue, lease=5)
+    await queue.enqueue(FUNC, queue_name="other")
+    failed = await claim(queue, "other", lease=5)
+    await queue.fail(failed.id, claim_token(failed), error_type="ValueError")
+
+    assert _nonzero(await queue.stats()) == {
+        "default": {"pending": 2, "running": 1, "success": 1},
+        "other": {"dead": 1},
+    }
+
+
+async def test_stats_of_an_empty_queue_is_empty(queue: BaseTaskQueue) -> None:
+    assert _nonzero(await queue.stats()) == {}
+
+
+async def test_list_tasks_lists_every_task(queue: BaseTaskQueue) -> None:
+    ids = [await queue.enqueue(FUNC, queue_name=q) for q in ("a", "b", "a")]
+
+    assert sorted(t.id for t in await queue.list_tasks()) == sorted(ids)
+
+
+async def test_list_tasks_filters_by_queue(queue: BaseTaskQueue) -> None:
+    in_a = [await queue.enqueue(FUNC, queue_name="a") for _ in range(2)]
+    await queue.enqueue(FUNC, queue_name="b")
+
+    assert sorted(t.id for t in await queue.list_tasks(queue="a")) == sorted(in_a)
+
+
+async def test_list_tasks_filters_by_status(queue: BaseTaskQueue) -> None:
+    await queue.enqueue(FUNC)
+    await queue.enqueue(FUNC)
+    running = await claim(queue, lease=5)
+
+    assert [t.id for t in await queue.list_tasks(status=TaskStatus.RUNNING)] == [running.id]
+    assert len(await queue.list_tasks(status="pending")) == 1
+
+
+async def test_list_tasks_filters_by_queue_and_status(queue: BaseTaskQueue) -> None:
+    await queue.enqueue(FUNC, queue_name="a")
+    await queue.enqueue(FUNC, queue_name="b")
+    wanted = await queue.enqueue(FUNC, queue_name="b")
+    await claim(queue, "b", lease=5)
+
+    found = await queue.list_tasks(queue="b", status=TaskStatus.PENDING)
+    assert [t.id for t in found] == [wanted]
+
+
+async def test_list_tasks_pages_with_limit_and_offset(queue: BaseTaskQueue) -> None:
+    for i in range(5):
+        await queue.enqueue(FUNC, args=(i, i))
+    everything = [t.id for t in await queue.list_tasks()]
+
+    pages = [await queue.list_tasks(limit=2, offset=offset) for offset in (0, 2, 4)]
+
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert [t.id for page in pages for t in page] == everything
+
+
+async def test_purge_removes_the_waiting_tasks_of_that_queue_and_returns_the_count(
+    queue: BaseTaskQueue,
+) -> None:
+    waiting = [await queue.enqueue(FUNC) for _ in range(2)]
+    waiting.append(await queue.enqueue(FUNC, run_in=60))
+
+    assert await queue.purge("default") == 3
+
+    assert await queue.get_queue_size("default") == 0
+    for task_id in waiting:
+        assert await queue.get_task(task_id) is None
+    assert await queue.dequeue() is None
+
+
+async def test_purge_leaves_other_queues_alone(queue: BaseTaskQueue) -> None:
+    await queue.enqueue(FUNC)
+    other = [await queue.enqueue(FUNC, queue_name="other") for _ in range(2)]
+
+    await queue.purge("default")
+
+    assert await queue.get_queue_size("other") == 2
+    assert sorted(t.id for t in await queue.list_tasks(queue="other")) == sorted(other)
+
+
+async def test_purge_leaves_running_and_finished_tasks_alone(queue: BaseTaskQueue) -> None:
+    for _ in range(2):
+        await queue.enqueue(FUNC)
+    done = await claim(queue, lease=5)
+    await queue.complete(done.id, claim_token(done))
+    running = await claim(queue, lease=5)
+
+    assert await queue.purge("default") == 0
+
+    for task in (done, running):
+        assert await queue.get_task(task.id) is not None
+    assert await queue.complete(running.id, claim_token(running)) is True
+
+
+async def test_task_queue_health_check_reports_healthy(queue: BaseTaskQueue) -> None:
+    health = await queue.health_check()
+
+    assert health["status"] == "healthy"
+    assert health["connected"] is True
+
+
+async def test_result_storage_health_check_reports_healthy(results: BaseResultStorage) -> None:
+    health = await results.health_check()
+
+    assert health["status"] == "healthy"
+    assert health["connected"] is True
+
+
+async def test_event_storage_health_check_reports_healthy(events: BaseEventStorage) -> None:
+    health = await events.health_check()
+
+    assert health["status"] == "healthy"
+    assert health["connected"] is True
+
+

@@ -1,0 +1,87 @@
+"""Importable task functions for tests (workers resolve them by ``module:qualname``)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+
+calls: Counter[str] = Counter()
+lock = threading.Lock()
+running_now = 0
+peak_running = 0
+
+
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+async def async_add(x: int, y: int) -> int:
+    await asyncio.sleep(0)
+    return x + y
+
+
+def multiply(x: int, y: int) -> int:
+    return x * y
+
+
+def boom(message: str = "boom") -> None:
+    raise ValueError(message)
+
+
+def fail_times(key: str, times: int) -> str:
+    """Fails ``times`` times for ``key``, then succeeds."""
+    with lock:
+        calls[key] += 1
+        n = calls[key]
+    if n <= times:
+        raise ConnectionError(f"attempt {n} for {key} failed")
+    return f"{key} ok after {n}"
+
+
+def raise_type_error() -> None:
+    raise TypeError("not retryable by policy")
+
+
+async def async_sleep(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "slept"
+
+
+def sync_sleep(seconds: float) -> str:
+    time.sleep(seconds)
+    return "slept"
+
+
+async def track_concurrency(seconds: float) -> int:
+    global running_now, peak_running
+    running_now += 1
+    peak_running = max(peak_running, running_now)
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        running_now -= 1
+    return peak_running
+
+
+def record(key: str) -> str:
+    with lock:
+        calls[key] += 1
+    return key
+
+
+order: list[str] = []
+
+
+def note(name: str) -> str:
+    order.append(name)
+    return name
+
+
+def reset() -> None:
+    global running_now, peak_running
+    calls.clear()
+    order.clear()
+    running_now = 0
+    peak_running = 0
