@@ -44,9 +44,9 @@ class Money:
         self.currency = currency
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, Money)
-            and (other.amount, other.currency) == (self.amount, self.currency)
+        return isinstance(other, Money) and (other.amount, other.currency) == (
+            self.amount,
+            self.currency,
         )
 
     def __hash__(self) -> int:
@@ -104,7 +104,9 @@ def ms_now() -> datetime:
 
 def assert_time_close(actual: datetime | None, expected: datetime) -> None:
     assert actual is not None, f"expected a time close to {expected.isoformat()}, got None"
-    assert abs(actual - expected) <= TIME_TOLERANCE, f"{actual.isoformat()} != {expected.isoformat()}"
+    assert abs(actual - expected) <= TIME_TOLERANCE, (
+        f"{actual.isoformat()} != {expected.isoformat()}"
+    )
 
 
 def _walk(expected: Any, actual: Any, path: str) -> Iterator[str]:

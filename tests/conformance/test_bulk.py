@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from omniq.exceptions import QueueNameError, SerializationError
@@ -205,5 +204,3 @@ async def test_event_storage_health_check_reports_healthy(events: BaseEventStora
 
     assert health["status"] == "healthy"
     assert health["connected"] is True
-
-

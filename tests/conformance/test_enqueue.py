@@ -243,4 +243,3 @@ async def test_arguments_are_copied_at_enqueue_time(queue: BaseTaskQueue) -> Non
 
     task = await claim(queue)
     assert task.kwargs == {"payload": {"items": [1, 2]}}
-

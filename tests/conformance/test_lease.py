@@ -149,7 +149,7 @@ async def test_stale_claim_cannot_complete_a_recovered_task(queue: BaseTaskQueue
 
 
 async def test_current_claim_completes_a_reclaimed_task(queue: BaseTaskQueue) -> None:
-    lost = await _claim_and_lose_lease(queue)
+    await _claim_and_lose_lease(queue)
     current = await claim(queue, worker_id="worker-2", lease=5)
 
     assert await queue.complete(current.id, claim_token(current)) is True

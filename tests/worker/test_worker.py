@@ -255,6 +255,7 @@ async def test_stop_past_the_grace_period_hands_running_tasks_back() -> None:
     task = await queue.get_task(tid)
     assert task is not None
     assert task.status is TaskStatus.PENDING
+    assert task.attempts == 0  # a hand-back is not a failed attempt
     assert await queue.dequeue() is not None  # another worker takes it at once
 
 

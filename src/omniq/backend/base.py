@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
+from omniq.exceptions import BackendUnavailable
 from omniq.storage.base import BaseEventStorage, BaseResultStorage, BaseTaskQueue
 
 
@@ -59,7 +60,7 @@ class AsyncBackend:
 
     def create_event_storage(self, **overrides: Any) -> BaseEventStorage:
         if self.event_storage_class is None:
-            raise NotImplementedError(f"the {self.name} backend has no event storage")
+            raise BackendUnavailable(f"the {self.name} backend has no event storage")
         return self.event_storage_class(**{**self.event_options(), **overrides})
 
     @property

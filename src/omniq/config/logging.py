@@ -148,7 +148,7 @@ def _logger_name(component: str) -> str:
     try:
         normalized = normalize_component(component)
     except ValueError as exc:
-        raise ConfigError(f"get_logger({component!r}): {component!r} {exc}") from None
+        raise ConfigError(f"{component!r} {exc}") from None
     return f"{ROOT_LOGGER}.{normalized}" if normalized else ROOT_LOGGER
 
 
@@ -161,7 +161,7 @@ def get_logger(component: str = "") -> logging.Logger:
     """
     root = _root()
     _apply_settings_once()
-    name = _logger_name(component)
+    name = _logger_name(component) if component else ROOT_LOGGER
     if name == ROOT_LOGGER:
         return root
     logger = logging.getLogger(name)
@@ -258,10 +258,10 @@ def configure_logging(
     logger, component levels included.
 
     ``handler``: None leaves handlers as they are; True adds a stderr handler (``fmt`` or
-    DEFAULT_FORMAT); a Handler instance is added as given; False removes the handler an earlier
-    call added. Only one such handler exists at a time, so calling this repeatedly never duplicates
-    output. Records still propagate to the application's own handlers, so an application that
-    configures the root logger needs no handler here.
+    DEFAULT_FORMAT); a Handler instance is added as given (``fmt`` only if it has no formatter);
+    False removes the handler an earlier call added. Only one such handler exists at a time, so
+    calling this repeatedly never duplicates output. Records still propagate to the application's
+    own handlers, so an application that configures the root logger needs no handler here.
 
     Each call starts from scratch: component levels set by an earlier call are reset first.
     Everything is validated before anything changes. Returns the ``omniq`` logger.

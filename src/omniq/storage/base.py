@@ -21,7 +21,7 @@ import msgspec
 
 from omniq._time import as_utc, utcnow
 from omniq.config import get_settings
-from omniq.exceptions import TaskNotFound
+from omniq.exceptions import OmniQError, TaskNotFound
 from omniq.models.event import EventType, TaskEvent
 from omniq.models.result import ResultStatus, TaskResult
 from omniq.models.schedule import Schedule, ScheduleState
@@ -269,9 +269,10 @@ class BaseTaskQueue(Component):
                 raise TypeError(f"enqueue_many takes Task objects, got {task!r}")
             check_allowed_queue(task.queue_name, self.queues)
             if task.depends_on:
-                raise NotImplementedError(
-                    f"task {task.id!r}: depends_on is not supported by the {self.backend_name} "
-                    "backend yet"
+                # refused loudly rather than run early: dependency resolution is not built yet
+                raise OmniQError(
+                    f"task {task.id!r} has depends_on={list(task.depends_on)!r}, but task "
+                    "dependencies are not available in this OmniQ version yet"
                 )
             task.status = TaskStatus.PENDING
             prepared.append((task, self.serializer.encode_task(task)))
@@ -404,8 +405,8 @@ class BaseTaskQueue(Component):
         status: TaskStatus | None = None,
     ) -> Task | None:
         """Records a failed attempt: back to PENDING at ``retry_at`` (event RETRY), or DEAD when
-        ``retry_at`` is None (event DEAD); ``status=CANCELLED`` ends a cancelled running task.
-        Returns the updated task, or None when the claim is stale."""
+        ``retry_at`` is None or no attempt is left (event DEAD); ``status=CANCELLED`` ends a
+        cancelled running task. Returns the updated task, or None when the claim is stale."""
         final = status or (TaskStatus.PENDING if retry_at is not None else TaskStatus.DEAD)
         if final not in (TaskStatus.PENDING, TaskStatus.DEAD, TaskStatus.CANCELLED):
             raise ValueError(f"fail() cannot move a task to {final!r}")
@@ -422,7 +423,8 @@ class BaseTaskQueue(Component):
         )
         if task is None:
             return None
-        if final is TaskStatus.PENDING:
+        # the backend has the last word: a retry asked for on the last attempt ends DEAD
+        if task.status is TaskStatus.PENDING:
             self._emit(
                 EventType.RETRY,
                 task,
@@ -430,11 +432,17 @@ class BaseTaskQueue(Component):
                 error_type=error_type,
                 error=error_message,
             )
-        elif final is TaskStatus.DEAD:
+        elif task.status is TaskStatus.DEAD:
             self._emit(EventType.DEAD, task, error_type=error_type, error=error_message)
         else:
             self._emit(EventType.CANCELLED, task, reason="cancelled while running")
         return task
+
+    async def release(self, task_id: str, claim: str) -> bool:
+        """Hands a claimed task back untouched (a worker shutting down): PENDING at once, and the
+        attempt it was claimed for does not count. False when the claim is stale."""
+        await self._ensure()
+        return await self._release(task_id, claim, utcnow()) is not None
 
     async def cancel(self, task_id: str) -> bool:
         """Cancels a pending, delayed or waiting task at once; a running one is asked to stop (its
@@ -630,6 +638,10 @@ class BaseTaskQueue(Component):
         retry_at: datetime | None,
         now: datetime,
     ) -> Task | None: ...
+
+    @abstractmethod
+    async def _release(self, task_id: str, claim: str, now: datetime) -> Task | None:
+        """RUNNING with this claim -> PENDING, ready now, ``attempts`` back down by one."""
 
     @abstractmethod
     async def _cancel(self, task_id: str, now: datetime) -> Task | None:

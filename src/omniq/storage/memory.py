@@ -308,6 +308,19 @@ class AsyncMemoryQueue(BaseTaskQueue):
             self._finish(entry, status, now)
         return msgspec.structs.replace(task)
 
+    async def _release(self, task_id: str, claim: str, now: datetime) -> Task | None:
+        entry = self._own(task_id, claim)
+        if entry is None:
+            return None
+        task = entry.task
+        self._running.pop(task_id, None)
+        task.status = TaskStatus.PENDING
+        task.attempts = max(0, task.attempts - 1)
+        task.claim = task.lease_expires_at = task.worker_id = task.started_at = None
+        task.cancel_requested = False
+        self._push(entry, now)
+        return msgspec.structs.replace(task)
+
     async def _cancel(self, task_id: str, now: datetime) -> Task | None:
         entry = self._tasks.get(task_id)
         if entry is None:

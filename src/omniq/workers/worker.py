@@ -405,14 +405,8 @@ class AsyncWorker:
             await self._store_final(
                 task, ResultStatus.CANCELLED, "TaskCancelledError", "cancelled while running", None
             )
-        else:  # shutdown: hand back so another worker takes it at once
-            await self.queue.fail(
-                task.id,
-                claim,
-                error_type="WorkerShutdown",
-                error_message=f"handed back by {self.worker_id} at shutdown",
-                retry_at=utcnow(),
-            )
+        else:  # shutdown: hand back so another worker takes it at once, attempt not counted
+            await self.queue.release(task.id, claim)
 
     async def _on_error(self, task: Task, exc: BaseException, started: float) -> None:
         self.stats.processed += 1

@@ -1,0 +1,1 @@
+"""Throughput and latency harness (``uv run python -m benchmarks ...``)."""

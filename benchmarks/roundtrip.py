@@ -1,0 +1,75 @@
+"""Enqueue -> result round trips on one backend, in one process.
+
+    uv run python -m benchmarks.roundtrip --url memory:// -n 20000
+
+Prints enqueue rates (one by one and bulk), drain throughput of pre-enqueued tasks, and the
+enqueue->result rate sequentially (one task in flight) and pipelined (all in flight).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+from benchmarks.noop import noop
+from omniq import AsyncOmniQ
+from omniq.backend import create_backend
+
+
+async def run(url: str, n: int, concurrency: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+
+    async def fresh() -> AsyncOmniQ:
+        app = AsyncOmniQ.from_backend(create_backend(url=url))
+        await app.connect()
+        return app
+
+    oq = await fresh()
+    start = time.perf_counter()
+    for i in range(n):
+        await oq.enqueue(noop, args=(i,))
+    out["enqueue_single_per_s"] = n / (time.perf_counter() - start)
+    await oq.close()
+
+    oq = await fresh()
+    start = time.perf_counter()
+    ids = await oq.enqueue_many([{"func": noop, "args": (i,)} for i in range(n)])
+    out["enqueue_many_per_s"] = n / (time.perf_counter() - start)
+    start = time.perf_counter()
+    await oq.start_worker(concurrency=concurrency)
+    await asyncio.gather(*(oq.get_result(t, timeout=60) for t in ids))
+    out["drain_per_s"] = n / (time.perf_counter() - start)
+
+    m = max(1, n // 4)
+    start = time.perf_counter()
+    for i in range(m):
+        await oq.get_result(await oq.enqueue(noop, args=(i,)), timeout=10)
+    out["roundtrip_sequential_per_s"] = m / (time.perf_counter() - start)
+
+    start = time.perf_counter()
+    ids = [await oq.enqueue(noop, args=(i,)) for i in range(n)]
+    await asyncio.gather(*(oq.get_result(t, timeout=60) for t in ids))
+    out["roundtrip_pipelined_per_s"] = n / (time.perf_counter() - start)
+    await oq.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default="memory://")
+    parser.add_argument("-n", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = asyncio.run(run(args.url, args.n, args.concurrency))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:<28} {value:>10,.0f}")
+
+
+if __name__ == "__main__":
+    main()
