@@ -16,7 +16,6 @@ variables through :func:`service_address`.
 
 from __future__ import annotations
 
-import functools
 import os
 import socket
 from collections.abc import Callable
@@ -38,9 +37,8 @@ def service_address(name: str) -> tuple[str, int]:
     return SERVICE_HOST, int(override) if override else SERVICE_PORTS[name]
 
 
-@functools.cache
 def _accepts_connections(host: str, port: int) -> bool:
-    # One TCP connect per address and session: cheap, and enough to tell "not started" apart.
+    # A TCP connect to loopback: answered or refused at once, so it is not worth caching.
     try:
         with socket.create_connection((host, port), timeout=0.5):
             return True

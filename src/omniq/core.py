@@ -282,9 +282,9 @@ class AsyncOmniQ:
 
     @classmethod
     def from_config_file(cls, path: str) -> Self:
-        from omniq.config.loader import load_yaml
+        from omniq.config.loader import load_config
 
-        return cls.from_config(load_yaml(path))
+        return cls.from_config(load_config(path))  # errors name the file
 
     @classmethod
     def from_env(cls) -> Self:

@@ -13,7 +13,7 @@ An entry is a :class:`BackendSpec`:
 - ``service``: ``"postgres"``, ``"redis"`` or ``"nats"`` when the backend needs a server. Its tests
   are then skipped when the server does not answer on 127.0.0.1 (failed under
   ``OMNIQ_REQUIRE_SERVICES=1``); see tests/conftest.py. A factory reads the server's address with
-  ``service_address(service)`` from tests/conftest.py (``from conftest import service_address``).
+  ``service_address(service)`` (``from tests.conftest import service_address``).
 """
 
 from __future__ import annotations

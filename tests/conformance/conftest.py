@@ -10,9 +10,7 @@ import pytest
 from omniq.storage.base import BaseEventStorage, BaseResultStorage, BaseTaskQueue
 
 from .backends import BACKENDS, BackendSpec, Stores
-
-#: The queues of a worker that serves three tiers, most urgent first.
-TIERS = ["high", "medium", "low"]
+from .helpers import TIERS
 
 MakeStores = Callable[..., Awaitable[Stores]]
 

@@ -16,6 +16,9 @@ from omniq.storage.base import BaseTaskQueue
 #: An importable function name: the suite stores tasks, it never runs them.
 FUNC = "operator:add"
 
+#: The queues of a worker that serves three tiers, most urgent first.
+TIERS = ["high", "medium", "low"]
+
 #: Room for backends that keep times at millisecond precision; never a speed requirement.
 TIME_TOLERANCE = timedelta(milliseconds=5)
 

@@ -14,8 +14,7 @@ from omniq.exceptions import QueueNameError, SerializationError
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import BaseTaskQueue
 
-from .conftest import TIERS
-from .helpers import FUNC, Color, Money, Point, assert_identical, claim
+from .helpers import FUNC, TIERS, Color, Money, Point, assert_identical, claim
 
 
 async def test_enqueue_returns_the_task_id(queue: BaseTaskQueue) -> None:

@@ -178,3 +178,51 @@ async def test_lease_expiring_on_the_last_attempt_writes_an_error_result(
     assert result is not None
     assert result.status is ResultStatus.ERROR
     assert result.error
+
+
+async def test_release_hands_the_task_back_pending(queue: BaseTaskQueue) -> None:
+    await queue.enqueue(FUNC, max_retries=0)
+    task = await claim(queue, worker_id="worker-1", lease=5)
+
+    assert await queue.release(task.id, claim_token(task)) is True
+
+    stored = await queue.get_task(task.id)
+    assert stored is not None
+    assert stored.status is TaskStatus.PENDING
+
+
+async def test_released_task_is_claimed_again_without_counting_the_attempt(
+    queue: BaseTaskQueue,
+) -> None:
+    await queue.enqueue(FUNC, max_retries=0)
+    task = await claim(queue, worker_id="worker-1", lease=5)
+    await queue.release(task.id, claim_token(task))
+
+    again = await claim(queue, worker_id="worker-2", lease=5)
+    assert again.id == task.id
+    assert again.attempts == 1
+
+
+async def test_release_with_a_stale_claim_returns_false(queue: BaseTaskQueue) -> None:
+    lost = await _claim_and_lose_lease(queue)
+    current = await claim(queue, worker_id="worker-2", lease=5)
+
+    assert await queue.release(lost.id, claim_token(lost)) is False
+
+    stored = await queue.get_task(lost.id)
+    assert stored is not None
+    assert stored.status is TaskStatus.RUNNING
+    assert stored.claim == current.claim
+
+
+async def test_release_of_a_task_asked_to_cancel_ends_it_cancelled(queue: BaseTaskQueue) -> None:
+    await queue.enqueue(FUNC)
+    task = await claim(queue, lease=5)
+    await queue.cancel(task.id)
+
+    await queue.release(task.id, claim_token(task))
+
+    stored = await queue.get_task(task.id)
+    assert stored is not None
+    assert stored.status is TaskStatus.CANCELLED
+    assert await queue.dequeue() is None

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections import deque
 from dataclasses import dataclass
 
+from omniq.config import get_logger
 from omniq.models.event import TaskEvent
 from omniq.storage.base import BaseEventStorage
 
-log = logging.getLogger("omniq.events")
+log = get_logger("events")
 
 
 @dataclass

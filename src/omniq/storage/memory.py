@@ -313,6 +313,11 @@ class AsyncMemoryQueue(BaseTaskQueue):
         if entry is None:
             return None
         task = entry.task
+        if task.cancel_requested:
+            # handing back must not lose a cancellation: the next claimer would never hear of it
+            task.error_type, task.error_message = "Cancelled", "cancelled while running"
+            self._finish(entry, TaskStatus.CANCELLED, now)
+            return msgspec.structs.replace(task)
         self._running.pop(task_id, None)
         task.status = TaskStatus.PENDING
         task.attempts = max(0, task.attempts - 1)

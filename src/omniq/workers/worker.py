@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import secrets
 import socket
@@ -24,7 +23,7 @@ from typing import Any, Self
 
 from omniq._sync import unwrap
 from omniq._time import utcnow
-from omniq.config import get_settings
+from omniq.config import get_logger, get_settings
 from omniq.events.logger import EventLogger
 from omniq.exceptions import (
     FunctionNotFound,
@@ -36,6 +35,7 @@ from omniq.models.event import EventType, TaskEvent
 from omniq.models.result import ResultStatus, TaskResult
 from omniq.models.task import Task, TaskStatus
 from omniq.registry import registry
+from omniq.serialization.msgspec import is_lossless
 from omniq.storage.base import (
     BaseEventStorage,
     BaseResultStorage,
@@ -45,7 +45,7 @@ from omniq.storage.base import (
 )
 from omniq.workers.executors import EXECUTORS, AsyncExecutor, Executor
 
-log = logging.getLogger("omniq.worker")
+log = get_logger("worker")
 
 #: errors that no retry can fix: the task goes DEAD at once
 _POISON = (FunctionNotFound, SerializationError)
@@ -372,13 +372,14 @@ class AsyncWorker:
             finished_at=utcnow(),
             ttl=timedelta(seconds=task.result_ttl) if task.result_ttl is not None else None,
         )
-        try:
-            self.queue.serializer.encode_result(
-                result
-            )  # fails here, not in the batch, if unencodable
-        except SerializationError as exc:
-            await self._on_error(task, exc, started)
-            return
+        if not is_lossless(value):
+            # a value that needs dill may be refused or unpicklable: find out now, for this task,
+            # rather than failing the whole acknowledgement batch later
+            try:
+                self.result_store.serializer.encode_result(result)
+            except SerializationError as exc:
+                await self._on_error(task, exc, started)
+                return
         self.stats.processed += 1
         self.stats.succeeded += 1
         self._completions.append(Completion(task.id, task.claim or "", result))
