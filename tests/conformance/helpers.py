@@ -99,6 +99,12 @@ def claim_token(task: Task) -> str:
     return task.claim
 
 
+def nonzero_stats(stats: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """``stats()`` without zero counts: a backend may or may not report them."""
+    cleaned = {q: {s: n for s, n in counts.items() if n} for q, counts in stats.items()}
+    return {q: counts for q, counts in cleaned.items() if counts}
+
+
 def ms_now() -> datetime:
     """Now, at whole milliseconds, so stored times compare equal on every backend."""
     now = utcnow()

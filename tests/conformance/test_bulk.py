@@ -8,13 +8,7 @@ from omniq.exceptions import QueueNameError, SerializationError
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import BaseEventStorage, BaseResultStorage, BaseTaskQueue
 
-from .helpers import FUNC, claim, claim_token
-
-
-def _nonzero(stats: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
-    """Stats without zero counts: a backend may or may not report them."""
-    cleaned = {q: {s: n for s, n in counts.items() if n} for q, counts in stats.items()}
-    return {q: counts for q, counts in cleaned.items() if counts}
+from .helpers import FUNC, claim, claim_token, nonzero_stats
 
 
 async def test_enqueue_many_returns_the_ids_in_order(queue: BaseTaskQueue) -> None:
@@ -94,14 +88,14 @@ async def test_stats_counts_tasks_by_queue_and_status(queue: BaseTaskQueue) -> N
     failed = await claim(queue, "other", lease=5)
     await queue.fail(failed.id, claim_token(failed), error_type="ValueError")
 
-    assert _nonzero(await queue.stats()) == {
+    assert nonzero_stats(await queue.stats()) == {
         "default": {"pending": 2, "running": 1, "success": 1},
         "other": {"dead": 1},
     }
 
 
 async def test_stats_of_an_empty_queue_is_empty(queue: BaseTaskQueue) -> None:
-    assert _nonzero(await queue.stats()) == {}
+    assert nonzero_stats(await queue.stats()) == {}
 
 
 async def test_list_tasks_lists_every_task(queue: BaseTaskQueue) -> None:

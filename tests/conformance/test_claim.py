@@ -9,7 +9,15 @@ from omniq._time import utcnow
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import BaseTaskQueue
 
-from .helpers import FUNC, LONG_TIMEOUT, WAKE_UP_BOUND, Poison, claim, claim_token
+from .helpers import (
+    FUNC,
+    LONG_TIMEOUT,
+    WAKE_UP_BOUND,
+    Poison,
+    claim,
+    claim_token,
+    nonzero_stats,
+)
 
 
 async def test_dequeue_on_empty_queue_returns_none_without_waiting(queue: BaseTaskQueue) -> None:
@@ -177,7 +185,7 @@ async def test_concurrent_claimers_claim_every_task_exactly_once(queue: BaseTask
     assert sorted(claimed) == sorted(ids)
     assert len(set(claimed)) == len(claimed)
     assert all(acknowledged)
-    assert await queue.stats() == {"default": {"success": 500}}
+    assert nonzero_stats(await queue.stats()) == {"default": {"success": 500}}
 
 
 async def test_dequeue_many_returns_at_most_limit_tasks_in_order(queue: BaseTaskQueue) -> None:

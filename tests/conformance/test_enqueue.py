@@ -14,7 +14,16 @@ from omniq.exceptions import QueueNameError, SerializationError
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import BaseTaskQueue
 
-from .helpers import FUNC, TIERS, Color, Money, Point, assert_identical, claim
+from .helpers import (
+    FUNC,
+    TIERS,
+    Color,
+    Money,
+    Point,
+    assert_identical,
+    claim,
+    nonzero_stats,
+)
 
 
 async def test_enqueue_returns_the_task_id(queue: BaseTaskQueue) -> None:
@@ -120,7 +129,7 @@ async def test_enqueue_to_a_queue_not_in_queues_stores_nothing(
         await tiered_queue.enqueue(FUNC, queue_name="urgent")
 
     assert await tiered_queue.list_tasks() == []
-    assert await tiered_queue.stats() == {}
+    assert nonzero_stats(await tiered_queue.stats()) == {}
 
 
 MALFORMED_QUEUE_NAMES = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import Any
 
 from omniq.models.event import EventType, TaskEvent
 from omniq.storage.base import BaseEventStorage, BaseTaskQueue
@@ -16,7 +17,7 @@ def _event(
     event_type: EventType,
     at: datetime,
     queue_name: str = "default",
-    **fields: object,
+    **fields: Any,
 ) -> TaskEvent:
     return TaskEvent(
         task_id=task_id, event_type=event_type, timestamp=at, queue_name=queue_name, **fields

@@ -200,6 +200,29 @@ async def test_requeued_task_is_claimed_again(queue: BaseTaskQueue) -> None:
     assert again.attempts == 1
 
 
+async def test_requeue_makes_an_expired_task_claimable_again(queue: BaseTaskQueue) -> None:
+    task_id = await queue.enqueue(FUNC, ttl=0.1)
+    await asyncio.sleep(0.2)
+    await queue.cleanup()
+
+    assert await queue.requeue(task_id) is True
+
+    stored = await queue.get_task(task_id)
+    assert stored is not None
+    assert stored.status is TaskStatus.PENDING
+    assert stored.expires_at is None
+    assert (await claim(queue, lease=5)).id == task_id
+
+
+async def test_requeue_makes_a_cancelled_task_claimable_again(queue: BaseTaskQueue) -> None:
+    task_id = await queue.enqueue(FUNC)
+    await queue.cancel(task_id)
+
+    assert await queue.requeue(task_id) is True
+
+    assert (await claim(queue, lease=5)).id == task_id
+
+
 async def test_requeue_of_an_unknown_id_raises_task_not_found(queue: BaseTaskQueue) -> None:
     with pytest.raises(TaskNotFound):
         await queue.requeue("no-such-task")

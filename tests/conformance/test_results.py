@@ -115,7 +115,7 @@ async def test_wait_with_zero_timeout_returns_at_once(results: BaseResultStorage
 
 
 async def test_result_with_ttl_is_gone_after_it(results: BaseResultStorage) -> None:
-    await results.set(TaskResult(task_id="t1", result=1, ttl=0.1))
+    await results.set(TaskResult(task_id="t1", result=1, ttl=timedelta(seconds=0.1)))
     assert await results.get("t1") is not None
 
     await asyncio.sleep(0.2)
@@ -127,9 +127,9 @@ async def test_result_with_ttl_is_gone_after_it(results: BaseResultStorage) -> N
 async def test_cleanup_removes_expired_results_and_returns_the_count(
     results: BaseResultStorage,
 ) -> None:
-    await results.set(TaskResult(task_id="old-1", result=1, ttl=0.1))
-    await results.set(TaskResult(task_id="old-2", result=2, ttl=0.1))
-    await results.set(TaskResult(task_id="kept", result=3, ttl=60))
+    await results.set(TaskResult(task_id="old-1", result=1, ttl=timedelta(seconds=0.1)))
+    await results.set(TaskResult(task_id="old-2", result=2, ttl=timedelta(seconds=0.1)))
+    await results.set(TaskResult(task_id="kept", result=3, ttl=timedelta(seconds=60)))
     await results.set(TaskResult(task_id="forever", result=4))
     await asyncio.sleep(0.2)
 

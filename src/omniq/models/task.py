@@ -166,6 +166,7 @@ class Task(msgspec.Struct, kw_only=True, omit_defaults=True):
 # State fields a backend tracks outside the encoded payload and lays back over a decoded task.
 STATE_FIELDS = (
     "status",
+    "expires_at",
     "attempts",
     "eta",
     "started_at",

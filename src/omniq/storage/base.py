@@ -21,7 +21,7 @@ import msgspec
 
 from omniq._time import as_utc, utcnow
 from omniq.config import get_settings
-from omniq.exceptions import OmniQError, TaskNotFound
+from omniq.exceptions import OmniQError, QueueNameError, TaskNotFound
 from omniq.models.event import EventType, TaskEvent
 from omniq.models.result import ResultStatus, TaskResult
 from omniq.models.schedule import Schedule, ScheduleState
@@ -244,7 +244,10 @@ class BaseTaskQueue(Component):
             return list(self.queues) if self.queues else ["default"]
         if isinstance(queues, str):
             queues = [q.strip() for q in queues.split(",") if q.strip()]
-        return [check_allowed_queue(q, self.queues) for q in queues]
+        names = [check_allowed_queue(q, self.queues) for q in queues]
+        if not names:
+            raise QueueNameError(f"no queue to serve in {queues!r}")
+        return names
 
     def build_task(self, func: Callable[..., Any] | str | Task, **options: Any) -> Task:
         if isinstance(func, Task):
@@ -324,11 +327,19 @@ class BaseTaskQueue(Component):
         await self._ensure()
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         while True:
-            claimed, expired = await self._claim(names, limit, worker_id, lease_s, utcnow())
-            if expired:
-                for task in expired:
-                    self._emit(EventType.EXPIRED, task, reason="ttl")
-                await self._write_final_results(expired)
+            claimed, ended = await self._claim(names, limit, worker_id, lease_s, utcnow())
+            if ended:
+                for task in ended:
+                    if task.status is TaskStatus.EXPIRED:
+                        self._emit(EventType.EXPIRED, task, reason="ttl")
+                    else:
+                        self._emit(
+                            EventType.DEAD,
+                            task,
+                            reason="undecodable payload",
+                            error=task.error_message,
+                        )
+                await self._write_final_results(ended)
             if claimed:
                 return claimed
             if deadline is None:
@@ -434,6 +445,8 @@ class BaseTaskQueue(Component):
             )
         elif task.status is TaskStatus.DEAD:
             self._emit(EventType.DEAD, task, error_type=error_type, error=error_message)
+            if retry_at is not None:  # the caller expected a retry, so it will not write a result
+                await self._write_final_results([task])
         else:
             self._emit(EventType.CANCELLED, task, reason="cancelled while running")
         return task
@@ -442,7 +455,11 @@ class BaseTaskQueue(Component):
         """Hands a claimed task back untouched (a worker shutting down): PENDING at once, and the
         attempt it was claimed for does not count. False when the claim is stale."""
         await self._ensure()
-        return await self._release(task_id, claim, utcnow()) is not None
+        task = await self._release(task_id, claim, utcnow())
+        if task is not None and task.status is TaskStatus.CANCELLED:  # cancel was requested
+            self._emit(EventType.CANCELLED, task, reason="cancelled while handed back")
+            await self._write_final_results([task])
+        return task is not None
 
     async def cancel(self, task_id: str) -> bool:
         """Cancels a pending, delayed or waiting task at once; a running one is asked to stop (its
@@ -605,7 +622,9 @@ class BaseTaskQueue(Component):
     async def _claim(
         self, queues: list[str], limit: int, worker_id: str | None, lease: float, now: datetime
     ) -> tuple[list[Task], list[Task]]:
-        """Atomically claims up to ``limit`` ready tasks; returns (claimed, expired-on-the-way)."""
+        """Atomically claims up to ``limit`` ready tasks. Returns (claimed, ended): tasks that ended
+        on the way instead of being claimed, EXPIRED by their TTL or DEAD because their payload
+        cannot be decoded."""
 
     @abstractmethod
     async def _wait_for_tasks(

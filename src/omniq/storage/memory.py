@@ -147,7 +147,8 @@ class AsyncMemoryQueue(BaseTaskQueue):
     def _snapshot(self, entry: _Entry) -> Task:
         """A private copy for the caller: decoded payload with the current state laid over it."""
         task = self.serializer.decode_task(entry.payload)
-        return copy_state(entry.task, task)
+        copy_state(entry.task, task)
+        return task
 
     def _view(self, entry: _Entry) -> Task:
         """What readers (get_task, list_tasks) see: a task whose payload cannot be decoded (a
