@@ -8,7 +8,7 @@ from omniq.exceptions import QueueNameError, SerializationError
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import BaseEventStorage, BaseResultStorage, BaseTaskQueue
 
-from .helpers import FUNC, claim, claim_token, nonzero_stats
+from .helpers import FUNC, claim, claim_token, ms_now, nonzero_stats
 
 
 async def test_enqueue_many_returns_the_ids_in_order(queue: BaseTaskQueue) -> None:
@@ -198,3 +198,23 @@ async def test_event_storage_health_check_reports_healthy(events: BaseEventStora
 
     assert health["status"] == "healthy"
     assert health["connected"] is True
+
+
+async def test_stats_and_sizes_agree_with_the_listed_tasks_after_every_kind_of_outcome(
+    queue: BaseTaskQueue,
+) -> None:
+    ids = await queue.enqueue_many([Task(func=FUNC, args=(i, i), queue_name="mix") for i in range(8)])
+    done, failed, retried, released = [await claim(queue, "mix") for _ in range(4)]
+    await queue.complete(done.id, claim_token(done))
+    await queue.fail(failed.id, claim_token(failed), error_type="E")
+    await queue.fail(retried.id, claim_token(retried), error_type="E", retry_at=ms_now())
+    await queue.release(released.id, claim_token(released))
+    await queue.cancel(ids[-1])
+    await queue.requeue(failed.id)
+    await queue.purge("other")
+
+    listed: dict[str, int] = {}
+    for task in await queue.list_tasks(queue="mix", limit=100):
+        listed[task.status.value] = listed.get(task.status.value, 0) + 1
+    assert nonzero_stats(await queue.stats()).get("mix") == listed
+    assert await queue.get_queue_size("mix") == listed.get("pending", 0)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import heapq
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -107,6 +107,8 @@ class AsyncMemoryQueue(BaseTaskQueue):
         self._running: dict[str, _Entry] = {}
         self._finished: deque[str] = deque()
         self._schedules: dict[str, Schedule] = {}
+        # tasks by queue and status, kept with every change so sizes and stats cost O(queues)
+        self._counts: dict[str, Counter[TaskStatus]] = {}
         self._seq = 0
         self._waiters = _Waiters()
 
@@ -114,6 +116,17 @@ class AsyncMemoryQueue(BaseTaskQueue):
         return f"AsyncMemoryQueue(project_name={self.project_name!r}, queues={self.queues!r})"
 
     # -- internals -------------------------------------------------------------------------
+    def _set_status(self, task: Task, status: TaskStatus) -> None:
+        """Every status change goes through here, so the counters never drift."""
+        counts = self._counts.setdefault(task.queue_name, Counter())
+        counts[task.status] -= 1
+        counts[status] += 1
+        task.status = status
+
+    def _delete(self, task_id: str) -> None:
+        entry = self._tasks.pop(task_id)
+        self._counts[entry.task.queue_name][entry.task.status] -= 1
+
     def _push(self, entry: _Entry, now: datetime) -> None:
         task = entry.task
         entry.gen += 1
@@ -160,7 +173,7 @@ class AsyncMemoryQueue(BaseTaskQueue):
 
     def _finish(self, entry: _Entry, status: TaskStatus, now: datetime) -> None:
         task = entry.task
-        task.status = status
+        self._set_status(task, status)
         task.finished_at = now
         task.lease_expires_at = None
         self._running.pop(task.id, None)
@@ -169,7 +182,7 @@ class AsyncMemoryQueue(BaseTaskQueue):
             old = self._finished.popleft()
             old_entry = self._tasks.get(old)
             if old_entry is not None and old_entry.task.status in _FINAL:
-                del self._tasks[old]
+                self._delete(old)
 
     def _own(self, task_id: str, claim: str) -> _Entry | None:
         entry = self._running.get(task_id)
@@ -189,6 +202,7 @@ class AsyncMemoryQueue(BaseTaskQueue):
                 msgspec.structs.replace(task, args=(), kwargs={}, func_obj=None), payload, self._seq
             )
             self._tasks[task.id] = entry
+            self._counts.setdefault(task.queue_name, Counter())[entry.task.status] += 1
             self._push(entry, task.created_at)
             created.append(True)
         return created
@@ -214,7 +228,7 @@ class AsyncMemoryQueue(BaseTaskQueue):
                     task.error_type, task.error_message = "TaskExpired", "expired before it started"
                     ended.append(msgspec.structs.replace(task))
                     continue
-                task.status = TaskStatus.RUNNING
+                self._set_status(task, TaskStatus.RUNNING)
                 task.attempts += 1
                 task.worker_id = worker_id
                 task.claim = new_claim(worker_id, task.attempts)
@@ -301,7 +315,7 @@ class AsyncMemoryQueue(BaseTaskQueue):
             status = TaskStatus.DEAD
         if status is TaskStatus.PENDING:
             self._running.pop(task_id, None)
-            task.status = TaskStatus.PENDING
+            self._set_status(task, TaskStatus.PENDING)
             task.eta = retry_at
             task.claim = task.lease_expires_at = None
             self._push(entry, now)
@@ -320,7 +334,7 @@ class AsyncMemoryQueue(BaseTaskQueue):
             self._finish(entry, TaskStatus.CANCELLED, now)
             return msgspec.structs.replace(task)
         self._running.pop(task_id, None)
-        task.status = TaskStatus.PENDING
+        self._set_status(task, TaskStatus.PENDING)
         task.attempts = max(0, task.attempts - 1)
         task.claim = task.lease_expires_at = task.worker_id = task.started_at = None
         task.cancel_requested = False
@@ -344,7 +358,7 @@ class AsyncMemoryQueue(BaseTaskQueue):
         if entry is None or entry.task.status not in _REQUEUEABLE:
             return None
         task = entry.task
-        task.status = TaskStatus.PENDING
+        self._set_status(task, TaskStatus.PENDING)
         if reset_attempts:
             task.attempts = 0
         task.eta = None
@@ -369,7 +383,7 @@ class AsyncMemoryQueue(BaseTaskQueue):
                 self._finish(entry, TaskStatus.DEAD, now)
             else:
                 del self._running[task_id]
-                task.status = TaskStatus.PENDING
+                self._set_status(task, TaskStatus.PENDING)
                 task.eta = None
                 task.claim = task.lease_expires_at = None
                 self._push(entry, now)
@@ -413,18 +427,15 @@ class AsyncMemoryQueue(BaseTaskQueue):
         return out
 
     async def _queue_size(self, queue: str) -> int:
-        return sum(
-            1
-            for e in self._tasks.values()
-            if e.task.queue_name == queue and e.task.status is TaskStatus.PENDING
-        )
+        counts = self._counts.get(queue)
+        return counts[TaskStatus.PENDING] if counts else 0
 
     async def _stats(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
-        for entry in self._tasks.values():
-            per_queue = out.setdefault(entry.task.queue_name, {})
-            per_queue[entry.task.status.value] = per_queue.get(entry.task.status.value, 0) + 1
-        return out
+        return {
+            queue: {status.value: n for status, n in counts.items() if n}
+            for queue, counts in self._counts.items()
+            if any(counts.values())
+        }
 
     async def _purge(self, queue: str) -> int:
         doomed = [
@@ -434,7 +445,7 @@ class AsyncMemoryQueue(BaseTaskQueue):
             and e.task.status in (TaskStatus.PENDING, TaskStatus.WAITING)
         ]
         for task_id in doomed:
-            del self._tasks[task_id]
+            self._delete(task_id)
         return len(doomed)
 
     # -- schedules -------------------------------------------------------------------------
