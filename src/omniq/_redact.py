@@ -22,7 +22,9 @@ def redact_url(url: str) -> str:
         return url
     userinfo, _, host = parts.netloc.rpartition("@")  # host kept as written (IPv6 brackets, case)
     user = userinfo.partition(":")[0]
-    return urlunsplit((parts.scheme, f"{user}:{MASK}@{host}", parts.path, parts.query, parts.fragment))
+    return urlunsplit(
+        (parts.scheme, f"{user}:{MASK}@{host}", parts.path, parts.query, parts.fragment)
+    )
 
 
 def redact_text(text: str) -> str:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from omniq._ids import new_id
 from omniq._time import as_utc, utcnow
+
+if TYPE_CHECKING:
+    from omniq.models.task import Task
 
 
 class EventType(enum.StrEnum):
@@ -48,6 +51,22 @@ class TaskEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     def __post_init__(self) -> None:
         self.timestamp = as_utc(self.timestamp)
+
+    @classmethod
+    def for_task(
+        cls, task: Task, event_type: EventType, *, worker_id: str | None = None, **details: Any
+    ) -> TaskEvent:
+        """The event of a task's transition; details that are None are left out."""
+        return cls(
+            task_id=task.id,
+            event_type=event_type,
+            queue_name=task.queue_name,
+            worker_id=worker_id or task.worker_id,
+            schedule_id=task.schedule_id,
+            func=task.func,
+            attempt=task.attempts,
+            details={k: v for k, v in details.items() if v is not None},
+        )
 
 
 __all__ = ["EventType", "TaskEvent"]

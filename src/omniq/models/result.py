@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from omniq._time import as_timedelta, as_utc, as_utc_opt, utcnow
+
+if TYPE_CHECKING:
+    from omniq.models.task import Task
 
 
 class ResultStatus(enum.StrEnum):
@@ -58,6 +61,34 @@ class TaskResult(msgspec.Struct, kw_only=True, omit_defaults=True):
         self.expires_at = as_utc_opt(self.expires_at)
         if self.expires_at is None and self.ttl is not None:
             self.expires_at = self.finished_at + self.ttl
+
+    @classmethod
+    def for_task(
+        cls,
+        task: Task,
+        status: ResultStatus,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        error_type: str | None = None,
+        traceback: str | None = None,
+        worker_id: str | None = None,
+    ) -> TaskResult:
+        """A task's outcome, carrying its queue, schedule, attempts and result TTL."""
+        return cls(
+            task_id=task.id,
+            status=status,
+            result=result,
+            error=error,
+            error_type=error_type,
+            traceback=traceback,
+            queue_name=task.queue_name,
+            schedule_id=task.schedule_id,
+            worker_id=worker_id or task.worker_id,
+            attempts=task.attempts,
+            started_at=task.started_at,
+            ttl=timedelta(seconds=task.result_ttl) if task.result_ttl is not None else None,
+        )
 
     @property
     def success(self) -> bool:

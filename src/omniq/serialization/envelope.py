@@ -84,7 +84,9 @@ class Serializer:
                         f"{what}: signed dill payload but no SECRET_KEY is configured to verify it"
                     )
                 return fmt, body
-            if len(mac) != MAC_SIZE or not verify(self._key, bytes((header,)) + bytes(body), bytes(mac)):
+            if len(mac) != MAC_SIZE or not verify(
+                self._key, bytes((header,)) + bytes(body), bytes(mac)
+            ):
                 raise SignatureError(
                     f"{what}: HMAC signature does not match (tampered, or signed with another key)"
                 )

@@ -13,7 +13,7 @@ import secrets
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -196,21 +196,8 @@ class BaseTaskQueue(Component):
 
     # -- events ----------------------------------------------------------------------------
     def _emit(self, event_type: EventType, task: Task, **details: Any) -> None:
-        logger = self.event_logger
-        if logger is None:
-            return
-        logger.emit(
-            TaskEvent(
-                task_id=task.id,
-                event_type=event_type,
-                queue_name=task.queue_name,
-                worker_id=task.worker_id,
-                schedule_id=task.schedule_id,
-                func=task.func,
-                attempt=task.attempts,
-                details={k: v for k, v in details.items() if v is not None},
-            )
-        )
+        if self.event_logger is not None:
+            self.event_logger.emit(TaskEvent.for_task(task, event_type, **details))
 
     async def _write_final_results(self, tasks: Iterable[Task]) -> None:
         """Results for outcomes no worker produced (EXPIRED, CANCELLED, DEAD by lease)."""
@@ -222,15 +209,11 @@ class BaseTaskQueue(Component):
             TaskStatus.DEAD: ResultStatus.ERROR,
         }
         results = [
-            TaskResult(
-                task_id=t.id,
-                status=status_map[t.status],
+            TaskResult.for_task(
+                t,
+                status_map[t.status],
                 error=t.error_message or t.status.value,
                 error_type=t.error_type,
-                queue_name=t.queue_name,
-                schedule_id=t.schedule_id,
-                attempts=t.attempts,
-                ttl=timedelta(seconds=t.result_ttl) if t.result_ttl is not None else None,
             )
             for t in tasks
             if t.status in status_map

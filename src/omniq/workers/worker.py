@@ -270,20 +270,10 @@ class AsyncWorker:
 
     # -- events ----------------------------------------------------------------------------
     def _emit(self, event_type: EventType, task: Task, **details: Any) -> None:
-        if self.event_logger is None:
-            return
-        self.event_logger.emit(
-            TaskEvent(
-                task_id=task.id,
-                event_type=event_type,
-                queue_name=task.queue_name,
-                worker_id=self.worker_id,
-                schedule_id=task.schedule_id,
-                func=task.func,
-                attempt=task.attempts,
-                details={k: v for k, v in details.items() if v is not None},
+        if self.event_logger is not None:
+            self.event_logger.emit(
+                TaskEvent.for_task(task, event_type, worker_id=self.worker_id, **details)
             )
-        )
 
     # -- claiming --------------------------------------------------------------------------
     async def _claim_loop(self) -> None:
@@ -360,17 +350,8 @@ class AsyncWorker:
             self._running.pop(task.id, None)
             if self._slot_free is not None:
                 self._slot_free.set()
-        result = TaskResult(
-            task_id=task.id,
-            status=ResultStatus.SUCCESS,
-            result=value,
-            queue_name=task.queue_name,
-            schedule_id=task.schedule_id,
-            worker_id=self.worker_id,
-            attempts=task.attempts,
-            started_at=task.started_at,
-            finished_at=utcnow(),
-            ttl=timedelta(seconds=task.result_ttl) if task.result_ttl is not None else None,
+        result = TaskResult.for_task(
+            task, ResultStatus.SUCCESS, result=value, worker_id=self.worker_id
         )
         if not is_lossless(value):
             # a value that needs dill may be refused or unpicklable: find out now, for this task,
@@ -464,18 +445,13 @@ class AsyncWorker:
         """The result of a final failure is stored before the task is marked, as for success."""
         try:
             await self.result_store.set(
-                TaskResult(
-                    task_id=task.id,
-                    status=status,
+                TaskResult.for_task(
+                    task,
+                    status,
                     error=message,
                     error_type=error_type,
                     traceback=tb,
-                    queue_name=task.queue_name,
-                    schedule_id=task.schedule_id,
                     worker_id=self.worker_id,
-                    attempts=task.attempts,
-                    started_at=task.started_at,
-                    ttl=timedelta(seconds=task.result_ttl) if task.result_ttl is not None else None,
                 )
             )
         except Exception as err:
