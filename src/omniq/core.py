@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping
-from types import TracebackType
 from typing import Any, Generic, ParamSpec, Self, TypeVar
 
+from omniq._lifecycle import AsyncConnectable
 from omniq._sync import SyncWrapper, run_sync, unwrap, wrap
 from omniq.backend import AsyncBackend, create_backend
 from omniq.config import get_settings
@@ -146,7 +146,7 @@ class TaskFunction(Generic[P, R]):
         return run_sync(call) if self._sync else call()
 
 
-class AsyncOmniQ:
+class AsyncOmniQ(AsyncConnectable):
     """The application object. See README for the full tour."""
 
     def __init__(
@@ -305,18 +305,6 @@ class AsyncOmniQ:
         for component in (self.task_queue, self.result_store, self.event_store):
             if component is not None:
                 await component.close()
-
-    async def __aenter__(self) -> Self:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def health_check(self) -> dict[str, Any]:
         checks = {

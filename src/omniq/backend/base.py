@@ -3,14 +3,14 @@ from one connection config. Everything else talks to the three interfaces, never
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any, ClassVar, Self
 
+from omniq._lifecycle import AsyncConnectable
 from omniq.exceptions import BackendUnavailable
 from omniq.storage.base import BaseEventStorage, BaseResultStorage, BaseTaskQueue
 
 
-class AsyncBackend:
+class AsyncBackend(AsyncConnectable):
     """Subclasses name their three component classes and the options they share."""
 
     name: ClassVar[str]
@@ -115,18 +115,6 @@ class AsyncBackend:
     async def cleanup(self) -> dict[str, int]:
         swept = await self.queue.cleanup()
         return {**swept, "expired_results": await self.result_storage.cleanup()}
-
-    async def __aenter__(self) -> Self:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 __all__ = ["AsyncBackend"]

@@ -14,11 +14,11 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import msgspec
 
+from omniq._lifecycle import AsyncConnectable
 from omniq._time import as_utc, utcnow
 from omniq.config import get_settings
 from omniq.exceptions import OmniQError, QueueNameError, TaskNotFound
@@ -52,7 +52,7 @@ def new_claim(worker_id: str | None, attempt: int) -> str:
     return f"{worker_id or 'anonymous'}:{attempt}:{secrets.token_hex(4)}"
 
 
-class Component(ABC):  # noqa: B024 - abstract by intent; hooks are optional
+class Component(AsyncConnectable, ABC):
     """Connection lifecycle shared by every storage component: lazy connect, idempotent close."""
 
     backend_name: ClassVar[str] = "base"
@@ -103,10 +103,10 @@ class Component(ABC):  # noqa: B024 - abstract by intent; hooks are optional
         if not self._connected:
             await self.connect()
 
-    async def _connect(self) -> None:  # noqa: B027 - optional hook
+    async def _connect(self) -> None:
         """Opens connections / creates schema. Default: nothing to do."""
 
-    async def _close(self) -> None:  # noqa: B027 - optional hook
+    async def _close(self) -> None:
         """Releases connections. Default: nothing to do."""
 
     async def health_check(self) -> dict[str, Any]:
@@ -124,18 +124,6 @@ class Component(ABC):  # noqa: B024 - abstract by intent; hooks are optional
 
     async def _health(self) -> dict[str, Any]:
         return {}
-
-    async def __aenter__(self) -> Self:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @classmethod
     def from_config(cls, config: Any) -> Self:
