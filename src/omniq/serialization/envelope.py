@@ -101,13 +101,17 @@ class Serializer:
         return fmt, view[1:]
 
     # -- generic values --------------------------------------------------------------------
+    def _msgpack(self, obj: Any) -> bytes | None:
+        """The msgpack envelope, or None when msgspec cannot carry ``obj`` after all (a value the
+        lossless checks do not look into, such as task metadata nested beyond them)."""
+        try:
+            return self._wrap(FORMAT_MSGPACK, self._codec.encode(obj))
+        except (TypeError, ValueError, OverflowError):
+            return None
+
     def dumps(self, value: Any, *, what: str = "value") -> bytes:
-        if is_lossless(value):
-            try:
-                return self._wrap(FORMAT_MSGPACK, self._codec.encode(value))
-            except (TypeError, ValueError, OverflowError):
-                pass
-        return self._wrap(FORMAT_DILL, self._dill_dumps(value, what))
+        encoded = self._msgpack(value) if is_lossless(value) else None
+        return encoded or self._wrap(FORMAT_DILL, self._dill_dumps(value, what))
 
     def loads(self, data: bytes | bytearray | memoryview, *, what: str = "value") -> Any:
         fmt, body = self._unwrap(data, what)
@@ -122,10 +126,9 @@ class Serializer:
             and args_are_lossless(task.args, task.kwargs)
             and is_lossless(task.metadata)
         ):
-            try:
-                return self._wrap(FORMAT_MSGPACK, self._codec.encode(task))
-            except (TypeError, ValueError, OverflowError):
-                pass  # e.g. an int beyond 64 bits, or a metadata value msgpack cannot carry
+            encoded = self._msgpack(task)
+            if encoded is not None:
+                return encoded
         return self._wrap(FORMAT_DILL, self._dill_task(task, task.func_obj, task.args, task.kwargs))
 
     def decode_task(self, data: bytes | bytearray | memoryview) -> Task:
@@ -138,10 +141,9 @@ class Serializer:
             and is_lossless(schedule.metadata)
             and is_lossless(schedule.task_options)
         ):
-            try:
-                return self._wrap(FORMAT_MSGPACK, self._codec.encode(schedule))
-            except (TypeError, ValueError, OverflowError):
-                pass
+            encoded = self._msgpack(schedule)
+            if encoded is not None:
+                return encoded
         body = self._dill_task(schedule, schedule.func_obj, schedule.args, schedule.kwargs)
         return self._wrap(FORMAT_DILL, body)
 
@@ -149,11 +151,9 @@ class Serializer:
         return self._decode_typed(data, Schedule, "schedule")
 
     def encode_result(self, result: TaskResult) -> bytes:
-        if is_lossless(result.result):
-            try:
-                return self._wrap(FORMAT_MSGPACK, self._codec.encode(result))
-            except (TypeError, ValueError, OverflowError):
-                pass
+        encoded = self._msgpack(result) if is_lossless(result.result) else None
+        if encoded is not None:
+            return encoded
         return self._wrap(
             FORMAT_DILL, self._dill_dumps(result, f"result of task {result.task_id!r}")
         )
