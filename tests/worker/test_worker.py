@@ -11,7 +11,7 @@ import pytest
 
 from omniq import AsyncOmniQ, EventType, TaskStatus
 from omniq.exceptions import TaskCancelledError, TaskExpiredError, TaskFailedError
-from omniq.models import ResultStatus, Task
+from omniq.models import ResultStatus, Task, TaskResult
 from omniq.storage.memory import AsyncMemoryEventStorage, AsyncMemoryQueue, AsyncMemoryResultStorage
 from omniq.workers import AsyncWorker
 from tests import tasks_fixture as tf
@@ -297,3 +297,42 @@ async def test_many_tasks_all_complete_exactly_once(oq: AsyncOmniQ) -> None:
     values = await asyncio.gather(*(oq.get_result(t, timeout=10) for t in ids))
     assert values == [f"k{i}" for i in range(2000)]
     assert all(tf.calls[f"k{i}"] == 1 for i in range(2000))
+
+
+class FlakyResultStorage(AsyncMemoryResultStorage):
+    """Refuses its first ``fail_first`` writes, as a result store that is briefly unreachable."""
+
+    def __init__(self, fail_first: int) -> None:
+        super().__init__()
+        self.failures_left = fail_first
+
+    async def _set_many(self, items: list[tuple[TaskResult, bytes]]) -> None:
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            raise ConnectionError("result store unreachable")
+        await super()._set_many(items)
+
+
+async def test_unreachable_result_store_loses_no_failure_the_task_comes_back_after_its_lease() -> (
+    None
+):
+    queue = AsyncMemoryQueue(lease_timeout=0.2)
+    results = FlakyResultStorage(fail_first=1)
+    tid = await queue.enqueue(tf.boom, args=("late result",), max_retries=0)
+    async with AsyncWorker(queue, results, recover_interval=0.05):
+        result = await results.wait(tid, timeout=5)
+    assert result is not None
+    assert result.status is ResultStatus.ERROR
+    task = await queue.get_task(tid)
+    assert task is not None
+    assert task.status is TaskStatus.DEAD
+
+
+async def test_unreachable_result_store_delays_successes_but_loses_none() -> None:
+    queue = AsyncMemoryQueue()
+    results = FlakyResultStorage(fail_first=2)
+    tid = await queue.enqueue(tf.add, args=(3, 4))
+    async with AsyncWorker(queue, results):
+        result = await results.wait(tid, timeout=5)
+    assert result is not None
+    assert result.result == 7

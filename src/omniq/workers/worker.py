@@ -15,7 +15,7 @@ import secrets
 import socket
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
@@ -28,7 +28,6 @@ from omniq.events.logger import EventLogger
 from omniq.exceptions import (
     FunctionNotFound,
     SerializationError,
-    TaskCancelledError,
     TaskTimeout,
 )
 from omniq.models.event import EventType, TaskEvent
@@ -237,6 +236,8 @@ class AsyncWorker:
         await self._flush()  # anything the cancelled flusher left
         await self.executor.shutdown(wait=graceful)
         if self.event_logger is not None:
+            if self.queue.event_logger is self.event_logger:
+                self.queue.event_logger = None  # closed: the queue must not keep emitting into it
             await self.event_logger.close()
         self._started = False
         log.info("worker %s stopped: %s", self.name, self.stats.as_dict(0))
@@ -332,19 +333,14 @@ class AsyncWorker:
         self._emit(EventType.EXECUTING, task)
         started = time.perf_counter()
         try:
-            if task.is_expired():
-                await self._finish_failed(
-                    task, TaskCancelledError("expired before it started"), dead=True
-                )
-                return
+            # no TTL check here: the claim is where an expired task is refused, atomically
             func = self._resolve(task)
             value = await self.executor.run(task, func)
         except asyncio.CancelledError:
-            await self._on_stopped(running)
+            await self._record_outcome(self._on_stopped(running), task)
             return
         except Exception as exc:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._on_error(task, exc, started)
+            await self._record_outcome(self._on_error(task, exc, started), task)
             return
         finally:
             self._running.pop(task.id, None)
@@ -367,6 +363,18 @@ class AsyncWorker:
         self._completed_tasks.append((task, time.perf_counter() - started))
         assert self._flush_wake is not None
         self._flush_wake.set()
+
+    async def _record_outcome(self, outcome: Coroutine[Any, Any, None], task: Task) -> None:
+        """Writing a failure must not kill the runner: if the store is unreachable the task keeps
+        its lease, which runs out, and the task comes back (at-least-once, nothing lost)."""
+        try:
+            await outcome
+        except asyncio.CancelledError:
+            return  # shutdown while recording: the lease covers the task
+        except Exception:
+            log.exception(
+                "task %s: could not record its outcome; it returns when its lease expires", task.id
+            )
 
     async def _on_stopped(self, running: _Running) -> None:
         task = running.task
@@ -417,11 +425,10 @@ class AsyncWorker:
             if updated is not None:
                 self.stats.retried += 1
             return
-        await self._finish_failed(task, exc, dead=True, tb=tb)
+        await self._finish_failed(task, exc, tb)
 
-    async def _finish_failed(
-        self, task: Task, exc: BaseException, *, dead: bool, tb: str | None = None
-    ) -> None:
+    async def _finish_failed(self, task: Task, exc: BaseException, tb: str | None) -> None:
+        """Out of attempts, or poison: the result first, then the task goes DEAD."""
         error_type = type(exc).__name__
         await self._store_final(task, ResultStatus.ERROR, error_type, str(exc), tb)
         updated = await self.queue.fail(
@@ -442,20 +449,18 @@ class AsyncWorker:
         message: str | None,
         tb: str | None,
     ) -> None:
-        """The result of a final failure is stored before the task is marked, as for success."""
-        try:
-            await self.result_store.set(
-                TaskResult.for_task(
-                    task,
-                    status,
-                    error=message,
-                    error_type=error_type,
-                    traceback=tb,
-                    worker_id=self.worker_id,
-                )
-            )
-        except Exception as err:
-            log.warning("task %s: could not store its final result: %s", task.id, err)
+        """The result of a final failure is stored before the task is marked, as for success. If
+        that fails the task is not marked at all: its lease runs out and it comes back, so a
+        waiter on ``get_result`` is never left without a result for a finished task."""
+        result = TaskResult.for_task(
+            task,
+            status,
+            error=message,
+            error_type=error_type,
+            traceback=tb,
+            worker_id=self.worker_id,
+        )
+        await self.result_store.set(result)
 
     # -- acknowledging ---------------------------------------------------------------------
     async def _flush_loop(self) -> None:
