@@ -15,6 +15,7 @@ Every coroutine runs on one long-lived event loop per process, in a daemon threa
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import functools
@@ -110,6 +111,23 @@ def run_sync(func: Callable[..., Any], *args: Any) -> Any:
     """
     _check_thread()
     return _portal.get().call(func, *args)
+
+
+def blocking_outside_loop(method: Callable[..., Any]) -> Callable[..., Any]:
+    """For async classes the seeds also drive from plain sync code (``AsyncWorker(...).start()``):
+    called where no event loop runs in this thread, the coroutine runs to completion on OmniQ's
+    loop; called inside a running loop, the coroutine is returned to be awaited."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = functools.partial(method, self, *args, **kwargs)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return run_sync(call)
+        return call()
+
+    return wrapper
 
 
 def shutdown_portal(timeout: float = 5.0) -> None:
@@ -296,4 +314,4 @@ def _install(cls: type, async_class: type, name: str, attr: Any) -> None:
         setattr(cls, name, _make_plain_method(name))
 
 
-__all__ = ["SyncWrapper", "run_sync", "shutdown_portal", "unwrap", "wrap"]
+__all__ = ["SyncWrapper", "blocking_outside_loop", "run_sync", "shutdown_portal", "unwrap", "wrap"]

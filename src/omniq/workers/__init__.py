@@ -1,14 +1,34 @@
-"""Workers: one core (AsyncWorker) and executors that decide how a function runs."""
+"""Workers: one core (AsyncWorker) and executors that decide how a function runs.
+
+Every worker class is usable from async code (``await worker.start()``, ``async with``) and, as
+the seeds do, from plain sync code (``worker.start()``, ``with ThreadPoolWorker(...) as worker``):
+then it serves on OmniQ's own loop thread.
+"""
 
 from __future__ import annotations
 
 from omniq._sync import SyncWrapper
 from omniq.exceptions import ConfigError
-from omniq.workers.executors import EXECUTORS, AsyncExecutor, Executor
+from omniq.workers.executors import EXECUTORS, AsyncExecutor, Executor, ThreadExecutor
 from omniq.workers.worker import AsyncWorker, WorkerStats
 
+
+class ThreadPoolWorker(AsyncWorker):
+    """Every task in a bounded thread pool (async functions on a loop per thread): for blocking,
+    I/O-bound code. A sync task past its timeout is reported and its thread abandoned."""
+
+    worker_type = "thread"
+    executor_class = ThreadExecutor
+
+
+ThreadWorker = ThreadPoolWorker
+
 #: worker_type strings (ARCHITECTURE section 6) -> worker class; other types join here
-WORKER_TYPES: dict[str, type[AsyncWorker]] = {"async": AsyncWorker}
+WORKER_TYPES: dict[str, type[AsyncWorker]] = {
+    "async": AsyncWorker,
+    "thread": ThreadPoolWorker,
+    "thread_pool": ThreadPoolWorker,
+}
 
 
 def worker_class(worker_type: str) -> type[AsyncWorker]:
@@ -31,6 +51,9 @@ __all__ = [
     "AsyncExecutor",
     "AsyncWorker",
     "Executor",
+    "ThreadExecutor",
+    "ThreadPoolWorker",
+    "ThreadWorker",
     "Worker",
     "WorkerStats",
     "worker_class",

@@ -2,7 +2,9 @@
 
 The worker core claims, heartbeats, stores results and retries; an executor only runs one call with
 a timeout. ``AsyncExecutor`` runs coroutine functions on the worker's loop and sync functions in a
-bounded thread pool. Thread, process and gevent pools plug in here as further executors.
+bounded thread pool; ``ThreadExecutor`` runs everything in a thread pool (async functions on a loop
+of the thread's own); ``ProcessExecutor`` (:mod:`omniq.workers.process`) runs calls in child
+processes.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
@@ -39,20 +42,36 @@ class Executor(ABC):
         """Runs ``func(*task.args, **task.kwargs)``; raises TaskTimeout past ``task.timeout``."""
 
 
-def _timeout_error(task: Task) -> TaskTimeout:
+def timeout_error(task: Task) -> TaskTimeout:
     return TaskTimeout(f"task {task.id!r} ({task.func}) ran past its timeout of {task.timeout}s")
 
 
-class AsyncExecutor(Executor):
-    """Coroutine functions on the loop (cancelled at their timeout); sync functions in a thread
-    pool (abandoned at their timeout: a thread cannot be killed, so its work may go on in the
-    background; the task is reported as timed out all the same)."""
+async def bounded(call: Awaitable[Any], task: Task) -> Any:
+    """Awaits ``call`` within the task's timeout; a TimeoutError the task raises itself stays
+    what it is (only our own deadline becomes TaskTimeout)."""
+    if task.timeout is None:
+        result = await call
+        return await result if inspect.isawaitable(result) else result
+    scope = asyncio.timeout(task.timeout)
+    try:
+        async with scope:
+            result = await call
+            return await result if inspect.isawaitable(result) else result
+    except TimeoutError:
+        if scope.expired():
+            raise timeout_error(task) from None
+        raise
 
-    name = "async"
 
-    def __init__(self, max_workers: int = 10) -> None:
-        super().__init__(max_workers)
-        self._pool: ThreadPoolExecutor | None = None
+def is_async_callable(func: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+        getattr(func, "__call__", None)  # noqa: B004 - async callable objects
+    )
+
+
+class _ThreadPoolMixin:
+    max_workers: int
+    _pool: ThreadPoolExecutor | None = None
 
     async def start(self) -> None:
         if self._pool is None:
@@ -60,43 +79,72 @@ class AsyncExecutor(Executor):
 
     async def shutdown(self, wait: bool = True) -> None:
         pool, self._pool = self._pool, None
-        if pool is not None:
-            if wait:
-                await asyncio.get_running_loop().run_in_executor(None, pool.shutdown, True)
-            else:
-                pool.shutdown(wait=False, cancel_futures=True)
+        if pool is None:
+            return
+        if wait:
+            await asyncio.get_running_loop().run_in_executor(None, pool.shutdown, True)
+        else:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _in_thread(self, func: Callable[..., Any], *args: Any) -> Any:
+        if self._pool is None:
+            await self.start()
+        assert self._pool is not None
+        ctx = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, functools.partial(ctx.run, func, *args)
+        )
+
+
+class AsyncExecutor(_ThreadPoolMixin, Executor):
+    """Coroutine functions on the loop (cancelled at their timeout); sync functions in a thread
+    pool (abandoned at their timeout: a thread cannot be killed, so its work may go on in the
+    background; the task is reported as timed out all the same)."""
+
+    name = "async"
 
     async def run(self, task: Task, func: Callable[..., Any]) -> Any:
-        if inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
-            getattr(func, "__call__", None)  # noqa: B004 - async callable objects
-        ):
-            call = func(*task.args, **task.kwargs)
-        else:
-            if self._pool is None:
-                await self.start()
-            assert self._pool is not None
-            ctx = contextvars.copy_context()
-            call = asyncio.get_running_loop().run_in_executor(
-                self._pool, functools.partial(ctx.run, func, *task.args, **task.kwargs)
-            )
-        if task.timeout is None:
-            result = await call
-            if inspect.isawaitable(result):  # a sync function that returned a coroutine
-                result = await result
-            return result
-        scope = asyncio.timeout(task.timeout)
-        try:
-            async with scope:
-                result = await call
-                if inspect.isawaitable(result):
-                    result = await result
-        except TimeoutError:
-            if scope.expired():  # ours, not a TimeoutError raised by the task itself
-                raise _timeout_error(task) from None
-            raise
+        if is_async_callable(func):
+            return await bounded(func(*task.args, **task.kwargs), task)
+        return await bounded(self._in_thread(func, *task.args, **task.kwargs), task)
+
+    async def _in_thread(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await super()._in_thread(functools.partial(func, *args, **kwargs))
+
+
+_thread_loops = threading.local()
+
+
+def _run_in_thread(task: Task, func: Callable[..., Any]) -> Any:
+    """Runs in a pool thread. Async functions run on a loop of this thread's own (kept for the
+    thread's life), with the timeout applied there, where cancellation actually works."""
+    result = func(*task.args, **task.kwargs)
+    if not inspect.isawaitable(result):
         return result
+    loop: asyncio.AbstractEventLoop | None = getattr(_thread_loops, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _thread_loops.loop = asyncio.new_event_loop()
+    return loop.run_until_complete(bounded(result, task))
 
 
-EXECUTORS: dict[str, type[Executor]] = {"async": AsyncExecutor}
+class ThreadExecutor(_ThreadPoolMixin, Executor):
+    """Every call in a bounded thread pool: for blocking I/O-bound code. Async functions run on a
+    per-thread loop and are cancelled at their timeout; sync functions are abandoned (reported)."""
 
-__all__ = ["EXECUTORS", "AsyncExecutor", "Executor"]
+    name = "thread"
+
+    async def run(self, task: Task, func: Callable[..., Any]) -> Any:
+        return await bounded(self._in_thread(_run_in_thread, task, func), task)
+
+
+EXECUTORS: dict[str, type[Executor]] = {"async": AsyncExecutor, "thread": ThreadExecutor}
+
+__all__ = [
+    "EXECUTORS",
+    "AsyncExecutor",
+    "Executor",
+    "ThreadExecutor",
+    "bounded",
+    "is_async_callable",
+    "timeout_error",
+]

@@ -21,7 +21,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from omniq._sync import unwrap
+from omniq._sync import blocking_outside_loop, run_sync, unwrap
 from omniq._time import utcnow
 from omniq.config import get_logger, get_settings
 from omniq.events.logger import EventLogger
@@ -162,6 +162,7 @@ class AsyncWorker:
     def is_running(self) -> bool:
         return self._started and self._stop is not None and not self._stop.is_set()
 
+    @blocking_outside_loop
     async def start(self) -> None:
         """Starts the worker in the background of the running loop and returns at once."""
         if self._started:
@@ -202,6 +203,7 @@ class AsyncWorker:
         finally:
             await self.stop()
 
+    @blocking_outside_loop
     async def stop(self, graceful: bool = True, timeout: float | None = None) -> None:
         """Stops claiming, lets running tasks finish within ``timeout`` (default
         ``shutdown_timeout``; 0 or ``graceful=False``: at once), hands the rest back to the queue
@@ -246,6 +248,15 @@ class AsyncWorker:
         await self.start()
         return self
 
+    def __enter__(self) -> Self:
+        """``with ThreadPoolWorker(...) as worker:`` from sync code (seeds/003): serves on
+        OmniQ's loop thread until the block ends."""
+        run_sync(self.start)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        run_sync(self.stop)
+
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -254,6 +265,7 @@ class AsyncWorker:
     ) -> None:
         await self.stop()
 
+    @blocking_outside_loop
     async def get_result(self, task_id: str, timeout: float | None = None) -> Any:
         """The value a task returned (waits up to ``timeout``); see ``AsyncOmniQ.get_result``."""
         from omniq.core import result_value
