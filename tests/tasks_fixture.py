@@ -85,3 +85,20 @@ def reset() -> None:
     order.clear()
     running_now = 0
     peak_running = 0
+
+
+def hang_forever() -> None:
+    while True:
+        time.sleep(1)
+
+
+def die_hard() -> None:
+    import os
+
+    os._exit(1)
+
+
+def whoami() -> int:
+    import os
+
+    return os.getpid()

@@ -16,7 +16,7 @@ from omniq.storage.memory import (
 from omniq.workers import AsyncWorker, ThreadPoolWorker, ThreadWorker, worker_class
 from tests import tasks_fixture as tf
 
-WORKER_TYPES = ["async", "thread", "thread_pool"]
+WORKER_TYPES = ["async", "thread", "thread_pool", "process", "process_pool"]
 
 
 @pytest.mark.parametrize("worker_type", WORKER_TYPES)

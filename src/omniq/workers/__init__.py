@@ -10,6 +10,7 @@ from __future__ import annotations
 from omniq._sync import SyncWrapper
 from omniq.exceptions import ConfigError
 from omniq.workers.executors import EXECUTORS, AsyncExecutor, Executor, ThreadExecutor
+from omniq.workers.process import ChildProcessDied, ProcessExecutor
 from omniq.workers.worker import AsyncWorker, WorkerStats
 
 
@@ -19,15 +20,28 @@ class ThreadPoolWorker(AsyncWorker):
 
     worker_type = "thread"
     executor_class = ThreadExecutor
+    concurrency_setting = "THREAD_WORKERS"
+
+
+class ProcessPoolWorker(AsyncWorker):
+    """Every task in a child process: for CPU-bound code. A task past its timeout is killed and its
+    child replaced; a child that dies fails only its own task (retried or DEAD per its policy)."""
+
+    worker_type = "process"
+    executor_class = ProcessExecutor
+    concurrency_setting = "PROCESS_WORKERS"
 
 
 ThreadWorker = ThreadPoolWorker
+ProcessWorker = ProcessPoolWorker
 
 #: worker_type strings (ARCHITECTURE section 6) -> worker class; other types join here
 WORKER_TYPES: dict[str, type[AsyncWorker]] = {
     "async": AsyncWorker,
     "thread": ThreadPoolWorker,
     "thread_pool": ThreadPoolWorker,
+    "process": ProcessPoolWorker,
+    "process_pool": ProcessPoolWorker,
 }
 
 
@@ -50,7 +64,11 @@ __all__ = [
     "WORKER_TYPES",
     "AsyncExecutor",
     "AsyncWorker",
+    "ChildProcessDied",
     "Executor",
+    "ProcessExecutor",
+    "ProcessPoolWorker",
+    "ProcessWorker",
     "ThreadExecutor",
     "ThreadPoolWorker",
     "ThreadWorker",

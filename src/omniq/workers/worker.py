@@ -98,6 +98,8 @@ class AsyncWorker:
 
     worker_type = "async"
     executor_class: type[Executor] = AsyncExecutor
+    #: the setting that gives the default concurrency of this worker type
+    concurrency_setting = "MAX_WORKERS"
 
     def __init__(
         self,
@@ -128,7 +130,7 @@ class AsyncWorker:
         self.event_logger = event_logger
         self.queues = self.queue._resolve_queues(queues)
         settings = get_settings()
-        size = concurrency or max_workers or settings.MAX_WORKERS
+        size = concurrency or max_workers or int(getattr(settings, self.concurrency_setting))
         if size < 1:
             raise ValueError(f"concurrency must be >= 1, got {size!r}")
         self.concurrency = size
@@ -413,14 +415,14 @@ class AsyncWorker:
     async def _on_error(self, task: Task, exc: BaseException, started: float) -> None:
         self.stats.processed += 1
         self.stats.failed += 1
-        tb = "".join(traceback.format_exception(exc))
+        error_type, message, tb = _describe(exc)
         if isinstance(exc, TaskTimeout):
             self._emit(EventType.TIMEOUT, task, timeout=task.timeout)
         self._emit(
             EventType.ERROR,
             task,
-            error_type=type(exc).__name__,
-            error=str(exc),
+            error_type=error_type,
+            error=message,
             duration=round(time.perf_counter() - started, 6),
         )
         retryable = not isinstance(exc, _POISON) and _matches(task.retry_on, exc)
@@ -429,25 +431,26 @@ class AsyncWorker:
             updated = await self.queue.fail(
                 task.id,
                 task.claim or "",
-                error_type=type(exc).__name__,
-                error_message=str(exc),
+                error_type=error_type,
+                error_message=message,
                 error_traceback=tb,
                 retry_at=utcnow() + timedelta(seconds=delay),
             )
             if updated is not None:
                 self.stats.retried += 1
             return
-        await self._finish_failed(task, exc, tb)
+        await self._finish_failed(task, error_type, message, tb)
 
-    async def _finish_failed(self, task: Task, exc: BaseException, tb: str | None) -> None:
+    async def _finish_failed(
+        self, task: Task, error_type: str, message: str, tb: str | None
+    ) -> None:
         """Out of attempts, or poison: the result first, then the task goes DEAD."""
-        error_type = type(exc).__name__
-        await self._store_final(task, ResultStatus.ERROR, error_type, str(exc), tb)
+        await self._store_final(task, ResultStatus.ERROR, error_type, message, tb)
         updated = await self.queue.fail(
             task.id,
             task.claim or "",
             error_type=error_type,
-            error_message=str(exc),
+            error_message=message,
             error_traceback=tb,
         )
         if updated is not None:
@@ -559,10 +562,22 @@ class AsyncWorker:
                 log.warning("worker %s: upkeep failed (%s: %s)", self.name, type(exc).__name__, exc)
 
 
+def _describe(exc: BaseException) -> tuple[str, str, str]:
+    """Type name, message and traceback of a task's error. An error raised in another process
+    arrives wrapped, carrying the original ``type_name`` and ``remote_traceback``."""
+    remote_type = getattr(exc, "type_name", None)
+    if isinstance(remote_type, str):
+        return remote_type, str(exc), str(getattr(exc, "remote_traceback", ""))
+    return type(exc).__name__, str(exc), "".join(traceback.format_exception(exc))
+
+
 def _matches(retry_on: tuple[str, ...], exc: BaseException) -> bool:
     """An empty ``retry_on`` retries every exception; otherwise one of the exception's classes
-    (by qualified or plain name) must be listed."""
+    (by qualified or plain name) must be listed. A remote error matches by its plain type name."""
     if not retry_on:
+        return True
+    remote_type = getattr(exc, "type_name", None)
+    if isinstance(remote_type, str) and any(r.rpartition(".")[2] == remote_type for r in retry_on):
         return True
     for klass in type(exc).__mro__:
         if f"{klass.__module__}.{klass.__qualname__}" in retry_on or klass.__name__ in retry_on:

@@ -1,0 +1,73 @@
+"""The process-pool worker: calls cross to child processes as envelope bytes; hung children are
+killed at the timeout and replaced; a dying child fails only its own task."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+
+from omniq import AsyncOmniQ, TaskStatus
+from omniq.exceptions import TaskFailedError
+from omniq.workers import ProcessPoolWorker, ProcessWorker
+from tests import tasks_fixture as tf
+
+
+@pytest.fixture
+async def oq() -> AsyncIterator[AsyncOmniQ]:
+    async with AsyncOmniQ(worker_type="process", worker_config={"max_workers": 2}) as app:
+        await app.start_worker()
+        yield app
+
+
+async def test_runs_sync_and_async_functions_in_child_processes(oq: AsyncOmniQ) -> None:
+    sync_id = await oq.enqueue(tf.multiply, func_args=dict(x=5, y=10))
+    async_id = await oq.enqueue(tf.async_add, func_args=dict(x=5, y=10))
+    pid_id = await oq.enqueue(tf.whoami)
+    assert await oq.get_result(sync_id, timeout=30) == 50
+    assert await oq.get_result(async_id, timeout=30) == 15
+    assert await oq.get_result(pid_id, timeout=30) != os.getpid()
+
+
+async def test_lambdas_and_closures_cross_through_dill(oq: AsyncOmniQ) -> None:
+    factor = 7
+    tid = await oq.enqueue(lambda x: x * factor, args=(6,))
+    assert await oq.get_result(tid, timeout=30) == 42
+
+
+async def test_remote_exception_keeps_its_type_name_and_traceback(oq: AsyncOmniQ) -> None:
+    tid = await oq.enqueue(tf.boom, args=("in a child",), max_retries=0)
+    with pytest.raises(TaskFailedError) as info:
+        await oq.get_result(tid, timeout=30)
+    assert info.value.error_type == "ValueError"
+    assert info.value.error_message == "in a child"
+    assert "boom" in (info.value.traceback or "")
+
+
+async def test_hung_task_is_killed_at_its_timeout_and_the_next_task_runs(oq: AsyncOmniQ) -> None:
+    hung = await oq.enqueue(tf.hang_forever, timeout=0.5, max_retries=0)
+    with pytest.raises(TaskFailedError) as info:
+        await oq.get_result(hung, timeout=30)
+    assert info.value.error_type == "TaskTimeout"
+    after = await oq.enqueue(tf.add, args=(1, 2))
+    assert await oq.get_result(after, timeout=30) == 3
+
+
+async def test_task_killing_its_process_ends_dead_after_its_retries_and_the_worker_serves_on(
+    oq: AsyncOmniQ,
+) -> None:
+    poison = await oq.enqueue(tf.die_hard, max_retries=2, retry_delay=0.01)
+    with pytest.raises(TaskFailedError) as info:
+        await oq.get_result(poison, timeout=60)
+    assert info.value.error_type == "ChildProcessDied"
+    task = await oq.get_task(poison)
+    assert task is not None
+    assert task.status is TaskStatus.DEAD
+    assert task.attempts == 3
+    after = await oq.enqueue(tf.add, args=(2, 2))
+    assert await oq.get_result(after, timeout=30) == 4
+
+
+def test_process_worker_alias() -> None:
+    assert ProcessWorker is ProcessPoolWorker
