@@ -3,6 +3,8 @@ the seeds use it."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from omniq import AsyncOmniQ
@@ -93,3 +95,25 @@ def test_seed_003_async_worker_driven_from_sync_code() -> None:
     assert worker.get_result(sync_task_id, timeout=5) == 50
     assert worker.get_result(async_task_id, timeout=5) == 15
     worker.stop()
+
+
+async def test_worker_pool_runs_workers_of_several_types_on_one_queue() -> None:
+    from omniq.workers import AsyncWorkerPool, ProcessPoolWorker
+
+    queue, results = AsyncMemoryQueue(queues=["io", "cpu"]), AsyncMemoryResultStorage()
+    io_id = await queue.enqueue(tf.async_add, args=(1, 2), queue_name="io")
+    cpu_id = await queue.enqueue(tf.whoami, queue_name="cpu")
+    pool = AsyncWorkerPool(
+        [
+            AsyncWorker(queue, results, queues=["io"]),
+            ProcessPoolWorker(queue, results, queues=["cpu"], max_workers=1),
+        ]
+    )
+    async with pool:
+        io = await results.wait(io_id, timeout=30)
+        cpu = await results.wait(cpu_id, timeout=30)
+    assert io is not None
+    assert io.result == 3
+    assert cpu is not None
+    assert cpu.result != os.getpid()
+    assert [s["type"] for s in pool.get_stats()] == ["async", "process"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from omniq._sync import SyncWrapper
 from omniq.exceptions import ConfigError
 from omniq.workers.executors import EXECUTORS, AsyncExecutor, Executor, ThreadExecutor
+from omniq.workers.pool import AsyncWorkerPool, WorkerPool
 from omniq.workers.process import ChildProcessDied, ProcessExecutor
 from omniq.workers.worker import AsyncWorker, WorkerStats
 
@@ -64,6 +65,7 @@ __all__ = [
     "WORKER_TYPES",
     "AsyncExecutor",
     "AsyncWorker",
+    "AsyncWorkerPool",
     "ChildProcessDied",
     "Executor",
     "ProcessExecutor",
@@ -73,6 +75,7 @@ __all__ = [
     "ThreadPoolWorker",
     "ThreadWorker",
     "Worker",
+    "WorkerPool",
     "WorkerStats",
     "worker_class",
 ]
