@@ -33,6 +33,7 @@ from omniq.exceptions import (
 from omniq.models.event import EventType, TaskEvent
 from omniq.models.result import ResultStatus, TaskResult
 from omniq.models.task import Task, TaskStatus
+from omniq.queue.scheduler import AsyncScheduler
 from omniq.registry import registry
 from omniq.serialization.msgspec import is_lossless
 from omniq.storage.base import (
@@ -119,6 +120,7 @@ class AsyncWorker:
         worker_id: str | None = None,
         event_logger: EventLogger | None = None,
         name: str | None = None,
+        scheduler: bool = True,
     ) -> None:
         self.queue: BaseTaskQueue = unwrap(queue)
         if result_store is None:
@@ -143,6 +145,9 @@ class AsyncWorker:
         self.worker_id = worker_id or _default_worker_id()
         self.name = name or self.worker_id
         self.stats = WorkerStats()
+        #: each worker runs a scheduler loop by default; occurrences are enqueued exactly once
+        #: however many run (see omniq.queue.scheduler)
+        self.scheduler = AsyncScheduler(self.queue) if scheduler else None
         self._running: dict[str, _Running] = {}
         self._completions: list[Completion] = []
         self._completed_tasks: list[tuple[Task, float]] = []
@@ -189,6 +194,8 @@ class AsyncWorker:
             asyncio.create_task(self._upkeep_loop(), name=f"omniq-upkeep-{self.name}"),
         ]
         self._main = asyncio.create_task(self._claim_loop(), name=f"omniq-claim-{self.name}")
+        if self.scheduler is not None:
+            self.scheduler.start()
         log.info(
             "worker %s started on queues %s (concurrency %d)",
             self.name,
@@ -214,6 +221,8 @@ class AsyncWorker:
             return
         assert self._stop is not None
         self._stop.set()
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         if self._main is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._main

@@ -1,0 +1,153 @@
+"""Schedules through the façade: timings, pause/resume, exactly-once occurrences, DST."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from omniq import AsyncOmniQ, EventType
+from omniq.models import Schedule, ScheduleState
+from omniq.queue.scheduler import AsyncScheduler, next_occurrence
+from omniq.storage.memory import AsyncMemoryEventStorage, AsyncMemoryQueue
+from tests import tasks_fixture as tf
+
+
+async def test_seed_003_schedule_example_then_latest_result() -> None:
+    async def async_task(name):  # type: ignore[no-untyped-def]
+        return name
+
+    async with AsyncOmniQ(task_queue=AsyncMemoryQueue(queues=["low", "medium", "high"])) as oq:
+        await oq.start_worker()
+        schedule_id = await oq.schedule(
+            func=async_task,
+            func_args=dict(name="Tom"),
+            interval=timedelta(seconds=0.2),
+            queue_name="low",
+        )
+        latest_result = None
+        for _ in range(100):
+            latest_result = await oq.get_result(schedule_id=schedule_id, kind="latest")
+            if latest_result is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert latest_result == "Tom"
+
+
+async def test_interval_schedule_runs_repeatedly_and_records_its_last_run() -> None:
+    async with AsyncOmniQ() as oq:
+        sid = await oq.schedule(tf.record, args=("tick",), interval=0.1)
+        scheduler = AsyncScheduler(oq.task_queue)
+        first = await scheduler.tick(datetime.now(UTC) + timedelta(seconds=0.15))
+        second = await scheduler.tick(datetime.now(UTC) + timedelta(seconds=0.35))
+        assert len(first) == 1 and len(second) == 1 and first != second
+        schedule = await oq.get_schedule(sid)
+        assert schedule is not None and schedule.run_count == 2
+        assert schedule.last_task_id == second[0]
+
+
+async def test_paused_schedule_does_not_fire_until_resumed_and_both_emit_events() -> None:
+    async with AsyncOmniQ(event_store=AsyncMemoryEventStorage()) as oq:
+        sid = await oq.schedule(tf.record, args=("paused",), interval=0.05)
+        assert await oq.pause_schedule(sid) is True
+        scheduler = AsyncScheduler(oq.task_queue)
+        assert await scheduler.tick(datetime.now(UTC) + timedelta(seconds=1)) == []
+        assert await oq.resume_schedule(sid) is True
+        assert len(await scheduler.tick(datetime.now(UTC) + timedelta(seconds=1))) == 1
+        types = [e.event_type for e in await oq.get_events(sid)]
+        assert types == [EventType.SCHEDULE_PAUSED, EventType.SCHEDULE_RESUMED]
+        schedules = await oq.list_schedules(ScheduleState.ACTIVE)
+        assert [s.id for s in schedules] == [sid]
+
+
+async def test_one_shot_schedule_runs_once_then_finishes() -> None:
+    async with AsyncOmniQ() as oq:
+        sid = await oq.schedule(tf.record, args=("once",), run_in=0.01)
+        scheduler = AsyncScheduler(oq.task_queue)
+        assert len(await scheduler.tick(datetime.now(UTC) + timedelta(seconds=1))) == 1
+        assert await scheduler.tick(datetime.now(UTC) + timedelta(seconds=2)) == []
+        schedule = await oq.get_schedule(sid)
+        assert schedule is not None and schedule.state is ScheduleState.FINISHED
+
+
+async def test_five_concurrent_scheduler_loops_enqueue_each_occurrence_exactly_once() -> None:
+    async with AsyncOmniQ() as oq:
+        start = datetime.now(UTC)
+        await oq.schedule(tf.record, args=("x",), interval=1, start_at=start)
+        schedulers = [AsyncScheduler(oq.task_queue) for _ in range(5)]
+        won: list[str] = []
+        for step in range(20):
+            now = start + timedelta(seconds=step, milliseconds=500)
+            results = await asyncio.gather(*(s.tick(now) for s in schedulers))
+            won += [tid for ids in results for tid in ids]
+        assert len(won) == len(set(won)) == 20
+        assert await oq.get_queue_size() == 20
+
+
+async def test_missed_occurrences_run_once_then_the_schedule_continues() -> None:
+    async with AsyncOmniQ() as oq:
+        start = datetime.now(UTC)
+        sid = await oq.schedule(tf.record, args=("late",), interval=1, start_at=start)
+        scheduler = AsyncScheduler(oq.task_queue)
+        later = start + timedelta(seconds=10.5)  # ten occurrences missed while nothing ran
+        assert len(await scheduler.tick(later)) == 1
+        assert await scheduler.tick(later) == []
+        schedule = await oq.get_schedule(sid)
+        assert schedule is not None and schedule.next_run_at == start + timedelta(seconds=11)
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"cron": "61 * * * *"}, "61 * * * *"),
+        ({"interval": 0}, "0"),
+        ({"interval": -5}, "-5"),
+        ({"cron": "*/5 * * * *", "timezone": "Mars/Olympus"}, "Mars/Olympus"),
+    ],
+)
+async def test_bad_timing_is_refused_at_schedule_naming_it(
+    options: dict[str, object], named: str
+) -> None:
+    async with AsyncOmniQ() as oq:
+        with pytest.raises(ValueError, match=named.replace("*", r"\*")):
+            await oq.schedule(tf.record, args=("x",), **options)  # type: ignore[arg-type]
+        assert await oq.list_schedules() == []
+
+
+def _cron(expr: str, tz: str) -> Schedule:
+    return Schedule(func="tests.tasks_fixture:record", cron=expr, timezone=tz)
+
+
+def test_daily_0230_runs_once_on_a_spring_forward_day() -> None:
+    schedule = _cron("30 2 * * *", "Europe/Berlin")
+    berlin = ZoneInfo("Europe/Berlin")
+    first = next_occurrence(schedule, datetime(2026, 3, 28, 12, tzinfo=berlin).astimezone(UTC))
+    assert first is not None
+    second = next_occurrence(schedule, first)
+    assert second is not None
+    assert second.astimezone(berlin).date().isoformat() == "2026-03-30"
+    assert second.astimezone(berlin).hour == 2
+    # on 2026-03-29 02:30 does not exist: it runs once, at 03:00
+    first_local = first.astimezone(berlin)
+    assert (first_local.date().isoformat(), first_local.hour) == ("2026-03-29", 3)
+
+
+def test_daily_0230_runs_once_on_a_fall_back_day() -> None:
+    schedule = _cron("30 2 * * *", "Europe/Berlin")
+    berlin = ZoneInfo("Europe/Berlin")
+    first = next_occurrence(schedule, datetime(2026, 10, 24, 12, tzinfo=berlin).astimezone(UTC))
+    assert first is not None
+    second = next_occurrence(schedule, first)
+    assert second is not None
+    assert first.astimezone(berlin).date().isoformat() == "2026-10-25"
+    assert second.astimezone(berlin).date().isoformat() == "2026-10-26"
+
+
+def test_max_runs_and_end_at_end_a_schedule() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    capped = Schedule(func="m:f", interval=60, start_at=start, max_runs=2, run_count=2)
+    assert next_occurrence(capped, start) is None
+    ending = Schedule(func="m:f", interval=60, start_at=start, end_at=start + timedelta(seconds=90))
+    assert next_occurrence(ending, start + timedelta(seconds=61)) is None
