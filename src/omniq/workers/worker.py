@@ -152,6 +152,7 @@ class AsyncWorker:
         self._completions: list[Completion] = []
         self._completed_tasks: list[tuple[Task, float]] = []
         self._flush_wake: asyncio.Event | None = None
+        self._flush_lock: asyncio.Lock | None = None
         self._slot_free: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -185,6 +186,7 @@ class AsyncWorker:
         await self.executor.start()
         self._stop = asyncio.Event()
         self._flush_wake = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
         self._slot_free = asyncio.Event()
         self.stats = WorkerStats()
         self._started = True
@@ -238,15 +240,18 @@ class AsyncWorker:
         runners = [r.runner for r in self._running.values() if r.runner is not None]
         if runners:
             await asyncio.wait(runners)
-        assert self._flush_wake is not None
+        assert self._flush_lock is not None
         await self._flush()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # with the lock held no flush is in flight, so cancelling the flusher cannot interrupt an
+        # acknowledgement the store already committed (and send it twice)
+        async with self._flush_lock:
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._tasks = []
-        await self._flush()  # anything the cancelled flusher left
+        await self._flush()  # anything finished while the background loops wound down
         await self.executor.shutdown(wait=graceful)
         if self.event_logger is not None:
             if self.queue.event_logger is self.event_logger:
@@ -496,7 +501,13 @@ class AsyncWorker:
 
     async def _flush(self) -> None:
         """Stores results and acknowledges every finished task in one batch. Whatever finishes
-        during the round trip goes in the next batch, so batches grow with load by themselves."""
+        during the round trip goes in the next batch, so batches grow with load by themselves.
+        One flush at a time: the flusher loop and ``stop`` both call this."""
+        assert self._flush_lock is not None
+        async with self._flush_lock:
+            await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
         backoff = 0.05
         while self._completions:
             batch, self._completions = self._completions, []
