@@ -1,0 +1,6 @@
+"""``python -m omniq``: the same as the ``omniq`` command."""
+
+from omniq.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+"""The ``omniq`` command: ``worker``, ``info`` and ``demo``.
+
+Commands only parse options, pick the application (:mod:`omniq.cli.source`) and print; the work is
+in :mod:`omniq.cli.worker`, :mod:`omniq.cli.info` and :mod:`omniq.demo`. A mistake in what the user
+typed or in a file they named is one line on stderr naming the bad value, and exit status 2; a
+backend that cannot be reached is one line and exit status 1. Only a bug shows a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from omniq import __version__
+from omniq._redact import redact_text
+from omniq.cli.info import collect, print_info, to_json
+from omniq.cli.source import (
+    AppSource,
+    BackendProblem,
+    UsageProblem,
+    load_app,
+    make_cwd_importable,
+)
+from omniq.cli.worker import WorkerOptions, parse_queues, serve, task_threads_alive
+from omniq.config import configure_logging
+from omniq.config.env import normalize_log_level
+from omniq.exceptions import OmniQError
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="omniq",
+    help="OmniQ: an async-first task queue. Run workers, inspect queues, try the demo.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+URL_HELP = (
+    "Backend URL: memory://, sqlite:///path.db, postgresql://user:pw@host/db, "
+    "redis://host:6379/0, nats://host:4222, file:///dir ..."
+)
+UrlOption = Annotated[str | None, typer.Option("--url", "-u", help=URL_HELP, show_default=False)]
+ConfigOption = Annotated[
+    str | None,
+    typer.Option("--config", "-c", help="YAML config file (project_name, task_queue, ...).",
+                 show_default=False),
+]  # fmt: skip
+AppOption = Annotated[
+    str | None,
+    typer.Option("--app", "-a", help="Your OmniQ/AsyncOmniQ instance, as 'module:attribute'.",
+                 show_default=False),
+]  # fmt: skip
+ProjectOption = Annotated[
+    str | None,
+    typer.Option("--project", "-p", help="Project namespace with --url or the default backend.",
+                 show_default=False),
+]  # fmt: skip
+EventsOption = Annotated[
+    bool, typer.Option("--events", help="With --url: also record task events in that backend.")
+]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One line on stderr, no traceback, and the exit status."""
+    typer.echo(f"omniq: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def run_guarded(make: Callable[[], T]) -> T:
+    """Turns the problems a user can cause or meet into one line and an exit status."""
+    try:
+        return make()
+    except UsageProblem as exc:
+        fail(str(exc), 2)
+    except BackendProblem as exc:
+        fail(str(exc), 1)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"omniq {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", help="Show the version and exit.", is_eager=True, callback=_version
+        ),
+    ] = False,
+) -> None:
+    """OmniQ: an async-first task queue. Run workers, inspect queues, try the demo."""
+
+
+@app.command()
+def worker(
+    url: UrlOption = None,
+    config: ConfigOption = None,
+    app_spec: AppOption = None,
+    project: ProjectOption = None,
+    events: EventsOption = False,
+    queues: Annotated[
+        str | None,
+        typer.Option(
+            "--queues",
+            "-q",
+            help="Queues to serve, highest priority first "
+            "(e.g. high,medium,low). Default: the task queue's queues, else 'default'.",
+            show_default=False,
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            "-n",
+            help="Tasks running at once (default: settings).",
+            show_default=False,
+        ),
+    ] = None,
+    worker_type: Annotated[
+        str | None,
+        typer.Option(
+            "--type",
+            "-t",
+            help="Worker type (async, thread, process, ... as "
+            "installed; default: settings DEFAULT_WORKER).",
+            show_default=False,
+        ),
+    ] = None,
+    shutdown_timeout: Annotated[
+        float,
+        typer.Option(
+            "--shutdown-timeout",
+            help="Seconds running tasks get to finish after "
+            "SIGINT/SIGTERM before they are handed back.",
+        ),
+    ] = 30.0,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            "-l",
+            help="DEBUG, INFO, WARNING, ERROR or DISABLED (default: settings LOG_LEVEL).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run a worker until SIGINT/SIGTERM; a second signal stops at once."""  # fmt: skip
+    if shutdown_timeout < 0:
+        fail(f"--shutdown-timeout must be >= 0, got {shutdown_timeout:g}")
+    _configure_logging(log_level)
+    make_cwd_importable()  # tasks named by import path resolve from the project's root
+    source = AppSource(url=url, config=config, app=app_spec, project=project, events=events)
+    options = WorkerOptions(
+        queues=run_guarded(lambda: parse_queues(queues)),
+        concurrency=concurrency,
+        worker_type=worker_type,
+        shutdown_timeout=shutdown_timeout,
+    )
+    selected = run_guarded(lambda: load_app(source))
+    console = Console(stderr=True)
+    with asyncio.Runner() as runner:
+        outcome = run_guarded(lambda: runner.run(serve(selected, options, console)))
+        if outcome.forced and task_threads_alive():
+            # A sync task still runs in a thread that cannot be killed; its task was already
+            # handed back, and waiting for it is exactly what a second signal asks us not to do.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(outcome.code)
+    raise typer.Exit(outcome.code)
+
+
+@app.command()
+def info(
+    url: UrlOption = None,
+    config: ConfigOption = None,
+    app_spec: AppOption = None,
+    project: ProjectOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Show queues (waiting tasks, counts by status) and health; exit 1 when unhealthy."""
+    source = AppSource(url=url, config=config, app=app_spec, project=project)
+    selected = run_guarded(lambda: load_app(source))
+    data = run_guarded(lambda: _run(collect(selected)))
+    if as_json:
+        typer.echo(to_json(data))
+    else:
+        print_info(data, Console())
+    raise typer.Exit(0 if data["status"] == "healthy" else 1)
+
+
+@app.command()
+def demo(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            "-u",
+            help="Run it on this backend instead of the default one.",
+            show_default=False,
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for every task to finish.")
+    ] = 30.0,
+) -> None:
+    """Run a mix of tasks end to end on the default backend, with live progress.
+
+    Exits 0 only if every task ended as expected.
+    """
+    from omniq.demo import build_app, run_demo
+
+    def build() -> Any:
+        try:
+            return build_app(url)
+        except (OmniQError, ValueError, TypeError) as exc:
+            raise UsageProblem(str(exc)) from None
+
+    built = run_guarded(build)
+    code = run_guarded(lambda: _run(_guard_backend(run_demo(built, timeout=timeout))))
+    raise typer.Exit(code)
+
+
+async def _guard_backend(work: Coroutine[Any, Any, T]) -> T:
+    """A backend that fails under the command (unreachable, refusing) is exit status 1."""
+    try:
+        return await work
+    except (OmniQError, OSError) as exc:
+        raise BackendProblem(f"{type(exc).__name__}: {redact_text(str(exc))}") from None
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def _configure_logging(level: str | None) -> None:
+    if level is not None:
+        try:
+            level = normalize_log_level(level)
+        except ValueError as exc:
+            fail(f"--log-level {level!r} {exc}")
+    try:
+        configure_logging(level, handler=True)
+    except OmniQError as exc:
+        fail(str(exc))
+
+
+def main() -> None:
+    """Console-script entry point (``omniq``)."""
+    app(prog_name="omniq")
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,137 @@
+"""``omniq info``: the queues of a backend, their sizes and counts by status, and its health.
+
+The same data serves the table and ``--json``, so a script sees exactly what a person sees.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from rich import box
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from omniq._redact import redact_text
+from omniq.cli.source import BackendProblem, Selected
+from omniq.exceptions import OmniQError
+from omniq.models.task import TaskStatus
+
+#: Status columns of the queue table, in lifecycle order (those with no task are left out).
+STATUS_COLUMNS = tuple(TaskStatus)
+
+
+async def collect(selected: Selected) -> dict[str, Any]:
+    """Health first: an unreachable backend is reported as such rather than failing on the first
+    query. The application is closed on return."""
+    app = selected.app
+    try:
+        health = _redacted(await app.health_check())
+        queues: dict[str, dict[str, Any]] = {}
+        if health["status"] == "healthy":
+            stats = await app.task_queue.stats()
+            names = list(app.task_queue.queues or [])
+            names += [name for name in sorted(stats) if name not in names]
+            for name in names:
+                counts = {status: n for status, n in stats.get(name, {}).items() if n}
+                queues[name] = {
+                    "size": await app.task_queue.get_queue_size(name),
+                    "total": sum(counts.values()),
+                    "counts": counts,
+                }
+    except (OmniQError, OSError) as exc:
+        raise BackendProblem(
+            f"cannot read the backend {selected.where}: {type(exc).__name__}: {redact_text(str(exc))}"
+        ) from exc
+    finally:
+        await app.close()
+    return {
+        "backend": selected.where,
+        "project": app.project_name,
+        "status": health["status"],
+        "queues": queues,
+        "health": health,
+    }
+
+
+def to_json(data: dict[str, Any]) -> str:
+    encoded = msgspec.json.encode(data, enc_hook=str)
+    return msgspec.json.format(encoded, indent=2).decode()
+
+
+def render(data: dict[str, Any]) -> Group:
+    healthy = data["status"] == "healthy"
+    title = Text.assemble(
+        ("OmniQ ", "bold"),
+        (data["backend"], "cyan"),
+        f" · project {data['project']} · ",
+        (data["status"], "green" if healthy else "bold red"),
+    )
+    parts: list[Any] = [title]
+    if healthy:
+        parts.append(_queue_table(data["queues"]))
+    parts.append(_health_table(data["health"]))
+    return Group(*parts)
+
+
+def _queue_table(queues: dict[str, dict[str, Any]]) -> Table | Text:
+    if not queues:
+        return Text("no queues yet: nothing was ever enqueued here", style="dim")
+    # only the statuses some queue has, so the table fits a terminal
+    shown = [s for s in STATUS_COLUMNS if any(q["counts"].get(s.value) for q in queues.values())]
+    table = Table(title="Queues", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("queue", style="bold", no_wrap=True)
+    table.add_column("size", justify="right", style="cyan", no_wrap=True)
+    for status in shown:
+        table.add_column(status.value, justify="right", no_wrap=True)
+    table.add_column("total", justify="right", style="bold", no_wrap=True)
+    for name, queue in queues.items():
+        counts = queue["counts"]
+        table.add_row(
+            name,
+            str(queue["size"]),
+            *(_count(counts.get(status.value, 0)) for status in shown),
+            str(queue["total"]),
+        )
+    return table
+
+
+def _health_table(health: dict[str, Any]) -> Table:
+    table = Table(title="Health", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("component", style="bold")
+    table.add_column("backend")
+    table.add_column("status")
+    table.add_column("details", overflow="fold")
+    for name, check in health.items():
+        if not isinstance(check, dict):
+            continue
+        details = {k: v for k, v in check.items() if k not in ("status", "backend", "connected")}
+        ok = check.get("status") == "healthy"
+        table.add_row(
+            name,
+            str(check.get("backend", "")),
+            Text(str(check.get("status")), style="green" if ok else "bold red"),
+            ", ".join(f"{k}={v}" for k, v in details.items()),
+        )
+    return table
+
+
+def _count(n: int) -> str:
+    return str(n) if n else "·"
+
+
+def _redacted(value: Any) -> Any:
+    """Health details may quote a driver's error, which may quote a URL with its password."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    return value
+
+
+def print_info(data: dict[str, Any], console: Console) -> None:
+    console.print(render(data))
+
+
+__all__ = ["STATUS_COLUMNS", "collect", "print_info", "render", "to_json"]
