@@ -42,9 +42,12 @@ async def test_interval_schedule_runs_repeatedly_and_records_its_last_run() -> N
         scheduler = AsyncScheduler(oq.task_queue)
         first = await scheduler.tick(datetime.now(UTC) + timedelta(seconds=0.15))
         second = await scheduler.tick(datetime.now(UTC) + timedelta(seconds=0.35))
-        assert len(first) == 1 and len(second) == 1 and first != second
+        assert len(first) == 1
+        assert len(second) == 1
+        assert first != second
         schedule = await oq.get_schedule(sid)
-        assert schedule is not None and schedule.run_count == 2
+        assert schedule is not None
+        assert schedule.run_count == 2
         assert schedule.last_task_id == second[0]
 
 
@@ -69,7 +72,8 @@ async def test_one_shot_schedule_runs_once_then_finishes() -> None:
         assert len(await scheduler.tick(datetime.now(UTC) + timedelta(seconds=1))) == 1
         assert await scheduler.tick(datetime.now(UTC) + timedelta(seconds=2)) == []
         schedule = await oq.get_schedule(sid)
-        assert schedule is not None and schedule.state is ScheduleState.FINISHED
+        assert schedule is not None
+        assert schedule.state is ScheduleState.FINISHED
 
 
 async def test_five_concurrent_scheduler_loops_enqueue_each_occurrence_exactly_once() -> None:
@@ -95,7 +99,8 @@ async def test_missed_occurrences_run_once_then_the_schedule_continues() -> None
         assert len(await scheduler.tick(later)) == 1
         assert await scheduler.tick(later) == []
         schedule = await oq.get_schedule(sid)
-        assert schedule is not None and schedule.next_run_at == start + timedelta(seconds=11)
+        assert schedule is not None
+        assert schedule.next_run_at == start + timedelta(seconds=11)
 
 
 @pytest.mark.parametrize(
