@@ -58,6 +58,106 @@ class MemoryEventStorageConfig(ConfigStruct):
     max_events: int = 100_000
 
 
+# -- SQLite --------------------------------------------------------------------------------
+class SQLiteConfig(ConfigStruct):
+    """Where the SQLite backend keeps its file: ``path`` (a file path or ``sqlite:///`` URL), or
+    else ``<base_dir>/<project_name>.db`` (``base_dir`` defaults to settings ``BASE_DIR``).
+    ``busy_timeout`` (seconds) is how long a write waits for another process's transaction."""
+
+    project_name: str = "default"
+    base_dir: str | None = None
+    path: str | None = None
+    busy_timeout: float | None = None
+    queues: list[str] | None = None
+    lease_timeout: float | None = None
+    secret_key: str | None = None
+    allow_dill: bool | None = None
+
+
+class SQLiteTaskQueueConfig(TaskQueueConfig):
+    base_dir: str | None = None
+    path: str | None = None
+    busy_timeout: float | None = None
+
+
+class SQLiteResultStorageConfig(ConfigStruct):
+    project_name: str = "default"
+    base_dir: str | None = None
+    path: str | None = None
+    busy_timeout: float | None = None
+    secret_key: str | None = None
+    allow_dill: bool | None = None
+
+
+class SQLiteEventStorageConfig(ConfigStruct):
+    project_name: str = "default"
+    base_dir: str | None = None
+    path: str | None = None
+    busy_timeout: float | None = None
+
+
+# -- Redis ---------------------------------------------------------------------------------
+class RedisConfig(ConfigStruct):
+    """Connection and key layout of the Redis backend (seeds/001). ``url`` (``redis://`` or
+    ``rediss://``, with user, password and database in it) takes precedence over host, port,
+    database, password and ssl when given."""
+
+    host: str = "localhost"
+    port: int = 6379
+    database: int = 0
+    password: str | None = None
+    max_connections: int = 10
+    socket_timeout: float = 30.0
+    socket_connect_timeout: float = 30.0
+    retry_on_timeout: bool = True
+    ssl: bool = False
+    tasks_prefix: str = "omniq:tasks"
+    results_prefix: str = "omniq:results"
+    events_prefix: str = "omniq:events"
+    url: str | None = None
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------
+class PostgresConfig(ConfigStruct):
+    """Connection of the PostgreSQL backend (seeds/002, 003). ``dsn`` or ``url``
+    (``postgresql://user:password@host:port/database?schema=name``) combines with the explicit
+    fields, which win when set; unset fields follow libpq's defaults (``database``: the user
+    name). ``schema`` holds OmniQ's tables and is created and migrated on first connect."""
+
+    host: str | None = None
+    port: int | None = None
+    username: str | None = None
+    password: str | None = None
+    database: str | None = None
+    dsn: str | None = None
+    url: str | None = None
+    schema: str = "omniq"
+    min_size: int = 1
+    max_size: int = 10
+    ssl: bool | str | None = None
+    statement_cache_size: int = 100
+    command_timeout: float | None = None
+    connect_timeout: float = 10.0
+
+
+class PostgresTaskQueueConfig(PostgresConfig):
+    project_name: str = "default"
+    queues: list[str] | None = None
+    lease_timeout: float | None = None
+    secret_key: str | None = None
+    allow_dill: bool | None = None
+
+
+class PostgresResultStorageConfig(PostgresConfig):
+    project_name: str = "default"
+    secret_key: str | None = None
+    allow_dill: bool | None = None
+
+
+class PostgresEventStorageConfig(PostgresConfig):
+    project_name: str = "default"
+
+
 class ComponentSpec(ConfigStruct):
     """One component of an ``OmniQConfig``: a backend ``type`` (or a ``url``) and its options."""
 
@@ -89,6 +189,15 @@ __all__ = [
     "MemoryResultStorageConfig",
     "MemoryTaskQueueConfig",
     "OmniQConfig",
+    "PostgresConfig",
+    "PostgresEventStorageConfig",
+    "PostgresResultStorageConfig",
+    "PostgresTaskQueueConfig",
+    "RedisConfig",
+    "SQLiteConfig",
+    "SQLiteEventStorageConfig",
+    "SQLiteResultStorageConfig",
+    "SQLiteTaskQueueConfig",
     "TaskQueueConfig",
     "WorkerSpec",
 ]

@@ -13,6 +13,12 @@ from omniq.queue.retry import backoff_delay
 _LAZY: dict[str, tuple[str, str]] = {
     "AsyncMemoryTaskQueue": ("omniq.storage.memory", "AsyncMemoryQueue"),
     "MemoryTaskQueue": ("omniq.storage.memory", "MemoryQueue"),
+    "AsyncRedisTaskQueue": ("omniq.storage.redis", "AsyncRedisQueue"),
+    "RedisTaskQueue": ("omniq.storage.redis", "RedisQueue"),
+    "AsyncSQLiteTaskQueue": ("omniq.storage.sqlite", "AsyncSQLiteQueue"),
+    "SQLiteTaskQueue": ("omniq.storage.sqlite", "SQLiteQueue"),
+    "AsyncPostgresTaskQueue": ("omniq.storage.postgres", "AsyncPostgresQueue"),
+    "PostgresTaskQueue": ("omniq.storage.postgres", "PostgresQueue"),
     "AsyncTaskQueue": ("omniq.core", "AsyncTaskQueue"),
     "TaskQueue": ("omniq.core", "TaskQueue"),
 }

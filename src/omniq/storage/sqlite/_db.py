@@ -1,0 +1,391 @@
+"""The SQLite seam: where the database file is, one connection per file and event loop, the
+pragmas, versioned migrations, and driver errors translated into OmniQ's own.
+
+Durability: the database runs in WAL mode with ``synchronous=NORMAL``. A commit is then safe
+against a crash of the application (or of every process using the file); only a power loss or an
+OS crash can roll back the last few transactions, and never corrupts the file. That is the usual
+choice for WAL and what makes batched claims and acknowledgements cheap (no fsync per commit).
+
+Every statement of one operation runs inside one function on the connection's thread (aiosqlite's
+worker thread), in one ``BEGIN IMMEDIATE`` transaction where it writes: the write lock is taken up
+front (no deadlock-prone lock upgrade), held only for the few microseconds the statements take,
+and never across a turn of the event loop. Components of one process that use the same file on the
+same loop share one connection, so they never contend with each other for the lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import weakref
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from omniq._redact import redact_url
+from omniq.config import get_logger, get_settings
+from omniq.exceptions import BackendUnavailable, ConfigError
+from omniq.storage.sqlite._wake import WakeHub
+
+try:
+    import aiosqlite
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise BackendUnavailable(
+        "the SQLite backend needs 'aiosqlite': pip install 'omniq-tasks[sqlite]'"
+    ) from exc
+
+log = get_logger("storage.sqlite")
+
+T = TypeVar("T")
+
+#: RETURNING arrived in SQLite 3.35.
+MIN_SQLITE = (3, 35, 0)
+DEFAULT_BUSY_TIMEOUT = 5.0
+
+#: primary result codes that mean "the database cannot be used right now", not a bug in a query
+_UNAVAILABLE = frozenset(
+    getattr(sqlite3, name)
+    for name in (
+        "SQLITE_BUSY",
+        "SQLITE_LOCKED",
+        "SQLITE_READONLY",
+        "SQLITE_IOERR",
+        "SQLITE_CORRUPT",
+        "SQLITE_FULL",
+        "SQLITE_CANTOPEN",
+        "SQLITE_PERM",
+        "SQLITE_NOTADB",
+        "SQLITE_PROTOCOL",
+    )
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+# -- times -----------------------------------------------------------------------------------
+def to_us(value: datetime | None) -> int | None:
+    """An aware datetime as integer microseconds since the epoch (exact, comparable)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // _MICROSECOND
+
+
+def from_us(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
+
+
+# -- where the file is -----------------------------------------------------------------------
+def resolve_path(
+    *,
+    path: str | os.PathLike[str] | None,
+    url: str | None,
+    base_dir: str | os.PathLike[str] | None,
+    project_name: str,
+) -> Path:
+    """The absolute path of the database file.
+
+    ``path`` (or ``url``) names the file, as a plain path or a URL (``sqlite:///relative.db``,
+    ``sqlite:////absolute.db``); otherwise ``base_dir`` (default: settings ``BASE_DIR``) names a
+    folder and the file is ``<base_dir>/<project_name>.db``.
+    """
+    if path is not None and url is not None and os.fspath(path) != url:
+        raise ConfigError(
+            f"give the SQLite database as path= or url=, not both ({os.fspath(path)!r} and "
+            f"{redact_url(url)!r})"
+        )
+    target = os.fspath(path) if path is not None else url
+    if target is not None:
+        if "://" in target:
+            target = _path_from_url(target)
+        if target in ("", ":memory:") or target.startswith("file::memory:"):
+            raise ConfigError(
+                f"SQLite database {target!r}: an in-memory database cannot be shared between "
+                "connections and processes; use the memory backend (memory://) instead"
+            )
+        return Path(os.path.abspath(os.path.expanduser(target)))
+    folder = os.fspath(base_dir) if base_dir is not None else get_settings().BASE_DIR
+    if "://" in folder:
+        raise ConfigError(
+            f"SQLite base_dir must be a local folder, got {redact_url(folder)!r}; "
+            "name the file with path='sqlite:///...' instead"
+        )
+    return Path(os.path.abspath(os.path.expanduser(folder))) / f"{project_name}.db"
+
+
+def _path_from_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("sqlite", "sqlite3"):
+        raise ConfigError(f"not a SQLite URL: {redact_url(url)!r} (use sqlite:///path/to/file.db)")
+    if parts.netloc:
+        raise ConfigError(
+            f"SQLite URL {redact_url(url)!r} names a host {parts.netloc!r}; a SQLite database "
+            "is a local file: sqlite:///relative.db or sqlite:////absolute/path.db"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"SQLite URL {redact_url(url)!r}: query options are not supported")
+    # sqlite:///x.db -> "/x.db" -> "x.db" (relative); sqlite:////tmp/x.db -> "//tmp/x.db" -> "/tmp/x.db"
+    return parts.path[1:] if parts.path.startswith("/") else parts.path
+
+
+def check_location(path: Path) -> None:
+    """Fails early, naming the path, where SQLite itself would fail with a vague message."""
+    if path.is_dir():
+        raise ConfigError(
+            f"SQLite database path {str(path)!r} is a directory; give a file path such as "
+            f"{str(path / 'omniq.db')!r}, or pass the folder as base_dir="
+        )
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the folder {str(folder)!r} for SQLite database {str(path)!r}: "
+            f"{exc.strerror or exc}"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"the folder {str(folder)!r} of SQLite database {str(path)!r} is not writable "
+            "(SQLite creates its -wal and -shm files beside the database)"
+        )
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise BackendUnavailable(
+            f"SQLite database {str(path)!r} is read-only for this process; OmniQ needs to write it"
+        )
+
+
+# -- migrations ------------------------------------------------------------------------------
+def load_migrations() -> list[tuple[int, str, str]]:
+    """``(version, name, sql)`` from ``migrations/NNNN_name.sql``, in version order."""
+    found = []
+    for entry in resources.files("omniq.storage.sqlite").joinpath("migrations").iterdir():
+        name = entry.name
+        if not name.endswith(".sql"):
+            continue
+        number, _, title = name[:-4].partition("_")
+        found.append((int(number), title, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if versions != list(range(1, len(versions) + 1)):
+        raise RuntimeError(f"SQLite migrations must be numbered 1..n without gaps, got {versions}")
+    return found
+
+
+def split_statements(script: str) -> list[str]:
+    """Statements of a script, for running them one by one inside our own transaction
+    (``executescript`` would commit first)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip() and not all(
+        ln.strip().startswith("--") or not ln.strip() for ln in current.splitlines()
+    ):
+        raise RuntimeError(f"incomplete SQL statement in a migration: {current.strip()[:80]!r}")
+    return statements
+
+
+def migrate(raw: sqlite3.Connection, path: Path) -> int:
+    """Applies pending migrations in one transaction and returns the schema version. Several
+    processes connecting at once queue on ``BEGIN IMMEDIATE``; the first applies, the rest find
+    nothing to do."""
+    migrations = load_migrations()
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        raw.execute(
+            "CREATE TABLE IF NOT EXISTS omniq_schema_version ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        current: int = raw.execute(
+            "SELECT COALESCE(MAX(version), 0) FROM omniq_schema_version"
+        ).fetchone()[0]
+        latest = migrations[-1][0] if migrations else 0
+        if current > latest:
+            raise ConfigError(
+                f"SQLite database {str(path)!r} has schema version {current}, newer than this "
+                f"OmniQ knows ({latest}): upgrade OmniQ"
+            )
+        for version, name, script in migrations:
+            if version <= current:
+                continue
+            for statement in split_statements(script):
+                raw.execute(statement)
+            raw.execute(
+                "INSERT INTO omniq_schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                (version, name, datetime.now(UTC).isoformat()),
+            )
+            log.info("SQLite database %s: applied migration %04d_%s", path, version, name)
+        raw.execute("COMMIT")
+    except BaseException:
+        if raw.in_transaction:
+            raw.execute("ROLLBACK")
+        raise
+    return max(current, latest)
+
+
+# -- the connection --------------------------------------------------------------------------
+def in_transaction(raw: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
+    """``body`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back if it raises)."""
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        out = body(raw)
+    except BaseException:
+        if raw.in_transaction:
+            raw.execute("ROLLBACK")
+        raise
+    raw.execute("COMMIT")
+    return out
+
+
+class Database:
+    """One connection to one file for one event loop, shared by every component using it."""
+
+    def __init__(self, path: Path, busy_timeout: float) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self.hub = WakeHub(path, self._find_results)
+        self.schema_version = 0
+        self.journal_mode = ""
+        self.refs = 0
+        self._conn: aiosqlite.Connection | None = None
+        self._raw: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise BackendUnavailable(
+                f"the SQLite backend needs SQLite >= {'.'.join(map(str, MIN_SQLITE))}, this Python "
+                f"has {sqlite3.sqlite_version}"
+            )
+        check_location(self.path)
+        try:
+            conn = await aiosqlite.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None
+            )
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(
+                f"cannot open SQLite database {str(self.path)!r}: {exc}"
+            ) from exc
+        self._conn = conn
+        self._raw = conn._conn  # the sqlite3 connection, only ever used on aiosqlite's thread
+        try:
+            self.journal_mode, self.schema_version = await self.run(self._setup)
+        except BaseException:
+            await self.close()
+            raise
+
+    def _setup(self, raw: sqlite3.Connection) -> tuple[str, int]:
+        mode = raw.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            log.warning(
+                "SQLite database %s runs in %s mode, not WAL: readers will block writers",
+                self.path,
+                mode,
+            )
+        raw.execute("PRAGMA synchronous=NORMAL")
+        raw.execute("PRAGMA temp_store=MEMORY")
+        return str(mode).lower(), migrate(raw, self.path)
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Runs ``fn(connection)`` on the connection's thread in one hop.
+
+        aiosqlite's public API takes one thread hop per statement; a transaction would then hold
+        SQLite's write lock across several turns of the event loop (and of the GIL), stalling every
+        other process. Its ``_execute`` runs a whole function on its thread instead.
+        """
+        conn, raw = self._conn, self._raw
+        if conn is None or raw is None:
+            raise BackendUnavailable(f"SQLite database {str(self.path)!r} is closed")
+        try:
+            result: T = await conn._execute(fn, raw)  # type: ignore[no-untyped-call]
+        except sqlite3.Error as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _UNAVAILABLE:
+                raise BackendUnavailable(f"SQLite database {str(self.path)!r}: {exc}") from exc
+            raise
+        return result
+
+    async def _find_results(self, project: str, task_ids: list[str]) -> set[str]:
+        ids = json.dumps(task_ids)
+        rows = await self.run(
+            lambda raw: raw.execute(
+                "SELECT task_id FROM omniq_results WHERE project = ?"
+                " AND task_id IN (SELECT value FROM json_each(?))",
+                (project, ids),
+            ).fetchall()
+        )
+        return {r[0] for r in rows}
+
+    async def write(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """``body`` in one ``BEGIN IMMEDIATE`` transaction on the connection's thread."""
+        return await self.run(lambda raw: in_transaction(raw, body))
+
+    async def close(self) -> None:
+        self.hub.close()
+        conn, self._conn, self._raw = self._conn, None, None
+        if conn is not None:
+            await conn.close()
+
+
+# (path, loop) -> Database; weak on the loop so a closed, forgotten loop does not pin anything
+_OPEN: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Path, Database]] = (
+    weakref.WeakKeyDictionary()
+)
+_OPENING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Path, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def acquire(path: Path, busy_timeout: float) -> Database:
+    """The shared :class:`Database` of ``path`` on the running loop, opened on first use."""
+    loop = asyncio.get_running_loop()
+    lock = _OPENING.setdefault(loop, {}).setdefault(path, asyncio.Lock())
+    async with lock:
+        databases = _OPEN.setdefault(loop, {})
+        db = databases.get(path)
+        if db is None:
+            db = Database(path, busy_timeout)
+            await db.open()
+            databases[path] = db
+        db.refs += 1
+        return db
+
+
+async def release(db: Database) -> None:
+    db.refs -= 1
+    if db.refs > 0:
+        return
+    loop = asyncio.get_running_loop()
+    databases = _OPEN.get(loop, {})
+    if databases.get(db.path) is db:
+        del databases[db.path]
+    await db.close()
+
+
+def options_of(**values: Any) -> dict[str, Any]:
+    """The keyword arguments that are set (for building sibling components)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+__all__ = [
+    "DEFAULT_BUSY_TIMEOUT",
+    "Database",
+    "acquire",
+    "check_location",
+    "from_us",
+    "in_transaction",
+    "load_migrations",
+    "migrate",
+    "release",
+    "resolve_path",
+    "split_statements",
+    "to_us",
+]

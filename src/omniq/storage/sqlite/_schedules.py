@@ -1,0 +1,115 @@
+"""Schedules of the SQLite task queue: the encoded schedule plus the columns that find due ones.
+
+The payload is the schedule of record; ``state`` and ``next_run_at`` are copied into columns so
+that due schedules are found by an index, and ``next_run_at`` is the compare-and-set token that
+lets exactly one scheduler loop advance an occurrence.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from omniq.models.schedule import Schedule, ScheduleState
+from omniq.storage.sqlite._component import SQLiteComponent
+from omniq.storage.sqlite._db import to_us
+
+if TYPE_CHECKING:
+    from omniq.serialization import Serializer
+
+_UPSERT = (
+    "INSERT INTO omniq_schedules (project, id, queue, state, next_run_at, payload)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (project, id) DO UPDATE SET queue = excluded.queue, state = excluded.state,"
+    " next_run_at = excluded.next_run_at, payload = excluded.payload"
+)
+
+
+class ScheduleStore(SQLiteComponent):
+    """The schedule primitives of :class:`~omniq.storage.base.BaseTaskQueue` on SQLite."""
+
+    serializer: Serializer
+
+    def _schedule_row(self, schedule: Schedule, payload: bytes) -> tuple[Any, ...]:
+        return (
+            self.project_name,
+            schedule.id,
+            schedule.queue_name,
+            schedule.state.value,
+            to_us(schedule.next_run_at),
+            payload,
+        )
+
+    async def _save_schedule(self, schedule: Schedule, payload: bytes) -> None:
+        row = self._schedule_row(schedule, payload)
+        await self.db.run(lambda raw: raw.execute(_UPSERT, row))
+
+    async def _get_schedule(self, schedule_id: str) -> Schedule | None:
+        row = await self.db.run(
+            lambda raw: raw.execute(
+                "SELECT payload FROM omniq_schedules WHERE project = ? AND id = ?",
+                (self.project_name, schedule_id),
+            ).fetchone()
+        )
+        return None if row is None else self.serializer.decode_schedule(row[0])
+
+    async def _list_schedules(self, state: ScheduleState | None) -> list[Schedule]:
+        sql = "SELECT payload FROM omniq_schedules WHERE project = ?"
+        params: list[Any] = [self.project_name]
+        if state is not None:
+            sql += " AND state = ?"
+            params.append(state.value)
+        rows = await self.db.run(
+            lambda raw: raw.execute(sql + " ORDER BY rowid", params).fetchall()
+        )
+        return [self.serializer.decode_schedule(r[0]) for r in rows]
+
+    async def _update_schedule(
+        self,
+        schedule_id: str,
+        changes: dict[str, Any],
+        *,
+        expected_next_run_at: datetime | None = None,
+        check_next_run: bool = False,
+    ) -> bool:
+        expected = to_us(expected_next_run_at)
+
+        def update(raw: sqlite3.Connection) -> bool:
+            found = raw.execute(
+                "SELECT next_run_at, payload FROM omniq_schedules WHERE project = ? AND id = ?",
+                (self.project_name, schedule_id),
+            ).fetchone()
+            if found is None or (check_next_run and found[0] != expected):
+                return False
+            schedule = self.serializer.decode_schedule(found[1])
+            for key, value in changes.items():
+                setattr(schedule, key, value)
+            payload = self.serializer.encode_schedule(schedule)
+            raw.execute(_UPSERT, self._schedule_row(schedule, payload))
+            return True
+
+        return await self.db.write(update)
+
+    async def _delete_schedule(self, schedule_id: str) -> bool:
+        def delete(raw: sqlite3.Connection) -> bool:
+            cur = raw.execute(
+                "DELETE FROM omniq_schedules WHERE project = ? AND id = ?",
+                (self.project_name, schedule_id),
+            )
+            return cur.rowcount > 0
+
+        return await self.db.run(delete)
+
+    async def _due_schedules(self, now: datetime) -> list[Schedule]:
+        rows = await self.db.run(
+            lambda raw: raw.execute(
+                "SELECT payload FROM omniq_schedules WHERE project = ? AND state = 'active'"
+                " AND next_run_at IS NOT NULL AND next_run_at <= ? ORDER BY next_run_at",
+                (self.project_name, to_us(now)),
+            ).fetchall()
+        )
+        return [self.serializer.decode_schedule(r[0]) for r in rows]
+
+
+__all__ = ["ScheduleStore"]

@@ -1,0 +1,609 @@
+"""The SQLite task queue: a table with a queue column, claimed by ``UPDATE ... RETURNING``.
+
+A claim is one statement inside ``BEGIN IMMEDIATE``: per requested queue, the first ``limit``
+pending, ready tasks in claim order (index ``omniq_tasks_claim``), merged by the position of their
+queue in the request, become RUNNING under a lease, each with its own claim token. The same
+transaction ends tasks whose TTL ran out (EXPIRED) and tasks whose payload cannot be decoded
+(DEAD), so no claimer ever sees them. Completions of a batch, with their results when the result
+storage shares this file, are one transaction too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import sqlite3
+import weakref
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from omniq._sync import SyncWrapper
+from omniq._time import utcnow
+from omniq.exceptions import SerializationError
+from omniq.models.task import Task, TaskStatus
+from omniq.storage.base import BaseResultStorage, BaseTaskQueue, Completion, HeartbeatStatus
+from omniq.storage.sqlite._db import from_us, to_us
+from omniq.storage.sqlite._schedules import ScheduleStore
+from omniq.storage.sqlite._wake import SAFETY_RECHECK
+from omniq.storage.sqlite.results import (
+    UPSERT_RESULT,
+    AsyncSQLiteResultStorage,
+    result_row,
+    same_codec,
+)
+
+Row = tuple[Any, ...]
+
+# columns every read returns, in this order
+_COLUMN_NAMES = (
+    "seq", "id", "queue", "priority", "ready_at", "func", "schedule_id", "max_retries",
+    "created_at", "status", "attempts", "eta", "expires_at", "started_at", "finished_at",
+    "worker_id", "claim", "lease_expires_at", "cancel_requested", "error_type", "error_message",
+    "error_traceback", "payload",
+)  # fmt: skip
+COLUMNS = ", ".join(_COLUMN_NAMES)
+(
+    SEQ, ID, QUEUE, PRIORITY, READY_AT, FUNC, SCHEDULE_ID, MAX_RETRIES, CREATED_AT, STATUS,
+    ATTEMPTS, ETA, EXPIRES_AT, STARTED_AT, FINISHED_AT, WORKER_ID, CLAIM, LEASE_EXPIRES_AT,
+    CANCEL_REQUESTED, ERROR_TYPE, ERROR_MESSAGE, ERROR_TRACEBACK, PAYLOAD,
+) = range(len(_COLUMN_NAMES))  # fmt: skip
+
+_INSERT = (
+    "INSERT INTO omniq_tasks (project, id, queue, status, priority, ready_at, created_at, func,"
+    " schedule_id, max_retries, eta, expires_at, payload)"
+    " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (project, id) DO NOTHING"
+)
+# the claimed pairs of a batch, as a JSON array of [id, claim]
+_PAIRS = (
+    "(SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS claim"
+    " FROM json_each(:pairs)) AS c"
+)
+_HEARTBEAT = (
+    f"UPDATE omniq_tasks AS t SET lease_expires_at = :until FROM {_PAIRS}"
+    " WHERE t.project = :project AND t.id = c.id AND t.claim = c.claim AND t.status = 'running'"
+    " RETURNING id, cancel_requested"
+)
+_COMPLETE = (
+    f"UPDATE omniq_tasks AS t SET status = 'success', finished_at = :now, lease_expires_at = NULL"
+    f" FROM {_PAIRS}"
+    " WHERE t.project = :project AND t.id = c.id AND t.claim = c.claim AND t.status = 'running'"
+    " RETURNING id, claim"
+)
+_EXPIRE_SET = (
+    "UPDATE omniq_tasks SET status = 'expired', finished_at = :now, lease_expires_at = NULL,"
+    " error_type = 'TaskExpired', error_message = 'expired before it started'"
+    " WHERE project = :project AND expires_at IS NOT NULL AND status IN ('pending', 'waiting')"
+    " AND expires_at <= :now"
+)
+_MARK_DEAD = (
+    "UPDATE omniq_tasks SET status = 'dead', finished_at = ?, lease_expires_at = NULL,"
+    " error_type = 'SerializationError', error_message = ? WHERE seq = ?"
+)
+_BY_CLAIM = "project = :project AND id = :id AND claim = :claim AND status = 'running'"
+
+
+@functools.lru_cache(maxsize=64)
+def _claim_sql(n_queues: int) -> tuple[str, str]:
+    """(expire, claim) statements for ``n_queues`` queues; ``:q0``... name them in order."""
+    names = ", ".join(f":q{i}" for i in range(n_queues))
+    expire = f"{_EXPIRE_SET} AND queue IN ({names}) RETURNING {COLUMNS}"
+    # per queue, its first `limit` tasks in claim order (an index walk each), then merged
+    arms = " UNION ALL ".join(
+        f"SELECT * FROM (SELECT seq, {i} AS pos, priority, ready_at"
+        # pinned: without statistics the planner may pick omniq_tasks_due and sort every
+        # ready task of the queue; the claim index yields them in claim order, LIMIT stops early
+        " FROM omniq_tasks INDEXED BY omniq_tasks_claim"
+        f" WHERE project = :project AND queue = :q{i} AND status = 'pending'"
+        f" AND ready_at <= :now ORDER BY priority DESC, ready_at, seq LIMIT :limit)"
+        for i in range(n_queues)
+    )
+    claim = (
+        "UPDATE omniq_tasks SET status = 'running', attempts = attempts + 1,"
+        " worker_id = :worker, started_at = :now, lease_expires_at = :lease_until,"
+        " cancel_requested = 0,"
+        " claim = COALESCE(:worker, 'anonymous') || ':' || (attempts + 1) || ':'"
+        " || lower(hex(randomblob(4)))"
+        f" WHERE seq IN (SELECT seq FROM ({arms}) ORDER BY pos, priority DESC, ready_at, seq"
+        " LIMIT :limit)"
+        f" RETURNING {COLUMNS}"
+    )
+    return expire, claim
+
+
+@functools.lru_cache(maxsize=64)
+def _due_sql(n_queues: int) -> str:
+    arms = " UNION ALL ".join(
+        f"SELECT MIN(ready_at) AS due FROM omniq_tasks WHERE project = :project"
+        f" AND queue = :q{i} AND status = 'pending' AND ready_at > :now"
+        for i in range(n_queues)
+    )
+    return f"SELECT MIN(due) FROM ({arms})"
+
+
+def _lay_state(task: Task, row: Row) -> Task:
+    """The columns are the state of record: lay them over the decoded payload."""
+    task.status = TaskStatus(row[STATUS])
+    task.attempts = row[ATTEMPTS]
+    task.eta = from_us(row[ETA])
+    task.expires_at = from_us(row[EXPIRES_AT])
+    task.started_at = from_us(row[STARTED_AT])
+    task.finished_at = from_us(row[FINISHED_AT])
+    task.worker_id = row[WORKER_ID]
+    task.claim = row[CLAIM]
+    task.lease_expires_at = from_us(row[LEASE_EXPIRES_AT])
+    task.cancel_requested = bool(row[CANCEL_REQUESTED])
+    task.error_type = row[ERROR_TYPE]
+    task.error_message = row[ERROR_MESSAGE]
+    task.error_traceback = row[ERROR_TRACEBACK]
+    return task
+
+
+class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
+    """Tasks in a SQLite file, shared safely by every process on this machine.
+
+    ``path`` (or ``url``: ``sqlite:///relative.db``, ``sqlite:////absolute.db``) names the file;
+    otherwise it is ``<base_dir>/<project_name>.db`` (``base_dir`` defaults to settings
+    ``BASE_DIR``). ``busy_timeout`` is how long a write waits for another process's transaction.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        url: str | None = None,
+        base_dir: str | os.PathLike[str] | None = None,
+        busy_timeout: float | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        self._locate(path, url, base_dir, busy_timeout)
+        # task generation seen by each claiming task before its claim (see _wake)
+        self._claim_gens: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def create_result_storage(self) -> BaseResultStorage:
+        return AsyncSQLiteResultStorage(
+            project_name=self.project_name, serializer=self.serializer, **self._location_options()
+        )
+
+    def stores_results_with(self, result_storage: BaseResultStorage | None) -> bool:
+        return (
+            isinstance(result_storage, AsyncSQLiteResultStorage)
+            and result_storage.path == self.path
+            and result_storage.project_name == self.project_name
+            and same_codec(self.serializer, result_storage.serializer)
+        )
+
+    # -- rows to tasks ---------------------------------------------------------------------
+    def _decode(self, row: Row) -> Task:
+        return _lay_state(self.serializer.decode_task(row[PAYLOAD]), row)
+
+    def _view(self, row: Row) -> Task:
+        """A task as readers see it; a poison payload still shows its state, without arguments."""
+        try:
+            return self._decode(row)
+        except SerializationError:
+            created = from_us(row[CREATED_AT])
+            assert created is not None
+            shell = Task(
+                func=row[FUNC],
+                id=row[ID],
+                queue_name=row[QUEUE],
+                priority=row[PRIORITY],
+                schedule_id=row[SCHEDULE_ID],
+                max_retries=row[MAX_RETRIES],
+                created_at=created,
+            )
+            return _lay_state(shell, row)
+
+    def _params(self, **values: Any) -> dict[str, Any]:
+        return {"project": self.project_name, **values}
+
+    # -- enqueue ---------------------------------------------------------------------------
+    async def _enqueue(self, items: list[tuple[Task, bytes]]) -> list[bool]:
+        rows = [
+            (
+                self.project_name,
+                t.id,
+                t.queue_name,
+                t.priority,
+                to_us(t.ready_at),
+                to_us(t.created_at),
+                t.func,
+                t.schedule_id,
+                t.max_retries,
+                to_us(t.eta),
+                to_us(t.expires_at),
+                payload,
+            )
+            for t, payload in items
+        ]
+        if len(rows) == 1:  # one statement is atomic on its own
+            created = await self.db.run(lambda raw: [raw.execute(_INSERT, rows[0]).rowcount == 1])
+        else:
+            ids = msgspec.json.encode([t.id for t, _ in items]).decode()
+
+            def insert(raw: sqlite3.Connection) -> list[bool]:
+                seen = {
+                    r[0]
+                    for r in raw.execute(
+                        "SELECT id FROM omniq_tasks WHERE project = ?"
+                        " AND id IN (SELECT value FROM json_each(?))",
+                        (self.project_name, ids),
+                    )
+                }
+                raw.executemany(_INSERT, rows)
+                flags = []
+                for task, _ in items:
+                    flags.append(task.id not in seen)
+                    seen.add(task.id)
+                return flags
+
+            created = await self.db.write(insert)
+        queues = {t.queue_name for (t, _), new in zip(items, created, strict=True) if new}
+        if queues:
+            self.db.hub.notify_tasks(queues)
+        return created
+
+    # -- claim -----------------------------------------------------------------------------
+    async def _claim(
+        self, queues: list[str], limit: int, worker_id: str | None, lease: float, now: datetime
+    ) -> tuple[list[Task], list[Task]]:
+        names = list(dict.fromkeys(queues))
+        position = {q: i for i, q in enumerate(names)}
+        expire_sql, claim_sql = _claim_sql(len(names))
+        now_us = to_us(now)
+        params = self._params(
+            now=now_us,
+            lease_until=to_us(now + timedelta(seconds=lease)),
+            worker=worker_id,
+            limit=limit,
+            **{f"q{i}": q for i, q in enumerate(names)},
+        )
+        current = asyncio.current_task()
+        if current is not None:
+            self._claim_gens[current] = self.db.hub.task_gen
+
+        def claim(raw: sqlite3.Connection) -> tuple[list[Row], list[Task], list[Task]]:
+            expired = raw.execute(expire_sql, params).fetchall()
+            claimed: list[Task] = []
+            poison: list[Task] = []
+            while True:
+                wanted = limit - len(claimed)
+                picked = raw.execute(claim_sql, {**params, "limit": wanted})
+                rows = sorted(
+                    picked.fetchall(),
+                    key=lambda r: (position[r[QUEUE]], -r[PRIORITY], r[READY_AT], r[SEQ]),
+                )
+                spoiled = 0
+                for row in rows:
+                    try:
+                        claimed.append(self._decode(row))
+                    except SerializationError as exc:
+                        # poison payload: dead at once, with the reason; the claim carries on
+                        raw.execute(_MARK_DEAD, (now_us, str(exc), row[SEQ]))
+                        dead = self._view(row)
+                        dead.status, dead.finished_at, dead.lease_expires_at = (
+                            TaskStatus.DEAD,
+                            now,
+                            None,
+                        )
+                        dead.error_type, dead.error_message = "SerializationError", str(exc)
+                        poison.append(dead)
+                        spoiled += 1
+                # claim again only for the places poison took, and only if the queue had more
+                if not spoiled or len(rows) < wanted:
+                    return expired, claimed, poison
+
+        expired, claimed, poison = await self.db.write(claim)
+        return claimed, [self._view(r) for r in expired] + poison
+
+    async def _wait_for_tasks(
+        self, queues: list[str], timeout: float, stop: asyncio.Event | None
+    ) -> None:
+        hub = self.db.hub
+        current = asyncio.current_task()
+        since = self._claim_gens.pop(current, -1) if current is not None else -1
+        if hub.listen():
+            return  # listening only from now on: the caller claims once more
+        names = list(dict.fromkeys(queues))
+        now_us = to_us(utcnow())
+        assert now_us is not None
+        params = self._params(now=now_us, **{f"q{i}": q for i, q in enumerate(names)})
+        sql = _due_sql(len(names))
+        due = await self.db.run(lambda raw: raw.execute(sql, params).fetchone()[0])
+        limit = min(timeout, SAFETY_RECHECK)
+        if due is not None:
+            limit = min(limit, max(0.0, (due - now_us) / 1e6) + 0.001)
+        await hub.wait_tasks(names, limit, stop, since)
+
+    # -- leases and outcomes ---------------------------------------------------------------
+    async def _heartbeat(
+        self, claims: list[tuple[str, str]], lease: float, now: datetime
+    ) -> dict[str, HeartbeatStatus]:
+        params = self._params(
+            until=to_us(now + timedelta(seconds=lease)),
+            pairs=msgspec.json.encode(claims).decode(),
+        )
+        rows = await self.db.run(lambda raw: raw.execute(_HEARTBEAT, params).fetchall())
+        renewed = {task_id: bool(cancel) for task_id, cancel in rows}
+        return {
+            task_id: (
+                HeartbeatStatus.LOST
+                if task_id not in renewed
+                else HeartbeatStatus.CANCEL
+                if renewed[task_id]
+                else HeartbeatStatus.OK
+            )
+            for task_id, _ in claims
+        }
+
+    async def _complete(
+        self, completions: list[Completion], now: datetime, with_results: bool
+    ) -> list[bool]:
+        params = self._params(
+            now=to_us(now),
+            pairs=msgspec.json.encode([(c.task_id, c.claim) for c in completions]).decode(),
+        )
+        results = (
+            [
+                (c.task_id, c.claim, result_row(self.project_name, c.result, payload))
+                for c in completions
+                if c.result is not None
+                for payload in (self.serializer.encode_result(c.result),)
+            ]
+            if with_results
+            else []
+        )
+
+        def complete(raw: sqlite3.Connection) -> set[tuple[str, str]]:
+            acked = {(r[0], r[1]) for r in raw.execute(_COMPLETE, params).fetchall()}
+            rows = [row for task_id, claim, row in results if (task_id, claim) in acked]
+            if rows:
+                raw.executemany(UPSERT_RESULT, rows)
+            return acked
+
+        acked = await self.db.write(complete)
+        if results:
+            self.db.hub.notify_results(
+                self.project_name,
+                [(tid, row[-1]) for tid, claim, row in results if (tid, claim) in acked],
+            )
+        return [(c.task_id, c.claim) in acked for c in completions]
+
+    async def _fail(
+        self,
+        task_id: str,
+        claim: str,
+        status: TaskStatus,
+        error_type: str | None,
+        error_message: str | None,
+        error_traceback: str | None,
+        retry_at: datetime | None,
+        now: datetime,
+    ) -> Task | None:
+        params = self._params(
+            id=task_id,
+            claim=claim,
+            now=to_us(now),
+            retry_at=to_us(retry_at),
+            error_type=error_type,
+            error_message=error_message,
+            error_traceback=error_traceback,
+        )
+        errors = (
+            "error_type = :error_type, error_message = :error_message,"
+            " error_traceback = :error_traceback"
+        )
+
+        def fail(raw: sqlite3.Connection) -> Row | None:
+            found = raw.execute(
+                f"SELECT attempts, max_retries FROM omniq_tasks WHERE {_BY_CLAIM}", params
+            ).fetchone()
+            if found is None:
+                return None
+            final = status
+            if final is TaskStatus.PENDING and found[0] >= found[1] + 1:
+                # out of attempts: the retry is refused here, atomically, as the lease path does
+                final = TaskStatus.DEAD
+            if final is TaskStatus.PENDING:
+                sql = (
+                    "UPDATE omniq_tasks SET status = 'pending', eta = :retry_at,"
+                    " ready_at = COALESCE(:retry_at, created_at), claim = NULL,"
+                    f" lease_expires_at = NULL, {errors} WHERE {_BY_CLAIM} RETURNING {COLUMNS}"
+                )
+            else:
+                sql = (
+                    f"UPDATE omniq_tasks SET status = '{final.value}', finished_at = :now,"
+                    f" lease_expires_at = NULL, {errors} WHERE {_BY_CLAIM} RETURNING {COLUMNS}"
+                )
+            row: Row = raw.execute(sql, params).fetchone()
+            return row
+
+        row = await self.db.write(fail)
+        if row is None:
+            return None
+        task = self._view(row)
+        if task.status is TaskStatus.PENDING:
+            self.db.hub.notify_tasks([task.queue_name])
+        return task
+
+    async def _release(self, task_id: str, claim: str, now: datetime) -> Task | None:
+        params = self._params(id=task_id, claim=claim, now=to_us(now))
+
+        def release(raw: sqlite3.Connection) -> Row | None:
+            row: Row | None = raw.execute(
+                "UPDATE omniq_tasks SET status = 'cancelled', finished_at = :now,"
+                " lease_expires_at = NULL, error_type = 'Cancelled',"
+                " error_message = 'cancelled while running'"
+                f" WHERE {_BY_CLAIM} AND cancel_requested = 1 RETURNING {COLUMNS}",
+                params,
+            ).fetchone()
+            if row is None:
+                # handed back untouched: the attempt it was claimed for does not count
+                row = raw.execute(
+                    "UPDATE omniq_tasks SET status = 'pending', attempts = MAX(0, attempts - 1),"
+                    " claim = NULL, lease_expires_at = NULL, worker_id = NULL, started_at = NULL,"
+                    f" cancel_requested = 0 WHERE {_BY_CLAIM} RETURNING {COLUMNS}",
+                    params,
+                ).fetchone()
+            return row
+
+        row = await self.db.write(release)
+        if row is None:
+            return None
+        task = self._view(row)
+        if task.status is TaskStatus.PENDING:
+            self.db.hub.notify_tasks([task.queue_name])
+        return task
+
+    async def _cancel(self, task_id: str, now: datetime) -> Task | None:
+        params = self._params(id=task_id, now=to_us(now))
+        by_id = "project = :project AND id = :id"
+
+        def cancel(raw: sqlite3.Connection) -> Row | None:
+            for sql in (
+                "UPDATE omniq_tasks SET status = 'cancelled', finished_at = :now,"
+                " lease_expires_at = NULL, error_type = 'Cancelled',"
+                " error_message = 'cancelled before it started'"
+                f" WHERE {by_id} AND status IN ('pending', 'waiting') RETURNING {COLUMNS}",
+                "UPDATE omniq_tasks SET cancel_requested = 1"
+                f" WHERE {by_id} AND status = 'running' RETURNING {COLUMNS}",
+                f"SELECT {COLUMNS} FROM omniq_tasks WHERE {by_id}",
+            ):
+                row: Row | None = raw.execute(sql, params).fetchone()
+                if row is not None:
+                    return row
+            return None
+
+        row = await self.db.write(cancel)
+        return None if row is None else self._view(row)
+
+    async def _requeue(self, task_id: str, reset_attempts: bool, now: datetime) -> Task | None:
+        params = self._params(id=task_id, reset=int(reset_attempts))
+        sql = (
+            "UPDATE omniq_tasks SET status = 'pending',"
+            " attempts = CASE WHEN :reset THEN 0 ELSE attempts END,"
+            " eta = NULL, expires_at = NULL, ready_at = created_at, finished_at = NULL,"
+            " claim = NULL, worker_id = NULL, lease_expires_at = NULL, error_type = NULL,"
+            " error_message = NULL, error_traceback = NULL, cancel_requested = 0"
+            " WHERE project = :project AND id = :id"
+            " AND status IN ('dead', 'cancelled', 'expired', 'failed')"
+            f" RETURNING {COLUMNS}"
+        )
+        row = await self.db.run(lambda raw: raw.execute(sql, params).fetchone())
+        if row is None:
+            return None
+        task = self._view(row)
+        self.db.hub.notify_tasks([task.queue_name])
+        return task
+
+    async def _recover_expired(self, now: datetime) -> list[Task]:
+        params = self._params(now=to_us(now))
+        lapsed = (
+            "project = :project AND status = 'running' AND lease_expires_at IS NOT NULL"
+            " AND lease_expires_at <= :now"
+        )
+
+        def recover(raw: sqlite3.Connection) -> list[Row]:
+            dead = raw.execute(
+                "UPDATE omniq_tasks SET status = 'dead', finished_at = :now,"
+                " lease_expires_at = NULL, error_type = 'LeaseExpired',"
+                " error_message = 'lease expired on attempt ' || attempts || ' of '"
+                " || (max_retries + 1)"
+                f" WHERE {lapsed} AND attempts >= max_retries + 1 RETURNING {COLUMNS}",
+                params,
+            ).fetchall()
+            back = raw.execute(
+                "UPDATE omniq_tasks SET status = 'pending', eta = NULL, ready_at = created_at,"
+                " claim = NULL, lease_expires_at = NULL"
+                f" WHERE {lapsed} RETURNING {COLUMNS}",
+                params,
+            ).fetchall()
+            return dead + back
+
+        rows = await self.db.write(recover)
+        tasks = [self._view(r) for r in rows]
+        queues = {t.queue_name for t in tasks if t.status is TaskStatus.PENDING}
+        if queues:
+            self.db.hub.notify_tasks(queues)
+        return tasks
+
+    async def _expire(self, now: datetime) -> list[Task]:
+        params = self._params(now=to_us(now))
+        sql = f"{_EXPIRE_SET} RETURNING {COLUMNS}"
+        rows = await self.db.run(lambda raw: raw.execute(sql, params).fetchall())
+        return [self._view(r) for r in rows]
+
+    # -- reading ---------------------------------------------------------------------------
+    async def _get_task(self, task_id: str) -> Task | None:
+        row = await self.db.run(
+            lambda raw: raw.execute(
+                f"SELECT {COLUMNS} FROM omniq_tasks WHERE project = ? AND id = ?",
+                (self.project_name, task_id),
+            ).fetchone()
+        )
+        return None if row is None else self._view(row)
+
+    async def _list_tasks(
+        self, queue: str | None, status: TaskStatus | None, limit: int, offset: int
+    ) -> list[Task]:
+        where, params = ["project = ?"], [self.project_name]
+        if queue is not None:
+            where.append("queue = ?")
+            params.append(queue)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status.value)
+        sql = (
+            f"SELECT {COLUMNS} FROM omniq_tasks WHERE {' AND '.join(where)}"
+            " ORDER BY seq LIMIT ? OFFSET ?"
+        )
+        rows = await self.db.run(lambda raw: raw.execute(sql, [*params, limit, offset]).fetchall())
+        return [self._view(r) for r in rows]
+
+    async def _queue_size(self, queue: str) -> int:
+        count: int = await self.db.run(
+            lambda raw: raw.execute(
+                "SELECT COUNT(*) FROM omniq_tasks WHERE project = ? AND queue = ?"
+                " AND status = 'pending'",
+                (self.project_name, queue),
+            ).fetchone()[0]
+        )
+        return count
+
+    async def _stats(self) -> dict[str, dict[str, int]]:
+        rows = await self.db.run(
+            lambda raw: raw.execute(
+                "SELECT queue, status, COUNT(*) FROM omniq_tasks WHERE project = ?"
+                " GROUP BY queue, status",
+                (self.project_name,),
+            ).fetchall()
+        )
+        stats: dict[str, dict[str, int]] = {}
+        for queue, status, count in rows:
+            stats.setdefault(queue, {})[status] = count
+        return stats
+
+    async def _purge(self, queue: str) -> int:
+        def purge(raw: sqlite3.Connection) -> int:
+            cur = raw.execute(
+                "DELETE FROM omniq_tasks WHERE project = ? AND queue = ?"
+                " AND status IN ('pending', 'waiting')",
+                (self.project_name, queue),
+            )
+            return cur.rowcount
+
+        return await self.db.run(purge)
+
+
+class SQLiteQueue(SyncWrapper, async_class=AsyncSQLiteQueue):
+    """Blocking API of :class:`AsyncSQLiteQueue`."""
+
+
+__all__ = ["AsyncSQLiteQueue", "SQLiteQueue"]

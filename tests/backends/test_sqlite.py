@@ -1,0 +1,545 @@
+"""SQLite-specific behaviour beyond the conformance suite: several processes on one file, bad
+paths, where the file goes, migrations, wake-ups between processes, indexes, and the seeds'
+SQLite examples as written."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import socket
+import sqlite3
+import stat
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from multiprocessing.synchronize import Event as MPEvent
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from omniq.exceptions import BackendUnavailable, ConfigError
+from omniq.models.result import TaskResult
+from omniq.models.task import Task, TaskStatus
+from omniq.storage.sqlite import (
+    AsyncSQLiteEventStorage,
+    AsyncSQLiteQueue,
+    AsyncSQLiteResultStorage,
+)
+from omniq.storage.sqlite._db import load_migrations
+from omniq.storage.sqlite._wake import WakeHub, wake_folder
+
+TASKS = 5_000
+WORKER_PROCESSES = 4
+
+
+# -- task functions (importable by name, so spawned workers find them) -------------------------
+_LOG_FDS: dict[str, int] = {}
+
+
+async def record_execution(index: int, out_dir: str) -> int:
+    """Appends ``index`` to this process's log: one line per execution, never lost or merged."""
+    path = os.path.join(out_dir, f"{os.getpid()}.log")
+    fd = _LOG_FDS.get(path)
+    if fd is None:
+        fd = _LOG_FDS[path] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.write(fd, f"{index}\n".encode())
+    return index
+
+
+def greet(name: str) -> str:
+    return name
+
+
+# -- several worker processes on one file ------------------------------------------------------
+def _serve(db_path: str, ready: MPEvent, done: MPEvent) -> None:
+    asyncio.run(_serve_async(db_path, ready, done))
+
+
+async def _serve_async(db_path: str, ready: MPEvent, done: MPEvent) -> None:
+    from omniq.workers import AsyncWorker
+
+    queue = AsyncSQLiteQueue(path=db_path)
+    worker = AsyncWorker(queue, concurrency=50, idle_timeout=1.0)
+    await worker.start()
+    ready.set()
+    await asyncio.to_thread(done.wait)  # serve until the parent says the run is over
+    await worker.stop()
+    await worker.result_store.close()
+    await queue.close()
+
+
+async def test_worker_processes_on_one_file_run_every_task_exactly_once(tmp_path: Path) -> None:
+    db_path = str(tmp_path / "shared.db")
+    out_dir = tmp_path / "executions"
+    out_dir.mkdir()
+    ctx = multiprocessing.get_context("spawn")
+    ready = [ctx.Event() for _ in range(WORKER_PROCESSES)]
+    done = ctx.Event()
+    procs = [ctx.Process(target=_serve, args=(db_path, r, done)) for r in ready]
+    for proc in procs:
+        proc.start()
+    try:
+        for event in ready:
+            assert await asyncio.to_thread(event.wait, 30), "a worker process did not start"
+        async with (
+            AsyncSQLiteQueue(path=db_path) as queue,
+            AsyncSQLiteResultStorage(path=db_path) as results,
+        ):
+            ids: list[str] = []
+            for start in range(0, TASKS, 500):  # several enqueues: several wake-ups
+                ids += await queue.enqueue_many(
+                    [
+                        Task(func=f"{__name__}:record_execution", args=(i, str(out_dir)))
+                        for i in range(start, start + 500)
+                    ]
+                )
+            found = await asyncio.gather(*(results.wait(t, timeout=45) for t in ids))
+            stats = await queue.stats()
+    finally:
+        done.set()
+        for proc in procs:
+            await asyncio.to_thread(proc.join, 30)
+            if proc.is_alive():
+                proc.kill()
+
+    assert [r.result if r is not None else None for r in found] == list(range(TASKS))
+    assert stats == {"default": {"success": TASKS}}
+    executions = Counter(
+        int(line) for log in out_dir.iterdir() for line in log.read_text().splitlines()
+    )
+    assert sorted(executions) == list(range(TASKS)), "some task never ran"
+    assert [i for i, n in executions.items() if n > 1] == [], "some task ran twice"
+    assert len(list(out_dir.iterdir())) >= 2, "the tasks were not shared between processes"
+    assert all(proc.exitcode == 0 for proc in procs)
+
+
+def _connect_fresh(db_path: str, barrier: Any) -> None:
+    barrier.wait()
+
+    async def connect() -> None:
+        async with AsyncSQLiteQueue(path=db_path):
+            pass
+
+    asyncio.run(connect())
+
+
+def test_processes_connecting_at_once_migrate_the_schema_once(tmp_path: Path) -> None:
+    db_path = str(tmp_path / "fresh.db")
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(WORKER_PROCESSES)
+    procs = [
+        ctx.Process(target=_connect_fresh, args=(db_path, barrier)) for _ in range(WORKER_PROCESSES)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(30)
+
+    assert [proc.exitcode for proc in procs] == [0] * WORKER_PROCESSES
+    with sqlite3.connect(db_path) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM omniq_schema_version")]
+    assert versions == [v for v, _, _ in load_migrations()]
+
+
+# -- where the file goes -----------------------------------------------------------------------
+async def test_base_dir_names_a_folder_created_on_connect_holding_project_db(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "not" / "there" / "yet"
+
+    async with AsyncSQLiteQueue(project_name="my_project", base_dir=str(folder)) as queue:
+        await queue.enqueue("operator:add", args=(1, 2))
+
+    assert (folder / "my_project.db").is_file()
+
+
+@pytest.mark.parametrize("form", ["path", "url"])
+async def test_absolute_path_and_url_name_the_same_file(tmp_path: Path, form: str) -> None:
+    target = tmp_path / "named.db"
+    where = {"path": str(target)} if form == "path" else {"url": f"sqlite:///{target}"}
+
+    async with AsyncSQLiteQueue(**where) as queue:
+        assert queue.path == target
+        await queue.enqueue("operator:add", args=(1, 2))
+
+    assert target.is_file()
+
+
+def test_relative_url_is_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    assert AsyncSQLiteQueue(path="sqlite:///sub/rel.db").path == tmp_path / "sub" / "rel.db"
+
+
+@pytest.mark.parametrize("target", [":memory:", "sqlite:///:memory:"])
+def test_in_memory_database_is_refused_pointing_at_the_memory_backend(target: str) -> None:
+    with pytest.raises(ConfigError, match="memory backend"):
+        AsyncSQLiteQueue(path=target)
+
+
+def test_url_with_a_host_is_refused_naming_it() -> None:
+    with pytest.raises(ConfigError, match="dbhost"):
+        AsyncSQLiteQueue(url="sqlite://dbhost/x.db")
+
+
+async def test_tasks_survive_closing_and_reopening_the_file(tmp_path: Path) -> None:
+    path = str(tmp_path / "durable.db")
+    async with AsyncSQLiteQueue(path=path) as queue:
+        task_id = await queue.enqueue("operator:add", args=(1, 2), priority=3)
+
+    async with AsyncSQLiteQueue(path=path) as queue:
+        task = await queue.dequeue()
+
+    assert task is not None
+    assert (task.id, task.args, task.priority) == (task_id, (1, 2), 3)
+
+
+async def test_projects_sharing_one_file_do_not_see_each_other(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.db")
+    async with (
+        AsyncSQLiteQueue(path=path, project_name="alpha") as alpha,
+        AsyncSQLiteQueue(path=path, project_name="beta") as beta,
+    ):
+        await alpha.enqueue("operator:add", args=(1, 2))
+
+        assert await beta.dequeue() is None
+        assert await beta.stats() == {}
+        assert await alpha.get_queue_size() == 1
+
+
+# -- bad paths fail at connect with a clear error naming the path ------------------------------
+async def test_folder_that_cannot_be_created_raises_config_error_naming_it(
+    tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    queue = AsyncSQLiteQueue(base_dir=str(blocker / "sub"))
+
+    with pytest.raises(ConfigError) as raised:
+        await queue.connect()
+
+    assert str(blocker / "sub") in str(raised.value)
+
+
+async def test_path_that_is_a_directory_raises_config_error_naming_it(tmp_path: Path) -> None:
+    queue = AsyncSQLiteQueue(path=str(tmp_path))
+
+    with pytest.raises(ConfigError) as raised:
+        await queue.connect()
+
+    assert str(tmp_path) in str(raised.value)
+    assert "directory" in str(raised.value)
+
+
+async def test_file_that_is_not_a_database_raises_backend_unavailable_naming_it(
+    tmp_path: Path,
+) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not an SQLite file at all" * 100)
+
+    with pytest.raises(BackendUnavailable) as raised:
+        async with AsyncSQLiteResultStorage(path=str(garbage)):
+            pass
+
+    assert str(garbage) in str(raised.value)
+
+
+def _connect_unprivileged(db_path: str, report: Any) -> None:
+    """Runs in a forked child: drops root (which ignores file modes), then connects."""
+    if os.geteuid() == 0:
+        os.setgid(65534)
+        os.setuid(65534)
+
+    async def connect() -> None:
+        async with AsyncSQLiteQueue(path=db_path):
+            pass
+
+    try:
+        asyncio.run(connect())
+    except Exception as exc:
+        report.put((type(exc).__name__, str(exc)))
+    else:
+        report.put(("no error", ""))
+
+
+@pytest.fixture
+def read_only_db() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="omniq-ro-"))
+    os.chmod(folder, 0o777)  # only the file is read-only; an unprivileged child may write here
+    path = folder / "read-only.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE placeholder (x)")
+    conn.close()
+    os.chmod(path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    yield path
+    os.chmod(path, 0o644)
+    for child in folder.iterdir():
+        child.unlink()
+    folder.rmdir()
+
+
+def test_read_only_file_raises_backend_unavailable_naming_it(read_only_db: Path) -> None:
+    ctx = multiprocessing.get_context("fork")  # the child keeps the loaded modules after setuid
+    report = ctx.Queue()
+    child = ctx.Process(target=_connect_unprivileged, args=(str(read_only_db), report))
+    child.start()
+    error_type, message = report.get(timeout=30)
+    child.join(10)
+
+    assert error_type == "BackendUnavailable"
+    assert str(read_only_db) in message
+    assert "read-only" in message
+
+
+# -- results share the queue's file and transaction --------------------------------------------
+async def test_results_in_the_same_file_are_written_with_the_acknowledgement(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "together.db")
+    async with (
+        AsyncSQLiteQueue(path=path) as queue,
+        AsyncSQLiteResultStorage(path=path) as results,
+        AsyncSQLiteResultStorage(path=str(tmp_path / "elsewhere.db")) as elsewhere,
+    ):
+        assert queue.stores_results_with(results) is True
+        assert queue.stores_results_with(elsewhere) is False
+        assert queue.stores_results_with(queue.create_result_storage()) is True
+        await queue.enqueue("operator:add", args=(1, 2))
+        task = await queue.dequeue(lease=5)
+        assert task is not None
+        assert task.claim is not None
+
+        await queue.complete(
+            task.id, task.claim, TaskResult(task_id=task.id, result=3), result_storage=results
+        )
+
+        stored = await results.get(task.id)
+        assert stored is not None
+        assert stored.result == 3
+        finished = await queue.get_task(task.id)
+        assert finished is not None
+        assert finished.status is TaskStatus.SUCCESS
+
+
+async def test_results_signed_with_another_key_are_not_written_by_the_queue(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "keys.db")
+    queue = AsyncSQLiteQueue(path=path, secret_key="one")
+    results = AsyncSQLiteResultStorage(path=path, secret_key="two")
+
+    assert queue.stores_results_with(results) is False
+
+
+# -- wake-ups between processes (two hubs stand for two processes) -----------------------------
+async def test_a_task_notification_reaches_a_waiter_of_another_process(tmp_path: Path) -> None:
+    waiter, notifier = (
+        WakeHub(tmp_path / "w.db", _no_results),
+        WakeHub(tmp_path / "w.db", _no_results),
+    )
+    try:
+        waiter.listen()
+        since = waiter.task_gen
+        waiting = asyncio.create_task(waiter.wait_tasks(["default"], 30, None, since))
+        await asyncio.sleep(0.05)
+
+        notifier.notify_tasks(["default"])
+
+        await asyncio.wait_for(waiting, 10)
+        assert waiter.task_gen == since + 1
+    finally:
+        waiter.close()
+        notifier.close()
+
+
+async def test_a_result_notification_reaches_only_its_waiter(tmp_path: Path) -> None:
+    waiter, notifier = (
+        WakeHub(tmp_path / "w.db", _no_results),
+        WakeHub(tmp_path / "w.db", _no_results),
+    )
+    try:
+        waiter.listen()
+        mine = asyncio.create_task(waiter.wait_result("p", "mine", 30))
+        other = asyncio.create_task(waiter.wait_result("p", "other", 30))
+        await asyncio.sleep(0.05)
+
+        notifier.notify_results("p", [("mine", b"payload")])
+
+        await asyncio.wait_for(mine, 10)
+        assert not other.done()
+        other.cancel()
+    finally:
+        waiter.close()
+        notifier.close()
+
+
+async def test_a_dead_process_socket_is_removed_by_the_next_notification(tmp_path: Path) -> None:
+    folder = wake_folder(tmp_path / "w.db")
+    folder.mkdir(parents=True)
+    stale = folder / "999999-deadbeef.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(stale))
+    sock.close()  # its owner is gone, the file stays behind
+    notifier = WakeHub(tmp_path / "w.db", _no_results)
+    try:
+        notifier.notify_tasks(["default"])
+    finally:
+        notifier.close()
+
+    assert not stale.exists()
+
+
+def test_wake_folder_moves_to_the_temp_dir_when_socket_paths_would_be_too_long(
+    tmp_path: Path,
+) -> None:
+    deep = tmp_path / ("x" * 120) / "db.sqlite"
+
+    folder = wake_folder(deep)
+
+    assert len(os.fsencode(folder)) + 24 <= 100
+    assert folder == wake_folder(deep)  # every process derives the same folder
+
+
+async def _no_results(project: str, task_ids: list[str]) -> set[str]:
+    return set()
+
+
+# -- indexes match the queries -----------------------------------------------------------------
+def _plan(conn: sqlite3.Connection, sql: str, params: Any) -> str:
+    return " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+
+
+async def test_the_claim_walks_the_claim_index_of_each_queue_without_sorting_it(
+    tmp_path: Path,
+) -> None:
+    from omniq.storage.sqlite.queue import _claim_sql
+
+    path = tmp_path / "plan.db"
+    async with AsyncSQLiteQueue(path=str(path)):
+        pass
+    _, claim = _claim_sql(2)
+    params = {"project": "p", "q0": "a", "q1": "b", "now": 0, "limit": 10}
+    params |= {"worker": "w", "lease_until": 1}
+    with sqlite3.connect(path) as conn:
+        plan = _plan(conn, claim, params)
+
+    assert plan.count("USING INDEX omniq_tasks_claim") == 2
+    # the only sort left is the merge of the (at most 2 x limit) rows the arms picked
+    assert "SCAN omniq_tasks" not in plan
+
+
+@pytest.mark.parametrize(
+    ("filters", "index"),
+    [
+        ({"task_id": "t"}, "omniq_events_task"),
+        ({"event_type": "completed"}, "omniq_events_type"),
+        ({"queue": "q"}, "omniq_events_queue"),
+        ({"schedule_id": "s"}, "omniq_events_schedule"),
+        ({}, "omniq_events_time"),
+    ],
+)
+async def test_every_event_filter_uses_an_index(
+    tmp_path: Path, filters: dict[str, str], index: str
+) -> None:
+    path = tmp_path / "events.db"
+    captured: list[tuple[str, list[Any]]] = []
+    async with AsyncSQLiteEventStorage(path=str(path)) as events:
+        real_run = events.db.run
+
+        async def capture(fn: Any) -> Any:
+            class Spy:
+                def execute(self, sql: str, params: list[Any]) -> Any:
+                    captured.append((sql, params))
+                    return raw.execute(sql, params)
+
+            raw = sqlite3.connect(path)
+            try:
+                return fn(Spy())
+            finally:
+                raw.close()
+
+        events.db.run = capture  # type: ignore[method-assign]
+        try:
+            await events.get_events(**filters)  # type: ignore[arg-type]
+        finally:
+            events.db.run = real_run  # type: ignore[method-assign]
+    sql, params = captured[0]
+    with sqlite3.connect(path) as conn:
+        plan = _plan(conn, sql, params)
+
+    assert f"USING INDEX {index}" in plan
+    assert "TEMP B-TREE" not in plan
+
+
+# -- the seeds' SQLite examples, as written (tmp_path as base_dir) -----------------------------
+def test_seed_003_sqlite_result_storage_with_base_dir(tmp_path: Path) -> None:
+    from omniq.storage import SQLiteResultStorage
+
+    result_store = SQLiteResultStorage(base_dir=str(tmp_path))
+    with result_store:
+        result_store.set(TaskResult(task_id="t1", result="stored"))
+        stored = result_store.get("t1")
+
+    assert stored is not None
+    assert stored.result == "stored"
+    assert (tmp_path / "default.db").is_file()
+
+
+def test_seed_003_sqlite_backend_with_omniq_from_backend_runs_a_task(tmp_path: Path) -> None:
+    from omniq import OmniQ
+    from omniq.backend import SQLiteBackend
+
+    sqlite_backend = SQLiteBackend(project_name="my_project", base_dir=str(tmp_path))
+    oq = OmniQ.from_backend(sqlite_backend, worker_type="async", worker_config={"max_workers": 10})
+    try:
+        oq.start_worker()
+        task_id = oq.enqueue(func=greet, func_args=dict(name="Tom"))
+        result = oq.get_result(task_id, timeout=10)
+    finally:
+        oq.stop_worker()
+        oq.close()
+
+    assert result == "Tom"
+    assert (tmp_path / "my_project.db").is_file()
+
+
+def test_seed_003_sqlite_result_storage_from_config(tmp_path: Path) -> None:
+    from omniq.models import SQLiteResultStorageConfig
+    from omniq.storage import SQLiteResultStorage
+
+    result_store = SQLiteResultStorage.from_config(
+        SQLiteResultStorageConfig(project_name="my_project", base_dir=str(tmp_path))
+    )
+    with result_store:
+        result_store.set(TaskResult(task_id="t1", result=1))
+
+    assert (tmp_path / "my_project.db").is_file()
+
+
+async def test_seed_001_sqlite_backend_from_a_config_lists_its_tasks(tmp_path: Path) -> None:
+    from omniq.backend import AsyncSQLiteBackend
+    from omniq.models import SQLiteConfig
+
+    sqlite_config = SQLiteConfig(project_name="export", base_dir=str(tmp_path))
+    sqlite_backend = AsyncSQLiteBackend(sqlite_config)
+    async with sqlite_backend:
+        await sqlite_backend.queue.enqueue("operator:add", args=(1, 2))
+        tasks = await sqlite_backend.queue.list_tasks()
+
+    assert [t.args for t in tasks] == [(1, 2)]
+
+
+async def test_backend_from_a_sqlite_url_keeps_everything_in_that_file(tmp_path: Path) -> None:
+    from omniq.backend import create_backend
+
+    target = tmp_path / "by-url.db"
+    backend = create_backend(url=f"sqlite:///{target}")
+    async with backend:
+        assert backend.queue.path == backend.result_storage.path == target
+        assert backend.queue.stores_results_with(backend.result_storage)
+        await backend.event_storage.connect()
+        assert backend.event_storage.path == target
