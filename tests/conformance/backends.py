@@ -66,40 +66,6 @@ async def open_memory(*, queues: Sequence[str] | None = None) -> AsyncIterator[S
 
 
 @asynccontextmanager
-async def open_postgres(*, queues: Sequence[str] | None = None) -> AsyncIterator[Stores]:
-    """A fresh schema ``omniq_test_<random>`` in the ``test`` database, dropped on exit."""
-    import asyncpg  # type: ignore[import-untyped]
-
-    from omniq.storage.postgres import (
-        AsyncPostgresEventStorage,
-        AsyncPostgresQueue,
-        AsyncPostgresResultStorage,
-    )
-    from tests.conftest import service_address
-
-    host, port = service_address("postgres")
-    schema = f"omniq_test_{uuid.uuid4().hex[:12]}"
-    common = {"host": host, "port": port, "username": "postgres", "database": "test"}
-    try:
-        async with (
-            AsyncPostgresQueue(
-                queues=queues, schema=schema, secret_key=TEST_SECRET_KEY, **common
-            ) as queue,
-            AsyncPostgresResultStorage(
-                schema=schema, secret_key=TEST_SECRET_KEY, **common
-            ) as results,
-            AsyncPostgresEventStorage(schema=schema, **common) as events,
-        ):
-            yield Stores(queue, results, events)
-    finally:
-        conn = await asyncpg.connect(host=host, port=port, user="postgres", database="test")
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
-
-
-@asynccontextmanager
 async def open_sqlite(*, queues: Sequence[str] | None = None) -> AsyncIterator[Stores]:
     """A fresh database file in a temporary folder, removed on exit."""
     import tempfile
@@ -118,38 +84,6 @@ async def open_sqlite(*, queues: Sequence[str] | None = None) -> AsyncIterator[S
             AsyncSQLiteEventStorage(path=path) as events,
         ):
             yield Stores(queue, results, events)
-
-
-@asynccontextmanager
-async def open_redis(*, queues: Sequence[str] | None = None) -> AsyncIterator[Stores]:
-    """A fresh project name (the hash tag of every key); its keys are unlinked on exit."""
-    import redis.asyncio as aioredis
-
-    from omniq.storage.redis import (
-        AsyncRedisEventStorage,
-        AsyncRedisQueue,
-        AsyncRedisResultStorage,
-    )
-    from tests.conftest import service_address
-
-    host, port = service_address("redis")
-    project = unique_namespace()
-    common = {"host": host, "port": port, "project_name": project}
-    try:
-        async with (
-            AsyncRedisQueue(queues=queues, secret_key=TEST_SECRET_KEY, **common) as queue,
-            AsyncRedisResultStorage(secret_key=TEST_SECRET_KEY, **common) as results,
-            AsyncRedisEventStorage(**common) as events,
-        ):
-            yield Stores(queue, results, events)
-    finally:
-        client = aioredis.Redis(host=host, port=port)
-        try:
-            keys = [k async for k in client.scan_iter(match=f"*{{{project}}}*", count=1000)]
-            if keys:
-                await client.unlink(*keys)
-        finally:
-            await client.aclose()
 
 
 BACKENDS: list[BackendSpec] = [
