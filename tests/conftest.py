@@ -18,9 +18,15 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 
 import pytest
+
+# The embedded default keeps its database in OMNIQ_BASE_DIR (./.omniq otherwise): point it at a
+# private folder for the whole run, before any test imports omniq and reads its settings, so tests
+# never touch the checkout nor share state between runs.
+os.environ["OMNIQ_BASE_DIR"] = tempfile.mkdtemp(prefix="omniq-tests-")
 
 #: Every service a test may require, with its default port on 127.0.0.1.
 SERVICE_PORTS: dict[str, int] = {"postgres": 5432, "redis": 6379, "nats": 4222}
@@ -74,3 +80,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def service_gate() -> Callable[[str], None]:
     """:func:`require_service`, for tests and fixtures that decide at run time what they need."""
     return require_service
+
+
+@pytest.fixture(autouse=True)
+def _private_base_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Each test gets its own embedded-default folder, so tests never see each other's tasks."""
+    from omniq.config import reload_settings
+
+    monkeypatch.setenv("OMNIQ_BASE_DIR", str(tmp_path_factory.mktemp("omniq-base")))
+    reload_settings()
+    yield
+    monkeypatch.undo()
+    reload_settings()

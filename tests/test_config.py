@@ -82,7 +82,7 @@ def test_settings_defaults_equal_the_constants() -> None:
 def test_constants_import_without_prefix() -> None:
     from omniq.config.settings import BASE_DIR, PROJECT_NAME, TASK_QUEUE_TYPE
 
-    assert (BASE_DIR, PROJECT_NAME, TASK_QUEUE_TYPE) == (".omniq", "default", "memory")
+    assert (BASE_DIR, PROJECT_NAME, TASK_QUEUE_TYPE) == (".omniq", "default", "sqlite")
 
 
 def test_empty_environment_gives_the_defaults() -> None:

@@ -12,7 +12,7 @@ import pytest
 from omniq import AsyncOmniQ, AsyncTaskQueue, EventStore, ResultStore, Task, TaskQueue
 from omniq.backend import create_backend
 from omniq.backend.memory import AsyncMemoryBackend, MemoryBackend
-from omniq.config import reload_settings
+from omniq.config import get_settings, reload_settings
 from omniq.exceptions import FunctionNotFound, QueueNameError, SerializationError, TaskNotFound
 from omniq.models import ResultStatus, TaskResult, TaskStatus
 from omniq.storage.memory import AsyncMemoryEventStorage, AsyncMemoryQueue, AsyncMemoryResultStorage
@@ -26,11 +26,14 @@ async def oq() -> AsyncIterator[AsyncOmniQ]:
         yield app
 
 
-async def test_bare_constructor_uses_the_configured_default_backend() -> None:
+async def test_bare_constructor_uses_the_embedded_sqlite_default_in_base_dir() -> None:
     async with AsyncOmniQ() as oq:
-        assert oq.task_queue.backend_name == "memory"
-        assert oq.result_store.backend_name == "memory"
+        assert oq.task_queue.backend_name == "sqlite"
+        assert oq.result_store.backend_name == "sqlite"
         assert oq.event_store is None
+        assert oq.task_queue.stores_results_with(oq.result_store)
+        base_dir = Path(get_settings().BASE_DIR)
+        assert (base_dir / "default.db").exists()
 
 
 async def test_components_are_chosen_independently() -> None:

@@ -32,7 +32,7 @@ DISABLE_LOGGING: bool = False
 COMPONENT_LOG_LEVELS: dict[str, str] = {}
 
 # --- backends: a type (memory, sqlite, postgres, redis, nats, file) and/or a URL -----------------
-TASK_QUEUE_TYPE: str = "memory"
+TASK_QUEUE_TYPE: str = "sqlite"  # the embedded default: ./.omniq/<project>.db
 TASK_QUEUE_URL: str | None = None
 #: None: results live in the task queue's backend.
 RESULT_STORAGE_TYPE: str | None = None
