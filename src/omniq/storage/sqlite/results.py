@@ -42,9 +42,7 @@ def result_row(project: str, result: TaskResult, payload: bytes) -> tuple[Any, .
 
 def same_codec(a: Serializer, b: Serializer) -> bool:
     """True when what ``a`` encodes, ``b`` decodes: same signing key and same dill policy."""
-    return a is b or (
-        getattr(a, "_key", None) == getattr(b, "_key", None) and a.dill_allowed == b.dill_allowed
-    )
+    return a.compatible_with(b)
 
 
 class AsyncSQLiteResultStorage(SQLiteComponent, BaseResultStorage):
