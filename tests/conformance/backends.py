@@ -66,6 +66,40 @@ async def open_memory(*, queues: Sequence[str] | None = None) -> AsyncIterator[S
 
 
 @asynccontextmanager
+async def open_postgres(*, queues: Sequence[str] | None = None) -> AsyncIterator[Stores]:
+    """A fresh schema ``omniq_test_<random>`` in the ``test`` database, dropped on exit."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    from omniq.storage.postgres import (
+        AsyncPostgresEventStorage,
+        AsyncPostgresQueue,
+        AsyncPostgresResultStorage,
+    )
+    from tests.conftest import service_address
+
+    host, port = service_address("postgres")
+    schema = f"omniq_test_{uuid.uuid4().hex[:12]}"
+    common = {"host": host, "port": port, "username": "postgres", "database": "test"}
+    try:
+        async with (
+            AsyncPostgresQueue(
+                queues=queues, schema=schema, secret_key=TEST_SECRET_KEY, **common
+            ) as queue,
+            AsyncPostgresResultStorage(
+                schema=schema, secret_key=TEST_SECRET_KEY, **common
+            ) as results,
+            AsyncPostgresEventStorage(schema=schema, **common) as events,
+        ):
+            yield Stores(queue, results, events)
+    finally:
+        conn = await asyncpg.connect(host=host, port=port, user="postgres", database="test")
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+
+@asynccontextmanager
 async def open_sqlite(*, queues: Sequence[str] | None = None) -> AsyncIterator[Stores]:
     """A fresh database file in a temporary folder, removed on exit."""
     import tempfile
@@ -89,7 +123,7 @@ async def open_sqlite(*, queues: Sequence[str] | None = None) -> AsyncIterator[S
 BACKENDS: list[BackendSpec] = [
     BackendSpec("memory", open_memory),
     BackendSpec("sqlite", open_sqlite),
-    # BackendSpec("postgres", open_postgres, service="postgres"),
+    BackendSpec("postgres", open_postgres, service="postgres"),
     # BackendSpec("redis", open_redis, service="redis"),
     # BackendSpec("nats", open_nats, service="nats"),
     # BackendSpec("file", open_file),

@@ -1,0 +1,478 @@
+"""The PostgreSQL task queue: a queue column, claims by ``FOR UPDATE SKIP LOCKED``, wake-ups by
+LISTEN/NOTIFY (ARCHITECTURE sections 3, 10 and 11b).
+
+Every primitive is one statement (so one transaction) from ``sql/queries.sql``; enqueue, claim,
+heartbeat and completion take whole batches in that one statement. Task state lives in columns;
+the arguments travel in the serializer's envelope (``payload``) and are decoded only on claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from datetime import datetime, timedelta
+from typing import Any
+
+from omniq._sync import SyncWrapper
+from omniq._time import utcnow
+from omniq.exceptions import SerializationError
+from omniq.models.result import TaskResult
+from omniq.models.schedule import Schedule, ScheduleState
+from omniq.models.task import STATE_FIELDS, Task, TaskStatus
+from omniq.storage.base import BaseResultStorage, BaseTaskQueue, Completion, HeartbeatStatus
+from omniq.storage.postgres._component import SNAPSHOT, PgComponent
+from omniq.storage.postgres._connection import Listener, channel_name
+from omniq.storage.postgres._sql import queries
+
+_STATE_COLUMNS = tuple(name for name in STATE_FIELDS if name != "status")
+
+
+class _QueueWaiters:
+    """Claimers blocked on a set of queues, and what the listener heard (for snapshots)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[frozenset[str], asyncio.Future[None]]] = []
+        self.heard = 0  # notifications (and resets) so far
+        self.last: dict[str, int] = {}  # queue -> value of `heard` at its last notification
+        self.reset_at = 0
+
+    def notify(self, queue: str) -> None:
+        self.heard += 1
+        self.last[queue] = self.heard
+        if self.items:
+            keep = []
+            for queues, fut in self.items:
+                if queue in queues:
+                    if not fut.done():
+                        fut.set_result(None)
+                elif not fut.done():
+                    keep.append((queues, fut))
+            self.items = keep
+
+    def reset(self) -> None:
+        self.heard += 1
+        self.reset_at = self.heard
+        items, self.items = self.items, []
+        for _, fut in items:
+            if not fut.done():
+                fut.set_result(None)
+
+    def heard_since(self, queues: list[str], snapshot: int) -> bool:
+        return self.reset_at > snapshot or any(self.last.get(q, 0) > snapshot for q in queues)
+
+
+class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
+    """Tasks in PostgreSQL: many workers on many hosts share one database.
+
+    Connection options (besides the task-queue ones: ``project_name``, ``queues``,
+    ``lease_timeout``, ``secret_key``, ``allow_dill``): ``dsn``/``url`` (``postgresql://...``),
+    ``host``, ``port``, ``username`` (or ``user``), ``password``, ``database``, ``schema``
+    (default ``omniq``, created and migrated on first connect), ``min_size``/``max_size`` (pool),
+    ``ssl``, ``statement_cache_size``, ``command_timeout``, ``connect_timeout``.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._sql = queries()
+        self._channel = channel_name("q", self.pg.schema, self.project_name)
+        self._results_channel = channel_name("r", self.pg.schema, self.project_name)
+        self._waiters = _QueueWaiters()
+        self._listener = Listener(self.pg, self._channel, self._waiters.notify, self._waiters.reset)
+        # result storages found able to decode what this queue's serializer encodes
+        self._compatible: weakref.WeakKeyDictionary[BaseResultStorage, bool] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def _close(self) -> None:
+        await self._listener.close()
+        await super()._close()
+
+    def create_result_storage(self) -> BaseResultStorage:
+        from omniq.storage.postgres.results import AsyncPostgresResultStorage
+
+        return AsyncPostgresResultStorage(
+            project_name=self.project_name, serializer=self.serializer, **self.connection_options()
+        )
+
+    def stores_results_with(self, result_storage: BaseResultStorage | None) -> bool:
+        """True for a PostgreSQL result storage on this database, schema and project that reads
+        what this queue's serializer writes: completions then store results in the same
+        statement as the acknowledgements."""
+        from omniq.storage.postgres.results import AsyncPostgresResultStorage
+
+        if not isinstance(result_storage, AsyncPostgresResultStorage):
+            return False
+        if not self.same_database(result_storage):
+            return False
+        if result_storage.project_name != self.project_name:
+            return False
+        known = self._compatible.get(result_storage)
+        if known is None:
+            known = self._reads_our_results(result_storage)
+            self._compatible[result_storage] = known
+        return known
+
+    def _reads_our_results(self, result_storage: BaseResultStorage) -> bool:
+        theirs = result_storage.serializer
+        if theirs is self.serializer:
+            return True
+        if theirs.dill_allowed != self.serializer.dill_allowed:
+            return False
+        probe = TaskResult(task_id="omniq-probe", result=1)
+        try:
+            theirs.decode_result(self.serializer.encode_result(probe))
+        except SerializationError:
+            return False
+        return True
+
+    # -- rows <-> tasks --------------------------------------------------------------------
+    def _task(self, row: Any) -> Task:
+        """The task a row holds: the decoded payload with the row's state laid over it."""
+        task = self.serializer.decode_task(row["payload"])
+        self._overlay(task, row)
+        return task
+
+    def _view(self, row: Any) -> Task:
+        """What readers see: a task whose payload cannot be decoded (poison, already DEAD) is
+        still shown, from its columns, without its arguments."""
+        try:
+            return self._task(row)
+        except SerializationError:
+            task = Task(
+                func=row["func"],
+                id=row["id"],
+                queue_name=row["queue"],
+                priority=row["priority"],
+                created_at=row["created_at"],
+                result_ttl=row["result_ttl"],
+                max_retries=max(0, row["max_attempts"] - 1),
+                schedule_id=row["schedule_id"],
+            )
+            self._overlay(task, row)
+            return task
+
+    @staticmethod
+    def _overlay(task: Task, row: Any) -> None:
+        task.status = TaskStatus(row["status"])
+        for name in _STATE_COLUMNS:
+            setattr(task, name, row[name])
+
+    # -- primitives ------------------------------------------------------------------------
+    async def _enqueue(self, items: list[tuple[Task, bytes]]) -> list[bool]:
+        tasks = [task for task, _ in items]
+        row = await self.pool.fetchrow(
+            self._sql["enqueue"],
+            self.project_name,
+            [t.id for t in tasks],
+            [t.queue_name for t in tasks],
+            [t.func for t in tasks],
+            [t.priority for t in tasks],
+            [t.status.value for t in tasks],
+            [t.created_at for t in tasks],
+            [t.eta for t in tasks],
+            [t.expires_at for t in tasks],
+            [t.result_ttl for t in tasks],
+            [t.max_attempts for t in tasks],
+            [t.schedule_id for t in tasks],
+            [payload for _, payload in items],
+            self._channel,
+        )
+        created = set(row["created"])
+        flags = []
+        for task in tasks:  # an id given twice in one batch is created once, by its first copy
+            flags.append(task.id in created)
+            created.discard(task.id)
+        return flags
+
+    async def _claim(
+        self, queues: list[str], limit: int, worker_id: str | None, lease: float, now: datetime
+    ) -> tuple[list[Task], list[Task]]:
+        SNAPSHOT.set(
+            (id(self), self._listener.epoch if self._listener.alive else -1, self._waiters.heard)
+        )
+        names = list(dict.fromkeys(queues))
+        lease_until = now + timedelta(seconds=lease)
+        claimed: list[Task] = []
+        ended: list[Task] = []
+        while len(claimed) < limit:
+            wanted = limit - len(claimed)
+            rows = await self.pool.fetch(
+                self._sql["claim"], self.project_name, names, wanted, worker_id, now, lease_until
+            )
+            rows.sort(key=lambda r: (r["rank"], -r["priority"], r["ready_at"], r["seq"]))
+            poison: list[tuple[Any, str]] = []
+            for row in rows:
+                if row["status"] == TaskStatus.EXPIRED:
+                    ended.append(self._view(row))
+                    continue
+                try:
+                    claimed.append(self._task(row))
+                except SerializationError as exc:
+                    poison.append((row, str(exc)))
+            if poison:
+                buried = await self.pool.fetch(
+                    self._sql["bury"],
+                    self.project_name,
+                    [r["id"] for r, _ in poison],
+                    [r["claim"] for r, _ in poison],
+                    [message for _, message in poison],
+                    now,
+                )
+                ended.extend(self._view(r) for r in buried)
+            if len(rows) < wanted:
+                break  # nothing more is ready; a full batch with tasks that ended goes round again
+        return claimed, ended
+
+    async def _wait_for_tasks(
+        self, queues: list[str], timeout: float, stop: asyncio.Event | None
+    ) -> None:
+        snapshot = SNAPSHOT.get()
+        await self._listener.ensure()
+        if (
+            snapshot is None
+            or snapshot[0] != id(self)
+            or snapshot[1] != self._listener.epoch
+            or self._waiters.heard_since(queues, snapshot[2])
+        ):
+            return  # something may have arrived since the caller's claim: let it look again
+        # registered before the next await, so no notification can slip past from here on
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        item = (frozenset(queues), fut)
+        self._waiters.items.append(item)
+        stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
+        try:
+            now = utcnow()
+            next_due = await self.pool.fetchval(
+                self._sql["next_due"], self.project_name, queues, now
+            )
+            if next_due is not None:
+                timeout = min(timeout, max(0.0, (next_due - utcnow()).total_seconds()) + 0.001)
+            await asyncio.wait(
+                (fut,) if stopper is None else (fut, stopper),
+                timeout=timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            if stopper is not None:
+                stopper.cancel()
+            if not fut.done():
+                fut.cancel()
+            with contextlib.suppress(ValueError):
+                self._waiters.items.remove(item)
+
+    async def _heartbeat(
+        self, claims: list[tuple[str, str]], lease: float, now: datetime
+    ) -> dict[str, HeartbeatStatus]:
+        rows = await self.pool.fetch(
+            self._sql["heartbeat"],
+            self.project_name,
+            [task_id for task_id, _ in claims],
+            [claim for _, claim in claims],
+            now + timedelta(seconds=lease),
+        )
+        out = dict.fromkeys((task_id for task_id, _ in claims), HeartbeatStatus.LOST)
+        for row in rows:
+            out[row["id"]] = (
+                HeartbeatStatus.CANCEL if row["cancel_requested"] else HeartbeatStatus.OK
+            )
+        return out
+
+    async def _complete(
+        self, completions: list[Completion], now: datetime, with_results: bool
+    ) -> list[bool]:
+        unique: dict[str, Completion] = {}
+        for c in completions:  # the same task twice in a batch: only the first can succeed
+            unique.setdefault(c.task_id, c)
+        batch = list(unique.values())
+        ids = [c.task_id for c in batch]
+        claims = [c.claim for c in batch]
+        if with_results:
+            results = [c.result for c in batch]
+            row = await self.pool.fetchrow(
+                self._sql["complete_with_results"],
+                self.project_name,
+                ids,
+                claims,
+                now,
+                [None if r is None else self.serializer.encode_result(r) for r in results],
+                [None if r is None else r.status.value for r in results],
+                [None if r is None else r.schedule_id for r in results],
+                [None if r is None else r.finished_at for r in results],
+                [None if r is None else r.expires_at for r in results],
+                self._results_channel,
+            )
+            done = set(row["done"])
+        else:
+            rows = await self.pool.fetch(self._sql["complete"], self.project_name, ids, claims, now)
+            done = {r["id"] for r in rows}
+        acks = []
+        for c in completions:
+            acks.append(c.task_id in done and unique.get(c.task_id) is c)
+        return acks
+
+    async def _fail(
+        self,
+        task_id: str,
+        claim: str,
+        status: TaskStatus,
+        error_type: str | None,
+        error_message: str | None,
+        error_traceback: str | None,
+        retry_at: datetime | None,
+        now: datetime,
+    ) -> Task | None:
+        row = await self.pool.fetchrow(
+            self._sql["fail"],
+            self.project_name,
+            task_id,
+            claim,
+            status.value,
+            error_type,
+            error_message,
+            error_traceback,
+            retry_at,
+            now,
+            self._channel,
+        )
+        return None if row is None else self._view(row)
+
+    async def _release(self, task_id: str, claim: str, now: datetime) -> Task | None:
+        row = await self.pool.fetchrow(
+            self._sql["release"], self.project_name, task_id, claim, now, self._channel
+        )
+        return None if row is None else self._view(row)
+
+    async def _cancel(self, task_id: str, now: datetime) -> Task | None:
+        row = await self.pool.fetchrow(self._sql["cancel"], self.project_name, task_id, now)
+        if row is None:  # finished already (returned as it is) or unknown (None)
+            row = await self.pool.fetchrow(self._sql["get_task"], self.project_name, task_id)
+        return None if row is None else self._view(row)
+
+    async def _requeue(self, task_id: str, reset_attempts: bool, now: datetime) -> Task | None:
+        row = await self.pool.fetchrow(
+            self._sql["requeue"], self.project_name, task_id, reset_attempts, self._channel
+        )
+        return None if row is None else self._view(row)
+
+    async def _recover_expired(self, now: datetime) -> list[Task]:
+        rows = await self.pool.fetch(
+            self._sql["recover_expired"], self.project_name, now, self._channel
+        )
+        return [self._view(r) for r in rows]
+
+    async def _expire(self, now: datetime) -> list[Task]:
+        rows = await self.pool.fetch(self._sql["expire"], self.project_name, now)
+        return [self._view(r) for r in rows]
+
+    async def _get_task(self, task_id: str) -> Task | None:
+        row = await self.pool.fetchrow(self._sql["get_task"], self.project_name, task_id)
+        return None if row is None else self._view(row)
+
+    async def _list_tasks(
+        self, queue: str | None, status: TaskStatus | None, limit: int, offset: int
+    ) -> list[Task]:
+        rows = await self.pool.fetch(
+            self._sql["list_tasks"],
+            self.project_name,
+            queue,
+            status.value if status is not None else None,
+            limit,
+            offset,
+        )
+        return [self._view(r) for r in rows]
+
+    async def _queue_size(self, queue: str) -> int:
+        count: int = await self.pool.fetchval(self._sql["queue_size"], self.project_name, queue)
+        return count
+
+    async def _stats(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for row in await self.pool.fetch(self._sql["stats"], self.project_name):
+            out.setdefault(row["queue"], {})[row["status"]] = row["n"]
+        return out
+
+    async def _purge(self, queue: str) -> int:
+        count: int = await self.pool.fetchval(self._sql["purge"], self.project_name, queue)
+        return count
+
+    # -- schedules -------------------------------------------------------------------------
+    async def _save_schedule(self, schedule: Schedule, payload: bytes) -> None:
+        await self.pool.execute(
+            self._sql["save_schedule"],
+            self.project_name,
+            schedule.id,
+            schedule.queue_name,
+            schedule.state.value,
+            schedule.next_run_at,
+            schedule.created_at,
+            payload,
+        )
+
+    async def _get_schedule(self, schedule_id: str) -> Schedule | None:
+        payload = await self.pool.fetchval(
+            self._sql["get_schedule"], self.project_name, schedule_id
+        )
+        return None if payload is None else self.serializer.decode_schedule(payload)
+
+    async def _list_schedules(self, state: ScheduleState | None) -> list[Schedule]:
+        rows = await self.pool.fetch(
+            self._sql["list_schedules"],
+            self.project_name,
+            state.value if state is not None else None,
+        )
+        return [self.serializer.decode_schedule(r["payload"]) for r in rows]
+
+    async def _update_schedule(
+        self,
+        schedule_id: str,
+        changes: dict[str, Any],
+        *,
+        expected_next_run_at: datetime | None = None,
+        check_next_run: bool = False,
+    ) -> bool:
+        """Read-modify-write under the row lock: of two schedulers advancing the same
+        occurrence, the second sees the first's ``next_run_at`` and loses the compare-and-set."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            payload = await conn.fetchval(
+                self._sql["lock_schedule"], self.project_name, schedule_id
+            )
+            if payload is None:
+                return False
+            schedule = self.serializer.decode_schedule(payload)
+            if check_next_run and schedule.next_run_at != expected_next_run_at:
+                return False
+            for key, value in changes.items():
+                setattr(schedule, key, value)
+            await conn.execute(
+                self._sql["update_schedule"],
+                self.project_name,
+                schedule_id,
+                schedule.queue_name,
+                ScheduleState(schedule.state).value,
+                schedule.next_run_at,
+                self.serializer.encode_schedule(schedule),
+            )
+        return True
+
+    async def _delete_schedule(self, schedule_id: str) -> bool:
+        gone = await self.pool.fetchval(
+            self._sql["delete_schedule"], self.project_name, schedule_id
+        )
+        return gone is not None
+
+    async def _due_schedules(self, now: datetime) -> list[Schedule]:
+        rows = await self.pool.fetch(self._sql["due_schedules"], self.project_name, now)
+        return [self.serializer.decode_schedule(r["payload"]) for r in rows]
+
+    async def _health(self) -> dict[str, Any]:
+        details = await super()._health()
+        return {**details, "listening": self._listener.alive}
+
+
+class PostgresQueue(SyncWrapper, async_class=AsyncPostgresQueue):
+    """Blocking API of :class:`AsyncPostgresQueue`."""
+
+
+__all__ = ["AsyncPostgresQueue", "PostgresQueue"]

@@ -1,0 +1,102 @@
+-- 0001: the first OmniQ schema (tasks, results, events, schedules).
+-- Objects are unqualified: the migration runner sets search_path to the target schema.
+
+CREATE TABLE tasks (
+    project          text        NOT NULL,
+    id               text        NOT NULL,
+    seq              bigint      GENERATED ALWAYS AS IDENTITY,
+    queue            text        NOT NULL,
+    func             text        NOT NULL,
+    priority         integer     NOT NULL DEFAULT 0,
+    status           text        NOT NULL,
+    created_at       timestamptz NOT NULL,
+    eta              timestamptz,
+    -- claim order: the eta of a delayed or retried task, else its creation
+    ready_at         timestamptz GENERATED ALWAYS AS (coalesce(eta, created_at)) STORED,
+    expires_at       timestamptz,
+    result_ttl       double precision,
+    max_attempts     integer     NOT NULL,
+    attempts         integer     NOT NULL DEFAULT 0,
+    schedule_id      text,
+    started_at       timestamptz,
+    finished_at      timestamptz,
+    worker_id        text,
+    claim            text,
+    lease_expires_at timestamptz,
+    cancel_requested boolean     NOT NULL DEFAULT false,
+    error_type       text,
+    error_message    text,
+    error_traceback  text,
+    payload          bytea       NOT NULL,
+    PRIMARY KEY (project, id),
+    CONSTRAINT tasks_status_check CHECK (status IN (
+        'pending', 'waiting', 'running', 'success', 'failed', 'dead', 'cancelled', 'expired'))
+);
+
+-- the claim: one queue at a time, priority desc, ready time, enqueue order (pending rows only)
+CREATE INDEX tasks_claim_idx ON tasks (project, queue, priority DESC, ready_at, seq)
+    WHERE status = 'pending';
+-- when the next delayed task comes due (bounds an idle claimer's wait)
+CREATE INDEX tasks_delayed_idx ON tasks (project, queue, eta)
+    WHERE status = 'pending' AND eta IS NOT NULL;
+-- expired leases
+CREATE INDEX tasks_lease_idx ON tasks (project, lease_expires_at)
+    WHERE status = 'running';
+-- the TTL sweep
+CREATE INDEX tasks_expiry_idx ON tasks (project, expires_at)
+    WHERE status IN ('pending', 'waiting') AND expires_at IS NOT NULL;
+-- listing by queue and status (dead-letter views, stats), in enqueue order
+CREATE INDEX tasks_list_idx ON tasks (project, status, queue, seq);
+
+CREATE TABLE results (
+    project     text        NOT NULL,
+    task_id     text        NOT NULL,
+    status      text        NOT NULL,
+    schedule_id text,
+    finished_at timestamptz NOT NULL,
+    expires_at  timestamptz,
+    payload     bytea       NOT NULL,
+    PRIMARY KEY (project, task_id)
+);
+
+CREATE INDEX results_schedule_idx ON results (project, schedule_id, finished_at DESC)
+    WHERE schedule_id IS NOT NULL;
+CREATE INDEX results_expiry_idx ON results (project, expires_at)
+    WHERE expires_at IS NOT NULL;
+
+CREATE TABLE events (
+    project     text        NOT NULL,
+    id          text        NOT NULL,
+    task_id     text        NOT NULL,
+    event_type  text        NOT NULL,
+    ts          timestamptz NOT NULL,
+    queue       text,
+    worker_id   text,
+    schedule_id text,
+    func        text,
+    attempt     integer,
+    details     jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    PRIMARY KEY (project, id)
+);
+
+-- one index per get_events filter, each ending in the (ts, id) order of the result
+CREATE INDEX events_ts_idx ON events (project, ts, id);
+CREATE INDEX events_task_idx ON events (project, task_id, ts, id);
+CREATE INDEX events_type_idx ON events (project, event_type, ts, id);
+CREATE INDEX events_queue_idx ON events (project, queue, ts, id);
+CREATE INDEX events_schedule_idx ON events (project, schedule_id, ts, id)
+    WHERE schedule_id IS NOT NULL;
+
+CREATE TABLE schedules (
+    project     text        NOT NULL,
+    id          text        NOT NULL,
+    queue       text        NOT NULL,
+    state       text        NOT NULL,
+    next_run_at timestamptz,
+    created_at  timestamptz NOT NULL,
+    payload     bytea       NOT NULL,
+    PRIMARY KEY (project, id)
+);
+
+CREATE INDEX schedules_due_idx ON schedules (project, next_run_at)
+    WHERE state = 'active';

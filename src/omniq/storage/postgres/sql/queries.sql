@@ -1,0 +1,389 @@
+-- Every statement OmniQ sends to PostgreSQL, one per "-- name: <name>" header (read by _sql.py).
+-- Tables are unqualified: each connection's search_path is the configured schema. Times are
+-- passed in from Python ($now) so every backend judges readiness, leases and TTLs alike.
+
+-- ============================================================================================
+-- tasks
+-- ============================================================================================
+
+-- name: enqueue
+-- $1 project, $2.. one array per column (one element per task), $14 the queue channel.
+-- One round trip for any number of tasks; an id that exists is left alone (idempotent enqueue).
+WITH rows AS (
+    INSERT INTO tasks (project, id, queue, func, priority, status, created_at, eta, expires_at,
+                       result_ttl, max_attempts, schedule_id, payload)
+    SELECT $1, r.id, r.queue, r.func, r.priority, r.status, r.created_at, r.eta, r.expires_at,
+           r.result_ttl, r.max_attempts, r.schedule_id, r.payload
+    FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::timestamptz[],
+                $8::timestamptz[], $9::timestamptz[], $10::float8[], $11::int[], $12::text[],
+                $13::bytea[])
+         WITH ORDINALITY AS r(id, queue, func, priority, status, created_at, eta, expires_at,
+                              result_ttl, max_attempts, schedule_id, payload, ord)
+    ORDER BY r.ord
+    ON CONFLICT (project, id) DO NOTHING
+    RETURNING id, queue
+)
+SELECT array(SELECT id FROM rows) AS created,
+       (SELECT count(pg_notify($14, q.queue)) FROM (SELECT DISTINCT queue FROM rows) AS q) AS woke;
+
+-- name: claim
+-- $1 project, $2 queues in the order to serve them, $3 limit, $4 worker id, $5 now,
+-- $6 lease deadline. One statement: per queue, the first $3 ready rows nobody holds (SKIP
+-- LOCKED, served by tasks_claim_idx), then the first $3 of those in queue order. Due delayed
+-- tasks are ready by their ready_at; tasks past their TTL end EXPIRED here instead of running.
+WITH candidates AS (
+    SELECT picked.id, q.rank
+    FROM unnest($2::text[]) WITH ORDINALITY AS q(name, rank)
+    CROSS JOIN LATERAL (
+        SELECT t.id, t.priority, t.ready_at, t.seq
+        FROM tasks t
+        WHERE t.project = $1 AND t.queue = q.name AND t.status = 'pending' AND t.ready_at <= $5::timestamptz
+        ORDER BY t.priority DESC, t.ready_at, t.seq
+        LIMIT $3
+        FOR UPDATE SKIP LOCKED
+    ) AS picked
+    ORDER BY q.rank, picked.priority DESC, picked.ready_at, picked.seq
+    LIMIT $3
+)
+UPDATE tasks t SET
+    status = CASE WHEN t.expires_at <= $5::timestamptz THEN 'expired' ELSE 'running' END,
+    attempts = CASE WHEN t.expires_at <= $5::timestamptz THEN t.attempts ELSE t.attempts + 1 END,
+    worker_id = CASE WHEN t.expires_at <= $5::timestamptz THEN t.worker_id ELSE $4::text END,
+    claim = CASE WHEN t.expires_at <= $5::timestamptz THEN t.claim
+                 ELSE coalesce($4::text, 'anonymous') || ':' || (t.attempts + 1) || ':'
+                      || substr(md5(random()::text), 1, 8) END,
+    started_at = CASE WHEN t.expires_at <= $5::timestamptz THEN t.started_at ELSE $5::timestamptz END,
+    lease_expires_at = CASE WHEN t.expires_at <= $5::timestamptz THEN NULL ELSE $6::timestamptz END,
+    cancel_requested = CASE WHEN t.expires_at <= $5::timestamptz THEN t.cancel_requested ELSE false END,
+    finished_at = CASE WHEN t.expires_at <= $5::timestamptz THEN $5::timestamptz ELSE t.finished_at END,
+    error_type = CASE WHEN t.expires_at <= $5::timestamptz THEN 'TaskExpired' ELSE t.error_type END,
+    error_message = CASE WHEN t.expires_at <= $5::timestamptz THEN 'expired before it started'
+                         ELSE t.error_message END
+FROM candidates c
+WHERE t.project = $1 AND t.id = c.id
+RETURNING t.*, c.rank;
+
+-- name: bury
+-- $1 project, $2 ids, $3 claims, $4 messages, $5 now: claimed tasks whose payload cannot be
+-- decoded end DEAD at once (poison), so the claimer carries on with the next task.
+UPDATE tasks t SET
+    status = 'dead',
+    error_type = 'SerializationError',
+    error_message = p.message,
+    finished_at = $5::timestamptz,
+    lease_expires_at = NULL
+FROM unnest($2::text[], $3::text[], $4::text[]) AS p(id, claim, message)
+WHERE t.project = $1 AND t.id = p.id AND t.claim = p.claim AND t.status = 'running'
+RETURNING t.*;
+
+-- name: next_due
+-- $1 project, $2 queues, $3 now: when the next delayed task of these queues comes due.
+SELECT min(eta) FROM tasks
+WHERE project = $1 AND queue = ANY($2::text[]) AND status = 'pending' AND eta > $3;
+
+-- name: heartbeat
+-- $1 project, $2 ids, $3 claims, $4 new lease deadline.
+UPDATE tasks t SET lease_expires_at = $4::timestamptz
+FROM unnest($2::text[], $3::text[]) AS c(id, claim)
+WHERE t.project = $1 AND t.id = c.id AND t.claim = c.claim AND t.status = 'running'
+RETURNING t.id, t.cancel_requested;
+
+-- name: complete
+-- $1 project, $2 ids, $3 claims, $4 now. A stale claim matches no row and is refused.
+UPDATE tasks t SET status = 'success', finished_at = $4::timestamptz, lease_expires_at = NULL
+FROM unnest($2::text[], $3::text[]) AS c(id, claim)
+WHERE t.project = $1 AND t.id = c.id AND t.claim = c.claim AND t.status = 'running'
+RETURNING t.id;
+
+-- name: complete_with_results
+-- $1 project, $2 ids, $3 claims, $4 now, $5..$9 the results (payload, status, schedule id,
+-- finished at, expires at; payload NULL: no result), $10 the results channel. Acknowledgements
+-- and results in ONE statement, so one transaction: a result is stored exactly when its task is
+-- acknowledged, and waiters hear of it at commit (ids in the payload, '*' for an id too long).
+WITH done AS (
+    UPDATE tasks t SET status = 'success', finished_at = $4::timestamptz, lease_expires_at = NULL
+    FROM unnest($2::text[], $3::text[]) AS c(id, claim)
+    WHERE t.project = $1 AND t.id = c.id AND t.claim = c.claim AND t.status = 'running'
+    RETURNING t.id
+), saved AS (
+    INSERT INTO results (project, task_id, status, schedule_id, finished_at, expires_at, payload)
+    SELECT $1, r.id, r.status, r.schedule_id, r.finished_at, r.expires_at, r.payload
+    FROM unnest($2::text[], $5::bytea[], $6::text[], $7::text[], $8::timestamptz[],
+                $9::timestamptz[]) AS r(id, payload, status, schedule_id, finished_at, expires_at)
+    WHERE r.payload IS NOT NULL AND r.id IN (SELECT id FROM done)
+    ON CONFLICT (project, task_id) DO UPDATE SET
+        status = excluded.status,
+        schedule_id = excluded.schedule_id,
+        finished_at = excluded.finished_at,
+        expires_at = excluded.expires_at,
+        payload = excluded.payload
+    RETURNING task_id
+), woke AS (
+    SELECT pg_notify($10, string_agg(s.task_id, ','))
+    FROM (SELECT CASE WHEN length(task_id) > 7000 THEN '*' ELSE task_id END AS task_id,
+                 sum(length(task_id) + 1) OVER (ORDER BY task_id) / 7000 AS chunk
+          FROM saved) AS s
+    GROUP BY s.chunk
+)
+SELECT array(SELECT id FROM done) AS done, (SELECT count(*) FROM woke) AS woke;
+
+-- name: fail
+-- $1 project, $2 id, $3 claim, $4 status asked for (pending = retry, dead, cancelled),
+-- $5 error type, $6 message, $7 traceback, $8 retry at, $9 now, $10 queue channel.
+-- A retry on the last attempt ends DEAD here, atomically.
+WITH updated AS (
+    UPDATE tasks t SET
+        status = CASE WHEN $4::text = 'pending' AND t.attempts >= t.max_attempts THEN 'dead'
+                      ELSE $4::text END,
+        error_type = $5,
+        error_message = $6,
+        error_traceback = $7,
+        eta = CASE WHEN $4::text = 'pending' AND t.attempts < t.max_attempts THEN $8::timestamptz
+                   ELSE t.eta END,
+        claim = CASE WHEN $4::text = 'pending' AND t.attempts < t.max_attempts THEN NULL
+                     ELSE t.claim END,
+        lease_expires_at = NULL,
+        finished_at = CASE WHEN $4::text = 'pending' AND t.attempts < t.max_attempts
+                           THEN t.finished_at ELSE $9::timestamptz END
+    WHERE t.project = $1 AND t.id = $2 AND t.claim = $3 AND t.status = 'running'
+    RETURNING t.*
+)
+SELECT u.*, CASE WHEN u.status = 'pending' THEN pg_notify($10, u.queue) END AS woke
+FROM updated u;
+
+-- name: release
+-- $1 project, $2 id, $3 claim, $4 now, $5 queue channel. Back to pending without counting the
+-- attempt; a task asked to cancel ends CANCELLED instead, so the request is not lost.
+WITH updated AS (
+    UPDATE tasks t SET
+        status = CASE WHEN t.cancel_requested THEN 'cancelled' ELSE 'pending' END,
+        attempts = CASE WHEN t.cancel_requested THEN t.attempts
+                        ELSE greatest(0, t.attempts - 1) END,
+        claim = CASE WHEN t.cancel_requested THEN t.claim ELSE NULL END,
+        worker_id = CASE WHEN t.cancel_requested THEN t.worker_id ELSE NULL END,
+        started_at = CASE WHEN t.cancel_requested THEN t.started_at ELSE NULL END,
+        lease_expires_at = NULL,
+        error_type = CASE WHEN t.cancel_requested THEN 'Cancelled' ELSE t.error_type END,
+        error_message = CASE WHEN t.cancel_requested THEN 'cancelled while running'
+                             ELSE t.error_message END,
+        finished_at = CASE WHEN t.cancel_requested THEN $4::timestamptz ELSE t.finished_at END
+    WHERE t.project = $1 AND t.id = $2 AND t.claim = $3 AND t.status = 'running'
+    RETURNING t.*
+)
+SELECT u.*, CASE WHEN u.status = 'pending' THEN pg_notify($5, u.queue) END AS woke
+FROM updated u;
+
+-- name: cancel
+-- $1 project, $2 id, $3 now. Waiting work ends CANCELLED; a running task is asked to stop.
+UPDATE tasks t SET
+    status = CASE WHEN t.status IN ('pending', 'waiting') THEN 'cancelled' ELSE t.status END,
+    cancel_requested = CASE WHEN t.status = 'running' THEN true ELSE t.cancel_requested END,
+    error_type = CASE WHEN t.status IN ('pending', 'waiting') THEN 'Cancelled'
+                      ELSE t.error_type END,
+    error_message = CASE WHEN t.status IN ('pending', 'waiting') THEN 'cancelled before it started'
+                         ELSE t.error_message END,
+    finished_at = CASE WHEN t.status IN ('pending', 'waiting') THEN $3::timestamptz ELSE t.finished_at END
+WHERE t.project = $1 AND t.id = $2 AND t.status IN ('pending', 'waiting', 'running')
+RETURNING t.*;
+
+-- name: requeue
+-- $1 project, $2 id, $3 reset attempts, $4 queue channel: dead-letter re-drive.
+WITH updated AS (
+    UPDATE tasks t SET
+        status = 'pending',
+        attempts = CASE WHEN $3::boolean THEN 0 ELSE t.attempts END,
+        eta = NULL,
+        expires_at = NULL,
+        finished_at = NULL,
+        claim = NULL,
+        worker_id = NULL,
+        lease_expires_at = NULL,
+        error_type = NULL,
+        error_message = NULL,
+        error_traceback = NULL,
+        cancel_requested = false
+    WHERE t.project = $1 AND t.id = $2
+      AND t.status IN ('dead', 'cancelled', 'expired', 'failed')
+    RETURNING t.*
+)
+SELECT u.*, pg_notify($4, u.queue) AS woke FROM updated u;
+
+-- name: recover_expired
+-- $1 project, $2 now, $3 queue channel: running tasks whose lease ran out go back to pending,
+-- or DEAD when out of attempts.
+WITH lost AS (
+    SELECT id FROM tasks
+    WHERE project = $1 AND status = 'running' AND lease_expires_at <= $2::timestamptz
+    FOR UPDATE SKIP LOCKED
+), updated AS (
+    UPDATE tasks t SET
+        status = CASE WHEN t.attempts >= t.max_attempts THEN 'dead' ELSE 'pending' END,
+        error_type = CASE WHEN t.attempts >= t.max_attempts THEN 'LeaseExpired'
+                          ELSE t.error_type END,
+        error_message = CASE WHEN t.attempts >= t.max_attempts
+                             THEN 'lease expired on attempt ' || t.attempts || ' of '
+                                  || t.max_attempts
+                             ELSE t.error_message END,
+        finished_at = CASE WHEN t.attempts >= t.max_attempts THEN $2::timestamptz ELSE t.finished_at END,
+        eta = CASE WHEN t.attempts >= t.max_attempts THEN t.eta ELSE NULL END,
+        claim = CASE WHEN t.attempts >= t.max_attempts THEN t.claim ELSE NULL END,
+        lease_expires_at = NULL
+    FROM lost
+    WHERE t.project = $1 AND t.id = lost.id
+    RETURNING t.*
+)
+SELECT u.*, CASE WHEN u.status = 'pending' THEN pg_notify($3, u.queue) END AS woke
+FROM updated u;
+
+-- name: expire
+-- $1 project, $2 now: the TTL sweep.
+WITH doomed AS (
+    SELECT id FROM tasks
+    WHERE project = $1 AND status IN ('pending', 'waiting') AND expires_at <= $2::timestamptz
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE tasks t SET
+    status = 'expired',
+    error_type = 'TaskExpired',
+    error_message = 'expired before it started',
+    finished_at = $2::timestamptz,
+    lease_expires_at = NULL
+FROM doomed
+WHERE t.project = $1 AND t.id = doomed.id
+RETURNING t.*;
+
+-- name: get_task
+SELECT * FROM tasks WHERE project = $1 AND id = $2;
+
+-- name: list_tasks
+-- $1 project, $2 queue or NULL, $3 status or NULL, $4 limit, $5 offset; in enqueue order.
+SELECT * FROM tasks
+WHERE project = $1 AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR status = $3)
+ORDER BY seq
+LIMIT $4 OFFSET $5;
+
+-- name: queue_size
+SELECT count(*) FROM tasks WHERE project = $1 AND queue = $2 AND status = 'pending';
+
+-- name: stats
+SELECT queue, status, count(*) AS n FROM tasks WHERE project = $1 GROUP BY queue, status;
+
+-- name: purge
+WITH gone AS (
+    DELETE FROM tasks
+    WHERE project = $1 AND queue = $2 AND status IN ('pending', 'waiting')
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
+
+-- ============================================================================================
+-- schedules (the payload is the schedule of record; columns are there to query by)
+-- ============================================================================================
+
+-- name: save_schedule
+INSERT INTO schedules (project, id, queue, state, next_run_at, created_at, payload)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (project, id) DO UPDATE SET
+    queue = excluded.queue,
+    state = excluded.state,
+    next_run_at = excluded.next_run_at,
+    payload = excluded.payload;
+
+-- name: get_schedule
+SELECT payload FROM schedules WHERE project = $1 AND id = $2;
+
+-- name: lock_schedule
+SELECT payload FROM schedules WHERE project = $1 AND id = $2 FOR UPDATE;
+
+-- name: update_schedule
+UPDATE schedules SET queue = $3, state = $4, next_run_at = $5, payload = $6
+WHERE project = $1 AND id = $2;
+
+-- name: list_schedules
+SELECT payload FROM schedules
+WHERE project = $1 AND ($2::text IS NULL OR state = $2)
+ORDER BY created_at, id;
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE project = $1 AND id = $2 RETURNING id;
+
+-- name: due_schedules
+SELECT payload FROM schedules
+WHERE project = $1 AND state = 'active' AND next_run_at <= $2
+ORDER BY next_run_at, id;
+
+-- ============================================================================================
+-- results
+-- ============================================================================================
+
+-- name: set_results
+-- $1 project, $2..$7 one array per column, $8 the results channel.
+WITH saved AS (
+    INSERT INTO results (project, task_id, status, schedule_id, finished_at, expires_at, payload)
+    SELECT $1, r.task_id, r.status, r.schedule_id, r.finished_at, r.expires_at, r.payload
+    FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+                $7::bytea[]) AS r(task_id, status, schedule_id, finished_at, expires_at, payload)
+    ON CONFLICT (project, task_id) DO UPDATE SET
+        status = excluded.status,
+        schedule_id = excluded.schedule_id,
+        finished_at = excluded.finished_at,
+        expires_at = excluded.expires_at,
+        payload = excluded.payload
+    RETURNING task_id
+), woke AS (
+    SELECT pg_notify($8, string_agg(s.task_id, ','))
+    FROM (SELECT CASE WHEN length(task_id) > 7000 THEN '*' ELSE task_id END AS task_id,
+                 sum(length(task_id) + 1) OVER (ORDER BY task_id) / 7000 AS chunk
+          FROM saved) AS s
+    GROUP BY s.chunk
+)
+SELECT count(*) FROM woke;
+
+-- name: get_results
+SELECT task_id, payload FROM results WHERE project = $1 AND task_id = ANY($2::text[]);
+
+-- name: result_exists
+SELECT EXISTS (SELECT 1 FROM results WHERE project = $1 AND task_id = $2);
+
+-- name: latest_result
+SELECT payload FROM results
+WHERE project = $1 AND schedule_id = $2
+ORDER BY finished_at DESC
+LIMIT 1;
+
+-- name: delete_result
+DELETE FROM results WHERE project = $1 AND task_id = $2 RETURNING task_id;
+
+-- name: cleanup_results
+WITH gone AS (
+    DELETE FROM results WHERE project = $1 AND expires_at <= $2 RETURNING 1
+)
+SELECT count(*) FROM gone;
+
+-- ============================================================================================
+-- events (plain columns and jsonb, never pickled)
+-- ============================================================================================
+
+-- name: log_events
+INSERT INTO events (project, id, task_id, event_type, ts, queue, worker_id, schedule_id, func,
+                    attempt, details)
+SELECT $1, e.id, e.task_id, e.event_type, e.ts, e.queue, e.worker_id, e.schedule_id, e.func,
+       e.attempt, e.details
+FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[],
+            $8::text[], $9::text[], $10::int[], $11::jsonb[])
+     AS e(id, task_id, event_type, ts, queue, worker_id, schedule_id, func, attempt, details)
+ON CONFLICT (project, id) DO NOTHING;
+
+-- name: get_events
+-- {where} is built only from the fixed filter fragments in events.py; {order} is ASC or DESC.
+SELECT id, task_id, event_type, ts, queue, worker_id, schedule_id, func, attempt, details
+FROM events
+WHERE project = $1{where}
+ORDER BY ts {order}, id {order}
+LIMIT $2 OFFSET $3;
+
+-- name: cleanup_events
+WITH gone AS (
+    DELETE FROM events WHERE project = $1 AND ts < $2 RETURNING 1
+)
+SELECT count(*) FROM gone;

@@ -1,0 +1,432 @@
+"""PostgreSQL-specific behaviour: the seeds' constructor forms, schema migrations, many worker
+processes on one database, and leases of a worker that dies. The shared semantics are proved by
+tests/conformance (``-k postgres``)."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+asyncpg = pytest.importorskip("asyncpg")
+
+from omniq.backend import create_backend  # noqa: E402
+from omniq.exceptions import BackendUnavailable, ConfigError  # noqa: E402
+from omniq.models.config import PostgresTaskQueueConfig  # noqa: E402
+from omniq.models.result import TaskResult  # noqa: E402
+from omniq.models.task import Task, TaskStatus  # noqa: E402
+from omniq.storage.postgres import (  # noqa: E402
+    AsyncPostgresEventStorage,
+    AsyncPostgresQueue,
+    AsyncPostgresResultStorage,
+)
+from omniq.storage.postgres._connection import migrate  # noqa: E402
+from tests.conftest import service_address  # noqa: E402
+
+pytestmark = pytest.mark.services("postgres")
+
+HOST, PORT = "127.0.0.1", 5432
+TASK = "tests.backends.test_postgres:record_execution"
+
+
+def _conn_kwargs() -> dict[str, Any]:
+    host, port = service_address("postgres")
+    return {"host": host, "port": port, "user": "postgres", "database": "test"}
+
+
+async def _drop(schema: str, database: str = "test") -> None:
+    conn = await asyncpg.connect(**{**_conn_kwargs(), "database": database})
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def schema() -> AsyncIterator[str]:
+    name = f"omniq_test_{uuid.uuid4().hex[:12]}"
+    yield name
+    await _drop(name)
+
+
+def _options(schema: str) -> dict[str, Any]:
+    host, port = service_address("postgres")
+    return {
+        "host": host,
+        "port": port,
+        "username": "postgres",
+        "database": "test",
+        "schema": schema,
+    }
+
+
+# -- the seeds' forms, as written --------------------------------------------------------------
+
+
+@pytest.fixture
+def project() -> Iterator[str]:
+    """A project of its own in the default ``omniq`` schema of the ``postgres`` database (where
+    the seeds' forms connect); its rows are removed afterwards."""
+    name = f"seedtest-{uuid.uuid4().hex[:10]}"
+    yield name
+
+    async def clean() -> None:
+        conn = await asyncpg.connect(**{**_conn_kwargs(), "database": "postgres"})
+        try:
+            for table in ("tasks", "results", "events", "schedules"):
+                if await conn.fetchval("SELECT to_regclass($1)", f"omniq.{table}"):
+                    await conn.execute(f"DELETE FROM omniq.{table} WHERE project = $1", name)
+        finally:
+            await conn.close()
+
+    asyncio.run(clean())
+
+
+def test_seed_postgres_task_queue_form_enqueues_and_serves_queues_in_order(project: str) -> None:
+    from omniq.queue import PostgresTaskQueue
+
+    queue = PostgresTaskQueue(
+        project_name=project,
+        host=HOST,
+        port=PORT,
+        username="postgres",
+        queues=["high", "medium", "low"],
+    )
+    with queue:
+        low = queue.enqueue("operator:add", args=(1, 2), queue_name="low")
+        high = queue.enqueue("operator:add", args=(3, 4), queue_name="high")
+
+        first = queue.dequeue_sync()
+        second = queue.dequeue()
+        assert [first.id, second.id] == [high, low]
+
+
+def test_seed_postgres_event_storage_form_logs_and_queries_events(project: str) -> None:
+    from omniq.models.event import EventType, TaskEvent
+    from omniq.storage import PostgresEventStorage
+
+    events = PostgresEventStorage(host=HOST, port=PORT, username="postgres", project_name=project)
+    with events:
+        events.log_event(TaskEvent(task_id="t1", event_type=EventType.ENQUEUED))
+        assert [e.task_id for e in events.get_events(task_id="t1")] == ["t1"]
+
+
+def test_seed_postgres_backend_form_builds_all_three_components(project: str) -> None:
+    from omniq.backend import PostgresBackend
+
+    backend = PostgresBackend(
+        project_name=project, host=HOST, port=PORT, username="postgres", password="secret"
+    )
+    with backend:
+        task_id = backend.queue.enqueue("operator:add", args=(1, 2))
+        assert backend.queue.get_task(task_id).status is TaskStatus.PENDING
+        assert backend.result_storage.get(task_id) is None
+        assert backend.event_storage.get_events(task_id=task_id) == []
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+async def test_url_selects_the_postgres_backend_and_its_schema(schema: str) -> None:
+    host, port = service_address("postgres")
+    backend = create_backend(url=f"postgresql://postgres@{host}:{port}/test?schema={schema}")
+    async with backend:
+        await backend.queue.enqueue("operator:add", args=(1, 2))
+        assert backend.queue.schema == schema  # type: ignore[attr-defined]
+        assert await backend.queue.get_queue_size() == 1
+
+
+async def test_queue_built_from_its_config_struct_connects(schema: str) -> None:
+    config = PostgresTaskQueueConfig(**_options(schema), queues=["a", "b"])
+    async with AsyncPostgresQueue.from_config(config) as queue:
+        assert queue.queues == ["a", "b"]
+        assert (await queue.health_check())["status"] == "healthy"
+
+
+def test_malformed_schema_name_is_refused_naming_it() -> None:
+    with pytest.raises(ConfigError, match="drop table"):
+        AsyncPostgresQueue(host=HOST, schema='x"; drop table tasks; --')
+
+
+def test_url_of_another_scheme_is_refused() -> None:
+    with pytest.raises(ConfigError, match="mysql://"):
+        AsyncPostgresQueue(dsn="mysql://root@localhost/db")
+
+
+def test_password_never_shows_in_the_repr() -> None:
+    queue = AsyncPostgresQueue(dsn="postgresql://postgres:hunter2@localhost/db")
+    assert "hunter2" not in repr(queue)
+
+
+async def test_unreachable_server_raises_backend_unavailable_naming_it(
+    closed_port: int,
+) -> None:
+    queue = AsyncPostgresQueue(host="127.0.0.1", port=closed_port, username="postgres")
+    with pytest.raises(BackendUnavailable, match=str(closed_port)):
+        await queue.connect()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+# -- schema and migrations --------------------------------------------------------------------
+
+_COLUMNS = """
+SELECT table_name, column_name, ordinal_position, data_type, is_nullable, column_default,
+       is_identity, identity_generation, is_generated, generation_expression
+FROM information_schema.columns WHERE table_schema = $1
+ORDER BY table_name, ordinal_position"""
+_INDEXES = "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = $1 ORDER BY 2"
+_CONSTRAINTS = """
+SELECT conrelid::regclass::text AS tbl, conname, pg_get_constraintdef(c.oid) AS def
+FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+WHERE n.nspname = $1 ORDER BY conname"""
+
+
+async def _describe(conn: Any, schema: str) -> dict[str, list[tuple[Any, ...]]]:
+    def plain(rows: list[Any]) -> list[tuple[Any, ...]]:
+        return [tuple(str(v).replace(f"{schema}.", "<schema>.") for v in r.values()) for r in rows]
+
+    return {
+        "columns": plain(await conn.fetch(_COLUMNS, schema)),
+        "indexes": plain(await conn.fetch(_INDEXES, schema)),
+        "constraints": plain(await conn.fetch(_CONSTRAINTS, schema)),
+    }
+
+
+async def test_migrations_and_schema_sql_build_the_same_schema() -> None:
+    stepwise = f"omniq_test_{uuid.uuid4().hex[:12]}"
+    whole = f"omniq_test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(**_conn_kwargs())
+    try:
+        await migrate(conn, stepwise, use_schema_file=False)
+        await migrate(conn, whole, use_schema_file=True)
+
+        migrated = await _describe(conn, stepwise)
+        declared = await _describe(conn, whole)
+        assert migrated["columns"]  # the comparison below compares something
+        assert migrated == declared
+    finally:
+        await conn.close()
+        await _drop(stepwise)
+        await _drop(whole)
+
+
+async def test_migrating_twice_and_concurrently_applies_each_version_once(schema: str) -> None:
+    conns = [await asyncpg.connect(**_conn_kwargs()) for _ in range(4)]
+    try:
+        await asyncio.gather(*(migrate(c, schema) for c in conns))
+        await migrate(conns[0], schema)
+        versions = await conns[0].fetch(f'SELECT version FROM "{schema}".schema_version')
+        assert sorted(r["version"] for r in versions) == [1]
+    finally:
+        for c in conns:
+            await c.close()
+
+
+# -- one database, several components -----------------------------------------------------
+
+
+async def test_backend_queue_stores_results_in_the_completion_transaction(schema: str) -> None:
+    backend = create_backend("postgres", **_options(schema))
+    async with backend:
+        queue, results = backend.queue, backend.result_storage
+        assert queue.stores_results_with(results)
+        await queue.enqueue("operator:add", args=(1, 2))
+        task = await queue.dequeue()
+        assert task is not None
+        assert task.claim is not None
+
+        done = TaskResult(task_id=task.id, result=3)
+        assert await queue.complete(task.id, task.claim, done, result_storage=results)
+
+        stored = await results.get(task.id)
+        assert stored is not None
+        assert stored.result == 3
+
+
+async def test_result_wait_is_woken_by_a_write_from_another_connection(schema: str) -> None:
+    async with (
+        AsyncPostgresResultStorage(**_options(schema)) as waiter,
+        AsyncPostgresResultStorage(**_options(schema)) as writer,
+    ):
+        waiting = asyncio.create_task(waiter.wait("t1", timeout=30))
+        await asyncio.sleep(0.1)
+        await writer.set(TaskResult(task_id="t1", result="hello"))
+
+        result = await asyncio.wait_for(waiting, 10)
+        assert result is not None
+        assert result.result == "hello"
+
+
+async def test_dequeue_is_woken_by_an_enqueue_from_another_queue_object(schema: str) -> None:
+    async with (
+        AsyncPostgresQueue(**_options(schema)) as claimer,
+        AsyncPostgresQueue(**_options(schema)) as producer,
+    ):
+        waiting = asyncio.create_task(claimer.dequeue(timeout=30))
+        await asyncio.sleep(0.1)
+        task_id = await producer.enqueue("operator:add", args=(1, 2))
+
+        task = await asyncio.wait_for(waiting, 10)
+        assert task is not None
+        assert task.id == task_id
+
+
+async def test_projects_sharing_a_schema_do_not_see_each_other(schema: str) -> None:
+    async with (
+        AsyncPostgresQueue(project_name="one", **_options(schema)) as one,
+        AsyncPostgresQueue(project_name="two", **_options(schema)) as two,
+    ):
+        await one.enqueue("operator:add", args=(1, 2), task_id="same-id")
+        await two.enqueue("operator:add", args=(3, 4), task_id="same-id")
+
+        mine = await one.dequeue()
+        assert mine is not None
+        assert mine.args == (1, 2)
+        assert await two.get_queue_size() == 1
+
+
+async def test_events_storage_round_trips_details_as_json(schema: str) -> None:
+    from omniq.models.event import EventType, TaskEvent
+
+    async with AsyncPostgresEventStorage(**_options(schema)) as events:
+        event = TaskEvent(
+            task_id="t1", event_type=EventType.ERROR, details={"n": [1, 2.5, None], "ok": True}
+        )
+        await events.log_event(event)
+        assert await events.get_events(task_id="t1") == [event]
+
+
+# -- worker processes -------------------------------------------------------------------------
+
+_pool: Any = None
+
+
+async def record_execution(key: int, schema: str) -> int:
+    """The task of the multi-process tests: counts its own executions in a table of its own."""
+    global _pool
+    if _pool is None:  # one pool per process, however many tasks start at once
+        _pool = asyncio.ensure_future(asyncpg.create_pool(**_conn_kwargs(), min_size=1, max_size=2))
+    pool = await _pool
+    await pool.execute(
+        f'INSERT INTO "{schema}".executions (key, n, pid) VALUES ($1, 1, $2) '
+        f"ON CONFLICT (key) DO UPDATE SET n = executions.n + 1",
+        key,
+        os.getpid(),
+    )
+    return key
+
+
+def _serve(schema: str, stop: Any) -> None:
+    """A worker process: one AsyncWorker on the shared queue until ``stop`` is set."""
+    from omniq.workers import AsyncWorker
+
+    async def main() -> None:
+        # small pools: four processes share the server's connection limit with everyone else
+        queue = AsyncPostgresQueue(**_options(schema), max_size=3)
+        worker = AsyncWorker(queue, concurrency=50)
+        await worker.start()
+        await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+        await worker.stop()
+        await queue.close()
+
+    asyncio.run(main())
+
+
+def _claim_and_hang(schema: str, claimed: Any, count: int) -> None:
+    """A worker that claims ``count`` tasks under a short lease and then never finishes them."""
+
+    async def main() -> None:
+        async with AsyncPostgresQueue(**_options(schema)) as queue:
+            tasks = await queue.dequeue_many(limit=count, worker_id="doomed", lease=1.0)
+            claimed.put([t.id for t in tasks])
+            await asyncio.sleep(3600)
+
+    asyncio.run(main())
+
+
+async def _executions_table(schema: str) -> None:
+    conn = await asyncpg.connect(**_conn_kwargs())
+    try:
+        await conn.execute(
+            f'CREATE TABLE "{schema}".executions (key integer PRIMARY KEY, n integer NOT NULL, '
+            "pid integer NOT NULL)"
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.mark.timeout(300)
+async def test_four_worker_processes_run_each_of_8000_tasks_exactly_once(schema: str) -> None:
+    processes, per_process = 4, 2_000
+    total = processes * per_process
+    async with AsyncPostgresQueue(**_options(schema)) as queue:
+        await _executions_table(schema)
+        await queue.enqueue_many([Task(func=TASK, args=(i, schema)) for i in range(total)])
+        ctx = multiprocessing.get_context("spawn")
+        stop = ctx.Event()
+        workers = [ctx.Process(target=_serve, args=(schema, stop)) for _ in range(processes)]
+        for w in workers:
+            w.start()
+        try:
+            conn = await asyncpg.connect(**_conn_kwargs())
+            try:
+                for _ in range(2400):  # up to four minutes; ends as soon as all are done
+                    done = (await queue.stats()).get("default", {}).get("success", 0)
+                    if done >= total or any(w.exitcode is not None for w in workers):
+                        break
+                    await asyncio.sleep(0.1)
+                rows = await conn.fetch(f'SELECT key, n, pid FROM "{schema}".executions')
+            finally:
+                await conn.close()
+        finally:
+            stop.set()
+            for w in workers:
+                w.join(60)
+                if w.is_alive():
+                    w.kill()
+
+        assert (await queue.stats())["default"] == {"success": total}
+        assert sorted(r["key"] for r in rows) == list(range(total))
+        assert {r["n"] for r in rows} == {1}
+        assert all(w.exitcode == 0 for w in workers)
+
+
+@pytest.mark.timeout(120)
+async def test_tasks_claimed_by_a_worker_that_dies_come_back_after_the_lease(schema: str) -> None:
+    async with AsyncPostgresQueue(**_options(schema)) as queue:
+        ids = await queue.enqueue_many(
+            [Task(func="operator:add", args=(i, i), max_retries=2) for i in range(5)]
+        )
+        ctx = multiprocessing.get_context("spawn")
+        claimed = ctx.Queue()
+        doomed = ctx.Process(target=_claim_and_hang, args=(schema, claimed, 5))
+        doomed.start()
+        try:
+            taken = await asyncio.get_running_loop().run_in_executor(None, claimed.get, True, 60)
+        finally:
+            os.kill(doomed.pid, signal.SIGKILL)  # type: ignore[arg-type]
+            doomed.join(30)
+        assert sorted(taken) == sorted(ids)
+        assert await queue.dequeue() is None  # still under the dead worker's lease
+
+        await asyncio.sleep(1.2)
+        assert await queue.recover_expired() == 5
+
+        again = await queue.dequeue_many(limit=10, worker_id="survivor", lease=30)
+        assert sorted(t.id for t in again) == sorted(ids)
+        assert {t.attempts for t in again} == {2}
