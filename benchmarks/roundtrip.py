@@ -9,6 +9,7 @@ enqueue->result rate sequentially (one task in flight) and pipelined (all in fli
 from __future__ import annotations
 
 import argparse
+import uuid
 import asyncio
 import json
 import time
@@ -21,19 +22,22 @@ from omniq.backend import create_backend
 async def run(url: str, n: int, concurrency: int) -> dict[str, float]:
     out: dict[str, float] = {}
 
-    async def fresh() -> AsyncOmniQ:
-        app = AsyncOmniQ.from_backend(create_backend(url=url))
+    run_id = uuid.uuid4().hex[:8]
+
+    async def fresh(phase: str) -> AsyncOmniQ:
+        # a project of its own per phase: tasks one phase leaves behind never count in another
+        app = AsyncOmniQ.from_backend(create_backend(url=url, project_name=f"bench-{phase}-{run_id}"))
         await app.connect()
         return app
 
-    oq = await fresh()
+    oq = await fresh("single")
     start = time.perf_counter()
     for i in range(n):
         await oq.enqueue(noop, args=(i,))
     out["enqueue_single_per_s"] = n / (time.perf_counter() - start)
     await oq.close()
 
-    oq = await fresh()
+    oq = await fresh("bulk")
     start = time.perf_counter()
     ids = await oq.enqueue_many([{"func": noop, "args": (i,)} for i in range(n)])
     out["enqueue_many_per_s"] = n / (time.perf_counter() - start)
