@@ -99,3 +99,42 @@ async def test_seed_001_result_and_event_storage_on_the_memory_backend() -> None
         assert health["connected"] is True
         cleanup_stats = await backend.cleanup()
         assert {"expired_tasks", "expired_results"} <= set(cleanup_stats)
+
+
+def test_seed_004_sync_example_as_written() -> None:
+    from omniq import Task, TaskQueue  # noqa: F401 - imported as in the seed
+
+    # Create a task queue with sync interface
+    queue = TaskQueue(storage_type="sqlite", worker_type="thread", max_workers=5)
+
+    # Define a sync task
+    def my_task(x, y):  # type: ignore[no-untyped-def]
+        return x + y
+
+    # Enqueue task
+    task_id = queue.enqueue(my_task, args=(5, 10))
+
+    # Get result
+    result = queue.get_result(task_id)
+    print(f"Result: {result}")  # Result: 15
+    assert result == 15
+    queue.close()
+
+
+def test_seed_003_sqlite_backend_based_usage(tmp_path: object) -> None:
+    from omniq import OmniQ, ResultStore, TaskQueue
+    from omniq.backend import SQLiteBackend
+
+    sqlite_backend = SQLiteBackend(project_name="my_project", base_dir=str(tmp_path))
+    oq = OmniQ.from_backend(
+        sqlite_backend, worker_type="thread_pool", worker_config={"max_workers": 10}
+    )
+    task_queue = TaskQueue.from_backend(sqlite_backend, queues=["high", "medium", "low"])
+    result_store = ResultStore.from_backend(sqlite_backend)
+    with oq:
+        oq.start_worker(queues=["high", "medium", "low"])  # a worker serves the queues it is given
+        task_id = task_queue.enqueue(len, args=("four",), queue_name="high")
+        assert oq.get_result(task_id, timeout=10) == 4
+        stored = result_store.get(task_id)
+        assert stored is not None
+        assert stored.result == 4

@@ -1,0 +1,103 @@
+"""Drain throughput of N pre-enqueued no-op tasks by separate ``omniq worker`` processes.
+
+    uv run python -m benchmarks.drain --url sqlite:////tmp/drain.db -n 20000 --procs 1
+
+The clock runs from the first completed task to the last (steady state, as in PERFORMANCE.md), so
+process start-up is not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+from benchmarks.noop import noop, noop_sync
+from omniq import AsyncOmniQ
+from omniq.backend import create_backend
+
+
+async def drain(
+    url: str, n: int, procs: int, concurrency: int, worker_type: str, sync_func: bool
+) -> float:
+    project = f"drain-{uuid.uuid4().hex[:8]}"
+    oq = AsyncOmniQ.from_backend(create_backend(url=url, project_name=project))
+    async with oq:
+        for start in range(0, n, 5000):
+            await oq.enqueue_many(
+                [
+                    {"func": noop_sync if sync_func else noop, "args": (i,)}
+                    for i in range(start, min(n, start + 5000))
+                ]
+            )
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])
+            ),
+        }
+        cmd = [
+            sys.executable,
+            "-m",
+            "omniq",
+            "worker",
+            "--url",
+            url,
+            "--project",
+            project,
+            "--concurrency",
+            str(concurrency),
+            "--type",
+            worker_type,
+            "--log-level",
+            "WARNING",
+        ]
+        workers = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL) for _ in range(procs)]
+        try:
+            first = last = None
+            while True:
+                done = (await oq.task_queue.stats()).get("default", {}).get("success", 0)
+                now = time.perf_counter()
+                if done and first is None:
+                    first, first_done = now, done
+                if done >= n:
+                    last = now
+                    break
+                await asyncio.sleep(0.02)
+            assert first is not None
+            assert last is not None
+            return (n - first_done) / max(last - first, 1e-9)
+        finally:
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                w.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--url", required=True)
+    parser.add_argument("-n", type=int, default=20_000)
+    parser.add_argument("--procs", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--type", default="async")
+    parser.add_argument(
+        "--sync-func", action="store_true", help="a plain def task instead of async def"
+    )
+    args = parser.parse_args()
+    rate = asyncio.run(
+        drain(args.url, args.n, args.procs, args.concurrency, args.type, args.sync_func)
+    )
+    print(
+        f"drain {args.n} tasks, {args.procs} worker process(es), {args.type}: {rate:,.0f} tasks/s"
+    )
+
+
+if __name__ == "__main__":
+    main()
