@@ -56,7 +56,7 @@ async def drain(
             "--log-level",
             "WARNING",
         ]
-        workers = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL) for _ in range(procs)]
+        workers = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL) for _ in range(procs)]  # noqa: ASYNC220
         try:
             first = last = None
             while True:
