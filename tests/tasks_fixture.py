@@ -102,3 +102,11 @@ def whoami() -> int:
     import os
 
     return os.getpid()
+
+
+def blocking_sleep_span(seconds: float) -> tuple[float, float]:
+    """Sleeps with the blocking ``time.sleep`` (cooperative once gevent patched it); returns when
+    it started and ended, so a test can measure how many ran at once."""
+    start = time.time()
+    time.sleep(seconds)
+    return start, time.time()

@@ -1,6 +1,6 @@
 """``python -m omniq``: the same as the ``omniq`` command."""
 
-from omniq.cli import main
+from omniq._entry import main
 
 if __name__ == "__main__":
     main()

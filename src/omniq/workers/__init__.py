@@ -10,6 +10,7 @@ from __future__ import annotations
 from omniq._sync import SyncWrapper
 from omniq.exceptions import ConfigError
 from omniq.workers.executors import EXECUTORS, AsyncExecutor, Executor, ThreadExecutor
+from omniq.workers.gevent import GeventExecutor
 from omniq.workers.pool import AsyncWorkerPool, WorkerPool
 from omniq.workers.process import ChildProcessDied, ProcessExecutor
 from omniq.workers.worker import AsyncWorker, WorkerStats
@@ -33,8 +34,18 @@ class ProcessPoolWorker(AsyncWorker):
     concurrency_setting = "PROCESS_WORKERS"
 
 
+class GeventPoolWorker(AsyncWorker):
+    """Sync tasks as greenlets in a gevent pool, in a monkey-patched process (``omniq worker
+    --type gevent``); async tasks on the loop. For thousands of concurrent blocking-I/O tasks."""
+
+    worker_type = "gevent"
+    executor_class = GeventExecutor
+    concurrency_setting = "GEVENT_WORKERS"
+
+
 ThreadWorker = ThreadPoolWorker
 ProcessWorker = ProcessPoolWorker
+GeventWorker = GeventPoolWorker
 
 #: worker_type strings (ARCHITECTURE section 6) -> worker class; other types join here
 WORKER_TYPES: dict[str, type[AsyncWorker]] = {
@@ -43,6 +54,8 @@ WORKER_TYPES: dict[str, type[AsyncWorker]] = {
     "thread_pool": ThreadPoolWorker,
     "process": ProcessPoolWorker,
     "process_pool": ProcessPoolWorker,
+    "gevent": GeventPoolWorker,
+    "gevent_pool": GeventPoolWorker,
 }
 
 
@@ -68,6 +81,9 @@ __all__ = [
     "AsyncWorkerPool",
     "ChildProcessDied",
     "Executor",
+    "GeventExecutor",
+    "GeventPoolWorker",
+    "GeventWorker",
     "ProcessExecutor",
     "ProcessPoolWorker",
     "ProcessWorker",

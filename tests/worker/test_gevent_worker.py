@@ -1,0 +1,75 @@
+"""The gevent worker: a monkey-patched ``omniq worker --type gevent`` process running blocking
+tasks as greenlets. Concurrency is proven by the overlap of the tasks' own time spans."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from omniq import OmniQ
+from omniq.backend import create_backend
+from omniq.exceptions import ConfigError
+from omniq.workers import GeventPoolWorker, GeventWorker
+from omniq.workers.gevent import GeventExecutor
+from tests import tasks_fixture as tf
+
+pytest.importorskip("gevent")
+
+
+def peak_overlap(spans: list[tuple[float, float]]) -> int:
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = peak = 0
+    for _, delta in edges:
+        running += delta
+        peak = max(peak, running)
+    return peak
+
+
+def test_gevent_pool_of_200_overlaps_200_blocking_sleeps(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'gevent.db'}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
+    }
+    with OmniQ.from_backend(create_backend(url=url)) as oq:
+        ids = oq.enqueue_many(
+            [{"func": tf.blocking_sleep_span, "args": (0.5,)} for _ in range(200)]
+        )
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "omniq",
+                "worker",
+                "--url",
+                url,
+                "--type",
+                "gevent",
+                "--concurrency",
+                "200",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            spans = [tuple(oq.get_result(t, timeout=60)) for t in ids]
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=30) == 0
+    peak = peak_overlap(spans)
+    print(f"peak concurrently running: {peak}")
+    assert peak >= 150  # many at once, not one after another
+
+
+async def test_gevent_executor_refuses_an_unpatched_process() -> None:
+    with pytest.raises(ConfigError, match="monkey-patched"):
+        await GeventExecutor(4).start()
+
+
+def test_gevent_worker_alias() -> None:
+    assert GeventWorker is GeventPoolWorker
