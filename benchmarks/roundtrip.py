@@ -9,10 +9,10 @@ enqueue->result rate sequentially (one task in flight) and pipelined (all in fli
 from __future__ import annotations
 
 import argparse
-import uuid
 import asyncio
 import json
 import time
+import uuid
 
 from benchmarks.noop import noop
 from omniq import AsyncOmniQ
@@ -26,7 +26,9 @@ async def run(url: str, n: int, concurrency: int) -> dict[str, float]:
 
     async def fresh(phase: str) -> AsyncOmniQ:
         # a project of its own per phase: tasks one phase leaves behind never count in another
-        app = AsyncOmniQ.from_backend(create_backend(url=url, project_name=f"bench-{phase}-{run_id}"))
+        app = AsyncOmniQ.from_backend(
+            create_backend(url=url, project_name=f"bench-{phase}-{run_id}")
+        )
         await app.connect()
         return app
 
@@ -61,7 +63,9 @@ async def run(url: str, n: int, concurrency: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", default="memory://")
     parser.add_argument("-n", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=100)
