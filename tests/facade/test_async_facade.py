@@ -323,3 +323,16 @@ async def test_context_manager_stops_the_worker_and_closes() -> None:
         assert worker.is_running
     assert not worker.is_running
     assert oq.worker is None
+
+
+async def test_get_result_of_a_task_whose_result_already_expired_returns_none_at_once() -> None:
+    async with AsyncOmniQ() as oq:
+        await oq.start_worker()
+        tid = await oq.enqueue(tf.add, args=(1, 2), result_ttl=0)
+        task = None
+        for _ in range(500):
+            task = await oq.get_task(tid)
+            if task is not None and task.is_final:
+                break
+            await asyncio.sleep(0.01)
+        assert await asyncio.wait_for(oq.get_result(tid), timeout=5) is None

@@ -3,6 +3,7 @@ killed at the timeout and replaced; a dying child fails only its own task."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 
@@ -10,6 +11,7 @@ import pytest
 
 from omniq import AsyncOmniQ, TaskStatus
 from omniq.exceptions import TaskFailedError
+from omniq.storage.memory import AsyncMemoryQueue
 from omniq.workers import ProcessPoolWorker, ProcessWorker
 from tests import tasks_fixture as tf
 
@@ -71,3 +73,28 @@ async def test_task_killing_its_process_ends_dead_after_its_retries_and_the_work
 
 def test_process_worker_alias() -> None:
     assert ProcessWorker is ProcessPoolWorker
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+async def test_worker_memory_stays_flat_over_10000_tasks() -> None:
+    async with AsyncOmniQ(
+        task_queue=AsyncMemoryQueue(),
+        worker_type="process",
+        worker_config={"max_workers": 2},
+    ) as oq:
+        await oq.start_worker()
+        warmup = await oq.enqueue_many([{"func": tf.add, "args": (i, i)} for i in range(1000)])
+        await asyncio.gather(*(oq.get_result(t, timeout=60) for t in warmup))
+        before = _rss_kib()
+        ids = await oq.enqueue_many([{"func": tf.add, "args": (i, i)} for i in range(10_000)])
+        await asyncio.gather(*(oq.get_result(t, timeout=120) for t in ids))
+        await oq.result_store.cleanup()
+        grown = _rss_kib() - before
+    assert grown < 50 * 1024, f"worker RSS grew by {grown} KiB over 10,000 tasks"

@@ -718,19 +718,18 @@ class BaseResultStorage(Component):
 
     async def wait(self, task_id: str, timeout: float | None = None) -> TaskResult | None:
         """The result once it exists; waits up to ``timeout`` seconds (None: without limit, 0: not
-        at all) on the store's native wake-up."""
-        result = await self.get(task_id)
-        if result is not None or timeout == 0:
-            return result
+        at all) on the store's native wake-up. A result that exists but has expired (its
+        ``result_ttl`` ran out) ends the wait at once with None: it will not come back."""
+        await self._ensure()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            result = await self._get(task_id)
+            if result is not None:
+                return None if result.is_expired() else result
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return None
             await self._wait_for(task_id, remaining)
-            result = await self.get(task_id)
-            if result is not None:
-                return result
 
     async def get_latest(self, schedule_id: str) -> TaskResult | None:
         await self._ensure()

@@ -252,7 +252,9 @@ class AsyncWorker:
                     await task
         self._tasks = []
         await self._flush()  # anything finished while the background loops wound down
-        await self.executor.shutdown(wait=graceful)
+        # every runner is done by now (finished or handed back): whatever still runs in a pool is
+        # abandoned work, so do not wait for it (a thread cannot be stopped, only left behind)
+        await self.executor.shutdown(wait=False)
         if self.event_logger is not None:
             if self.queue.event_logger is self.event_logger:
                 self.queue.event_logger = None  # closed: the queue must not keep emitting into it
