@@ -120,11 +120,44 @@ async def open_sqlite(*, queues: Sequence[str] | None = None) -> AsyncIterator[S
             yield Stores(queue, results, events)
 
 
+@asynccontextmanager
+async def open_redis(*, queues: Sequence[str] | None = None) -> AsyncIterator[Stores]:
+    """A fresh project name (the hash tag of every key) in database 9, which only tests use, so
+    the SCAN that unlinks its keys on exit walks test keys alone."""
+    import redis.asyncio as aioredis
+
+    from omniq.storage.redis import (
+        AsyncRedisEventStorage,
+        AsyncRedisQueue,
+        AsyncRedisResultStorage,
+    )
+    from tests.conftest import service_address
+
+    host, port = service_address("redis")
+    project = unique_namespace()
+    common = {"host": host, "port": port, "database": 9, "project_name": project}
+    try:
+        async with (
+            AsyncRedisQueue(queues=queues, secret_key=TEST_SECRET_KEY, **common) as queue,
+            AsyncRedisResultStorage(secret_key=TEST_SECRET_KEY, **common) as results,
+            AsyncRedisEventStorage(**common) as events,
+        ):
+            yield Stores(queue, results, events)
+    finally:
+        client = aioredis.Redis(host=host, port=port, db=9)
+        try:
+            keys = [k async for k in client.scan_iter(match=f"*{{{project}}}*", count=10_000)]
+            if keys:
+                await client.unlink(*keys)
+        finally:
+            await client.aclose()
+
+
 BACKENDS: list[BackendSpec] = [
     BackendSpec("memory", open_memory),
     BackendSpec("sqlite", open_sqlite),
     BackendSpec("postgres", open_postgres, service="postgres"),
-    # BackendSpec("redis", open_redis, service="redis"),
+    BackendSpec("redis", open_redis, service="redis"),
     # BackendSpec("nats", open_nats, service="nats"),
     # BackendSpec("file", open_file),
 ]

@@ -1,0 +1,81 @@
+-- ARGV[3] = lease deadline, [4] = worker id ('' = None), [5] = limit, [6] = random token,
+-- [7] = number of queues, then the queues in the order to serve them.
+-- Returns {next_due, claimed rows, ended rows}: next_due is the earliest delayed eta of these
+-- queues when nothing was claimed (false otherwise), ended rows are tasks found EXPIRED.
+local lease_until = ARGV[3]
+local worker = ARGV[4]
+local who = worker ~= '' and worker or 'anonymous'
+local limit = tonumber(ARGV[5])
+local token = ARGV[6]
+local nq = tonumber(ARGV[7])
+local claimed, ended = {}, {}
+local n = 0
+
+local function promote(q)
+  local dk = P .. ':delayed:' .. q
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', dk, '-inf', NOW_S, 'LIMIT', 0, 1000)) do
+    redis.call('ZREM', dk, id)
+    if redis.call('HGET', tkey(id), 'st') == 'pending' then push(id, NOW) end
+  end
+end
+
+for i = 1, nq do
+  local q = ARGV[7 + i]
+  promote(q)
+  local rk = P .. ':ready:' .. q
+  while n < limit do
+    local popped = redis.call('ZPOPMIN', rk, limit - n)
+    if #popped == 0 then break end
+    for j = 1, #popped, 2 do
+      local id = string.sub(popped[j], MEMBER_HEAD + 1)
+      local tk = tkey(id)
+      -- the task's fields as they are now (FIELDS, then the sequence), read once
+      local v = redis.call('HMGET', tk, unpack(FIELDS_SQ))
+      if v[2] == 'pending' then
+        if v[3] and tonumber(v[3]) <= NOW then
+          redis.call('HSET', tk, 'et', 'TaskExpired', 'em', 'expired before it started')
+          finish(id, 'pending', 'expired', q, v[22])
+          ended[#ended + 1] = row(id)
+        else
+          n = n + 1
+          local att = tonumber(v[4]) + 1
+          local claim = who .. ':' .. att .. ':' .. token .. n
+          redis.call('ZREM', idx(q, 'pending'), id)
+          redis.call('ZADD', idx(q, 'running'), v[22], id)
+          if worker == '' then
+            redis.call('HSET', tk, 'st', 'running', 'att', att, 'c', claim, 'sa', NOW_S,
+                       'le', lease_until)
+            if v[8] then redis.call('HDEL', tk, 'w') end
+          else
+            redis.call('HSET', tk, 'st', 'running', 'att', att, 'c', claim, 'sa', NOW_S,
+                       'le', lease_until, 'w', worker)
+          end
+          if v[11] then redis.call('HDEL', tk, 'cr') end
+          redis.call('ZADD', P .. ':leases', lease_until, id)
+          -- the row after the change, built here rather than read back
+          claimed[#claimed + 1] = {id, v[1], 'running', v[3], att, v[5], NOW_S, v[7],
+                                   worker ~= '' and worker or false, claim, lease_until, false,
+                                   v[12], v[13], v[14], v[15], v[16], v[17], v[18], v[19],
+                                   v[20], v[21]}
+        end
+      end
+    end
+  end
+  if n >= limit then
+    -- this claimer is full: pass the wake-up on to the next idle claimer if work is left
+    if redis.call('EXISTS', rk) == 1 then wake(q, 1) end
+    break
+  end
+end
+
+local next_due = false
+if n == 0 then
+  for i = 1, nq do
+    local first = redis.call('ZRANGE', P .. ':delayed:' .. ARGV[7 + i], 0, 0, 'WITHSCORES')
+    if first[2] and (not next_due or tonumber(first[2]) < tonumber(next_due)) then
+      next_due = first[2]
+    end
+  end
+end
+if #ended > 0 then trim() end
+return {next_due, claimed, ended}

@@ -1,0 +1,546 @@
+"""The Redis task queue: every multi-step change is one Lua script (``lua/*.lua``), run by SHA.
+
+Keys, under ``B = <tasks_prefix>:{<project>}`` (one Cluster slot, see ``_conn``):
+
+- ``B:task:<id>`` hash: payload ``p`` (the task envelope) and state fields outside it (status,
+  attempts, claim, lease, times in microseconds, errors) laid back over the decoded task;
+- ``B:ready:<queue>`` sorted set, all scores 0, members ordered as bytes: priority descending,
+  ready time, enqueue sequence, then the id, as fixed-width numbers. Lexicographic members keep
+  the order exact where one float score could not (priority, microseconds and sequence need
+  more than the 53 bits of a double);
+- ``B:delayed:<queue>`` sorted set by eta: claims move due tasks to the ready set first;
+- ``B:leases`` sorted set by lease deadline: running tasks; ``recover_expired`` reads its head;
+- ``B:idx:<queue>:<status>`` sorted sets by enqueue sequence (listing, counts), ``B:all``,
+  ``B:queues``, ``B:expiry`` (pending tasks with a TTL), ``B:finished`` (trimmed to
+  ``max_finished``, oldest first);
+- ``B:wake:<queue>`` short list: every enqueue, retry or recovery pushes a token; idle claimers
+  block on BLPOP over the lists of their queues, so a token pushed between an empty claim and
+  the BLPOP is still there (nothing is lost, nothing polls);
+- ``B:sched:<id>`` hashes with ``B:scheds`` and ``B:sched_due`` for schedules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from omniq._sync import SyncWrapper
+from omniq._time import utcnow
+from omniq.exceptions import SerializationError
+from omniq.models.schedule import Schedule, ScheduleState
+from omniq.models.task import Task, TaskStatus
+from omniq.storage.base import (
+    BaseResultStorage,
+    BaseTaskQueue,
+    Completion,
+    HeartbeatStatus,
+)
+from omniq.storage.redis._conn import (
+    AsyncScript,
+    RedisComponent,
+    aioredis,
+    from_us,
+    key_base,
+    opt_us,
+    pxat_ms,
+    register,
+    split_connection_options,
+    to_us,
+)
+from omniq.storage.redis.results import AsyncRedisResultStorage
+
+#: Scripts of the task queue, each preceded by the shared helpers.
+_SCRIPTS = (
+    "enqueue",
+    "claim",
+    "heartbeat",
+    "fail",
+    "release",
+    "cancel",
+    "requeue",
+    "recover",
+    "expire",
+    "purge",
+    "list",
+    "stats",
+    "schedule_write",
+    "schedule_read",
+    "schedule_delete",
+)
+_STATUSES = [s.value for s in TaskStatus]
+#: Priorities and ready times beyond these cannot be ordered exactly in a ready-set member.
+_MAX_PRIORITY = 2**52 - 1
+_MIN_READY_US = -4_000_000_000_000_000
+_MAX_READY_US = 5_000_000_000_000_000
+#: Tasks per script call for bulk work, so one call never blocks Redis for long.
+_CHUNK = 1000
+#: The hash fields of a task row, after its id (FIELDS in tasks_lib.lua).
+_ROW_FIELDS = (
+    *("p", "st", "exp", "att", "eta", "sa", "fa", "w", "c", "le", "cr", "et", "em", "etb"),
+    *("f", "q", "pr", "sid", "ca", "rt", "mx"),
+)
+_HEARTBEAT = {b"ok": HeartbeatStatus.OK, b"cancel": HeartbeatStatus.CANCEL}
+
+
+def _str(value: bytes | None) -> str | None:
+    return None if value is None else value.decode()
+
+
+def _time(value: bytes | None) -> datetime | None:
+    return None if value is None else from_us(value)
+
+
+def _opt_text(value: str | None) -> str:
+    """'' for None, '=text' for text (so an empty message stays distinct from None)."""
+    return "" if value is None else f"={value}"
+
+
+class AsyncRedisQueue(RedisComponent, BaseTaskQueue):
+    """Tasks in Redis, shared by any number of worker processes and hosts.
+
+    Accepts every option of :class:`omniq.models.config.RedisConfig` (so one config serves all
+    three components): the connection (or ``url``), ``tasks_prefix`` for its keys,
+    ``results_prefix`` for the result storage it creates by default (``events_prefix`` is not
+    used here); then ``max_finished`` (finished tasks kept for inspection, oldest dropped
+    first) and the options of every task queue (``project_name``, ``queues``,
+    ``lease_timeout``...).
+    """
+
+    backend_name = "redis"
+    is_local = False
+
+    def __init__(
+        self,
+        *,
+        tasks_prefix: str = "omniq:tasks",
+        results_prefix: str = "omniq:results",
+        events_prefix: str = "omniq:events",
+        max_finished: int = 100_000,
+        **options: Any,
+    ) -> None:
+        connection, rest = split_connection_options(options)
+        super().__init__(**rest)
+        self._init_redis(connection)
+        if isinstance(max_finished, bool) or not isinstance(max_finished, int) or max_finished < 0:
+            raise ValueError(f"max_finished must be an int >= 0, got {max_finished!r}")
+        self.max_finished = max_finished
+        self.tasks_prefix = tasks_prefix
+        self.results_prefix = results_prefix
+        self._base = key_base(tasks_prefix, self.project_name, option="tasks_prefix")
+        key_base(results_prefix, self.project_name, option="results_prefix")
+        self._scripts: dict[str, AsyncScript] = {}
+        self._complete_script: AsyncScript | None = None
+        self._blocking: aioredis.Redis | None = None
+        # earliest delayed eta (us) seen by the last empty claim of a queue list: bounds the wait
+        self._next_due: dict[tuple[str, ...], int | None] = {}
+        # the result storage of the current completion, when it shares this database
+        self._paired: AsyncRedisResultStorage | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"AsyncRedisQueue(server={self._conn.describe()!r}, project_name="
+            f"{self.project_name!r}, queues={self.queues!r})"
+        )
+
+    # -- connection ------------------------------------------------------------------------
+    async def _connect(self) -> None:
+        client = await self._open_client()
+        self._scripts = {name: register(client, "tasks_lib", name) for name in _SCRIPTS}
+        self._complete_script = register(client, "tasks_lib", "results_lib", "complete")
+        self._blocking = self._conn.blocking_client()
+
+    async def _close(self) -> None:
+        blocking, self._blocking = self._blocking, None
+        if blocking is not None:
+            await blocking.aclose()
+        await self._close_client()
+
+    async def _health(self) -> dict[str, Any]:
+        return await self._redis_health()
+
+    async def _run(self, name: str, now: datetime, *args: Any) -> Any:
+        return await self._scripts[name](
+            keys=[self._base], args=[to_us(now), self.max_finished, *args]
+        )
+
+    def create_result_storage(self) -> BaseResultStorage:
+        return AsyncRedisResultStorage(
+            project_name=self.project_name,
+            serializer=self.serializer,
+            results_prefix=self.results_prefix,
+            **self._connection_options,
+        )
+
+    def stores_results_with(self, result_storage: BaseResultStorage | None) -> bool:
+        """True for a Redis result storage of this project on the same server and database:
+        its keys share this queue's hash slot, so the completion script writes both."""
+        if (
+            isinstance(result_storage, AsyncRedisResultStorage)
+            and result_storage.project_name == self.project_name
+            and result_storage._conn.target == self._conn.target
+        ):
+            # read by the _complete call that follows at once (no await in between in the base)
+            self._paired = result_storage
+            return True
+        return False
+
+    # -- rows ------------------------------------------------------------------------------
+    # A row is [id, p, st, exp, att, eta, sa, fa, w, c, le, cr, et, em, etb, f, q, pr, sid, ca,
+    # rt, mx], the FIELDS of tasks_lib.lua after the id.
+    @staticmethod
+    def _lay_state(task: Task, row: list[Any]) -> Task:
+        task.status = TaskStatus(row[2].decode())
+        task.expires_at = _time(row[3])
+        task.attempts = int(row[4] or 0)
+        task.eta = _time(row[5])
+        task.started_at = _time(row[6])
+        task.finished_at = _time(row[7])
+        task.worker_id = _str(row[8])
+        task.claim = _str(row[9])
+        # the lease field of a task that is no longer running is left behind: ignore it
+        task.lease_expires_at = _time(row[10]) if task.status is TaskStatus.RUNNING else None
+        task.cancel_requested = row[11] == b"1"
+        task.error_type = _str(row[12])
+        task.error_message = _str(row[13])
+        task.error_traceback = _str(row[14])
+        return task
+
+    def _decode(self, row: list[Any]) -> Task:
+        return self._lay_state(self.serializer.decode_task(row[1]), row)
+
+    def _view(self, row: list[Any]) -> Task:
+        """What readers see: a task whose payload cannot be decoded (a poison task, already
+        DEAD) is still shown, with its state and without its arguments."""
+        try:
+            return self._decode(row)
+        except SerializationError:
+            stub = Task(
+                func=row[15].decode(),
+                id=row[0].decode() if isinstance(row[0], bytes) else row[0],
+                queue_name=row[16].decode(),
+                priority=int(row[17]),
+                schedule_id=_str(row[18]),
+                created_at=from_us(row[19]),
+                result_ttl=float(row[20]) if row[20] is not None else None,
+                max_retries=int(row[21]) - 1,
+            )
+            return self._lay_state(stub, row)
+
+    # -- primitives ------------------------------------------------------------------------
+    async def _enqueue(self, items: list[tuple[Task, bytes]]) -> list[bool]:
+        args: list[Any] = []
+        for task, payload in items:
+            if not -_MAX_PRIORITY <= task.priority <= _MAX_PRIORITY:
+                raise ValueError(
+                    f"task {task.id!r}: priority {task.priority!r} is outside the range the "
+                    f"Redis backend orders exactly (-{_MAX_PRIORITY}..{_MAX_PRIORITY})"
+                )
+            for name in ("eta", "created_at"):
+                value = getattr(task, name)
+                if value is not None and not _MIN_READY_US <= to_us(value) <= _MAX_READY_US:
+                    raise ValueError(
+                        f"task {task.id!r}: {name} {value.isoformat()} is outside the years "
+                        "1843..2128 that the Redis backend orders exactly"
+                    )
+            args += (
+                task.id,
+                payload,
+                task.queue_name,
+                task.priority,
+                opt_us(task.eta),
+                opt_us(task.expires_at),
+                to_us(task.created_at),
+                task.func,
+                task.schedule_id or "",
+                repr(task.result_ttl) if task.result_ttl is not None else "",
+                task.max_attempts,
+            )
+        now = utcnow()
+        created: list[bool] = []
+        step = _CHUNK * 11
+        for start in range(0, len(args), step):
+            chunk = args[start : start + step]
+            flags = await self._run("enqueue", now, len(chunk) // 11, *chunk)
+            created += [bool(flag) for flag in flags]
+        return created
+
+    async def _claim(
+        self, queues: list[str], limit: int, worker_id: str | None, lease: float, now: datetime
+    ) -> tuple[list[Task], list[Task]]:
+        lease_until = to_us(now + timedelta(seconds=lease))
+        claimed: list[Task] = []
+        ended: list[Task] = []
+        while True:
+            next_due, claimed_rows, ended_rows = await self._run(
+                "claim",
+                now,
+                lease_until,
+                worker_id or "",
+                limit - len(claimed),
+                secrets.token_hex(4),
+                len(queues),
+                *queues,
+            )
+            self._next_due[tuple(queues)] = int(next_due) if next_due is not None else None
+            ended += (self._view(row) for row in ended_rows)
+            poisoned = False
+            for row in claimed_rows:
+                try:
+                    claimed.append(self._decode(row))
+                except SerializationError as exc:
+                    # poison payload: dead at once, with the reason, and the claimer carries on
+                    poisoned = True
+                    dead = await self._fail(
+                        row[0].decode(),
+                        row[9].decode(),
+                        TaskStatus.DEAD,
+                        "SerializationError",
+                        str(exc),
+                        None,
+                        None,
+                        now,
+                    )
+                    if dead is not None:
+                        ended.append(dead)
+            # a poison task took a place in this claim: claim again for the places left
+            if not poisoned or len(claimed) >= limit:
+                return claimed, ended
+
+    async def _wait_for_tasks(
+        self, queues: list[str], timeout: float, stop: asyncio.Event | None
+    ) -> None:
+        due = self._next_due.pop(tuple(queues), None)
+        if due is not None:
+            timeout = min(timeout, max(0.0, (due - to_us(utcnow())) / 1e6) + 0.001)
+        if stop is not None and stop.is_set():
+            return
+        keys = [f"{self._base}:wake:{q}" for q in queues]
+        blocking = self._blocking
+        assert blocking is not None, "connected queues have a blocking client"
+        # BLPOP on a connection of its own; cancelling it (stop, or the caller cancelled)
+        # disconnects that connection in redis-py, so no late reply can reach a later command
+        waiting = asyncio.ensure_future(blocking.blpop(keys, timeout=max(timeout, 0.001)))
+        if stop is None:
+            await waiting
+            return
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((waiting, stopper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            if not waiting.done():
+                waiting.cancel()
+                await asyncio.gather(waiting, return_exceptions=True)
+        if not waiting.cancelled():
+            waiting.result()  # a connection error surfaces to the caller
+
+    async def _heartbeat(
+        self, claims: list[tuple[str, str]], lease: float, now: datetime
+    ) -> dict[str, HeartbeatStatus]:
+        args: list[Any] = [to_us(now + timedelta(seconds=lease)), len(claims)]
+        for task_id, claim in claims:
+            args += (task_id, claim)
+        states = await self._run("heartbeat", now, *args)
+        return {
+            task_id: _HEARTBEAT.get(state, HeartbeatStatus.LOST)
+            for (task_id, _), state in zip(claims, states, strict=True)
+        }
+
+    async def _complete(
+        self, completions: list[Completion], now: datetime, with_results: bool
+    ) -> list[bool]:
+        paired, self._paired = self._paired, None
+        if not with_results:
+            paired = None
+        keys = [self._base] if paired is None else [self._base, paired._base]
+        args: list[Any] = [to_us(now), self.max_finished, len(completions)]
+        for c in completions:
+            result = c.result
+            if paired is None or result is None:
+                args += (c.task_id, c.claim, "", "", "", "")
+                continue
+            expires = result.expires_at
+            args += (
+                c.task_id,
+                c.claim,
+                paired.serializer.encode_result(result),
+                pxat_ms(expires) if expires is not None else "",
+                to_us(expires) if expires is not None else "",
+                result.schedule_id or "",
+            )
+        assert self._complete_script is not None, "connected queues have their scripts"
+        acks = await self._complete_script(keys=keys, args=args)
+        return [bool(ack) for ack in acks]
+
+    async def _fail(
+        self,
+        task_id: str,
+        claim: str,
+        status: TaskStatus,
+        error_type: str | None,
+        error_message: str | None,
+        error_traceback: str | None,
+        retry_at: datetime | None,
+        now: datetime,
+    ) -> Task | None:
+        row = await self._run(
+            "fail",
+            now,
+            task_id,
+            claim,
+            status.value,
+            _opt_text(error_type),
+            _opt_text(error_message),
+            _opt_text(error_traceback),
+            opt_us(retry_at),
+        )
+        return None if row is None else self._view(row)
+
+    async def _release(self, task_id: str, claim: str, now: datetime) -> Task | None:
+        row = await self._run("release", now, task_id, claim)
+        return None if row is None else self._view(row)
+
+    async def _cancel(self, task_id: str, now: datetime) -> Task | None:
+        row = await self._run("cancel", now, task_id)
+        return None if row is None else self._view(row)
+
+    async def _requeue(self, task_id: str, reset_attempts: bool, now: datetime) -> Task | None:
+        row = await self._run("requeue", now, task_id, "1" if reset_attempts else "0")
+        return None if row is None else self._view(row)
+
+    async def _sweep(self, name: str, now: datetime) -> list[Task]:
+        """Runs a chunked sweep script until it has looked at everything that is due."""
+        tasks: list[Task] = []
+        while True:
+            looked_at, rows = await self._run(name, now, _CHUNK)
+            tasks += (self._view(row) for row in rows)
+            if looked_at < _CHUNK:
+                return tasks
+
+    async def _recover_expired(self, now: datetime) -> list[Task]:
+        return await self._sweep("recover", now)
+
+    async def _expire(self, now: datetime) -> list[Task]:
+        return await self._sweep("expire", now)
+
+    async def _get_task(self, task_id: str) -> Task | None:
+        fields = await self.redis.hmget(
+            f"{self._base}:task:{task_id}",
+            *_ROW_FIELDS,
+        )
+        if fields[1] is None:
+            return None
+        return self._view([task_id, *fields])
+
+    async def _list_tasks(
+        self, queue: str | None, status: TaskStatus | None, limit: int, offset: int
+    ) -> list[Task]:
+        rows = await self._run(
+            "list", utcnow(), queue or "", status.value if status else "", offset, limit
+        )
+        return [self._view(row) for row in rows]
+
+    async def _queue_size(self, queue: str) -> int:
+        size: int = await self.redis.zcard(f"{self._base}:idx:{queue}:pending")
+        return size
+
+    async def _stats(self) -> dict[str, dict[str, int]]:
+        flat = await self._run("stats", utcnow())
+        stats: dict[str, dict[str, int]] = {}
+        width = len(_STATUSES) + 1
+        for i in range(0, len(flat), width):
+            counts = {
+                s: int(n) for s, n in zip(_STATUSES, flat[i + 1 : i + width], strict=True) if n
+            }
+            if counts:
+                stats[flat[i].decode()] = counts
+        return stats
+
+    async def _purge(self, queue: str) -> int:
+        total = 0
+        while True:
+            count = int(await self._run("purge", utcnow(), queue, _CHUNK))
+            total += count
+            if count < _CHUNK:
+                return total
+
+    # -- schedules -------------------------------------------------------------------------
+    async def _write_schedule(
+        self, schedule: Schedule, payload: bytes, expected_version: bytes | str = ""
+    ) -> int:
+        written: int = await self._run(
+            "schedule_write",
+            utcnow(),
+            schedule.id,
+            payload,
+            schedule.state.value,
+            opt_us(schedule.next_run_at),
+            expected_version,
+        )
+        return written
+
+    async def _read_schedules(
+        self, which: str, now: datetime, schedule_id: str = ""
+    ) -> list[tuple[bytes, Schedule]]:
+        flat = await self._run("schedule_read", now, which, schedule_id)
+        return [
+            (flat[i + 1], self.serializer.decode_schedule(flat[i + 2]))
+            for i in range(0, len(flat), 3)
+        ]
+
+    async def _save_schedule(self, schedule: Schedule, payload: bytes) -> None:
+        await self._write_schedule(schedule, payload)
+
+    async def _get_schedule(self, schedule_id: str) -> Schedule | None:
+        found = await self._read_schedules("one", utcnow(), schedule_id)
+        return found[0][1] if found else None
+
+    async def _list_schedules(self, state: ScheduleState | None) -> list[Schedule]:
+        return [
+            s for _, s in await self._read_schedules("all", utcnow()) if state in (None, s.state)
+        ]
+
+    async def _update_schedule(
+        self,
+        schedule_id: str,
+        changes: dict[str, Any],
+        *,
+        expected_next_run_at: datetime | None = None,
+        check_next_run: bool = False,
+    ) -> bool:
+        # optimistic: read, change, write if nobody wrote in between (version check in Lua)
+        while True:
+            found = await self._read_schedules("one", utcnow(), schedule_id)
+            if not found:
+                return False
+            version, schedule = found[0]
+            if check_next_run and schedule.next_run_at != expected_next_run_at:
+                return False
+            for key, value in changes.items():
+                setattr(schedule, key, value)
+            written = await self._write_schedule(
+                schedule, self.serializer.encode_schedule(schedule), version
+            )
+            if written != 0:
+                return written == 1
+
+    async def _delete_schedule(self, schedule_id: str) -> bool:
+        return bool(await self._run("schedule_delete", utcnow(), schedule_id))
+
+    async def _due_schedules(self, now: datetime) -> list[Schedule]:
+        return [
+            s
+            for _, s in await self._read_schedules("due", now)
+            if s.state is ScheduleState.ACTIVE
+            and s.next_run_at is not None
+            and s.next_run_at <= now
+        ]
+
+
+class RedisQueue(SyncWrapper, async_class=AsyncRedisQueue):
+    """Blocking API of :class:`AsyncRedisQueue`."""
+
+
+__all__ = ["AsyncRedisQueue", "RedisQueue"]
