@@ -13,7 +13,6 @@ import asyncio
 import contextvars
 import functools
 import inspect
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -112,19 +111,14 @@ class AsyncExecutor(_ThreadPoolMixin, Executor):
         return await super()._in_thread(functools.partial(func, *args, **kwargs))
 
 
-_thread_loops = threading.local()
-
-
 def _run_in_thread(task: Task, func: Callable[..., Any]) -> Any:
-    """Runs in a pool thread. Async functions run on a loop of this thread's own (kept for the
-    thread's life), with the timeout applied there, where cancellation actually works."""
+    """Runs in a pool thread. An async function gets a loop of its own for the call (closed after
+    it, so no loop outlives its thread), with the timeout applied there, where cancellation
+    actually works."""
     result = func(*task.args, **task.kwargs)
     if not inspect.isawaitable(result):
         return result
-    loop: asyncio.AbstractEventLoop | None = getattr(_thread_loops, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = _thread_loops.loop = asyncio.new_event_loop()
-    return loop.run_until_complete(bounded(result, task))
+    return asyncio.run(bounded(result, task))
 
 
 class ThreadExecutor(_ThreadPoolMixin, Executor):
