@@ -29,6 +29,10 @@ from omniq.serialization import Serializer
 from omniq.workers.executors import Executor, timeout_error
 
 
+#: payloads below this go down the pipe inline (Linux pipes buffer 64 KiB)
+_INLINE_LIMIT = 60 * 1024
+
+
 class ChildProcessDied(OmniQError):
     """The child process running a task exited before answering (``os._exit``, a crash, a kill)."""
 
@@ -186,7 +190,10 @@ class ProcessExecutor(Executor):
 
     async def _call(self, child: _Child, payload: bytes, task: Task) -> tuple[Any, ...]:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, child.conn.send_bytes, payload)
+        if len(payload) < _INLINE_LIMIT:
+            child.conn.send_bytes(payload)  # fits the pipe buffer of an idle child: never blocks
+        else:
+            await loop.run_in_executor(None, child.conn.send_bytes, payload)
         readable: asyncio.Future[None] = loop.create_future()
         fd = child.conn.fileno()
 
@@ -206,7 +213,9 @@ class ProcessExecutor(Executor):
         finally:
             loop.remove_reader(fd)
         try:
-            data = await loop.run_in_executor(None, child.conn.recv_bytes)
+            # readable: the reply (or EOF) is there; a large reply may still be arriving, which
+            # recv_bytes waits out (the child writes it without stopping)
+            data = child.conn.recv_bytes()
         except (EOFError, OSError):
             await loop.run_in_executor(None, child.process.join, 1)
             raise ChildProcessDied(
