@@ -242,7 +242,7 @@ class WakeHub:
             try:
                 self._sender.sendto(message, target)
             except (BlockingIOError, InterruptedError):
-                pass  # its buffer is full of wake-ups already: it will wake
+                continue  # its buffer is full of wake-ups already: it will wake
             except (ConnectionRefusedError, FileNotFoundError):
                 # nobody listens there any more (a process that died): tidy up
                 with contextlib.suppress(OSError):
