@@ -561,3 +561,75 @@ async def test_tasks_of_a_worker_that_died_are_finished_after_its_lease(project:
 
 def double(n: int) -> int:
     return 2 * n
+
+
+# -- the server going away -----------------------------------------------------------------------
+
+
+def _restart_redis() -> None:
+    """Stops and starts the local server the way .ci/run starts it (it keeps nothing on disk)."""
+    import subprocess
+    import time
+
+    subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], capture_output=True)
+    time.sleep(0.5)
+    subprocess.run(
+        [
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "-::1",
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            "/var/lib/redis",
+            "--logfile",
+            "/var/log/redis/ci.log",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    for _ in range(100):
+        if (
+            subprocess.run(["redis-cli", "-p", "6379", "ping"], capture_output=True).stdout.strip()
+            == b"PONG"
+        ):
+            return
+        time.sleep(0.05)
+    raise RuntimeError("redis did not come back")
+
+
+@pytest.mark.skipif(
+    service_address("redis") != ("127.0.0.1", 6379)
+    or not __import__("shutil").which("redis-server"),
+    reason="restarting the server needs the local redis-server on its default port",
+)
+async def test_server_restart_mid_run_does_not_crash_a_worker(project: str) -> None:
+    """The server restarts (and, configured without persistence, forgets everything): the worker
+    lives through it and serves tasks enqueued once the server is back."""
+    from omniq import AsyncOmniQ
+    from tests import tasks_fixture as tf
+
+    backend = create_backend(url="redis://127.0.0.1:6379/9", project_name=project)
+    async with AsyncOmniQ.from_backend(backend) as oq:
+        await oq.start_worker(concurrency=10)
+        before = await oq.enqueue(tf.add, args=(1, 1))
+        assert await oq.get_result(before, timeout=10) == 2
+        await asyncio.to_thread(_restart_redis)
+        after = None
+        for _ in range(100):
+            try:
+                after = await oq.enqueue(tf.add, args=(20, 22))
+                break
+            except Exception:  # the first command may meet a dropped connection
+                await asyncio.sleep(0.1)
+        assert after is not None
+        assert await oq.get_result(after, timeout=30) == 42
+        assert oq.worker is not None
+        assert oq.worker.is_running
