@@ -28,7 +28,6 @@ from omniq.registry import registry
 from omniq.serialization import Serializer
 from omniq.workers.executors import Executor, timeout_error
 
-
 #: payloads below this go down the pipe inline (Linux pipes buffer 64 KiB)
 _INLINE_LIMIT = 60 * 1024
 
