@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from omniq import AsyncOmniQ, EventType
+from omniq import AsyncOmniQ, EventType, OmniQ
+from omniq.backend import create_backend
 from omniq.models import Schedule, ScheduleState
 from omniq.queue.scheduler import AsyncScheduler, next_occurrence
 from omniq.storage.memory import AsyncMemoryEventStorage, AsyncMemoryQueue
@@ -156,3 +164,35 @@ def test_max_runs_and_end_at_end_a_schedule() -> None:
     assert next_occurrence(capped, start) is None
     ending = Schedule(func="m:f", interval=60, start_at=start, end_at=start + timedelta(seconds=90))
     assert next_occurrence(ending, start + timedelta(seconds=61)) is None
+
+
+def test_five_scheduler_processes_enqueue_every_occurrence_exactly_once(tmp_path: Path) -> None:
+    """Five ``omniq scheduler`` processes on one database for a few seconds: the tasks enqueued
+    are exactly the schedule's occurrences, none missing, none twice."""
+    url = f"sqlite:///{tmp_path / 'sched.db'}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
+    }
+    with OmniQ.from_backend(create_backend(url=url)) as oq:
+        start = datetime.now(UTC) + timedelta(seconds=2)
+        sid = oq.schedule(tf.record, args=("tick",), interval=0.25, start_at=start)
+        command = [sys.executable, "-m", "omniq", "scheduler", "--url", url]
+        loops = [subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL) for _ in range(5)]
+        try:
+            time.sleep(6)
+        finally:
+            for loop in loops:
+                loop.send_signal(signal.SIGTERM)
+            codes = [loop.wait(timeout=30) for loop in loops]
+        assert codes == [0] * 5
+        tasks = oq.list_tasks(limit=10_000)
+        schedule = oq.get_schedule(sid)
+    occurrences = sorted(datetime.fromisoformat(t.metadata["occurrence"]) for t in tasks)
+    assert len(occurrences) >= 10
+    assert len(set(occurrences)) == len(occurrences)
+    assert occurrences[0] == start
+    steps = {b - a for a, b in itertools.pairwise(occurrences)}
+    assert steps == {timedelta(seconds=0.25)}  # none missing in between
+    assert schedule is not None
+    assert schedule.run_count == len(occurrences)

@@ -1,4 +1,4 @@
-"""The ``omniq`` command: ``worker``, ``info`` and ``demo``.
+"""The ``omniq`` command: ``worker``, ``scheduler``, ``info`` and ``demo``.
 
 Commands only parse options, pick the application (:mod:`omniq.cli.source`) and print; the work is
 in :mod:`omniq.cli.worker`, :mod:`omniq.cli.info` and :mod:`omniq.demo`. A mistake in what the user
@@ -23,14 +23,22 @@ from omniq.cli.info import collect, print_info, to_json
 from omniq.cli.source import (
     AppSource,
     BackendProblem,
+    Selected,
     UsageProblem,
     load_app,
     make_cwd_importable,
 )
-from omniq.cli.worker import WorkerOptions, parse_queues, serve, task_threads_alive
+from omniq.cli.worker import (
+    WorkerOptions,
+    parse_queues,
+    serve,
+    stop_signals,
+    task_threads_alive,
+)
 from omniq.config import configure_logging
 from omniq.config.env import normalize_log_level
 from omniq.exceptions import OmniQError
+from omniq.queue.scheduler import AsyncScheduler
 
 T = TypeVar("T")
 
@@ -179,6 +187,43 @@ def worker(
             sys.stderr.flush()
             os._exit(outcome.code)
     raise typer.Exit(outcome.code)
+
+
+@app.command()
+def scheduler(
+    url: UrlOption = None,
+    config: ConfigOption = None,
+    app_spec: AppOption = None,
+    project: ProjectOption = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level", "-l", help="DEBUG, INFO, WARNING, ERROR or DISABLED.", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Run a scheduler loop alone until SIGINT/SIGTERM: it enqueues the due occurrences of the
+    stored schedules. Any number may run beside the workers' own loops; each occurrence is
+    enqueued exactly once."""  # fmt: skip
+    _configure_logging(log_level)
+    make_cwd_importable()
+    selected = run_guarded(
+        lambda: load_app(AppSource(url=url, config=config, app=app_spec, project=project))
+    )
+    run_guarded(lambda: _run(_guard_backend(_serve_scheduler(selected))))
+
+
+async def _serve_scheduler(selected: Selected) -> None:
+    stop = asyncio.Event()
+    with stop_signals(lambda _signum: stop.set()):
+        async with selected.app as app:
+            loop = AsyncScheduler(app.task_queue)
+            loop.start()
+            Console(stderr=True).print(f"omniq scheduler · {selected.where} · Ctrl-C to stop")
+            try:
+                await stop.wait()
+            finally:
+                await loop.stop()
 
 
 @app.command()
