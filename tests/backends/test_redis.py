@@ -362,6 +362,48 @@ async def test_completion_writes_results_in_the_same_script_when_they_share_the_
     await _unlink(f"*{{{project}-other}}*")
 
 
+async def test_the_dependency_index_names_waiting_tasks_and_is_dropped_once_settled(
+    project: str,
+) -> None:
+    async with AsyncRedisQueue(**_options(project)) as queue:
+        parent = await queue.enqueue(DOUBLE)
+        child = await queue.enqueue(DOUBLE, depends_on=[parent])
+        deps_key = f"omniq:tasks:{{{project}}}:deps:{parent}"
+        client = _client_for_checks()
+        try:
+            assert await client.smembers(deps_key) == {child.encode()}
+            task = await queue.dequeue()
+            assert task is not None
+            assert await queue.complete(task.id, task.claim or "")
+
+            assert await client.exists(deps_key) == 0
+        finally:
+            await client.aclose()
+        promoted = await queue.get_task(child)
+        assert promoted is not None
+        assert promoted.status is TaskStatus.PENDING
+
+
+async def test_a_dependent_of_a_finished_task_is_not_indexed(project: str) -> None:
+    """Nothing would ever read (and drop) the set of a task that is already final."""
+    async with AsyncRedisQueue(**_options(project)) as queue:
+        parent = await queue.enqueue(DOUBLE)
+        task = await queue.dequeue()
+        assert task is not None
+        assert await queue.complete(task.id, task.claim or "")
+
+        child = await queue.enqueue(DOUBLE, depends_on=[parent])
+
+        client = _client_for_checks()
+        try:
+            assert await client.exists(f"omniq:tasks:{{{project}}}:deps:{parent}") == 0
+        finally:
+            await client.aclose()
+        stored = await queue.get_task(child)
+        assert stored is not None
+        assert stored.status is TaskStatus.PENDING
+
+
 # -- wake-ups without polling ---------------------------------------------------------------------
 async def _blocked_clients(command: str) -> int:
     client = _client_for_checks()

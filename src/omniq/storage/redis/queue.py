@@ -13,6 +13,9 @@ Keys, under ``B = <tasks_prefix>:{<project>}`` (one Cluster slot, see ``_conn``)
 - ``B:idx:<queue>:<status>`` sorted sets by enqueue sequence (listing, counts), ``B:all``,
   ``B:queues``, ``B:expiry`` (pending tasks with a TTL), ``B:finished`` (trimmed to
   ``max_finished``, oldest first);
+- ``B:deps:<id>`` set: the WAITING tasks that name task ``<id>`` in ``depends_on``, dropped once
+  ``<id>`` is final and its dependents were read; ``B:workers`` hash and ``B:workers:exp``
+  sorted set: the worker registry;
 - ``B:wake:<queue>`` short list: every enqueue, retry or recovery pushes a token; idle claimers
   block on BLPOP over the lists of their queues, so a token pushed between an empty claim and
   the BLPOP is still there (nothing is lost, nothing polls);
@@ -41,6 +44,7 @@ from omniq.storage.redis._conn import (
     AsyncScript,
     RedisComponent,
     aioredis,
+    as_bytes,
     from_us,
     key_base,
     opt_us,
@@ -68,6 +72,11 @@ _SCRIPTS = (
     "schedule_write",
     "schedule_read",
     "schedule_delete",
+    "promote",
+    "cancel_waiting",
+    "dependents",
+    "rows",
+    "workers",
 )
 _STATUSES = [s.value for s in TaskStatus]
 #: Priorities and ready times beyond these cannot be ordered exactly in a ready-set member.
@@ -76,6 +85,8 @@ _MIN_READY_US = -4_000_000_000_000_000
 _MAX_READY_US = 5_000_000_000_000_000
 #: Tasks per script call for bulk work, so one call never blocks Redis for long.
 _CHUNK = 1000
+#: Bound of the ids remembered as having no dependents (see ``_dependents``).
+_NO_DEPENDENTS_CAP = 100_000
 #: The hash fields of a task row, after its id (FIELDS in tasks_lib.lua).
 _ROW_FIELDS = (
     *("p", "st", "exp", "att", "eta", "sa", "fa", "w", "c", "le", "cr", "et", "em", "etb"),
@@ -135,8 +146,9 @@ class AsyncRedisQueue(RedisComponent, BaseTaskQueue):
         self._blocking: aioredis.Redis | None = None
         # earliest delayed eta (us) seen by the last empty claim of a queue list: bounds the wait
         self._next_due: dict[tuple[str, ...], int | None] = {}
-        # the result storage of the current completion, when it shares this database
-        self._paired: AsyncRedisResultStorage | None = None
+        # ids acknowledged while nothing waited on them (the completion script says so): the
+        # base asks for their dependents right after, and the answer is known without a call
+        self._no_dependents: set[str] = set()
 
     def __repr__(self) -> str:
         return (
@@ -176,15 +188,11 @@ class AsyncRedisQueue(RedisComponent, BaseTaskQueue):
     def stores_results_with(self, result_storage: BaseResultStorage | None) -> bool:
         """True for a Redis result storage of this project on the same server and database:
         its keys share this queue's hash slot, so the completion script writes both."""
-        if (
+        return (
             isinstance(result_storage, AsyncRedisResultStorage)
             and result_storage.project_name == self.project_name
             and result_storage._conn.target == self._conn.target
-        ):
-            # read by the _complete call that follows at once (no await in between in the base)
-            self._paired = result_storage
-            return True
-        return False
+        )
 
     # -- rows ------------------------------------------------------------------------------
     # A row is [id, p, st, exp, att, eta, sa, fa, w, c, le, cr, et, em, etb, f, q, pr, sid, ca,
@@ -230,7 +238,19 @@ class AsyncRedisQueue(RedisComponent, BaseTaskQueue):
 
     # -- primitives ------------------------------------------------------------------------
     async def _enqueue(self, items: list[tuple[Task, bytes]]) -> list[bool]:
-        args: list[Any] = []
+        now = utcnow()
+        created: list[bool] = []
+        for start in range(0, len(items), _CHUNK):
+            flags = await self._run(
+                "enqueue", now, *self._enqueue_args(items[start : start + _CHUNK])
+            )
+            created += [bool(flag) for flag in flags]
+        return created
+
+    @staticmethod
+    def _enqueue_args(items: list[tuple[Task, bytes]]) -> list[Any]:
+        """The arguments of enqueue.lua for a chunk of tasks (checked for what it orders)."""
+        args: list[Any] = [len(items)]
         for task, payload in items:
             if not -_MAX_PRIORITY <= task.priority <= _MAX_PRIORITY:
                 raise ValueError(
@@ -256,15 +276,10 @@ class AsyncRedisQueue(RedisComponent, BaseTaskQueue):
                 task.schedule_id or "",
                 repr(task.result_ttl) if task.result_ttl is not None else "",
                 task.max_attempts,
+                len(task.depends_on),
+                *task.depends_on,
             )
-        now = utcnow()
-        created: list[bool] = []
-        step = _CHUNK * 11
-        for start in range(0, len(args), step):
-            chunk = args[start : start + step]
-            flags = await self._run("enqueue", now, len(chunk) // 11, *chunk)
-            created += [bool(flag) for flag in flags]
-        return created
+        return args
 
     async def _claim(
         self, queues: list[str], limit: int, worker_id: str | None, lease: float, now: datetime
@@ -349,11 +364,12 @@ class AsyncRedisQueue(RedisComponent, BaseTaskQueue):
         }
 
     async def _complete(
-        self, completions: list[Completion], now: datetime, with_results: bool
+        self,
+        completions: list[Completion],
+        now: datetime,
+        result_storage: BaseResultStorage | None,
     ) -> list[bool]:
-        paired, self._paired = self._paired, None
-        if not with_results:
-            paired = None
+        paired = result_storage if isinstance(result_storage, AsyncRedisResultStorage) else None
         keys = [self._base] if paired is None else [self._base, paired._base]
         args: list[Any] = [to_us(now), self.max_finished, len(completions)]
         for c in completions:
@@ -372,6 +388,13 @@ class AsyncRedisQueue(RedisComponent, BaseTaskQueue):
             )
         assert self._complete_script is not None, "connected queues have their scripts"
         acks = await self._complete_script(keys=keys, args=args)
+        if len(self._no_dependents) > _NO_DEPENDENTS_CAP:  # only if _dependents never came
+            self._no_dependents.clear()
+        for c, ack in zip(completions, acks, strict=True):
+            if ack == 1:
+                self._no_dependents.add(c.task_id)
+            else:  # a task acknowledged again (after a requeue) may be waited on this time
+                self._no_dependents.discard(c.task_id)
         return [bool(ack) for ack in acks]
 
     async def _fail(
@@ -405,6 +428,38 @@ class AsyncRedisQueue(RedisComponent, BaseTaskQueue):
     async def _cancel(self, task_id: str, now: datetime) -> Task | None:
         row = await self._run("cancel", now, task_id)
         return None if row is None else self._view(row)
+
+    async def _promote(self, task_ids: list[str], now: datetime) -> list[Task]:
+        rows = await self._run("promote", now, *task_ids)
+        return [self._view(row) for row in rows]
+
+    async def _cancel_waiting(self, items: list[tuple[str, str]], now: datetime) -> list[Task]:
+        rows = await self._run("cancel_waiting", now, *(v for item in items for v in item))
+        return [self._view(row) for row in rows]
+
+    async def _dependents(self, task_ids: list[str]) -> list[Task]:
+        """One script call over the B:deps sets, and none at all for tasks the completion
+        script already found nobody waiting on: the usual case of an acknowledgement batch."""
+        known = self._no_dependents
+        asked = [i for i in task_ids if i not in known]
+        known.difference_update(task_ids)
+        if not asked:
+            return []
+        rows = await self._run("dependents", utcnow(), *asked)
+        return [self._view(row) for row in rows]
+
+    async def _get_tasks(self, task_ids: list[str]) -> dict[str, Task]:
+        rows = await self._run("rows", utcnow(), *task_ids) if task_ids else []
+        return {task.id: task for task in map(self._view, rows)}
+
+    async def _save_worker(self, worker_id: str, payload: bytes, expires_at: datetime) -> None:
+        await self._run("workers", utcnow(), "save", worker_id, payload, to_us(expires_at))
+
+    async def _list_workers(self, now: datetime) -> list[bytes]:
+        return [as_bytes(p) for p in await self._run("workers", now, "list")]
+
+    async def _delete_worker(self, worker_id: str) -> bool:
+        return bool(await self._run("workers", utcnow(), "delete", worker_id))
 
     async def _requeue(self, task_id: str, reset_attempts: bool, now: datetime) -> Task | None:
         row = await self._run("requeue", now, task_id, "1" if reset_attempts else "0")

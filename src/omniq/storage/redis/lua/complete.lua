@@ -1,7 +1,9 @@
 -- KEYS[2] (optional) = result key prefix: results are then written in this same step.
 -- ARGV[3] = n, then 6 values per completion: task id, claim, result payload ('' = none),
 -- result expiry in ms for PEXPIREAT ('' = never), the same in us, schedule id ('' = none).
--- Returns 1 per acknowledged completion, 0 per stale claim (its result is not written).
+-- Returns per completion 0 for a stale claim (its result is not written), 1 when it is
+-- acknowledged, 2 when it is acknowledged and tasks wait on it (B:deps:<id> exists): the caller
+-- then asks for those dependents, and skips that round trip for the others.
 local R = KEYS[2]
 local n = tonumber(ARGV[3])
 local out = {}
@@ -17,7 +19,7 @@ for i = 1, n do
       written[#written + 1] = id
       payloads[#payloads + 1] = payload
     end
-    out[i] = 1
+    out[i] = 1 + redis.call('EXISTS', P .. ':deps:' .. id)
   else
     out[i] = 0
   end

@@ -113,7 +113,8 @@ local function forget(id)
   if v[2] == 'pending' then unqueue(id, v[1]) end
   redis.call('ZREM', P .. ':leases', id)
   redis.call('ZREM', P .. ':finished', id)
-  redis.call('DEL', tk)
+  -- whoever still waits on a task that is gone learns it from the sweep (a missing dependency)
+  redis.call('DEL', tk, P .. ':deps:' .. id)
   return 1
 end
 
