@@ -27,6 +27,7 @@ from omniq.storage.postgres import (  # noqa: E402
     AsyncPostgresResultStorage,
 )
 from omniq.storage.postgres._connection import migrate  # noqa: E402
+from omniq.storage.postgres._sql import migrations  # noqa: E402
 from tests.conftest import service_address  # noqa: E402
 
 pytestmark = pytest.mark.services("postgres")
@@ -79,7 +80,7 @@ def project() -> Iterator[str]:
     async def clean() -> None:
         conn = await asyncpg.connect(**{**_conn_kwargs(), "database": "postgres"})
         try:
-            for table in ("tasks", "results", "events", "schedules"):
+            for table in ("tasks", "results", "events", "schedules", "workers"):
                 if await conn.fetchval("SELECT to_regclass($1)", f"omniq.{table}"):
                     await conn.execute(f"DELETE FROM omniq.{table} WHERE project = $1", name)
         finally:
@@ -231,10 +232,53 @@ async def test_migrating_twice_and_concurrently_applies_each_version_once(schema
         await asyncio.gather(*(migrate(c, schema) for c in conns))
         await migrate(conns[0], schema)
         versions = await conns[0].fetch(f'SELECT version FROM "{schema}".schema_version')
-        assert sorted(r["version"] for r in versions) == [1]
+        assert sorted(r["version"] for r in versions) == [m.version for m in migrations()]
     finally:
         for c in conns:
             await c.close()
+
+
+async def test_a_schema_at_version_1_with_tasks_in_it_upgrades_and_keeps_them(schema: str) -> None:
+    """An installation made by the first release, with a task queued: 0002 adds dependencies and
+    the worker registry to it, and the queued task is still served."""
+    queue = AsyncPostgresQueue(**_options(schema))  # not connected yet: nothing migrated
+    queued = Task(func="operator:add", args=(1, 2))
+    queued.status = TaskStatus.PENDING
+    conn = await asyncpg.connect(**_conn_kwargs())
+    try:
+        async with conn.transaction():
+            await conn.execute(f'CREATE SCHEMA "{schema}"')
+            await conn.execute(f'SET LOCAL search_path TO "{schema}"')
+            await conn.execute(
+                "CREATE TABLE schema_version (version integer PRIMARY KEY, name text NOT NULL, "
+                "applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            await conn.execute(migrations()[0].sql)
+            await conn.execute("INSERT INTO schema_version (version, name) VALUES (1, 'initial')")
+            await conn.execute(
+                "INSERT INTO tasks (project, id, queue, func, status, created_at, max_attempts, "
+                "payload) VALUES ($1, $2, 'default', $3, 'pending', $4, 1, $5)",
+                queue.project_name,
+                queued.id,
+                queued.func,
+                queued.created_at,
+                queue.serializer.encode_task(queued),
+            )
+    finally:
+        await conn.close()
+
+    async with queue:
+        child = await queue.enqueue("operator:add", args=(3, 4), depends_on=[queued.id])
+        first = await queue.dequeue_many(limit=5, lease=30)
+        assert [t.id for t in first] == [queued.id]
+        assert first[0].args == (1, 2)
+        assert first[0].claim is not None
+        assert await queue.complete(queued.id, first[0].claim)
+        task = await queue.get_task(child)
+        assert task is not None
+        assert task.status is TaskStatus.PENDING
+        versions = await queue.pool.fetch(f'SELECT version FROM "{schema}".schema_version')
+    assert sorted(r["version"] for r in versions) == [m.version for m in migrations()]
 
 
 # -- one database, several components -----------------------------------------------------

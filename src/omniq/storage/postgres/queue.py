@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import weakref
 from datetime import datetime, timedelta
 from typing import Any
+
+import msgspec
 
 from omniq._sync import SyncWrapper
 from omniq._time import utcnow
 from omniq.exceptions import SerializationError
-from omniq.models.result import TaskResult
 from omniq.models.schedule import Schedule, ScheduleState
 from omniq.models.task import STATE_FIELDS, Task, TaskStatus
 from omniq.storage.base import BaseResultStorage, BaseTaskQueue, Completion, HeartbeatStatus
@@ -26,6 +26,12 @@ from omniq.storage.postgres._connection import Listener, channel_name
 from omniq.storage.postgres._sql import queries
 
 _STATE_COLUMNS = tuple(name for name in STATE_FIELDS if name != "status")
+
+
+def _json_ids(ids: tuple[str, ...]) -> str:
+    """A task's ``depends_on`` as one JSON text: a batch of ragged id lists travels as one flat
+    text[] parameter (PostgreSQL arrays cannot be ragged) and becomes a text[] column in SQL."""
+    return msgspec.json.encode(ids).decode()
 
 
 class _QueueWaiters:
@@ -79,10 +85,6 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
         self._results_channel = channel_name("r", self.pg.schema, self.project_name)
         self._waiters = _QueueWaiters()
         self._listener = Listener(self.pg, self._channel, self._waiters.notify, self._waiters.reset)
-        # result storages found able to decode what this queue's serializer encodes
-        self._compatible: weakref.WeakKeyDictionary[BaseResultStorage, bool] = (
-            weakref.WeakKeyDictionary()
-        )
 
     # -- lifecycle -------------------------------------------------------------------------
     async def _close(self) -> None:
@@ -97,35 +99,16 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
         )
 
     def stores_results_with(self, result_storage: BaseResultStorage | None) -> bool:
-        """True for a PostgreSQL result storage on this database, schema and project that reads
-        what this queue's serializer writes: completions then store results in the same
-        statement as the acknowledgements."""
+        """True for a PostgreSQL result storage on this database, schema and project:
+        completions then store results in the same statement as the acknowledgements (encoded
+        with the result storage's own serializer, so it always reads them back)."""
         from omniq.storage.postgres.results import AsyncPostgresResultStorage
 
-        if not isinstance(result_storage, AsyncPostgresResultStorage):
-            return False
-        if not self.same_database(result_storage):
-            return False
-        if result_storage.project_name != self.project_name:
-            return False
-        known = self._compatible.get(result_storage)
-        if known is None:
-            known = self._reads_our_results(result_storage)
-            self._compatible[result_storage] = known
-        return known
-
-    def _reads_our_results(self, result_storage: BaseResultStorage) -> bool:
-        theirs = result_storage.serializer
-        if theirs is self.serializer:
-            return True
-        if theirs.dill_allowed != self.serializer.dill_allowed:
-            return False
-        probe = TaskResult(task_id="omniq-probe", result=1)
-        try:
-            theirs.decode_result(self.serializer.encode_result(probe))
-        except SerializationError:
-            return False
-        return True
+        return (
+            isinstance(result_storage, AsyncPostgresResultStorage)
+            and self.same_database(result_storage)
+            and result_storage.project_name == self.project_name
+        )
 
     # -- rows <-> tasks --------------------------------------------------------------------
     def _task(self, row: Any) -> Task:
@@ -178,6 +161,7 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
             [t.schedule_id for t in tasks],
             [payload for _, payload in items],
             self._channel,
+            [_json_ids(t.depends_on) if t.depends_on else None for t in tasks],
         )
         created = set(row["created"])
         flags = []
@@ -280,7 +264,10 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
         return out
 
     async def _complete(
-        self, completions: list[Completion], now: datetime, with_results: bool
+        self,
+        completions: list[Completion],
+        now: datetime,
+        result_storage: BaseResultStorage | None,
     ) -> list[bool]:
         unique: dict[str, Completion] = {}
         for c in completions:  # the same task twice in a batch: only the first can succeed
@@ -288,7 +275,8 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
         batch = list(unique.values())
         ids = [c.task_id for c in batch]
         claims = [c.claim for c in batch]
-        if with_results:
+        if result_storage is not None:
+            encode = result_storage.serializer.encode_result
             results = [c.result for c in batch]
             row = await self.pool.fetchrow(
                 self._sql["complete_with_results"],
@@ -296,7 +284,7 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
                 ids,
                 claims,
                 now,
-                [None if r is None else self.serializer.encode_result(r) for r in results],
+                [None if r is None else encode(r) for r in results],
                 [None if r is None else r.status.value for r in results],
                 [None if r is None else r.schedule_id for r in results],
                 [None if r is None else r.finished_at for r in results],
@@ -349,6 +337,30 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
         if row is None:  # finished already (returned as it is) or unknown (None)
             row = await self.pool.fetchrow(self._sql["get_task"], self.project_name, task_id)
         return None if row is None else self._view(row)
+
+    async def _promote(self, task_ids: list[str], now: datetime) -> list[Task]:
+        rows = await self.pool.fetch(
+            self._sql["promote"], self.project_name, task_ids, self._channel
+        )
+        return [self._view(r) for r in rows]
+
+    async def _cancel_waiting(self, items: list[tuple[str, str]], now: datetime) -> list[Task]:
+        rows = await self.pool.fetch(
+            self._sql["cancel_waiting"],
+            self.project_name,
+            [task_id for task_id, _ in items],
+            [reason for _, reason in items],
+            now,
+        )
+        return [self._view(r) for r in rows]
+
+    async def _dependents(self, task_ids: list[str]) -> list[Task]:
+        rows = await self.pool.fetch(self._sql["dependents"], self.project_name, task_ids)
+        return [self._view(r) for r in rows]
+
+    async def _get_tasks(self, task_ids: list[str]) -> dict[str, Task]:
+        rows = await self.pool.fetch(self._sql["get_tasks"], self.project_name, task_ids)
+        return {r["id"]: self._view(r) for r in rows}
 
     async def _requeue(self, task_id: str, reset_attempts: bool, now: datetime) -> Task | None:
         row = await self.pool.fetchrow(
@@ -465,6 +477,20 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
     async def _due_schedules(self, now: datetime) -> list[Schedule]:
         rows = await self.pool.fetch(self._sql["due_schedules"], self.project_name, now)
         return [self.serializer.decode_schedule(r["payload"]) for r in rows]
+
+    # -- the worker registry ---------------------------------------------------------------
+    async def _save_worker(self, worker_id: str, payload: bytes, expires_at: datetime) -> None:
+        await self.pool.execute(
+            self._sql["save_worker"], self.project_name, worker_id, expires_at, payload
+        )
+
+    async def _list_workers(self, now: datetime) -> list[bytes]:
+        rows = await self.pool.fetch(self._sql["list_workers"], self.project_name, now)
+        return [bytes(r["payload"]) for r in rows]
+
+    async def _delete_worker(self, worker_id: str) -> bool:
+        gone = await self.pool.fetchval(self._sql["delete_worker"], self.project_name, worker_id)
+        return gone is not None
 
     async def _health(self) -> dict[str, Any]:
         details = await super()._health()

@@ -7,24 +7,29 @@
 -- ============================================================================================
 
 -- name: enqueue
--- $1 project, $2.. one array per column (one element per task), $14 the queue channel.
--- One round trip for any number of tasks; an id that exists is left alone (idempotent enqueue).
+-- $1 project, $2.. one array per column (one element per task), $14 the queue channel, $15 each
+-- task's depends_on as a JSON array (NULL when it has none). One round trip for any number of
+-- tasks; an id that exists is left alone (idempotent enqueue). Only PENDING rows wake claimers:
+-- a WAITING one is not claimable until promoted.
 WITH rows AS (
     INSERT INTO tasks (project, id, queue, func, priority, status, created_at, eta, expires_at,
-                       result_ttl, max_attempts, schedule_id, payload)
+                       result_ttl, max_attempts, schedule_id, payload, depends_on)
     SELECT $1, r.id, r.queue, r.func, r.priority, r.status, r.created_at, r.eta, r.expires_at,
-           r.result_ttl, r.max_attempts, r.schedule_id, r.payload
+           r.result_ttl, r.max_attempts, r.schedule_id, r.payload,
+           CASE WHEN r.deps IS NOT NULL
+                THEN array(SELECT jsonb_array_elements_text(r.deps::jsonb)) END
     FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::timestamptz[],
                 $8::timestamptz[], $9::timestamptz[], $10::float8[], $11::int[], $12::text[],
-                $13::bytea[])
+                $13::bytea[], $15::text[])
          WITH ORDINALITY AS r(id, queue, func, priority, status, created_at, eta, expires_at,
-                              result_ttl, max_attempts, schedule_id, payload, ord)
+                              result_ttl, max_attempts, schedule_id, payload, deps, ord)
     ORDER BY r.ord
     ON CONFLICT (project, id) DO NOTHING
-    RETURNING id, queue
+    RETURNING id, queue, status
 )
 SELECT array(SELECT id FROM rows) AS created,
-       (SELECT count(pg_notify($14, q.queue)) FROM (SELECT DISTINCT queue FROM rows) AS q) AS woke;
+       (SELECT count(pg_notify($14, q.queue))
+        FROM (SELECT DISTINCT queue FROM rows WHERE status = 'pending') AS q) AS woke;
 
 -- name: claim
 -- $1 project, $2 queues in the order to serve them, $3 limit, $4 worker id, $5 now,
@@ -252,6 +257,39 @@ FROM doomed
 WHERE t.project = $1 AND t.id = doomed.id
 RETURNING t.*;
 
+-- name: promote
+-- $1 project, $2 ids, $3 queue channel: WAITING -> PENDING (compare-and-set on the status, so of
+-- two settlers only one moves a task), ready at once or at its eta; claimers are woken as by an
+-- enqueue (an idle one also re-reads when the next delayed task comes due).
+WITH updated AS (
+    UPDATE tasks t SET status = 'pending'
+    WHERE t.project = $1 AND t.id = ANY($2::text[]) AND t.status = 'waiting'
+    RETURNING t.*
+), woke AS (
+    SELECT count(pg_notify($3, q.queue)) AS n FROM (SELECT DISTINCT queue FROM updated) AS q
+)
+SELECT u.* FROM updated u, woke;
+
+-- name: cancel_waiting
+-- $1 project, $2 ids, $3 reasons, $4 now: WAITING -> CANCELLED because a dependency failed.
+UPDATE tasks t SET
+    status = 'cancelled',
+    error_type = 'DependencyFailed',
+    error_message = c.reason,
+    finished_at = $4::timestamptz
+FROM unnest($2::text[], $3::text[]) AS c(id, reason)
+WHERE t.project = $1 AND t.id = c.id AND t.status = 'waiting'
+RETURNING t.*;
+
+-- name: dependents
+-- $1 project, $2 ids that just finished: the WAITING tasks naming any of them, from
+-- tasks_waiting_deps_idx (waiting rows only, so an empty index when nothing waits).
+SELECT * FROM tasks
+WHERE project = $1 AND status = 'waiting' AND depends_on && $2::text[];
+
+-- name: get_tasks
+SELECT * FROM tasks WHERE project = $1 AND id = ANY($2::text[]);
+
 -- name: get_task
 SELECT * FROM tasks WHERE project = $1 AND id = $2;
 
@@ -311,6 +349,25 @@ DELETE FROM schedules WHERE project = $1 AND id = $2 RETURNING id;
 SELECT payload FROM schedules
 WHERE project = $1 AND state = 'active' AND next_run_at <= $2
 ORDER BY next_run_at, id;
+
+-- ============================================================================================
+-- the worker registry (opaque JSON payloads, kept until they expire)
+-- ============================================================================================
+
+-- name: save_worker
+INSERT INTO workers (project, id, expires_at, payload) VALUES ($1, $2, $3, $4)
+ON CONFLICT (project, id) DO UPDATE SET expires_at = excluded.expires_at,
+                                        payload = excluded.payload;
+
+-- name: list_workers
+-- $1 project, $2 now: the live records; expired ones are deleted on the way.
+WITH gone AS (
+    DELETE FROM workers WHERE project = $1 AND expires_at <= $2::timestamptz
+)
+SELECT payload FROM workers WHERE project = $1 AND expires_at > $2::timestamptz ORDER BY id;
+
+-- name: delete_worker
+DELETE FROM workers WHERE project = $1 AND id = $2 RETURNING id;
 
 -- ============================================================================================
 -- results

@@ -29,6 +29,8 @@ CREATE TABLE tasks (
     error_message    text,
     error_traceback  text,
     payload          bytea       NOT NULL,
+    -- the ids a WAITING task depends on (also in its payload; this copy is for the index)
+    depends_on       text[],
     PRIMARY KEY (project, id),
     CONSTRAINT tasks_status_check CHECK (status IN (
         'pending', 'waiting', 'running', 'success', 'failed', 'dead', 'cancelled', 'expired'))
@@ -48,6 +50,10 @@ CREATE INDEX tasks_expiry_idx ON tasks (project, expires_at)
     WHERE status IN ('pending', 'waiting') AND expires_at IS NOT NULL;
 -- listing by queue and status (dead-letter views, stats), in enqueue order
 CREATE INDEX tasks_list_idx ON tasks (project, status, queue, seq);
+-- the waiting tasks that name a dependency (after every acknowledgement batch); waiting rows only,
+-- so it is empty when nothing waits and a task leaves it by its status change alone
+CREATE INDEX tasks_waiting_deps_idx ON tasks USING gin (depends_on)
+    WITH (fastupdate = off) WHERE status = 'waiting';
 
 CREATE TABLE results (
     project     text        NOT NULL,
@@ -101,3 +107,12 @@ CREATE TABLE schedules (
 
 CREATE INDEX schedules_due_idx ON schedules (project, next_run_at)
     WHERE state = 'active';
+
+-- what each live worker publishes about itself (opaque JSON), until it stops renewing it
+CREATE TABLE workers (
+    project    text        NOT NULL,
+    id         text        NOT NULL,
+    expires_at timestamptz NOT NULL,
+    payload    bytea       NOT NULL,
+    PRIMARY KEY (project, id)
+);
