@@ -83,6 +83,7 @@ def reset() -> None:
     global running_now, peak_running
     calls.clear()
     order.clear()
+    outcomes.clear()
     running_now = 0
     peak_running = 0
 
@@ -110,3 +111,31 @@ def blocking_sleep_span(seconds: float) -> tuple[float, float]:
     start = time.time()
     time.sleep(seconds)
     return start, time.time()
+
+
+def total(values: list[int]) -> int:
+    return sum(values)
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def prefixed(value: object, prefix: str) -> str:
+    return f"{prefix}{value}"
+
+
+outcomes: list[tuple[str, str, object]] = []
+
+
+def record_outcome(outcome: object) -> None:
+    """A per-task callback: remembers (event, task id, result or error type)."""
+    event = getattr(outcome, "event", "?")
+    error_type = getattr(outcome, "error_type", None)
+    payload = error_type if error_type is not None else getattr(outcome, "result", None)
+    with lock:
+        outcomes.append((event, getattr(outcome, "task_id", "?"), payload))
+
+
+def broken_callback(outcome: object) -> None:
+    raise RuntimeError("this callback is broken")

@@ -175,12 +175,34 @@ def test_five_scheduler_processes_enqueue_every_occurrence_exactly_once(tmp_path
         "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
     }
     with OmniQ.from_backend(create_backend(url=url)) as oq:
-        start = datetime.now(UTC) + timedelta(seconds=2)
-        sid = oq.schedule(tf.record, args=("tick",), interval=0.25, start_at=start)
         command = [sys.executable, "-m", "omniq", "scheduler", "--url", url]
-        loops = [subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL) for _ in range(5)]
+        logs = [tmp_path / f"loop-{i}.log" for i in range(5)]
+        loops = [
+            subprocess.Popen(command, env=env, stderr=log.open("w"), stdout=subprocess.DEVNULL)
+            for log in logs
+        ]
+        # every loop announces itself once it serves; the schedule starts after that, so a slow
+        # start-up on a busy machine cannot eat occurrences
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(
+            "omniq scheduler" in log.read_text() for log in logs
+        ):
+            time.sleep(0.1)
+        start = datetime.now(UTC) + timedelta(seconds=0.5)
+        # RUN_ALL: a loop that stalls on a busy machine catches up every occurrence, so "none
+        # missing" holds whatever the load (RUN_ONCE would rightly collapse them)
+        sid = oq.schedule(
+            tf.record, args=("tick",), interval=0.25, start_at=start, missed_policy="run_all"
+        )
         try:
-            time.sleep(6)
+            # until a dozen occurrences went out (bounded): a busy machine starts the loops late,
+            # and the test is about exactly-once, not about start-up speed
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                current = oq.get_schedule(sid)
+                if current is not None and current.run_count >= 12:
+                    break
+                time.sleep(0.2)
         finally:
             for loop in loops:
                 loop.send_signal(signal.SIGTERM)

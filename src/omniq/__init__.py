@@ -7,6 +7,7 @@ oq.start_worker()
 task_id = oq.enqueue(print, args=("hello",))
 """
 
+from omniq.callbacks import CallbackManager, TaskOutcome
 from omniq.core import (
     AsyncOmniQ,
     AsyncTaskQueue,
@@ -32,6 +33,7 @@ from omniq.exceptions import (
     TaskTimeout,
 )
 from omniq.models import (
+    DependencyPolicy,
     EventType,
     ResultStatus,
     Schedule,
@@ -40,8 +42,17 @@ from omniq.models import (
     TaskEvent,
     TaskResult,
     TaskStatus,
+    WorkerInfo,
 )
 from omniq.workers import AsyncWorker, Worker
+from omniq.workflows import (
+    TaskDependencyGraph,
+    WorkflowRun,
+    chain,
+    chord,
+    group,
+    sig,
+)
 
 __version__ = "0.1.0"
 
@@ -50,7 +61,9 @@ __all__ = [
     "AsyncTaskQueue",
     "AsyncWorker",
     "BackendUnavailable",
+    "CallbackManager",
     "ConfigError",
+    "DependencyPolicy",
     "EventStore",
     "EventType",
     "FunctionNotFound",
@@ -66,15 +79,23 @@ __all__ = [
     "SignatureError",
     "Task",
     "TaskCancelledError",
+    "TaskDependencyGraph",
     "TaskEvent",
     "TaskExpiredError",
     "TaskFailedError",
     "TaskFunction",
     "TaskNotFound",
+    "TaskOutcome",
     "TaskQueue",
     "TaskResult",
     "TaskStatus",
     "TaskTimeout",
     "Worker",
+    "WorkerInfo",
+    "WorkflowRun",
     "__version__",
+    "chain",
+    "chord",
+    "group",
+    "sig",
 ]

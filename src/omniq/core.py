@@ -8,6 +8,7 @@ backend is behind them.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, Self, TypeVar
@@ -16,6 +17,7 @@ from omniq._lifecycle import AsyncConnectable
 from omniq._sync import SyncWrapper, run_sync, unwrap, wrap
 from omniq._time import as_seconds, utcnow
 from omniq.backend import AsyncBackend, create_backend
+from omniq.callbacks import CallbackManager
 from omniq.config import get_settings
 from omniq.events.logger import EventLogger
 from omniq.exceptions import (
@@ -29,10 +31,20 @@ from omniq.models.event import EventType, TaskEvent
 from omniq.models.result import ResultStatus, TaskResult
 from omniq.models.schedule import MissedRunPolicy, Schedule, ScheduleState
 from omniq.models.task import Task, TaskStatus, callable_name
+from omniq.models.worker import WorkerInfo
 from omniq.queue.scheduler import next_occurrence, validate_timing
 from omniq.registry import registry
 from omniq.storage.base import BaseEventStorage, BaseResultStorage, BaseTaskQueue
 from omniq.workers.worker import AsyncWorker
+from omniq.workflows.canvas import (
+    Chain,
+    Chord,
+    Group,
+    Signature,
+    Workflow,
+    WorkflowRun,
+    compile_workflow,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -74,7 +86,8 @@ def result_value(task_id: str, result: TaskResult | None) -> Any:
     if result.status is ResultStatus.SUCCESS:
         return result.result
     if result.status is ResultStatus.CANCELLED:
-        raise TaskCancelledError(f"task {task_id!r} was cancelled")
+        reason = f": {result.error}" if result.error and result.error != "cancelled" else ""
+        raise TaskCancelledError(f"task {task_id!r} was cancelled{reason}")
     if result.status is ResultStatus.EXPIRED:
         raise TaskExpiredError(f"task {task_id!r} expired before it started")
     if result.status is ResultStatus.ERROR:
@@ -151,6 +164,15 @@ class TaskFunction(Generic[P, R]):
             return self.enqueue_sync(*args, **kwargs)
         return self.enqueue_async(*args, **kwargs)
 
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """This task called with ``args``/``kwargs``, to put in a workflow (``chain``, ``group``,
+        ``chord``); in a chain the previous result comes first."""
+        return Signature(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """Like :meth:`s`, but immutable: a chain passes it no previous result."""
+        return Signature(self, args, kwargs, immutable=True)
+
     async def enqueue_with_async(
         self, *, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
     ) -> str:
@@ -176,9 +198,13 @@ class AsyncOmniQ(AsyncConnectable):
         *,
         worker_type: str | None = None,
         worker_config: Mapping[str, Any] | None = None,
+        callbacks: CallbackManager | None = None,
     ) -> None:
         settings = get_settings()
         self.project_name = project_name or settings.PROJECT_NAME
+        #: lifecycle hooks of the workers this app starts (the process-wide
+        #: ``omniq.callbacks.default_hooks`` apply as well)
+        self.callbacks = callbacks if callbacks is not None else CallbackManager()
         task_queue, result_store, event_store = (
             unwrap(task_queue),
             unwrap(result_store),
@@ -451,6 +477,46 @@ class AsyncOmniQ(AsyncConnectable):
             await self.event_logger.flush()
         return await self.event_store.get_events(task_id, event_type, **filters)
 
+    async def get_results(
+        self, task_ids: Iterable[str], *, timeout: float | None = None
+    ) -> list[Any]:
+        """The values of several tasks, in the order given (a group's results): waits for all
+        of them up to ``timeout`` in total; raises as :meth:`get_result` does for the first one
+        that failed; None for one with no result by then."""
+        ids = list(task_ids)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        values = []
+        for task_id in ids:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            values.append(result_value(task_id, await self.result_store.wait(task_id, left)))
+        return values
+
+    # -- workflows -------------------------------------------------------------------------
+    async def submit(self, workflow: Workflow) -> WorkflowRun:
+        """Enqueues a workflow (``chain``, ``group``, ``chord``, a ``sig`` or a
+        ``TaskDependencyGraph``) in one ``enqueue_many``: its tasks wait on each other through
+        ``depends_on``. Returns the ids, and which of them carry the workflow's result."""
+        tasks, result_ids = compile_workflow(workflow, self.task_queue.build_task)
+        ids = await self.enqueue_many(tasks)
+        return WorkflowRun(ids=ids, result_ids=result_ids)
+
+    async def chain(self, *steps: Signature | Group | Chain) -> WorkflowRun:
+        """Submits ``chain(*steps)``: each step gets the previous step's result first."""
+        return await self.submit(Chain(*steps))
+
+    async def group(self, *members: Signature | Iterable[Signature]) -> WorkflowRun:
+        """Submits ``group(*members)``: in parallel; ``get_results(run.result_ids)`` gathers."""
+        return await self.submit(Group(*members))
+
+    async def chord(self, header: Group | Iterable[Signature], body: Signature) -> WorkflowRun:
+        """Submits ``chord(header, body)``: ``body`` gets the list of the header's results."""
+        return await self.submit(Chord(header, body))
+
+    # -- workers registry ------------------------------------------------------------------
+    async def list_workers(self) -> list[WorkerInfo]:
+        """The workers serving this project anywhere (those that reported recently)."""
+        return await self.task_queue.list_workers()
+
     # -- schedules -------------------------------------------------------------------------
     async def schedule(
         self,
@@ -534,6 +600,7 @@ class AsyncOmniQ(AsyncConnectable):
 
         options = {**self.worker_config, **config}
         cls = worker_class(worker_type or self.worker_type)
+        options.setdefault("callbacks", self.callbacks)
         return cls(
             self.task_queue,
             self.result_store,

@@ -5,12 +5,14 @@ from omniq.models.config import __all__ as _config_all
 from omniq.models.event import EventType, TaskEvent
 from omniq.models.result import ResultStatus, TaskResult
 from omniq.models.schedule import MissedRunPolicy, Schedule, ScheduleState
-from omniq.models.task import DependencyPolicy, Task, TaskStatus
+from omniq.models.task import DependencyPolicy, PassResults, Task, TaskStatus
+from omniq.models.worker import WorkerInfo
 
 __all__ = [
     "DependencyPolicy",
     "EventType",
     "MissedRunPolicy",
+    "PassResults",
     "ResultStatus",
     "Schedule",
     "ScheduleState",
@@ -18,5 +20,6 @@ __all__ = [
     "TaskEvent",
     "TaskResult",
     "TaskStatus",
+    "WorkerInfo",
     *_config_all,
 ]

@@ -42,6 +42,14 @@ FINAL_STATUSES = frozenset(
 )
 
 
+class PassResults(enum.StrEnum):
+    """Whether a dependent task receives the results of its dependencies as its first argument."""
+
+    NONE = "none"
+    ONE = "one"  # the single dependency's result (a chain step)
+    ALL = "all"  # the list of all dependencies' results, in depends_on order (a chord callback)
+
+
 class DependencyPolicy(enum.StrEnum):
     CANCEL = "cancel"  # a dependency that ends DEAD/CANCELLED/EXPIRED cancels the dependent
     RUN_ANYWAY = "run_anyway"
@@ -83,7 +91,10 @@ class Task(msgspec.Struct, kw_only=True, omit_defaults=True):
     # workflow
     depends_on: tuple[str, ...] = ()
     dependency_policy: DependencyPolicy = DependencyPolicy.CANCEL
-    callbacks: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    pass_results: PassResults = PassResults.NONE
+    # event (on_success, on_failure, on_retry, on_complete) -> callbacks: import names, or the
+    # callables themselves when they have none (which makes the task travel as dill)
+    callbacks: dict[str, list[Any]] = msgspec.field(default_factory=dict)
     schedule_id: str | None = None
     # lifecycle state
     status: TaskStatus = TaskStatus.PENDING
@@ -192,6 +203,7 @@ __all__ = [
     "FINAL_STATUSES",
     "STATE_FIELDS",
     "DependencyPolicy",
+    "PassResults",
     "Task",
     "TaskStatus",
     "callable_name",

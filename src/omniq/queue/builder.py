@@ -13,7 +13,7 @@ from typing import Any
 from omniq._time import as_seconds, as_utc, utcnow
 from omniq.config import get_settings
 from omniq.exceptions import QueueNameError
-from omniq.models.task import DEFAULT_QUEUE, DependencyPolicy, Task, callable_name
+from omniq.models.task import DEFAULT_QUEUE, DependencyPolicy, PassResults, Task, callable_name
 from omniq.registry import registry
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -71,6 +71,53 @@ def func_reference(func: Callable[..., Any] | str) -> tuple[str, Callable[..., A
     return name, func
 
 
+def _dependencies(depends_on: Iterable[str] | str | None) -> tuple[str, ...]:
+    """Task ids, given as ids or as Task objects (their ids are taken)."""
+    if depends_on is None:
+        return ()
+    if isinstance(depends_on, str):
+        depends_on = [depends_on]
+    ids: list[str] = []
+    for dep in depends_on:
+        dep_id = dep.id if isinstance(dep, Task) else dep
+        if not isinstance(dep_id, str) or not dep_id:
+            raise TypeError(f"depends_on takes task ids, got {dep!r}")
+        if dep_id in ids:
+            raise ValueError(f"depends_on lists {dep_id!r} twice")
+        ids.append(dep_id)
+    return tuple(ids)
+
+
+_CALLBACK_EVENTS = ("on_success", "on_failure", "on_retry", "on_complete")
+
+
+def _callbacks(
+    given: Mapping[str, Iterable[Callable[..., Any] | str]] | None,
+    named: Mapping[str, Callable[..., Any] | str | Iterable[Callable[..., Any] | str] | None],
+) -> dict[str, list[Any]]:
+    """Callbacks by event: an importable callable travels by name, any other callable (a lambda,
+    a closure) as itself, which the serializer then carries with dill."""
+    merged: dict[str, list[Any]] = {}
+    pairs: list[tuple[str, Any]] = list((given or {}).items()) + [
+        (k, v) for k, v in named.items() if v is not None
+    ]
+    for event, funcs in pairs:
+        event = str(event)
+        if event not in _CALLBACK_EVENTS:
+            raise ValueError(f"unknown callback {event!r}: use one of {list(_CALLBACK_EVENTS)}")
+        items = [funcs] if callable(funcs) or isinstance(funcs, str) else list(funcs)
+        for f in items:
+            if isinstance(f, str):
+                registry.resolve(f)  # raises FunctionNotFound naming it
+                merged.setdefault(event, []).append(f)
+            elif callable(f):
+                name, obj = func_reference(f)
+                merged.setdefault(event, []).append(name if obj is None else obj)
+            else:
+                raise TypeError(f"{event} takes callables or task names, got {f!r}")
+    return merged
+
+
 def build_task(
     func: Callable[..., Any] | str,
     *,
@@ -93,9 +140,14 @@ def build_task(
     retry_on: Iterable[type[BaseException] | str] | None = None,
     timeout: timedelta | float | None = _UNSET,
     task_id: str | None = None,
-    depends_on: Iterable[str] | None = None,
+    depends_on: Iterable[str] | str | None = None,
     dependency_policy: DependencyPolicy | str | None = None,
+    pass_results: bool | PassResults | str | None = None,
     callbacks: Mapping[str, Iterable[Callable[..., Any] | str]] | None = None,
+    on_success: Callable[..., Any] | str | Iterable[Callable[..., Any] | str] | None = None,
+    on_failure: Callable[..., Any] | str | Iterable[Callable[..., Any] | str] | None = None,
+    on_retry: Callable[..., Any] | str | Iterable[Callable[..., Any] | str] | None = None,
+    on_complete: Callable[..., Any] | str | Iterable[Callable[..., Any] | str] | None = None,
     metadata: Mapping[str, Any] | None = None,
     schedule_id: str | None = None,
     defaults: Mapping[str, Any] | None = None,
@@ -176,9 +228,41 @@ def build_task(
     queue = queue_name if queue_name is not None else d.get("queue_name", DEFAULT_QUEUE)
     prio = priority if priority is not None else d.get("priority", 0)
 
-    cb: dict[str, list[str]] = {}
-    for event, funcs in (callbacks or {}).items():
-        cb[str(event)] = [f if isinstance(f, str) else func_reference(f)[0] for f in funcs]
+    cb = _callbacks(
+        callbacks,
+        {
+            "on_success": on_success,
+            "on_failure": on_failure,
+            "on_retry": on_retry,
+            "on_complete": on_complete,
+        },
+    )
+    deps = _dependencies(depends_on)
+    if pass_results is None or pass_results is False:
+        passing = PassResults.NONE
+    elif pass_results is True:
+        passing = PassResults.ONE if len(deps) == 1 else PassResults.ALL
+    else:
+        try:
+            passing = PassResults(pass_results)
+        except ValueError:
+            raise ValueError(
+                f"pass_results must be True/False or one of {[p.value for p in PassResults]}, "
+                f"got {pass_results!r}"
+            ) from None
+    if passing is not PassResults.NONE and not deps:
+        raise ValueError("pass_results needs depends_on: there are no results to pass")
+    if passing is PassResults.ONE and len(deps) != 1:
+        raise ValueError(
+            f"pass_results='one' needs exactly one dependency, got {len(deps)}: use 'all'"
+        )
+    try:
+        policy = DependencyPolicy(dependency_policy or DependencyPolicy.CANCEL)
+    except ValueError:
+        raise ValueError(
+            f"dependency_policy must be one of {[p.value for p in DependencyPolicy]}, "
+            f"got {dependency_policy!r}"
+        ) from None
 
     task = Task(
         func=name,
@@ -206,8 +290,9 @@ def build_task(
             r if isinstance(r, str) else f"{r.__module__}.{r.__qualname__}" for r in policy_on
         ),
         timeout=_positive(timeout_value, "timeout"),
-        depends_on=tuple(depends_on or ()),
-        dependency_policy=DependencyPolicy(dependency_policy or DependencyPolicy.CANCEL),
+        depends_on=deps,
+        dependency_policy=policy,
+        pass_results=passing,
         callbacks=cb,
         metadata=dict(metadata or {}),
         schedule_id=schedule_id,

@@ -55,7 +55,9 @@ class Serializer:
     def compatible_with(self, other: Serializer) -> bool:
         """True when what this one encodes the other decodes (same key, same dill policy): a
         backend may then hand payloads between its components without re-encoding."""
-        return self is other or (self._key == other._key and self.dill_allowed == other.dill_allowed)
+        return self is other or (
+            self._key == other._key and self.dill_allowed == other.dill_allowed
+        )
 
     @property
     def dill_allowed(self) -> bool:

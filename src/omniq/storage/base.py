@@ -13,24 +13,27 @@ import secrets
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import msgspec
 
 from omniq._lifecycle import AsyncConnectable
 from omniq._time import as_utc, utcnow
-from omniq.config import get_settings
-from omniq.exceptions import OmniQError, QueueNameError, TaskNotFound
+from omniq.config import get_logger, get_settings
+from omniq.exceptions import QueueNameError, TaskNotFound
 from omniq.models.event import EventType, TaskEvent
 from omniq.models.result import ResultStatus, TaskResult
 from omniq.models.schedule import Schedule, ScheduleState
-from omniq.models.task import Task, TaskStatus
+from omniq.models.task import DependencyPolicy, Task, TaskStatus
+from omniq.models.worker import WorkerInfo
 from omniq.queue.builder import build_task, check_allowed_queue, validate_queue_name
 from omniq.serialization import Serializer
 
 if TYPE_CHECKING:
     from omniq.events.logger import EventLogger
+
+log = get_logger("storage")
 
 
 class HeartbeatStatus(enum.StrEnum):
@@ -50,6 +53,27 @@ class Completion(msgspec.Struct):
 def new_claim(worker_id: str | None, attempt: int) -> str:
     """A claim token: who claimed, which attempt, and randomness so no two claims are equal."""
     return f"{worker_id or 'anonymous'}:{attempt}:{secrets.token_hex(4)}"
+
+
+def dependency_verdict(task: Task, deps: dict[str, Task]) -> bool | str | None:
+    """What a WAITING task's dependencies say: True (run it), a reason (cancel it), or None
+    (keep waiting). A dependency that no longer exists counts as failed: nobody can tell."""
+    run_anyway = task.dependency_policy is DependencyPolicy.RUN_ANYWAY
+    pending = False
+    for dep_id in task.depends_on:
+        dep = deps.get(dep_id)
+        if dep is None:
+            if not run_anyway:
+                return f"dependency {dep_id} no longer exists"
+            continue
+        if dep.status is TaskStatus.SUCCESS:
+            continue
+        if dep.status.is_final:
+            if not run_anyway:
+                return f"dependency {dep_id} ended {dep.status.value}"
+            continue
+        pending = True
+    return None if pending else True
 
 
 class Component(AsyncConnectable, ABC):
@@ -236,31 +260,65 @@ class BaseTaskQueue(Component):
         return ids[0]
 
     async def enqueue_many(self, tasks: Iterable[Task]) -> list[str]:
-        """Stores many tasks in one round trip where the backend allows; returns their ids."""
-        prepared: list[tuple[Task, bytes]] = []
+        """Stores many tasks in one round trip where the backend allows; returns their ids.
+
+        A task with ``depends_on`` is stored WAITING and becomes PENDING when every dependency
+        has succeeded (see :meth:`_settle`). Dependencies must exist already or come in the same
+        batch; an unknown id or a cycle inside the batch is refused before anything is stored.
+        """
+        batch: list[Task] = []
         for task in tasks:
             if not isinstance(task, Task):
                 raise TypeError(f"enqueue_many takes Task objects, got {task!r}")
             check_allowed_queue(task.queue_name, self.queues)
-            if task.depends_on:
-                # refused loudly rather than run early: dependency resolution is not built yet
-                raise OmniQError(
-                    f"task {task.id!r} has depends_on={list(task.depends_on)!r}, but task "
-                    "dependencies are not available in this OmniQ version yet"
-                )
-            task.status = TaskStatus.PENDING
-            prepared.append((task, self.serializer.encode_task(task)))
-        if not prepared:
+            batch.append(task)
+        if not batch:
             return []
         await self._ensure()
+        dependents = [t for t in batch if t.depends_on]
+        if dependents:
+            await self._check_dependencies(batch, dependents)
+        prepared: list[tuple[Task, bytes]] = []
+        for task in batch:
+            task.status = TaskStatus.WAITING if task.depends_on else TaskStatus.PENDING
+            prepared.append((task, self.serializer.encode_task(task)))
         created = await self._enqueue(prepared)
         if self.event_logger is not None:
-            for (task, _), new in zip(prepared, created, strict=True):
-                if new:
+            for task, new in zip(batch, created, strict=True):
+                if not new:
+                    continue
+                if task.status is TaskStatus.WAITING:
+                    self._emit(EventType.WAITING, task, depends_on=list(task.depends_on))
+                else:
                     self._emit(
                         EventType.ENQUEUED, task, eta=task.eta.isoformat() if task.eta else None
                     )
-        return [task.id for task, _ in prepared]
+        # a dependency may have finished before its dependent was stored, with nobody left to
+        # notice: settle the new ones now (settling twice is harmless, it is compare-and-set)
+        fresh = [t for t, new in zip(batch, created, strict=True) if new and t.depends_on]
+        if fresh:
+            await self._settle(fresh)
+        return [task.id for task in batch]
+
+    async def _check_dependencies(self, batch: list[Task], dependents: list[Task]) -> None:
+        in_batch = {t.id for t in batch}
+        for task in dependents:
+            if len(set(task.depends_on)) != len(task.depends_on):
+                raise ValueError(f"task {task.id!r} lists a dependency twice: {task.depends_on!r}")
+            if task.id in task.depends_on:
+                raise ValueError(f"task {task.id!r} depends on itself")
+        outside = sorted({d for t in dependents for d in t.depends_on} - in_batch)
+        if outside:
+            found = await self._get_tasks(outside)
+            for task in dependents:
+                for dep in task.depends_on:
+                    if dep not in in_batch and dep not in found:
+                        raise TaskNotFound(f"task {task.id!r} depends on unknown task {dep!r}")
+        from omniq.workflows.graph import find_cycle
+
+        cycle = find_cycle({t.id: [d for d in t.depends_on if d in in_batch] for t in batch})
+        if cycle:
+            raise ValueError(f"dependency cycle: {' -> '.join(cycle)}")
 
     # -- claim -----------------------------------------------------------------------------
     async def dequeue(
@@ -311,6 +369,7 @@ class BaseTaskQueue(Component):
                             error=task.error_message,
                         )
                 await self._write_final_results(ended)
+                await self._settle_dependents([t.id for t in ended])
             if claimed:
                 return claimed
             if deadline is None:
@@ -373,7 +432,13 @@ class BaseTaskQueue(Component):
             results = [c.result for c in completions if c.result is not None]
             if results:
                 await result_storage.set_many(results)
-        return await self._complete(list(completions), utcnow(), together)
+        acks = await self._complete(
+            list(completions), utcnow(), result_storage if together else None
+        )
+        await self._settle_dependents(
+            [c.task_id for c, ack in zip(completions, acks, strict=True) if ack]
+        )
+        return acks
 
     async def fail(
         self,
@@ -420,6 +485,8 @@ class BaseTaskQueue(Component):
                 await self._write_final_results([task])
         else:
             self._emit(EventType.CANCELLED, task, reason="cancelled while running")
+        if task.status.is_final:
+            await self._settle_dependents([task.id])
         return task
 
     async def release(self, task_id: str, claim: str) -> bool:
@@ -430,6 +497,7 @@ class BaseTaskQueue(Component):
         if task is not None and task.status is TaskStatus.CANCELLED:  # cancel was requested
             self._emit(EventType.CANCELLED, task, reason="cancelled while handed back")
             await self._write_final_results([task])
+            await self._settle_dependents([task.id])
         return task is not None
 
     async def cancel(self, task_id: str) -> bool:
@@ -442,6 +510,7 @@ class BaseTaskQueue(Component):
         if task.status is TaskStatus.CANCELLED:
             self._emit(EventType.CANCELLED, task, reason="cancelled")
             await self._write_final_results([task])
+            await self._settle_dependents([task.id])
             return True
         return task.status is TaskStatus.RUNNING and task.cancel_requested
 
@@ -474,7 +543,9 @@ class BaseTaskQueue(Component):
                 task,
                 reason="lease expired",
             )
-        await self._write_final_results(t for t in tasks if t.status is TaskStatus.DEAD)
+        dead = [t for t in tasks if t.status is TaskStatus.DEAD]
+        await self._write_final_results(dead)
+        await self._settle_dependents([t.id for t in dead])
         return len(tasks)
 
     async def cleanup(self) -> dict[str, int]:
@@ -484,7 +555,91 @@ class BaseTaskQueue(Component):
         for task in expired:
             self._emit(EventType.EXPIRED, task, reason="ttl")
         await self._write_final_results(expired)
+        await self._settle_dependents([t.id for t in expired])
         return {"expired_tasks": len(expired)}
+
+    # -- dependencies ----------------------------------------------------------------------
+    async def _settle_dependents(self, finished: Sequence[str]) -> None:
+        """Moves on the WAITING tasks that depend on tasks which just reached a final state.
+
+        Every caller runs this *after* its own transition is stored, so of two dependencies
+        finishing at the same time at least one sees the other final; the store's
+        compare-and-set (WAITING -> PENDING/CANCELLED) makes sure only one acts. A process that
+        dies between the two steps leaves the dependent WAITING until the next
+        :meth:`settle_waiting` sweep (every worker runs one in its upkeep loop).
+        """
+        if not finished:
+            return
+        try:
+            waiting = await self._dependents(list(finished))
+            if waiting:
+                await self._settle(waiting)
+        except Exception as exc:
+            # the transition itself is stored: failing its caller now would only mislead it (a
+            # worker would re-send acknowledgements that already landed)
+            log.warning(
+                "settling the dependents of %d finished tasks failed (%s: %s); the upkeep sweep "
+                "will retry",
+                len(finished),
+                type(exc).__name__,
+                exc,
+            )
+
+    async def settle_waiting(self, limit: int = 1000) -> int:
+        """The crash-safety sweep: settles up to ``limit`` WAITING tasks whose dependencies have
+        all finished. Returns how many moved on."""
+        await self._ensure()
+        waiting = await self._list_tasks(None, TaskStatus.WAITING, limit, 0)
+        return await self._settle(waiting) if waiting else 0
+
+    async def _settle(self, waiting: list[Task]) -> int:
+        moved = 0
+        while waiting:
+            deps = await self._get_tasks(sorted({d for t in waiting for d in t.depends_on}))
+            ready: list[str] = []
+            doomed: list[tuple[str, str]] = []
+            for task in waiting:
+                verdict = dependency_verdict(task, deps)
+                if verdict is True:
+                    ready.append(task.id)
+                elif isinstance(verdict, str):
+                    doomed.append((task.id, verdict))
+            now = utcnow()
+            for task in await self._promote(ready, now) if ready else []:
+                moved += 1
+                self._emit(EventType.ENQUEUED, task, reason="dependencies met")
+            cancelled = await self._cancel_waiting(doomed, now) if doomed else []
+            for task in cancelled:
+                moved += 1
+                self._emit(EventType.DEPENDENCY_FAILED, task, reason=task.error_message)
+                self._emit(EventType.CANCELLED, task, reason=task.error_message)
+            await self._write_final_results(cancelled)
+            # a cancelled dependent is final too: its own dependents follow (a cascade)
+            waiting = await self._dependents([t.id for t in cancelled]) if cancelled else []
+        return moved
+
+    # -- workers -----------------------------------------------------------------------------
+    async def register_worker(self, info: WorkerInfo, ttl: float) -> None:
+        """Publishes a worker's state for ``omniq info``; it disappears ``ttl`` seconds after
+        the last call unless renewed (a worker that is killed cannot say goodbye)."""
+        await self._ensure()
+        payload = msgspec.json.encode(info)
+        await self._save_worker(info.worker_id, payload, utcnow() + timedelta(seconds=ttl))
+
+    async def unregister_worker(self, worker_id: str) -> bool:
+        await self._ensure()
+        return await self._delete_worker(worker_id)
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        """Workers alive (renewed within their ttl), oldest first."""
+        await self._ensure()
+        found = []
+        for payload in await self._list_workers(utcnow()):
+            try:
+                found.append(msgspec.json.decode(payload, type=WorkerInfo))
+            except msgspec.DecodeError:  # a newer or foreign writer: skip, do not fail the list
+                continue
+        return sorted(found, key=lambda w: (w.started_at, w.worker_id))
 
     # -- reading ---------------------------------------------------------------------------
     async def get_task(self, task_id: str) -> Task | None:
@@ -613,8 +768,15 @@ class BaseTaskQueue(Component):
 
     @abstractmethod
     async def _complete(
-        self, completions: list[Completion], now: datetime, with_results: bool
-    ) -> list[bool]: ...
+        self,
+        completions: list[Completion],
+        now: datetime,
+        result_storage: BaseResultStorage | None,
+    ) -> list[bool]:
+        """RUNNING with this claim -> SUCCESS, one flag per completion (False: stale claim).
+        ``result_storage`` is given only when :meth:`stores_results_with` said True: the results
+        are then written in the same transaction/script, encoded with *its* serializer, and its
+        waiters are woken."""
 
     @abstractmethod
     async def _fail(
@@ -637,6 +799,51 @@ class BaseTaskQueue(Component):
     async def _cancel(self, task_id: str, now: datetime) -> Task | None:
         """PENDING/WAITING -> CANCELLED; RUNNING -> cancel_requested. Returns the task after the
         change (unchanged if final), or None if unknown."""
+
+    async def _promote(self, task_ids: list[str], now: datetime) -> list[Task]:
+        """WAITING -> PENDING (ready at once, or at its ``eta``), waking claimers. Ids that are
+        not WAITING (any more) are left alone. Returns the tasks that moved, after the change."""
+        raise NotImplementedError(f"{type(self).__name__} does not support task dependencies")
+
+    async def _cancel_waiting(self, items: list[tuple[str, str]], now: datetime) -> list[Task]:
+        """WAITING -> CANCELLED for each (id, reason): ``error_type`` 'DependencyFailed',
+        ``error_message`` the reason. Ids not WAITING are left alone. Returns the tasks that
+        moved, after the change."""
+        raise NotImplementedError(f"{type(self).__name__} does not support task dependencies")
+
+    async def _dependents(self, task_ids: list[str]) -> list[Task]:
+        """The WAITING tasks whose ``depends_on`` names any of ``task_ids``. This runs after
+        every acknowledgement batch: a backend should answer from an index, and at almost no
+        cost when nothing waits. The default scans every WAITING task."""
+        wanted = set(task_ids)
+        found: list[Task] = []
+        offset = 0
+        while True:
+            page = await self._list_tasks(None, TaskStatus.WAITING, 1000, offset)
+            found.extend(t for t in page if wanted.intersection(t.depends_on))
+            if len(page) < 1000:
+                return found
+            offset += len(page)
+
+    async def _get_tasks(self, task_ids: list[str]) -> dict[str, Task]:
+        """Many tasks by id (unknown ids are absent); backends answer in one round trip."""
+        found = {}
+        for task_id in task_ids:
+            task = await self._get_task(task_id)
+            if task is not None:
+                found[task_id] = task
+        return found
+
+    async def _save_worker(self, worker_id: str, payload: bytes, expires_at: datetime) -> None:
+        """Upserts a worker's record, kept until ``expires_at`` unless saved again."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep a worker registry")
+
+    async def _list_workers(self, now: datetime) -> list[bytes]:
+        """The payloads of workers whose record has not expired at ``now``."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep a worker registry")
+
+    async def _delete_worker(self, worker_id: str) -> bool:
+        raise NotImplementedError(f"{type(self).__name__} does not keep a worker registry")
 
     @abstractmethod
     async def _requeue(self, task_id: str, reset_attempts: bool, now: datetime) -> Task | None: ...
@@ -870,5 +1077,6 @@ __all__ = [
     "Component",
     "EventQuery",
     "HeartbeatStatus",
+    "dependency_verdict",
     "new_claim",
 ]

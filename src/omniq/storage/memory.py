@@ -107,6 +107,9 @@ class AsyncMemoryQueue(BaseTaskQueue):
         self._running: dict[str, _Entry] = {}
         self._finished: deque[str] = deque()
         self._schedules: dict[str, Schedule] = {}
+        self._workers: dict[str, tuple[datetime, bytes]] = {}
+        # dependency id -> ids of the WAITING tasks that name it
+        self._waiting_on: dict[str, set[str]] = {}
         # tasks by queue and status, kept with every change so sizes and stats cost O(queues)
         self._counts: dict[str, Counter[TaskStatus]] = {}
         self._seq = 0
@@ -203,7 +206,11 @@ class AsyncMemoryQueue(BaseTaskQueue):
             )
             self._tasks[task.id] = entry
             self._counts.setdefault(task.queue_name, Counter())[entry.task.status] += 1
-            self._push(entry, task.created_at)
+            if task.status is TaskStatus.WAITING:
+                for dep in task.depends_on:
+                    self._waiting_on.setdefault(dep, set()).add(task.id)
+            else:
+                self._push(entry, task.created_at)
             created.append(True)
         return created
 
@@ -278,7 +285,10 @@ class AsyncMemoryQueue(BaseTaskQueue):
         return out
 
     async def _complete(
-        self, completions: list[Completion], now: datetime, with_results: bool
+        self,
+        completions: list[Completion],
+        now: datetime,
+        result_storage: BaseResultStorage | None,
     ) -> list[bool]:
         acks = []
         for c in completions:
@@ -352,6 +362,54 @@ class AsyncMemoryQueue(BaseTaskQueue):
         elif task.status is TaskStatus.RUNNING:
             task.cancel_requested = True
         return msgspec.structs.replace(task)
+
+    async def _promote(self, task_ids: list[str], now: datetime) -> list[Task]:
+        promoted = []
+        for task_id in task_ids:
+            entry = self._tasks.get(task_id)
+            if entry is None or entry.task.status is not TaskStatus.WAITING:
+                continue
+            self._set_status(entry.task, TaskStatus.PENDING)
+            self._push(entry, now)
+            promoted.append(msgspec.structs.replace(entry.task))
+        return promoted
+
+    async def _cancel_waiting(self, items: list[tuple[str, str]], now: datetime) -> list[Task]:
+        cancelled = []
+        for task_id, reason in items:
+            entry = self._tasks.get(task_id)
+            if entry is None or entry.task.status is not TaskStatus.WAITING:
+                continue
+            entry.task.error_type, entry.task.error_message = "DependencyFailed", reason
+            self._finish(entry, TaskStatus.CANCELLED, now)
+            cancelled.append(msgspec.structs.replace(entry.task))
+        return cancelled
+
+    async def _dependents(self, task_ids: list[str]) -> list[Task]:
+        found: dict[str, Task] = {}
+        for dep in task_ids:
+            waiting = self._waiting_on.pop(dep, None)
+            if not waiting:
+                continue
+            for task_id in waiting:
+                entry = self._tasks.get(task_id)
+                if entry is not None and entry.task.status is TaskStatus.WAITING:
+                    found[task_id] = self._view(entry)
+        return list(found.values())
+
+    async def _get_tasks(self, task_ids: list[str]) -> dict[str, Task]:
+        return {i: self._view(e) for i in task_ids if (e := self._tasks.get(i)) is not None}
+
+    async def _save_worker(self, worker_id: str, payload: bytes, expires_at: datetime) -> None:
+        self._workers[worker_id] = (expires_at, payload)
+
+    async def _list_workers(self, now: datetime) -> list[bytes]:
+        for worker_id in [w for w, (exp, _) in self._workers.items() if exp <= now]:
+            del self._workers[worker_id]
+        return [payload for _, payload in self._workers.values()]
+
+    async def _delete_worker(self, worker_id: str) -> bool:
+        return self._workers.pop(worker_id, None) is not None
 
     async def _requeue(self, task_id: str, reset_attempts: bool, now: datetime) -> Task | None:
         entry = self._tasks.get(task_id)

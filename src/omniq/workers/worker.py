@@ -16,13 +16,16 @@ import socket
 import time
 import traceback
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
+import msgspec
+
 from omniq._sync import blocking_outside_loop, run_sync, unwrap
 from omniq._time import utcnow
+from omniq.callbacks import CallbackManager, TaskOutcome, default_hooks, invoke
 from omniq.config import get_logger, get_settings
 from omniq.events.logger import EventLogger
 from omniq.exceptions import (
@@ -32,7 +35,8 @@ from omniq.exceptions import (
 )
 from omniq.models.event import EventType, TaskEvent
 from omniq.models.result import ResultStatus, TaskResult
-from omniq.models.task import Task, TaskStatus
+from omniq.models.task import PassResults, Task, TaskStatus
+from omniq.models.worker import WorkerInfo
 from omniq.queue.scheduler import AsyncScheduler
 from omniq.registry import registry
 from omniq.serialization.msgspec import is_lossless
@@ -64,6 +68,7 @@ class WorkerStats:
     dead: int = 0
     cancelled: int = 0
     lost: int = 0
+    callback_errors: int = 0
     started_at: float = field(default_factory=time.time)
 
     def as_dict(self, running: int) -> dict[str, Any]:
@@ -75,6 +80,7 @@ class WorkerStats:
             "dead": self.dead,
             "cancelled": self.cancelled,
             "lost": self.lost,
+            "callback_errors": self.callback_errors,
             "running": running,
             "uptime": time.time() - self.started_at,
         }
@@ -121,6 +127,8 @@ class AsyncWorker:
         event_logger: EventLogger | None = None,
         name: str | None = None,
         scheduler: bool = True,
+        callbacks: CallbackManager | None = None,
+        registry_ttl: float | None = None,
     ) -> None:
         self.queue: BaseTaskQueue = unwrap(queue)
         if result_store is None:
@@ -145,10 +153,17 @@ class AsyncWorker:
         self.worker_id = worker_id or _default_worker_id()
         self.name = name or self.worker_id
         self.stats = WorkerStats()
+        #: lifecycle hooks of this worker, on top of the process-wide ``default_hooks``
+        self.callbacks = callbacks
+        #: how long the worker's registry record outlives its last renewal (it is renewed every
+        #: ``recover_interval``), so ``omniq info`` drops a killed worker soon after
+        self.registry_ttl = float(registry_ttl or max(10.0, self.recover_interval * 3))
+        self._registry_ok = True
         #: each worker runs a scheduler loop by default; occurrences are enqueued exactly once
         #: however many run (see omniq.queue.scheduler)
         self.scheduler = AsyncScheduler(self.queue) if scheduler else None
         self._running: dict[str, _Running] = {}
+        self._callback_tasks: set[asyncio.Task[None]] = set()
         self._completions: list[Completion] = []
         self._completed_tasks: list[tuple[Task, float]] = []
         self._flush_wake: asyncio.Event | None = None
@@ -198,6 +213,7 @@ class AsyncWorker:
         self._main = asyncio.create_task(self._claim_loop(), name=f"omniq-claim-{self.name}")
         if self.scheduler is not None:
             self.scheduler.start()
+        await self._register()
         log.info(
             "worker %s started on queues %s (concurrency %d)",
             self.name,
@@ -252,9 +268,12 @@ class AsyncWorker:
                     await task
         self._tasks = []
         await self._flush()  # anything finished while the background loops wound down
+        if self._callback_tasks:  # notifications already under way get the grace period too
+            await asyncio.wait(list(self._callback_tasks), timeout=max(grace, 1.0))
         # every runner is done by now (finished or handed back): whatever still runs in a pool is
         # abandoned work, so do not wait for it (a thread cannot be stopped, only left behind)
         await self.executor.shutdown(wait=False)
+        await self._unregister()
         if self.event_logger is not None:
             if self.queue.event_logger is self.event_logger:
                 self.queue.event_logger = None  # closed: the queue must not keep emitting into it
@@ -298,6 +317,112 @@ class AsyncWorker:
             "concurrency": self.concurrency,
             **self.stats.as_dict(len(self._running)),
         }
+
+    def info(self, state: str = "running") -> WorkerInfo:
+        """This worker's record for the registry that ``omniq info`` reads."""
+        s = self.stats
+        return WorkerInfo(
+            worker_id=self.worker_id,
+            worker_type=self.worker_type,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            queues=list(self.queues),
+            concurrency=self.concurrency,
+            started_at=datetime.fromtimestamp(s.started_at, UTC),
+            state=state,
+            processed=s.processed,
+            succeeded=s.succeeded,
+            failed=s.failed,
+            retried=s.retried,
+            dead=s.dead,
+            cancelled=s.cancelled,
+            lost=s.lost,
+            running=len(self._running),
+            callback_errors=s.callback_errors,
+        )
+
+    async def _register(self, state: str = "running") -> None:
+        """Publishes this worker's record. Best effort: a store without a registry, or one that
+        is down for a moment, must never stop the worker from serving."""
+        try:
+            await self.queue.register_worker(self.info(state), self.registry_ttl)
+            self._registry_ok = True
+        except NotImplementedError:
+            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self._registry_ok:
+                log.warning(
+                    "worker %s: could not publish its state (%s: %s)",
+                    self.name,
+                    type(exc).__name__,
+                    exc,
+                )
+            self._registry_ok = False
+
+    async def _unregister(self) -> None:
+        try:
+            await self.queue.unregister_worker(self.worker_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a record left behind expires by itself
+            log.debug("worker %s: could not remove its registry record", self.name)
+
+    # -- callbacks -------------------------------------------------------------------------
+    def _callbacks_for(self, task: Task, event: str) -> list[Callable[..., Any]]:
+        funcs: list[Callable[..., Any]] = []
+        if default_hooks:
+            funcs += default_hooks.hooks(event)
+        if self.callbacks:
+            funcs += self.callbacks.hooks(event)
+        for ref in task.callbacks.get(f"on_{event}", ()):
+            funcs.append(ref if callable(ref) else registry.resolve(ref))
+        return funcs
+
+    def _has_callbacks(self, task: Task) -> bool:
+        return bool(task.callbacks) or bool(default_hooks) or bool(self.callbacks)
+
+    async def _run_callbacks(self, outcome: TaskOutcome, *events: str) -> None:
+        """Runs the callbacks of each event; one that raises is logged and counted, and the
+        task's outcome stands (a callback never fails its task)."""
+        for event in events:
+            try:
+                funcs = self._callbacks_for(outcome.task, event)
+            except Exception:
+                log.exception("task %s: a %s callback cannot be resolved", outcome.task.id, event)
+                self.stats.callback_errors += 1
+                continue
+            if not funcs:
+                continue
+            current = outcome if outcome.event == event else replace(outcome, event=event)
+            for func in funcs:
+                if not await invoke(func, current):
+                    self.stats.callback_errors += 1
+
+    def _spawn_callbacks(self, outcome: TaskOutcome, *events: str) -> None:
+        """Callbacks run beside the worker, not in the task's slot: a slow one delays nobody."""
+        runner = asyncio.create_task(self._run_callbacks(outcome, *events))
+        self._callback_tasks.add(runner)
+        runner.add_done_callback(self._callback_tasks.discard)
+
+    # -- dependencies ----------------------------------------------------------------------
+    async def _with_dependency_results(self, task: Task) -> Task:
+        """A chain step or chord callback gets its dependencies' results as first argument:
+        the one result (ONE) or the list of them in ``depends_on`` order (ALL). A dependency
+        without a successful result (it failed under ``run_anyway``, or its result expired)
+        contributes None."""
+        found = await self.result_store.get_many(list(task.depends_on))
+        values = []
+        for dep in task.depends_on:
+            result = found.get(dep)
+            values.append(
+                result.result
+                if result is not None and result.status is ResultStatus.SUCCESS
+                else None
+            )
+        first: Any = values[0] if task.pass_results is PassResults.ONE and values else values
+        return msgspec.structs.replace(task, args=(first, *task.args))
 
     # -- events ----------------------------------------------------------------------------
     def _emit(self, event_type: EventType, task: Task, **details: Any) -> None:
@@ -362,10 +487,16 @@ class AsyncWorker:
         task = running.task
         self._emit(EventType.EXECUTING, task)
         started = time.perf_counter()
+        notify = self._has_callbacks(task)
+        if notify:
+            self._spawn_callbacks(TaskOutcome("start", task, self.worker_id), "start")
         try:
             # no TTL check here: the claim is where an expired task is refused, atomically
             func = self._resolve(task)
-            value = await self.executor.run(task, func)
+            call = task
+            if task.pass_results is not PassResults.NONE and task.depends_on:
+                call = await self._with_dependency_results(task)
+            value = await self.executor.run(call, func)
         except asyncio.CancelledError:
             await self._record_outcome(self._on_stopped(running), task)
             return
@@ -389,10 +520,16 @@ class AsyncWorker:
                 return
         self.stats.processed += 1
         self.stats.succeeded += 1
+        duration = time.perf_counter() - started
         self._completions.append(Completion(task.id, task.claim or "", result))
-        self._completed_tasks.append((task, time.perf_counter() - started))
+        self._completed_tasks.append((task, duration))
         assert self._flush_wake is not None
         self._flush_wake.set()
+        if notify:
+            outcome = TaskOutcome(
+                "success", task, self.worker_id, result=value, duration=round(duration, 6)
+            )
+            self._spawn_callbacks(outcome, "success", "complete")
 
     async def _record_outcome(self, outcome: Coroutine[Any, Any, None], task: Task) -> None:
         """Writing a failure must not kill the runner: if the store is unreachable the task keeps
@@ -442,20 +579,46 @@ class AsyncWorker:
             duration=round(time.perf_counter() - started, 6),
         )
         retryable = not isinstance(exc, _POISON) and _matches(task.retry_on, exc)
+        notify = self._has_callbacks(task)
+        duration = round(time.perf_counter() - started, 6)
         if retryable and task.attempts < task.max_attempts:
             delay = task.retry_delay_for(task.attempts)
+            retry_at = utcnow() + timedelta(seconds=delay)
             updated = await self.queue.fail(
                 task.id,
                 task.claim or "",
                 error_type=error_type,
                 error_message=message,
                 error_traceback=tb,
-                retry_at=utcnow() + timedelta(seconds=delay),
+                retry_at=retry_at,
             )
             if updated is not None:
                 self.stats.retried += 1
+                if notify:
+                    outcome = TaskOutcome(
+                        "retry",
+                        task,
+                        self.worker_id,
+                        error=exc,
+                        error_type=error_type,
+                        error_message=message,
+                        retry_at=updated.eta or retry_at,
+                        duration=duration,
+                    )
+                    self._spawn_callbacks(outcome, "retry")
             return
         await self._finish_failed(task, error_type, message, tb)
+        if notify:
+            outcome = TaskOutcome(
+                "failure",
+                task,
+                self.worker_id,
+                error=exc,
+                error_type=error_type,
+                error_message=message,
+                duration=duration,
+            )
+            self._spawn_callbacks(outcome, "failure", "complete")
 
     async def _finish_failed(
         self, task: Task, error_type: str, message: str, tb: str | None
@@ -572,12 +735,15 @@ class AsyncWorker:
         last_cleanup = 0.0
         while True:
             await asyncio.sleep(self.recover_interval)
+            await self._register()
             try:
                 await self.queue.recover_expired()
                 if time.monotonic() - last_cleanup > 60:
                     last_cleanup = time.monotonic()
                     await self.queue.cleanup()
                     await self.result_store.cleanup()
+                    # dependents whose settling was cut short by a crash (rare: see base)
+                    await self.queue.settle_waiting()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
