@@ -1,0 +1,1 @@
+"""Peer comparison: OmniQ and other task queues, each in its own virtualenv (see harness)."""

@@ -1,0 +1,145 @@
+"""Markdown and JSON for a peer comparison (``python -m benchmarks``).
+
+The result is a plain dict (what ``--json`` writes), so a saved run can be rendered again:
+
+    uv run python -m benchmarks.report results.json
+
+Ratios are OmniQ / peer on the same broker, against OmniQ's default worker type (``async``) so
+that the figure is what a user gets without tuning; a ratio above 1 means OmniQ is faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+#: the ratio OmniQ must reach against the fastest peer of each broker (issue 9)
+TARGET_RATIO = 2.0
+
+BROKER_NAMES = {"redis": "Redis", "postgres": "PostgreSQL", "sqlite": "SQLite"}
+
+
+def metric_names(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(key, column title)`` of each measured metric, in table order."""
+    names = [
+        (f"drain_{p}", f"drain, {p} worker proc{'s' if p > 1 else ''}") for p in result["procs"]
+    ]
+    names.append(("enqueue_single", "enqueue one by one"))
+    names.append(("enqueue_bulk", "bulk / concurrent enqueue"))
+    return names
+
+
+def reference(result: dict[str, Any], broker: str) -> dict[str, Any] | None:
+    """The OmniQ contender peers of ``broker`` are compared with: the ``async`` worker type,
+    else the first OmniQ contender measured on that broker."""
+    mine: list[dict[str, Any]] = [
+        c for c in result["contenders"] if c["omniq"] and c["broker"] == broker
+    ]
+    for c in mine:
+        if c["variant"] == "async":
+            return c
+    return mine[0] if mine else None
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
+
+
+def _ratio(mine: float | None, theirs: float | None) -> str:
+    return f" ({mine / theirs:.1f}x)" if mine and theirs else ""
+
+
+def table(result: dict[str, Any]) -> str:
+    """One row per contender, grouped by broker, OmniQ first (bold). A peer's cell is its
+    median rate (tasks/s) and, in brackets, OmniQ's rate divided by it."""
+    metrics = metric_names(result)
+    lines = [
+        "| broker | library | " + " | ".join(title for _, title in metrics) + " |",
+        "|---|---|" + "---|" * len(metrics),
+    ]
+    for broker in BROKER_NAMES:
+        rows = [c for c in result["contenders"] if c["broker"] == broker]
+        ref = reference(result, broker)
+        for c in sorted(rows, key=lambda c: not c["omniq"]):
+            name = f"{c['label']} {c['version']}"
+            if c["omniq"]:
+                name = f"**{name}**"
+            if c["errors"] and not c["runs"]:
+                cells = ["failed (below)"] + [""] * (len(metrics) - 1)
+            else:
+                cells = []
+                for key, _ in metrics:
+                    value = c["median"].get(key)
+                    if c["omniq"]:
+                        cells.append(f"**{_num(value)}**")
+                    else:
+                        mine = ref["median"].get(key) if ref else None
+                        cells.append(_num(value) + (_ratio(mine, value) if value else ""))
+            lines.append(f"| {BROKER_NAMES[broker]} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def targets(result: dict[str, Any]) -> str:
+    """Per broker and metric: OmniQ against the fastest peer, and whether the 2x bar is met."""
+    lines = [
+        "| broker | metric | OmniQ | fastest peer | OmniQ / peer | ≥ 2x |",
+        "|---|---|---|---|---|---|",
+    ]
+    for broker in BROKER_NAMES:
+        ref = reference(result, broker)
+        peers = [
+            c
+            for c in result["contenders"]
+            if not c["omniq"] and c["broker"] == broker and c["runs"]
+        ]
+        if ref is None or not peers:
+            continue
+        for key, title in metric_names(result):
+            mine = ref["median"].get(key)
+            measured = [(c["median"][key], c) for c in peers if c["median"].get(key)]
+            if not mine or not measured:
+                continue
+            best, who = max(measured, key=lambda pair: pair[0])
+            ratio = mine / best
+            lines.append(
+                f"| {BROKER_NAMES[broker]} | {title} | {_num(mine)} | "
+                f"{who['label']} {_num(best)} | {ratio:.2f}x | "
+                f"{'yes' if ratio >= TARGET_RATIO else '**no**'} |"
+            )
+    return "\n".join(lines)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The whole report: header line, contender table, targets table, failures."""
+    head = (
+        f"Peer comparison {result['date']}: N = {result['n']:,} no-op tasks, median of "
+        f"{result['runs']} run(s), contenders interleaved; {result['host']['cpus']} CPUs, "
+        f"load average at start {result['host']['load_start']}. Rates in tasks/s; "
+        "(x) = OmniQ (async worker) / peer on the same broker."
+    )
+    parts = [head, "", table(result), "", targets(result)]
+    failures = [f"- {c['key']}: {err}" for c in result["contenders"] for err in c["errors"]]
+    if failures:
+        parts += ["", "Failed runs:", *failures]
+    return "\n".join(parts)
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "json_file", type=Path, help="a file written by python -m benchmarks --json"
+    )
+    args = parser.parse_args()
+    print(markdown(json.loads(args.json_file.read_text())))
+
+
+if __name__ == "__main__":
+    main()
