@@ -209,10 +209,26 @@ def channel_name(kind: str, schema: str, project: str) -> str:
     return f"omniq_{kind}_{digest}"
 
 
+async def _keep_session(conn: Any) -> None:
+    """The pool's reset on release, in place of asyncpg's default ``Connection.reset()``.
+
+    The default sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` every time a
+    connection goes back to the pool: a second round trip after every one-statement call, which
+    made a sequential enqueue cost two. OmniQ leaves no session state on pooled connections (no
+    session advisory locks, cursors, LISTEN or SET; migrations use transaction-scoped ones and
+    LISTEN has its own connection), and asyncpg still rolls back a transaction left open before
+    calling this, so there is nothing to reset.
+    """
+    del conn
+
+
 async def create_pool(settings: PgSettings) -> Any:
     try:
         return await asyncpg.create_pool(
-            min_size=settings.min_size, max_size=settings.max_size, **settings.connect_kwargs()
+            min_size=settings.min_size,
+            max_size=settings.max_size,
+            reset=_keep_session,
+            **settings.connect_kwargs(),
         )
     except UNAVAILABLE as exc:
         raise BackendUnavailable(
