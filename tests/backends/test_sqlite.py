@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import re
 import socket
 import sqlite3
 import stat
@@ -19,9 +20,12 @@ from typing import Any
 
 import pytest
 
+from omniq._time import utcnow
 from omniq.exceptions import BackendUnavailable, ConfigError
 from omniq.models.result import TaskResult
 from omniq.models.task import Task, TaskStatus
+from omniq.models.worker import WorkerInfo
+from omniq.storage.base import Completion
 from omniq.storage.sqlite import (
     AsyncSQLiteEventStorage,
     AsyncSQLiteQueue,
@@ -325,14 +329,28 @@ async def test_results_in_the_same_file_are_written_with_the_acknowledgement(
         assert finished.status is TaskStatus.SUCCESS
 
 
-async def test_results_signed_with_another_key_are_not_written_by_the_queue(
+async def test_results_signed_with_another_key_are_written_in_the_completion_and_readable(
     tmp_path: Path,
 ) -> None:
+    """The queue writes results with the result storage's own serializer, so a different
+    signing key does not stop them sharing the completion transaction."""
     path = str(tmp_path / "keys.db")
-    queue = AsyncSQLiteQueue(path=path, secret_key="one")
-    results = AsyncSQLiteResultStorage(path=path, secret_key="two")
+    async with (
+        AsyncSQLiteQueue(path=path, secret_key="one") as queue,
+        AsyncSQLiteResultStorage(path=path, secret_key="two") as results,
+    ):
+        assert queue.stores_results_with(results) is True
+        await queue.enqueue("operator:add", args=(1, 2))
+        task = await queue.dequeue(lease=5)
+        assert task is not None
+        assert task.claim is not None
+        done = TaskResult(task_id=task.id, result={"sum": 3})
 
-    assert queue.stores_results_with(results) is False
+        assert await queue.complete(task.id, task.claim, done, result_storage=results)
+
+        stored = await results.get(task.id)
+        assert stored is not None
+        assert stored.result == {"sum": 3}
 
 
 # -- wake-ups between processes (two hubs stand for two processes) -----------------------------
@@ -408,6 +426,143 @@ async def _no_results(project: str, task_ids: list[str]) -> set[str]:
     return set()
 
 
+# -- dependencies and the worker registry ------------------------------------------------------
+def _dep_rows(path: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(path) as conn:
+        return sorted(conn.execute("SELECT dep_id, task_id FROM omniq_task_deps"))
+
+
+async def test_a_version_1_database_is_upgraded_keeping_its_tasks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from omniq.storage.sqlite import _db
+
+    path = tmp_path / "old.db"
+    first = load_migrations()[:1]
+    monkeypatch.setattr(_db, "load_migrations", lambda: first)
+    async with AsyncSQLiteQueue(path=str(path)) as queue:
+        old = await queue.enqueue("operator:add", args=(1, 2))
+    with sqlite3.connect(path) as conn:
+        assert [r[0] for r in conn.execute("SELECT version FROM omniq_schema_version")] == [1]
+    monkeypatch.undo()
+
+    async with AsyncSQLiteQueue(path=str(path)) as queue:
+        child = await queue.enqueue("operator:add", args=(3, 4), depends_on=[old])
+        task = await queue.dequeue(lease=5)
+        assert task is not None
+        assert task.id == old
+        assert task.claim is not None
+        assert await queue.complete(task.id, task.claim)
+        promoted = await queue.get_task(child)
+
+    assert promoted is not None
+    assert promoted.status is TaskStatus.PENDING
+    with sqlite3.connect(path) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM omniq_schema_version")]
+    assert versions == [v for v, _, _ in load_migrations()]
+
+
+async def test_the_dependency_index_holds_rows_only_while_the_dependent_waits(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "deps.db"
+    async with AsyncSQLiteQueue(path=str(path)) as queue:
+        parent = await queue.enqueue("operator:add", args=(1, 2))
+        other = await queue.enqueue("operator:add", args=(1, 2), queue_name="other")
+        child = await queue.enqueue("operator:add", depends_on=[parent, other])
+        lone = await queue.enqueue("operator:add", depends_on=[other], queue_name="other")
+        assert _dep_rows(path) == sorted([(parent, child), (other, child), (other, lone)])
+
+        task = await queue.dequeue(["default"], lease=5)
+        assert task is not None
+        assert task.claim is not None
+        assert await queue.complete(task.id, task.claim)
+        # the child still waits for `other`: its rows stay
+        assert _dep_rows(path) == sorted([(parent, child), (other, child), (other, lone)])
+
+        assert await queue.cancel(child)  # a waiting task cancelled by hand
+        assert _dep_rows(path) == [(other, lone)]
+        assert await queue.purge("other") == 2  # `other` (pending) and `lone` (waiting)
+        assert _dep_rows(path) == []
+
+
+async def test_a_duplicate_enqueue_of_a_dependent_adds_no_index_rows(tmp_path: Path) -> None:
+    path = tmp_path / "dup.db"
+    async with AsyncSQLiteQueue(path=str(path)) as queue:
+        a = await queue.enqueue("operator:add", args=(1, 2))
+        b = await queue.enqueue("operator:add", args=(1, 2))
+        await queue.enqueue("operator:add", depends_on=[a], task_id="child")
+        # same id, other dependencies: the task stored first stands, and so do its rows
+        await queue.enqueue_many([Task(func="operator:add", id="child", depends_on=(b,))])
+
+        assert _dep_rows(path) == [(a, "child")]
+
+
+async def test_an_acknowledgement_nobody_waits_on_costs_no_extra_round_trip(
+    tmp_path: Path,
+) -> None:
+    async with AsyncSQLiteQueue(path=str(tmp_path / "hops.db")) as queue:
+        await queue.enqueue_many([Task(func="operator:add", args=(i, 1)) for i in range(3)])
+        waited = await queue.enqueue("operator:add", args=(9, 9), queue_name="parent")
+        await queue.enqueue("operator:add", depends_on=[waited])
+        calls = 0
+        real_run = queue.db.run
+
+        async def counting(fn: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            return await real_run(fn)
+
+        queue.db.run = counting  # type: ignore[method-assign]
+        try:
+            batch = await queue.dequeue_many(["default"], 3, lease=5)
+            calls = 0
+            assert all(await queue.complete_many([Completion(t.id, t.claim or "") for t in batch]))
+            assert calls == 1  # the acknowledgement itself, nothing after it
+
+            task = await queue.dequeue(["parent"], lease=5)
+            assert task is not None
+            assert task.claim is not None
+            calls = 0
+            assert await queue.complete(task.id, task.claim)
+            assert calls > 1  # someone waits: the dependents are read and promoted
+        finally:
+            queue.db.run = real_run  # type: ignore[method-assign]
+
+
+async def test_workers_of_two_projects_in_one_file_are_listed_apart_and_expired_rows_go(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "workers.db"
+
+    def info(worker_id: str) -> WorkerInfo:
+        return WorkerInfo(
+            worker_id=worker_id,
+            worker_type="process",
+            hostname="h",
+            pid=1,
+            queues=["default"],
+            concurrency=2,
+            started_at=utcnow(),
+        )
+
+    async with (
+        AsyncSQLiteQueue(path=str(path), project_name="alpha") as alpha,
+        AsyncSQLiteQueue(path=str(path), project_name="beta") as beta,
+    ):
+        await alpha.register_worker(info("a-1"), ttl=30)
+        await alpha.register_worker(info("a-gone"), ttl=0.05)
+        await beta.register_worker(info("b-1"), ttl=30)
+        await asyncio.sleep(0.1)
+
+        assert [w.worker_id for w in await alpha.list_workers()] == ["a-1"]
+        assert [w.worker_id for w in await beta.list_workers()] == ["b-1"]
+        assert await beta.unregister_worker("a-1") is False  # another project's worker
+    with sqlite3.connect(path) as conn:
+        stored = sorted(r[0] for r in conn.execute("SELECT worker_id FROM omniq_workers"))
+    assert stored == ["a-1", "b-1"]  # the expired record was deleted while listing
+
+
 # -- indexes match the queries -----------------------------------------------------------------
 def _plan(conn: sqlite3.Connection, sql: str, params: Any) -> str:
     return " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
@@ -430,6 +585,33 @@ async def test_the_claim_walks_the_claim_index_of_each_queue_without_sorting_it(
     assert plan.count("USING INDEX omniq_tasks_claim") == 2
     # the only sort left is the merge of the (at most 2 x limit) rows the arms picked
     assert "SCAN omniq_tasks" not in plan
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "index"),
+    [
+        ("_WAITED_ON", ('["a", "b"]', "p"), "PRIMARY KEY"),
+        ("_DEPENDENTS", {"ids": '["a"]', "project": "p"}, "PRIMARY KEY"),
+        ("_PROMOTE", {"ids": '["a"]', "project": "p"}, "sqlite_autoindex_omniq_tasks_1"),
+        ("_CANCEL_WAITING", (0, "why", "p", "a"), "sqlite_autoindex_omniq_tasks_1"),
+        ("_GET_TASKS", {"ids": '["a"]', "project": "p"}, "sqlite_autoindex_omniq_tasks_1"),
+    ],
+)
+async def test_dependency_statements_find_rows_by_id_never_by_walking_waiting_tasks(
+    tmp_path: Path, name: str, params: Any, index: str
+) -> None:
+    from omniq.storage.sqlite import queue as sqlite_queue
+
+    path = tmp_path / "plan.db"
+    async with AsyncSQLiteQueue(path=str(path)):
+        pass
+    with sqlite3.connect(path) as conn:
+        plan = _plan(conn, getattr(sqlite_queue, name), params)
+
+    assert index in plan
+    # neither the waiting rows of the status index nor a whole table, whatever its alias
+    assert "omniq_tasks_status" not in plan
+    assert re.search(r"SCAN (omniq_\w+|t|d)\b", plan) is None, plan
 
 
 @pytest.mark.parametrize(

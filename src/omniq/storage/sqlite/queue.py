@@ -32,7 +32,6 @@ from omniq.storage.sqlite.results import (
     UPSERT_RESULT,
     AsyncSQLiteResultStorage,
     result_row,
-    same_codec,
 )
 
 Row = tuple[Any, ...]
@@ -45,6 +44,7 @@ _COLUMN_NAMES = (
     "error_traceback", "payload",
 )  # fmt: skip
 COLUMNS = ", ".join(_COLUMN_NAMES)
+T_COLUMNS = ", ".join(f"t.{name}" for name in _COLUMN_NAMES)  # the same, from ``omniq_tasks AS t``
 (
     SEQ, ID, QUEUE, PRIORITY, READY_AT, FUNC, SCHEDULE_ID, MAX_RETRIES, CREATED_AT, STATUS,
     ATTEMPTS, ETA, EXPIRES_AT, STARTED_AT, FINISHED_AT, WORKER_ID, CLAIM, LEASE_EXPIRES_AT,
@@ -54,9 +54,14 @@ COLUMNS = ", ".join(_COLUMN_NAMES)
 _INSERT = (
     "INSERT INTO omniq_tasks (project, id, queue, status, priority, ready_at, created_at, func,"
     " schedule_id, max_retries, eta, expires_at, payload)"
-    " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (project, id) DO NOTHING"
 )
+_INSERT_DEP = (
+    "INSERT INTO omniq_task_deps (project, dep_id, task_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+)
+# a JSON array of ids, as a table
+_IDS = "(SELECT value FROM json_each(:ids))"
 # the claimed pairs of a batch, as a JSON array of [id, claim]
 _PAIRS = (
     "(SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS claim"
@@ -83,6 +88,35 @@ _MARK_DEAD = (
     "UPDATE omniq_tasks SET status = 'dead', finished_at = ?, lease_expires_at = NULL,"
     " error_type = 'SerializationError', error_message = ? WHERE seq = ?"
 )
+# -- dependencies: every statement finds its rows by id through an index (the CROSS JOINs fix
+# the join order, "+status" keeps the planner off the status index), never by walking the
+# waiting rows: a large graph waiting must not slow every acknowledgement down.
+# which of the ids (a JSON array) a WAITING task depends on
+_WAITED_ON = (
+    "SELECT DISTINCT d.dep_id FROM json_each(?) AS j"
+    " CROSS JOIN omniq_task_deps AS d ON d.project = ? AND d.dep_id = j.value"
+)
+# the WAITING tasks that depend on any of :ids (omniq_task_deps only holds waiting ones)
+_DEPENDENTS = (
+    f"SELECT {T_COLUMNS} FROM json_each(:ids) AS j"
+    " CROSS JOIN omniq_task_deps AS d ON d.project = :project AND d.dep_id = j.value"
+    " CROSS JOIN omniq_tasks AS t ON t.project = :project AND t.id = d.task_id"
+    " WHERE +t.status = 'waiting'"
+)
+_PROMOTE = (
+    "UPDATE omniq_tasks SET status = 'pending'"
+    f" WHERE project = :project AND id IN {_IDS} AND +status = 'waiting' RETURNING {COLUMNS}"
+)
+# one statement per task, run together in one transaction (an UPDATE ... FROM json_each would
+# let the planner walk the project's rows instead of finding each by id)
+_CANCEL_WAITING = (
+    "UPDATE omniq_tasks SET status = 'cancelled', finished_at = ?,"
+    " lease_expires_at = NULL, error_type = 'DependencyFailed', error_message = ?"
+    f" WHERE project = ? AND id = ? AND status = 'waiting' RETURNING {COLUMNS}"
+)
+_GET_TASKS = f"SELECT {COLUMNS} FROM omniq_tasks WHERE project = :project AND id IN {_IDS}"
+#: Bound of the ids remembered as having no dependents (see ``_remember_no_dependents``).
+_NO_DEPENDENTS_CAP = 100_000
 _BY_CLAIM = "project = :project AND id = :id AND claim = :claim AND status = 'running'"
 
 
@@ -165,6 +199,8 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
         self._claim_gens: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = (
             weakref.WeakKeyDictionary()
         )
+        # ids acknowledged while nothing waited on them (see _remember_no_dependents)
+        self._no_dependents: set[str] = set()
 
     def create_result_storage(self) -> BaseResultStorage:
         return AsyncSQLiteResultStorage(
@@ -176,7 +212,6 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
             isinstance(result_storage, AsyncSQLiteResultStorage)
             and result_storage.path == self.path
             and result_storage.project_name == self.project_name
-            and same_codec(self.serializer, result_storage.serializer)
         )
 
     # -- rows to tasks ---------------------------------------------------------------------
@@ -211,6 +246,7 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
                 self.project_name,
                 t.id,
                 t.queue_name,
+                t.status.value,
                 t.priority,
                 to_us(t.ready_at),
                 to_us(t.created_at),
@@ -223,7 +259,8 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
             )
             for t, payload in items
         ]
-        if len(rows) == 1:  # one statement is atomic on its own
+        waits = any(t.status is TaskStatus.WAITING for t, _ in items)
+        if len(rows) == 1 and not waits:  # one statement is atomic on its own
             created = await self.db.run(lambda raw: [raw.execute(_INSERT, rows[0]).rowcount == 1])
         else:
             ids = msgspec.json.encode([t.id for t, _ in items]).decode()
@@ -239,13 +276,25 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
                 }
                 raw.executemany(_INSERT, rows)
                 flags = []
+                deps: list[tuple[str, str, str]] = []
                 for task, _ in items:
-                    flags.append(task.id not in seen)
+                    new = task.id not in seen
+                    flags.append(new)
                     seen.add(task.id)
+                    # only a task stored now gets its index rows: a duplicate id keeps the
+                    # task (and the rows) stored the first time
+                    if new and task.status is TaskStatus.WAITING:
+                        deps.extend((self.project_name, dep, task.id) for dep in task.depends_on)
+                if deps:
+                    raw.executemany(_INSERT_DEP, deps)
                 return flags
 
             created = await self.db.write(insert)
-        queues = {t.queue_name for (t, _), new in zip(items, created, strict=True) if new}
+        queues = {
+            t.queue_name
+            for (t, _), new in zip(items, created, strict=True)
+            if new and t.status is not TaskStatus.WAITING
+        }
         if queues:
             self.db.hub.notify_tasks(queues)
         return created
@@ -344,7 +393,10 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
         }
 
     async def _complete(
-        self, completions: list[Completion], now: datetime, with_results: bool
+        self,
+        completions: list[Completion],
+        now: datetime,
+        result_storage: BaseResultStorage | None,
     ) -> list[bool]:
         params = self._params(
             now=to_us(now),
@@ -355,26 +407,45 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
                 (c.task_id, c.claim, result_row(self.project_name, c.result, payload))
                 for c in completions
                 if c.result is not None
-                for payload in (self.serializer.encode_result(c.result),)
+                for payload in (result_storage.serializer.encode_result(c.result),)
             ]
-            if with_results
+            if result_storage is not None
             else []
         )
 
-        def complete(raw: sqlite3.Connection) -> set[tuple[str, str]]:
+        def complete(raw: sqlite3.Connection) -> tuple[set[tuple[str, str]], set[str]]:
             acked = {(r[0], r[1]) for r in raw.execute(_COMPLETE, params).fetchall()}
             rows = [row for task_id, claim, row in results if (task_id, claim) in acked]
             if rows:
                 raw.executemany(UPSERT_RESULT, rows)
-            return acked
+            waited: set[str] = set()
+            if acked:
+                ids = msgspec.json.encode([task_id for task_id, _ in acked]).decode()
+                waited = {r[0] for r in raw.execute(_WAITED_ON, (ids, self.project_name))}
+            return acked, waited
 
-        acked = await self.db.write(complete)
+        acked, waited = await self.db.write(complete)
         if results:
             self.db.hub.notify_results(
                 self.project_name,
                 [(tid, row[-1]) for tid, claim, row in results if (tid, claim) in acked],
             )
+        self._remember_no_dependents({task_id for task_id, _ in acked} - waited, waited)
         return [(c.task_id, c.claim) in acked for c in completions]
+
+    def _remember_no_dependents(self, alone: set[str], waited: set[str]) -> None:
+        """Notes the ids an acknowledgement found nobody waiting on, so that the
+        :meth:`_dependents` call the base makes right after costs no round trip.
+
+        Safe because SQLite serialises writers: a dependent enqueued before the acknowledgement
+        committed has its index row seen by it; one enqueued after is settled by its own
+        enqueue, which reads the dependency already final.
+        """
+        known = self._no_dependents
+        if len(known) > _NO_DEPENDENTS_CAP:  # only if _dependents never came for them
+            known.clear()
+        known.update(alone)
+        known.difference_update(waited)  # acknowledged again after a requeue: waited on now
 
     async def _fail(
         self,
@@ -484,6 +555,46 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
         row = await self.db.write(cancel)
         return None if row is None else self._view(row)
 
+    # -- dependencies ----------------------------------------------------------------------
+    async def _promote(self, task_ids: list[str], now: datetime) -> list[Task]:
+        # ready_at stays what enqueue stored (its eta, or its creation): a promoted task takes
+        # its place in claim order as the memory backend does, and an eta still in the future
+        # keeps it out of claims until then
+        params = self._params(ids=msgspec.json.encode(task_ids).decode())
+        rows = await self.db.run(lambda raw: raw.execute(_PROMOTE, params).fetchall())
+        tasks = [self._view(r) for r in rows]
+        if tasks:
+            self.db.hub.notify_tasks({t.queue_name for t in tasks})
+        return tasks
+
+    async def _cancel_waiting(self, items: list[tuple[str, str]], now: datetime) -> list[Task]:
+        now_us = to_us(now)
+
+        def cancel(raw: sqlite3.Connection) -> list[Row]:
+            # one statement per task, all in one transaction and one thread hop
+            moved: list[Row] = []
+            for task_id, reason in items:
+                cur = raw.execute(_CANCEL_WAITING, (now_us, reason, self.project_name, task_id))
+                moved.extend(cur.fetchall())
+            return moved
+
+        rows = await self.db.write(cancel)
+        return [self._view(r) for r in rows]
+
+    async def _dependents(self, task_ids: list[str]) -> list[Task]:
+        # ids the acknowledgement that just ended them found nobody waiting on cost nothing;
+        # the rest is one primary-key probe per id into omniq_task_deps
+        known = self._no_dependents
+        asked = [i for i in task_ids if i not in known]
+        known.difference_update(task_ids)
+        if not asked:
+            return []
+        params = self._params(ids=msgspec.json.encode(asked).decode())
+        rows = await self.db.run(lambda raw: raw.execute(_DEPENDENTS, params).fetchall())
+        # a task waiting on several of the ids comes once per id
+        unique = {r[ID]: r for r in rows}
+        return [self._view(r) for r in unique.values()]
+
     async def _requeue(self, task_id: str, reset_attempts: bool, now: datetime) -> Task | None:
         params = self._params(id=task_id, reset=int(reset_attempts))
         sql = (
@@ -550,6 +661,11 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
         )
         return None if row is None else self._view(row)
 
+    async def _get_tasks(self, task_ids: list[str]) -> dict[str, Task]:
+        params = self._params(ids=msgspec.json.encode(task_ids).decode())
+        rows = await self.db.run(lambda raw: raw.execute(_GET_TASKS, params).fetchall())
+        return {r[ID]: self._view(r) for r in rows}
+
     async def _list_tasks(
         self, queue: str | None, status: TaskStatus | None, limit: int, offset: int
     ) -> list[Task]:
@@ -600,6 +716,48 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
             return cur.rowcount
 
         return await self.db.run(purge)
+
+    # -- workers ---------------------------------------------------------------------------
+    async def _save_worker(self, worker_id: str, payload: bytes, expires_at: datetime) -> None:
+        params = (self.project_name, worker_id, to_us(expires_at), payload)
+        await self.db.run(
+            lambda raw: raw.execute(
+                "INSERT INTO omniq_workers (project, worker_id, expires_at, payload)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (project, worker_id)"
+                " DO UPDATE SET expires_at = excluded.expires_at, payload = excluded.payload",
+                params,
+            )
+        )
+
+    async def _list_workers(self, now: datetime) -> list[bytes]:
+        now_us = to_us(now)
+
+        def listing(raw: sqlite3.Connection) -> list[bytes]:
+            # a worker killed without saying goodbye leaves its record: drop it on the way
+            raw.execute(
+                "DELETE FROM omniq_workers WHERE project = ? AND expires_at <= ?",
+                (self.project_name, now_us),
+            )
+            return [
+                bytes(r[0])
+                for r in raw.execute(
+                    "SELECT payload FROM omniq_workers WHERE project = ? ORDER BY worker_id",
+                    (self.project_name,),
+                )
+            ]
+
+        return await self.db.write(listing)
+
+    async def _delete_worker(self, worker_id: str) -> bool:
+        count: int = await self.db.run(
+            lambda raw: (
+                raw.execute(
+                    "DELETE FROM omniq_workers WHERE project = ? AND worker_id = ?",
+                    (self.project_name, worker_id),
+                ).rowcount
+            )
+        )
+        return count == 1
 
 
 class SQLiteQueue(SyncWrapper, async_class=AsyncSQLiteQueue):

@@ -13,7 +13,6 @@ import msgspec
 
 from omniq._sync import SyncWrapper
 from omniq.models.result import TaskResult
-from omniq.serialization import Serializer
 from omniq.storage.base import BaseResultStorage
 from omniq.storage.sqlite._component import SQLiteComponent
 from omniq.storage.sqlite._db import to_us
@@ -38,11 +37,6 @@ def result_row(project: str, result: TaskResult, payload: bytes) -> tuple[Any, .
         to_us(result.expires_at),
         payload,
     )
-
-
-def same_codec(a: Serializer, b: Serializer) -> bool:
-    """True when what ``a`` encodes, ``b`` decodes: same signing key and same dill policy."""
-    return a.compatible_with(b)
 
 
 class AsyncSQLiteResultStorage(SQLiteComponent, BaseResultStorage):
@@ -201,5 +195,4 @@ __all__ = [
     "AsyncSQLiteResultStorage",
     "SQLiteResultStorage",
     "result_row",
-    "same_codec",
 ]
