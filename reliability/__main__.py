@@ -1,0 +1,124 @@
+"""``python -m reliability <scenario> [--backend ...] [--short]``: run fault scenarios, print their
+figures and a summary table, exit 1 if any pass criterion failed.
+
+Scenarios (see each module's docstring for its pass criteria):
+
+  a, kill         worker processes SIGKILLed every few seconds while they drain a queue
+  b, restart      the Redis / PostgreSQL server restarted under running workers (private servers)
+  c, timeout      a task hanging past its timeout (async: cancelled; process: child killed)
+  d, poison       a task that kills its process with os._exit(1)
+  e, bad-input    bad input refused clearly; damaged stored payloads go DEAD; data intact
+  f, sqlite-disk  SQLite in a read-only or full directory
+  all             every scenario on every backend it applies to, at full size
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+
+from reliability import bad_input, kill, poison
+from reliability.harness import BACKENDS, Outcome
+
+Runner = Callable[[str, bool], Awaitable[list[Outcome]]]
+
+
+async def _kill(backend: str, short: bool) -> list[Outcome]:
+    options = (
+        kill.KillOptions(tasks=1_000, workers=2, kill_every=2.0, work_ms=20, concurrency=5)
+        if short
+        else kill.KillOptions()
+    )
+    return [await kill.run(backend, options)]
+
+
+async def _poison(backend: str, short: bool) -> list[Outcome]:
+    retries = 1 if short else 2
+    return [
+        await poison.run(backend, poison.PoisonOptions(worker_type=kind, max_retries=retries))
+        for kind in ("process", "async")
+    ]
+
+
+async def _bad_input(backend: str, short: bool) -> list[Outcome]:
+    return [await bad_input.run(backend, big_mb=5 if short else 50)]
+
+
+#: name -> (aliases, runner, backends it applies to)
+SCENARIOS: dict[str, tuple[tuple[str, ...], Runner, tuple[str, ...]]] = {
+    "kill": (("a",), _kill, BACKENDS),
+    "poison": (("d",), _poison, BACKENDS),
+    "bad-input": (("e",), _bad_input, BACKENDS),
+}
+
+
+def scenario_named(name: str) -> str:
+    for key, (aliases, _, _) in SCENARIOS.items():
+        if name == key or name in aliases:
+            return key
+    known = ", ".join(f"{'/'.join((*a, k))}" for k, (a, _, _) in SCENARIOS.items())
+    raise SystemExit(f"reliability: unknown scenario {name!r}: choose one of {known}, or all")
+
+
+def summary(outcomes: list[Outcome]) -> str:
+    lines = [
+        "| scenario | backend | result | figures | time |",
+        "|---|---|---|---|---|",
+    ]
+    for o in outcomes:
+        failed = "; ".join(f"{c.name} ({c.detail})" for c in o.failures())
+        result = "PASS" if o.passed else f"FAIL: {failed}"
+        lines.append(f"| {o.scenario} | {o.backend} | {result} | {o.headline} | {o.seconds:.0f}s |")
+    return "\n".join(lines)
+
+
+def _write_json(path: str, outcomes: list[Outcome]) -> None:
+    with open(path, "w") as out:
+        json.dump([asdict(o) for o in outcomes], out, indent=2, default=str)
+
+
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m reliability",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("scenario", help="a..f, a scenario name, or all")
+    parser.add_argument(
+        "--backend",
+        "-b",
+        help=f"comma-separated subset of {','.join(BACKENDS)} (default: all that apply)",
+    )
+    parser.add_argument("--short", action="store_true", help="the small CI sizes")
+    parser.add_argument("--json", help="also write every outcome to this JSON file")
+    args = parser.parse_args(argv)
+
+    names = list(SCENARIOS) if args.scenario == "all" else [scenario_named(args.scenario)]
+    wanted = BACKENDS if not args.backend else tuple(b.strip() for b in args.backend.split(","))
+    for backend in wanted:
+        if backend not in BACKENDS:
+            parser.error(f"--backend {backend!r}: choose among {', '.join(BACKENDS)}")
+    outcomes: list[Outcome] = []
+    began = time.monotonic()
+    for name in names:
+        _, runner, applies = SCENARIOS[name]
+        for backend in (b for b in wanted if b in applies):
+            for outcome in await runner(backend, args.short):
+                print(outcome.render(), flush=True)
+                outcomes.append(outcome)
+    print()
+    print(summary(outcomes))
+    failed = sum(not o.passed for o in outcomes)
+    print(f"\n{len(outcomes) - failed}/{len(outcomes)} passed in {time.monotonic() - began:.0f}s")
+    if args.json:
+        _write_json(args.json, outcomes)
+    return 1 if failed or not outcomes else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
