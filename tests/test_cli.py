@@ -11,11 +11,14 @@ import asyncio
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +27,13 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from omniq import AsyncOmniQ, OmniQ, TaskStatus, __version__
+from omniq._time import utcnow
+from omniq.backend import create_backend
 from omniq.cli import app as typer_app
 from omniq.cli.source import AppSource, Selected, load_app
 from omniq.cli.worker import WorkerOptions, WorkerOutcome, banner, build_worker, serve
 from omniq.demo import Step, build_app, plan, run_demo
+from omniq.models.worker import WorkerInfo
 from omniq.storage.memory import AsyncMemoryQueue
 from tests import tasks_fixture
 
@@ -250,6 +256,178 @@ def test_info_table_shows_each_queue_and_the_health(monkeypatch: pytest.MonkeyPa
     assert result.exit_code == 0, result.output
     for text in ("Queues", "high", "low", "pending", "Health", "task_queue", "healthy"):
         assert text in result.stdout
+
+
+# --- info: the live workers ----------------------------------------------------------------------
+
+
+def _worker_url(kind: str, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'workers.db'}"
+    from tests.conftest import service_address
+
+    host, port = service_address(kind)
+    if kind == "redis":
+        return f"redis://{host}:{port}/0"
+    return f"postgresql://postgres@{host}:{port}/test"
+
+
+def _worker_info(worker_id: str, **fields: Any) -> WorkerInfo:
+    started = utcnow() - timedelta(minutes=3, seconds=5)
+    values: dict[str, Any] = {
+        "worker_id": worker_id,
+        "worker_type": "thread",
+        "hostname": "host-a",
+        "pid": 4242,
+        "queues": ["high", "low"],
+        "concurrency": 8,
+        "started_at": started,
+        "last_seen": started + timedelta(minutes=3),
+    }
+    return WorkerInfo(**(values | fields))
+
+
+async def _register(url: str, project: str, *records: tuple[WorkerInfo, float]) -> None:
+    """Publishes worker records as running workers do, through the backend's own registry."""
+    async with AsyncOmniQ.from_backend(create_backend(url=url, project_name=project)) as app:
+        for record, ttl in records:
+            await app.task_queue.register_worker(record, ttl)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "sqlite",
+        pytest.param("redis", marks=pytest.mark.services("redis")),
+        pytest.param("postgres", marks=pytest.mark.services("postgres")),
+    ],
+)
+def test_info_json_lists_the_live_workers_of_the_project(kind: str, tmp_path: Path) -> None:
+    url = _worker_url(kind, tmp_path)
+    project = f"cli-workers-{uuid.uuid4().hex[:8]}"
+    busy = _worker_info(
+        "w-busy",
+        worker_type="process",
+        concurrency=4,
+        processed=12,
+        succeeded=9,
+        failed=3,
+        retried=2,
+        dead=1,
+        running=4,
+        state="stopping",
+    )
+    asyncio.run(
+        _register(
+            url,
+            project,
+            (_worker_info("w-idle"), 30),
+            (busy, 30),
+            (_worker_info("w-gone"), 0.05),  # stopped renewing: not listed
+        )
+    )
+    asyncio.run(_register(url, f"{project}-other", (_worker_info("w-elsewhere"), 30)))
+    time.sleep(0.2)
+
+    result = runner.invoke(typer_app, ["info", "--url", url, "--project", project, "--json"])
+
+    assert result.exit_code == 0, result.output
+    workers = json.loads(result.stdout)["workers"]
+    assert sorted(w["worker_id"] for w in workers) == ["w-busy", "w-idle"]
+    row = next(w for w in workers if w["worker_id"] == "w-busy")
+    assert {k: row[k] for k in ("worker_type", "hostname", "pid", "queues", "concurrency")} == {
+        "worker_type": "process",
+        "hostname": "host-a",
+        "pid": 4242,
+        "queues": ["high", "low"],
+        "concurrency": 4,
+    }
+    stats = ("state", "processed", "succeeded", "failed", "retried", "dead", "running")
+    assert {k: row[k] for k in stats} == {
+        "state": "stopping",
+        "processed": 12,
+        "succeeded": 9,
+        "failed": 3,
+        "retried": 2,
+        "dead": 1,
+        "running": 4,
+    }
+    assert row["uptime"] == 180.0
+    assert datetime.fromisoformat(row["last_seen"]) == busy.last_seen
+    assert datetime.fromisoformat(row["started_at"]) == busy.started_at
+
+
+def test_info_table_shows_each_worker_with_its_stats(tmp_path: Path) -> None:
+    url = _worker_url("sqlite", tmp_path)
+    record = _worker_info(
+        "w-table-1", worker_type="gevent", processed=31, succeeded=30, dead=1, running=2
+    )
+    record.started_at = utcnow() - timedelta(minutes=3, seconds=4)
+    record.last_seen = record.started_at + timedelta(minutes=3)
+    asyncio.run(_register(url, "cli-table", (record, 30)))
+
+    result = runner.invoke(typer_app, ["info", "--url", url, "--project", "cli-table"])
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    # CliRunner's console is 80 columns wide: the table must fit it without cutting values
+    for text in (
+        "Workers",
+        "w-table-1",
+        "gevent",
+        "host-a/4242",
+        "high, low",
+        "running",
+        "2/8 busy",
+        "31",
+        "30 ok, 1 dead",
+        "3m00s",
+    ):
+        assert text in out, f"{text!r} not in:\n{out}"
+    seen = re.search(r"(\d+)s ago", out)
+    assert seen is not None, out
+    assert int(seen.group(1)) >= 4
+
+
+def test_info_says_when_no_worker_is_live(tmp_path: Path) -> None:
+    url = _worker_url("sqlite", tmp_path)
+    result = runner.invoke(typer_app, ["info", "--url", url, "--project", "cli-nobody"])
+    assert result.exit_code == 0, result.output
+    assert "no live workers" in result.stdout
+    data = json.loads(
+        runner.invoke(typer_app, ["info", "--url", url, "--project", "cli-nobody", "--json"]).stdout
+    )
+    assert data["workers"] == []
+
+
+def test_info_lists_the_workers_of_an_app_given_with_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = fill_info_app(monkeypatch)
+    asyncio.run(app.task_queue.register_worker(_worker_info("w-in-app"), 30))
+
+    result = runner.invoke(typer_app, ["info", "--app", "tests.test_cli:INFO_APP", "--json"])
+
+    assert result.exit_code == 0, result.output
+    assert [w["worker_id"] for w in json.loads(result.stdout)["workers"]] == ["w-in-app"]
+
+
+def test_info_on_a_backend_without_a_worker_registry_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = fill_info_app(monkeypatch)
+
+    async def no_registry(now: datetime) -> list[bytes]:
+        raise NotImplementedError("AsyncMemoryQueue does not keep a worker registry")
+
+    monkeypatch.setattr(app.task_queue, "_list_workers", no_registry)
+
+    as_json = runner.invoke(typer_app, ["info", "--app", "tests.test_cli:INFO_APP", "--json"])
+    table = runner.invoke(typer_app, ["info", "--app", "tests.test_cli:INFO_APP"])
+
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["workers"] is None
+    assert table.exit_code == 0, table.output
+    assert "keeps no worker registry" in table.stdout
+    assert "Queues" in table.stdout  # the rest of the report is still there
 
 
 # --- the worker and its signals (in process, real signals to this process) -----------------------

@@ -234,7 +234,8 @@ def info(
     project: ProjectOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
-    """Show queues (waiting tasks, counts by status) and health; exit 1 when unhealthy."""
+    """Show queues (waiting tasks, counts by status), the live workers and health; exit 1 when
+    unhealthy."""
     source = AppSource(url=url, config=config, app=app_spec, project=project)
     selected = run_guarded(lambda: load_app(source))
     data = run_guarded(lambda: _run(collect(selected)))

@@ -1,10 +1,15 @@
-"""``omniq info``: the queues of a backend, their sizes and counts by status, and its health.
+"""``omniq info``: the queues of a backend, their sizes and counts by status, the workers serving
+it, and its health.
 
 The same data serves the table and ``--json``, so a script sees exactly what a person sees.
+Workers are those whose record in the backend's registry is still renewed (every worker publishes
+one in its upkeep loop and removes it when it stops); a worker killed outright drops out when its
+record expires.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -14,9 +19,11 @@ from rich.table import Table
 from rich.text import Text
 
 from omniq._redact import redact_text
+from omniq._time import utcnow
 from omniq.cli.source import BackendProblem, Selected
 from omniq.exceptions import OmniQError
 from omniq.models.task import TaskStatus
+from omniq.models.worker import WorkerInfo
 
 #: Status columns of the queue table, in lifecycle order (those with no task are left out).
 STATUS_COLUMNS = tuple(TaskStatus)
@@ -29,6 +36,7 @@ async def collect(selected: Selected) -> dict[str, Any]:
     try:
         health = _redacted(await app.health_check())
         queues: dict[str, dict[str, Any]] = {}
+        workers: list[dict[str, Any]] | None = []
         if health["status"] == "healthy":
             stats = await app.task_queue.stats()
             names = list(app.task_queue.queues or [])
@@ -40,6 +48,10 @@ async def collect(selected: Selected) -> dict[str, Any]:
                     "total": sum(counts.values()),
                     "counts": counts,
                 }
+            try:
+                workers = [worker_row(w) for w in await app.task_queue.list_workers()]
+            except NotImplementedError:  # a backend without a worker registry
+                workers = None
     except (OmniQError, OSError) as exc:
         raise BackendProblem(
             f"cannot read the backend {selected.where}: {type(exc).__name__}: {redact_text(str(exc))}"
@@ -51,8 +63,17 @@ async def collect(selected: Selected) -> dict[str, Any]:
         "project": app.project_name,
         "status": health["status"],
         "queues": queues,
+        "workers": workers,
         "health": health,
     }
+
+
+def worker_row(info: WorkerInfo) -> dict[str, Any]:
+    """A worker's record as ``--json`` prints it: every field, times in ISO 8601 (UTC), and its
+    uptime in seconds (from its start to its last report)."""
+    row: dict[str, Any] = msgspec.to_builtins(info)
+    row["uptime"] = round(info.uptime, 3)
+    return row
 
 
 def to_json(data: dict[str, Any]) -> str:
@@ -71,6 +92,7 @@ def render(data: dict[str, Any]) -> Group:
     parts: list[Any] = [title]
     if healthy:
         parts.append(_queue_table(data["queues"]))
+        parts.append(_worker_table(data.get("workers")))
     parts.append(_health_table(data["health"]))
     return Group(*parts)
 
@@ -95,6 +117,69 @@ def _queue_table(queues: dict[str, dict[str, Any]]) -> Table | Text:
             str(queue["total"]),
         )
     return table
+
+
+def _worker_table(workers: list[dict[str, Any]] | None) -> Table | Text:
+    """One row per worker, readable in an 80-column terminal: cells of two lines (where it runs
+    under its id, running tasks under its state, last report under its uptime) and the outcome
+    counts in one cell, only those that happened."""
+    if workers is None:
+        return Text("this backend keeps no worker registry", style="dim")
+    if not workers:
+        return Text("no live workers: none has reported within its time to live", style="dim")
+    now = utcnow()
+    table = Table(title="Workers", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("worker", style="bold", no_wrap=True)
+    table.add_column("type", no_wrap=True)
+    table.add_column("queues", overflow="fold")
+    table.add_column("state", no_wrap=True)
+    table.add_column("processed", overflow="fold")
+    table.add_column("up / seen", justify="right", no_wrap=True)
+    for w in workers:
+        last_seen = datetime.fromisoformat(w["last_seen"])
+        table.add_row(
+            Text.assemble(w["worker_id"], "\n", (f"{w['hostname']}/{w['pid']}", "dim")),
+            w["worker_type"],
+            ", ".join(w["queues"]),
+            Text.assemble(
+                (w["state"], "green" if w["state"] == "running" else "yellow"),
+                f"\n{w['running']}/{w['concurrency']} busy",
+            ),
+            _outcomes(w),
+            f"{_duration(w['uptime'])}\n{_duration((now - last_seen).total_seconds())} ago",
+        )
+    return table
+
+
+def _outcomes(w: dict[str, Any]) -> Text:
+    """``12`` then ``9 ok, 3 failed, 2 retried, 1 dead``: the total, then what happened."""
+    text = Text(str(w["processed"]), style="bold")
+    parts = [
+        (f"{w[key]} {label}", style)
+        for key, label, style in (
+            ("succeeded", "ok", "green"),
+            ("failed", "failed", "red"),
+            ("retried", "retried", "yellow"),
+            ("dead", "dead", "bold red"),
+        )
+        if w.get(key)
+    ]
+    for n, (part, style) in enumerate(parts):
+        text.append("\n" if n == 0 else ", ")
+        text.append(part, style=style)
+    return text
+
+
+def _duration(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``2h07m``, ``3d04h``: short enough for a table column."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
 def _health_table(health: dict[str, Any]) -> Table:
@@ -134,4 +219,4 @@ def print_info(data: dict[str, Any], console: Console) -> None:
     console.print(render(data))
 
 
-__all__ = ["STATUS_COLUMNS", "collect", "print_info", "render", "to_json"]
+__all__ = ["STATUS_COLUMNS", "collect", "print_info", "render", "to_json", "worker_row"]
