@@ -271,8 +271,95 @@ def test_rediss_url_selects_tls_connections() -> None:
 
 
 def test_unsupported_url_scheme_raises_naming_it() -> None:
-    with pytest.raises(ConfigError, match="redis\\+sentinel"):
-        AsyncRedisQueue(url="redis+sentinel://localhost:26379/mymaster")
+    with pytest.raises(ConfigError, match="'redis\\+proxy'"):
+        AsyncRedisQueue(url="redis+proxy://localhost:26379/mymaster")
+
+
+def test_a_sentinel_url_names_the_sentinels_the_master_and_the_database() -> None:
+    queue = AsyncRedisQueue(
+        url="redis+sentinel://:pw@s1.example:26380,s2.example/shop/3?sentinel_password=spw"
+    )
+
+    conn = queue._conn
+    assert conn.mode == "sentinel"
+    assert conn.target == (
+        "sentinel",
+        "shop",
+        (("s1.example", 26380), ("s2.example", 26379)),
+        3,
+    )
+    assert conn._sentinel_kwargs["password"] == "spw"
+    assert conn._options["password"] == "pw"
+    assert "pw" not in conn.describe()
+
+
+def test_sentinel_options_build_the_same_connection_as_the_url() -> None:
+    by_url = AsyncRedisQueue(url="redis+sentinel://a:1,b:2/main/1")
+    by_options = AsyncRedisQueue(sentinels=["b:2", "a:1"], sentinel_master="main", database=1)
+
+    assert by_url._conn.target == by_options._conn.target
+
+
+def test_a_cluster_url_and_cluster_nodes_name_the_startup_nodes() -> None:
+    by_url = AsyncRedisQueue(url="redis+cluster://n1:7000,n2:7001")
+    by_options = AsyncRedisQueue(cluster_nodes=["n2:7001", "n1:7000"])
+    by_host = AsyncRedisQueue(host="n1", port=7000, cluster=True)
+
+    assert by_url._conn.mode == by_options._conn.mode == by_host._conn.mode == "cluster"
+    assert (
+        by_url._conn.target == by_options._conn.target == ("cluster", (("n1", 7000), ("n2", 7001)))
+    )
+    assert by_host._conn.target == ("cluster", (("n1", 7000),))
+
+
+def test_a_cluster_with_a_database_other_than_zero_raises_naming_it() -> None:
+    with pytest.raises(ConfigError, match="database=2"):
+        AsyncRedisQueue(cluster=True, database=2)
+    with pytest.raises(ConfigError, match="database=5"):
+        AsyncRedisQueue(url="redis+cluster://n1:7000/5")
+
+
+def test_sentinel_and_cluster_together_raise() -> None:
+    with pytest.raises(ConfigError, match="Sentinel or Cluster"):
+        AsyncRedisQueue(sentinels=["s:26379"], cluster=True)
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"sentinels": ["s1:notaport"]}, "s1:notaport"),
+        ({"sentinels": "s1:26379"}, "s1:26379"),
+        ({"cluster_nodes": ["n1:99999"]}, "n1:99999"),
+        ({"url": "redis+sentinel://s1/m?socket_timeout=1"}, "socket_timeout"),
+        ({"url": "redis+sentinel://s1/m/x"}, "'x'"),
+        ({"sentinels": ["s1"], "sentinel_master": ""}, "sentinel_master"),
+    ],
+)
+def test_bad_sentinel_or_cluster_settings_raise_naming_the_value(
+    options: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=__import__("re").escape(named)):
+        AsyncRedisQueue(**options)
+
+
+def test_redis_config_carries_sentinel_and_cluster_settings_to_every_component() -> None:
+    config = RedisConfig(
+        sentinels=["s1:26379"], sentinel_master="main", sentinel_password="hunter3"
+    )
+
+    for component in (
+        AsyncRedisQueue.from_config(config),
+        AsyncRedisResultStorage.from_config(config),
+        AsyncRedisEventStorage.from_config(config),
+    ):
+        assert component._conn.target == ("sentinel", "main", (("s1", 26379),), 0)
+    assert "hunter3" not in repr(config)
+    assert RedisConfig(cluster=True).cluster is True
+
+
+def test_sentinel_and_cluster_urls_select_the_redis_backend() -> None:
+    for url in ("redis+sentinel://s1/m", "rediss+sentinel://s1/m", "redis+cluster://n1:7000"):
+        assert isinstance(create_backend(url=url), AsyncRedisBackend)
 
 
 def test_prefix_with_a_brace_raises_naming_it() -> None:

@@ -153,11 +153,64 @@ async def open_redis(*, queues: Sequence[str] | None = None) -> AsyncIterator[St
             await client.aclose()
 
 
+@asynccontextmanager
+async def _redis_stores(
+    connection: dict[str, object], queues: Sequence[str] | None
+) -> AsyncIterator[Stores]:
+    """The three Redis components on ``connection`` under a fresh project name (the hash tag
+    of every key); the project's keys are unlinked on exit."""
+    from omniq.storage.redis import (
+        AsyncRedisEventStorage,
+        AsyncRedisQueue,
+        AsyncRedisResultStorage,
+    )
+
+    common = {**connection, "project_name": unique_namespace()}
+    try:
+        async with (
+            AsyncRedisQueue(queues=queues, secret_key=TEST_SECRET_KEY, **common) as queue,
+            AsyncRedisResultStorage(secret_key=TEST_SECRET_KEY, **common) as results,
+            AsyncRedisEventStorage(**common) as events,
+        ):
+            yield Stores(queue, results, events)
+    finally:
+        async with AsyncRedisQueue(**common) as cleaner:
+            client = cleaner.redis
+            # on a Cluster, scan_iter walks every node (the keys are all on one of them)
+            match = f"*{{{common['project_name']}}}*"
+            keys = [k async for k in client.scan_iter(match=match, count=10_000)]
+            if keys:
+                await client.unlink(*keys)
+
+
+@asynccontextmanager
+async def open_redis_cluster(*, queues: Sequence[str] | None = None) -> AsyncIterator[Stores]:
+    """A 3-master Redis Cluster that the suite starts itself (tests/backends/redis_servers.py)."""
+    from tests.backends.redis_servers import shared_cluster
+
+    cluster = shared_cluster()
+    async with _redis_stores({"cluster_nodes": cluster.nodes}, queues) as stores:
+        yield stores
+
+
+@asynccontextmanager
+async def open_redis_sentinel(*, queues: Sequence[str] | None = None) -> AsyncIterator[Stores]:
+    """A master found through three sentinels that the suite starts itself."""
+    from tests.backends.redis_servers import shared_sentinel
+
+    setup = shared_sentinel()
+    connection = {"sentinels": setup.sentinels, "sentinel_master": setup.master_name}
+    async with _redis_stores(connection, queues) as stores:
+        yield stores
+
+
 BACKENDS: list[BackendSpec] = [
     BackendSpec("memory", open_memory),
     BackendSpec("sqlite", open_sqlite),
     BackendSpec("postgres", open_postgres, service="postgres"),
     BackendSpec("redis", open_redis, service="redis"),
+    BackendSpec("redis-cluster", open_redis_cluster),
+    BackendSpec("redis-sentinel", open_redis_sentinel),
     # BackendSpec("nats", open_nats, service="nats"),
     # BackendSpec("file", open_file),
 ]

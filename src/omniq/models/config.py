@@ -100,7 +100,18 @@ class SQLiteEventStorageConfig(ConfigStruct):
 class RedisConfig(ConfigStruct):
     """Connection and key layout of the Redis backend (seeds/001). ``url`` (``redis://`` or
     ``rediss://``, with user, password and database in it) takes precedence over host, port,
-    database, password and ssl when given."""
+    database, password and ssl when given.
+
+    Sentinel: ``sentinels`` (``["host:26379", ...]``) and ``sentinel_master`` (the monitored
+    master's name) find the master, ``password`` is the master's and ``sentinel_password`` the
+    sentinels' own; or one URL, ``redis+sentinel://[user:password@]host:port[,host:port]/
+    <master>[/<database>][?sentinel_password=...]`` (``rediss+sentinel://`` for TLS).
+
+    Cluster: ``cluster=True`` with ``host``/``port`` (or a ``redis://`` url) as the node to start
+    from, or ``cluster_nodes=["host:port", ...]``; or ``redis+cluster://host:port[,host:port]``.
+    A Cluster has database 0 only; each project's keys live in one slot (its name is their hash
+    tag), so projects spread over the shards.
+    """
 
     host: str = "localhost"
     port: int = 6379
@@ -115,6 +126,11 @@ class RedisConfig(ConfigStruct):
     results_prefix: str = "omniq:results"
     events_prefix: str = "omniq:events"
     url: str | None = None
+    sentinels: list[str] | None = None
+    sentinel_master: str = "mymaster"
+    sentinel_password: str | None = None
+    cluster: bool = False
+    cluster_nodes: list[str] | None = None
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------

@@ -42,8 +42,8 @@ from omniq.storage.base import (
 )
 from omniq.storage.redis._conn import (
     AsyncScript,
+    Client,
     RedisComponent,
-    aioredis,
     as_bytes,
     from_us,
     key_base,
@@ -143,7 +143,7 @@ class AsyncRedisQueue(RedisComponent, BaseTaskQueue):
         key_base(results_prefix, self.project_name, option="results_prefix")
         self._scripts: dict[str, AsyncScript] = {}
         self._complete_script: AsyncScript | None = None
-        self._blocking: aioredis.Redis | None = None
+        self._blocking: Client | None = None
         # earliest delayed eta (us) seen by the last empty claim of a queue list: bounds the wait
         self._next_due: dict[tuple[str, ...], int | None] = {}
         # ids acknowledged while nothing waited on them (the completion script says so): the

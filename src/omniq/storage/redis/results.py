@@ -17,14 +17,14 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, NamedTuple
 
-import redis.asyncio as aioredis
-
 from omniq._sync import SyncWrapper
 from omniq._time import utcnow
 from omniq.models.result import TaskResult
 from omniq.storage.base import BaseResultStorage
 from omniq.storage.redis._conn import (
     AsyncScript,
+    Client,
+    RedisCluster,
     RedisComponent,
     RedisConnection,
     as_bytes,
@@ -54,7 +54,7 @@ class _BatchedGet:
 
     _DRAINERS = 4
 
-    def __init__(self, client: Callable[[], aioredis.Redis]) -> None:
+    def __init__(self, client: Callable[[], Client]) -> None:
         self._client = client
         self._pending: dict[str, list[asyncio.Future[bytes | None]]] = {}
         self._drainers: set[asyncio.Task[None]] = set()
@@ -222,6 +222,10 @@ class _ResultWaiters:
             while True:
                 pubsub = client.pubsub()
                 try:
+                    if isinstance(client, RedisCluster):
+                        # a cluster's pub/sub connects to the node of the channel's slot, which
+                        # it finds in the slot table: load it before the first subscribe
+                        await client.initialize()
                     await pubsub.subscribe(self._channel)
                     idle_since: float | None = None
                     while True:

@@ -1,0 +1,304 @@
+"""Redis topologies the tests start themselves with the machine's ``redis-server``: a 3-master
+Cluster and a Sentinel set-up (a master, a replica, three sentinels), on free loopback ports.
+
+Each runs in a temporary folder without persistence. The shared ones (:func:`shared_cluster`,
+:func:`shared_sentinel`) start on first use and stop when the test process exits; a test that
+breaks its topology (a failover) starts a private one with :func:`start_sentinel` and stops it
+itself. Every server also dies with the test process (``PR_SET_PDEATHSIG``), so a killed test
+run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+from tests.conftest import REQUIRE_SERVICES_ENV
+
+HOST = "127.0.0.1"
+SENTINEL_MASTER = "omniq-test"
+#: Redis Cluster listens on port + 10000 for its bus: ports are drawn below this.
+_MAX_PORT = 55_000
+_PR_SET_PDEATHSIG = 1
+
+
+def require_redis_server() -> None:
+    """Skips the calling test when ``redis-server`` is not installed (fails it under
+    ``OMNIQ_REQUIRE_SERVICES=1``, as for any missing service)."""
+    if shutil.which("redis-server") and shutil.which("redis-cli"):
+        return
+    problem = "redis-server and redis-cli are needed to start a Redis Cluster / Sentinel set-up"
+    if os.environ.get(REQUIRE_SERVICES_ENV) == "1":
+        pytest.fail(f"{problem}, and {REQUIRE_SERVICES_ENV}=1 says they must be", pytrace=False)
+    pytest.skip(problem)
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+_taken: set[int] = set()
+
+
+def free_port(*, with_bus: bool = False) -> int:
+    """A loopback port nothing listens on (and port + 10000 too, for a cluster node's bus)."""
+    for _ in range(1000):
+        port = random.randrange(20_000, _MAX_PORT)
+        wanted = [port, port + 10_000] if with_bus else [port]
+        if any(p in _taken for p in wanted) or not all(map(_port_is_free, wanted)):
+            continue
+        _taken.update(wanted)
+        return port
+    raise RuntimeError("no free loopback port found")
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: the kernel sends it SIGTERM when the test process dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _cli(port: int, *args: str, timeout: float = 10.0) -> str:
+    done = subprocess.run(
+        ["redis-cli", "-h", HOST, "-p", str(port), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return done.stdout.strip()
+
+
+def _wait_until(check: object, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert callable(check)
+        if check():
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class Servers:
+    """A group of redis-server processes in one temporary folder."""
+
+    folder: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="omniq-redis-"))
+    processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, port: int, *args: str, config: str | None = None) -> None:
+        """``redis-server [config] --port P ...``; returns once it answers PING."""
+        command = ["redis-server"]
+        if config is not None:
+            path = os.path.join(self.folder, f"{port}.conf")
+            with open(path, "w", encoding="utf-8") as out:
+                out.write(config)
+            command.append(path)
+        command += ["--port", str(port), "--bind", HOST, "--dir", self.folder]
+        command += ["--save", "", "--appendonly", "no", "--logfile", f"{port}.log", *args]
+        self.processes[port] = subprocess.Popen(
+            command,
+            cwd=self.folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        _wait_until(lambda: _cli(port, "ping") == "PONG", f"redis-server on port {port}")
+
+    def kill(self, port: int) -> None:
+        """SIGKILL: the server vanishes without a word, as a crashed host would."""
+        process = self.processes.pop(port)
+        process.kill()
+        process.wait(10)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        self.processes.clear()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@dataclass
+class Cluster:
+    servers: Servers
+    ports: list[int]
+
+    @property
+    def nodes(self) -> list[str]:
+        return [f"{HOST}:{p}" for p in self.ports]
+
+
+def start_cluster(masters: int = 3) -> Cluster:
+    """``masters`` cluster-enabled servers joined by ``redis-cli --cluster create``, no replicas;
+    returns once every node reports ``cluster_state:ok``."""
+    require_redis_server()
+    servers = Servers()
+    ports = [free_port(with_bus=True) for _ in range(masters)]
+    try:
+        for port in ports:
+            servers.start(
+                port,
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                f"nodes-{port}.conf",
+                "--cluster-node-timeout",
+                "2000",
+            )
+        created = subprocess.run(
+            [
+                *("redis-cli", "--cluster", "create"),
+                *(f"{HOST}:{p}" for p in ports),
+                *("--cluster-replicas", "0", "--cluster-yes"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if created.returncode != 0:
+            raise RuntimeError(
+                f"redis-cli --cluster create failed: {created.stdout}{created.stderr}"
+            )
+        _wait_until(
+            lambda: all("cluster_state:ok" in _cli(p, "cluster", "info") for p in ports),
+            "the cluster to be ready",
+        )
+    except BaseException:
+        servers.stop()
+        raise
+    return Cluster(servers, ports)
+
+
+@dataclass
+class SentinelSetup:
+    servers: Servers
+    master_port: int
+    replica_port: int
+    sentinel_ports: list[int]
+    master_name: str = SENTINEL_MASTER
+
+    @property
+    def sentinels(self) -> list[str]:
+        return [f"{HOST}:{p}" for p in self.sentinel_ports]
+
+    def current_master_port(self) -> int | None:
+        """The master's port as the first sentinel that answers sees it."""
+        for port in self.sentinel_ports:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                reply = _cli(port, "sentinel", "get-master-addr-by-name", self.master_name)
+                lines = reply.split()
+                if len(lines) == 2:
+                    return int(lines[1])
+        return None
+
+
+def start_sentinel(sentinels: int = 3, *, ready_to_fail_over: bool = False) -> SentinelSetup:
+    """A master, one replica of it and ``sentinels`` sentinels (quorum: a majority) that fail
+    over after one second without an answer. Returns once the replica is in sync and every
+    sentinel answers for the master; with ``ready_to_fail_over``, only once they also know the
+    replica and each other (that takes a few seconds of their hellos), so that a failover can
+    be voted at once."""
+    require_redis_server()
+    servers = Servers()
+    master, replica = free_port(), free_port()
+    sentinel_ports = [free_port() for _ in range(sentinels)]
+    quorum = sentinels // 2 + 1
+    try:
+        # no wait before a full sync (Redis waits 5 s for more replicas to share it by default)
+        no_delay = ("--repl-diskless-sync-delay", "0")
+        servers.start(master, *no_delay)
+        servers.start(replica, *no_delay, "--replicaof", HOST, str(master))
+        _wait_until(
+            lambda: "master_link_status:up" in _cli(replica, "info", "replication"),
+            "the replica to sync",
+        )
+        for port in sentinel_ports:
+            servers.start(
+                port,
+                "--sentinel",
+                config=(
+                    f"sentinel monitor {SENTINEL_MASTER} {HOST} {master} {quorum}\n"
+                    f"sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n"
+                    f"sentinel failover-timeout {SENTINEL_MASTER} 10000\n"
+                    f"sentinel parallel-syncs {SENTINEL_MASTER} 1\n"
+                ),
+            )
+
+        def known(port: int) -> bool:
+            info = _cli(port, "info", "sentinel")
+            if ready_to_fail_over:
+                return f"slaves=1,sentinels={sentinels}" in info
+            return "status=ok" in info
+
+        _wait_until(lambda: all(known(p) for p in sentinel_ports), "the sentinels to agree")
+    except BaseException:
+        servers.stop()
+        raise
+    return SentinelSetup(servers, master, replica, sentinel_ports)
+
+
+_lock = threading.Lock()
+_cluster: Cluster | None = None
+_sentinel: SentinelSetup | None = None
+
+
+def shared_cluster() -> Cluster:
+    """The cluster of this test process, started on first use."""
+    global _cluster
+    with _lock:
+        if _cluster is None:
+            _cluster = start_cluster()
+            atexit.register(_cluster.servers.stop)
+        return _cluster
+
+
+def shared_sentinel() -> SentinelSetup:
+    """The Sentinel set-up of this test process, started on first use. Never fail it over:
+    tests that do start their own."""
+    global _sentinel
+    with _lock:
+        if _sentinel is None:
+            _sentinel = start_sentinel()
+            atexit.register(_sentinel.servers.stop)
+        return _sentinel
+
+
+__all__ = [
+    "HOST",
+    "SENTINEL_MASTER",
+    "Cluster",
+    "SentinelSetup",
+    "Servers",
+    "free_port",
+    "require_redis_server",
+    "shared_cluster",
+    "shared_sentinel",
+    "start_cluster",
+    "start_sentinel",
+]

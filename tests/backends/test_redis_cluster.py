@@ -1,0 +1,145 @@
+"""The Redis backend on a real 3-master Redis Cluster that the tests start themselves
+(tests/backends/redis_servers.py). The whole conformance suite runs on it too
+(``-k redis-cluster``); these are the Cluster-specific behaviours."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+pytest.importorskip("redis.asyncio")
+
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.crc import key_slot
+
+from omniq import AsyncOmniQ
+from omniq.backend import create_backend
+from omniq.models.config import RedisConfig
+from omniq.models.result import TaskResult
+from omniq.storage.redis import AsyncRedisQueue, AsyncRedisResultStorage
+from tests import tasks_fixture as tf
+from tests.backends.redis_servers import Cluster, shared_cluster
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Cluster:
+    return shared_cluster()
+
+
+def _client(cluster: Cluster) -> RedisCluster:
+    host, port = cluster.nodes[0].split(":")
+    return RedisCluster(startup_nodes=[ClusterNode(host, int(port))])
+
+
+@pytest.fixture
+async def project(cluster: Cluster) -> AsyncIterator[str]:
+    """A project of this test alone; its keys (one slot) are unlinked afterwards."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield name
+    client = _client(cluster)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"*{{{name}}}*", count=10_000)]
+        if keys:
+            await client.unlink(*keys)
+    finally:
+        await client.aclose()
+
+
+async def test_a_cluster_url_serves_tasks_end_to_end_with_a_worker(
+    cluster: Cluster, project: str
+) -> None:
+    url = "redis+cluster://" + ",".join(cluster.nodes)
+    async with AsyncOmniQ.from_backend(create_backend(url=url, project_name=project)) as oq:
+        await oq.start_worker(concurrency=10)
+        ids = [await oq.enqueue(tf.add, args=(n, n)) for n in range(20)]
+
+        results = await asyncio.gather(*(oq.get_result(i, timeout=30) for i in ids))
+
+        assert results == [2 * n for n in range(20)]
+        health = await oq.task_queue.health_check()
+        assert health["status"] == "healthy"
+        assert health["topology"] == "cluster"
+
+
+async def test_one_node_given_finds_the_others(cluster: Cluster, project: str) -> None:
+    host, port = cluster.nodes[-1].split(":")
+    config = RedisConfig(host=host, port=int(port), cluster=True)
+    async with AsyncRedisQueue.from_config(config) as queue:
+        queue_client = queue.redis
+        assert isinstance(queue_client, RedisCluster)
+        assert len(queue_client.get_primaries()) == 3
+
+
+async def test_a_project_lives_on_the_one_node_that_holds_its_slot(
+    cluster: Cluster, project: str
+) -> None:
+    options = {"cluster_nodes": cluster.nodes, "project_name": project}
+    async with (
+        AsyncRedisQueue(**options) as queue,
+        AsyncRedisResultStorage(**options) as results,
+    ):
+        await queue.enqueue(tf.add, args=(1, 2), queue_name="a")
+        await queue.enqueue(tf.add, args=(1, 2), queue_name="b", run_in=60, ttl=120)
+        parent = await queue.enqueue(tf.add, args=(1, 2), queue_name="a")
+        await queue.enqueue(tf.add, args=(3, 4), depends_on=[parent])
+        task = await queue.dequeue(["a"])
+        assert task is not None
+        await queue.complete(
+            task.id,
+            task.claim or "",
+            TaskResult(task_id=task.id, result=3, ttl=60),
+            result_storage=results,
+        )
+
+    client = _client(cluster)
+    try:
+        await client.initialize()
+        holders = {}
+        for node in client.get_primaries():
+            keys = [
+                k
+                async for k in client.scan_iter(
+                    match=f"*{{{project}}}*", count=10_000, target_nodes=node
+                )
+            ]
+            if keys:
+                holders[node.name] = keys
+    finally:
+        await client.aclose()
+    [keys] = holders.values()
+    assert any(b":task:" in k for k in keys)
+    assert any(b":result:" in k for k in keys)
+    assert {key_slot(k) for k in keys} == {key_slot(project.encode())}
+
+
+async def test_callers_beyond_max_connections_wait_instead_of_failing(
+    cluster: Cluster, project: str
+) -> None:
+    """redis-py's cluster client raises when a node's connections are all busy; OmniQ's waits
+    for one, as its single-server pool does."""
+    async with AsyncRedisQueue(
+        cluster_nodes=cluster.nodes, project_name=project, max_connections=2
+    ) as queue:
+        ids = await asyncio.gather(*(queue.enqueue(tf.add, args=(n, 1)) for n in range(300)))
+
+        assert len(set(ids)) == 300
+        assert await queue.get_queue_size() == 300
+
+
+async def test_an_idle_claimer_wakes_on_enqueue_through_blpop_on_the_slot_node(
+    cluster: Cluster, project: str
+) -> None:
+    options = {"cluster_nodes": cluster.nodes, "project_name": project}
+    async with AsyncRedisQueue(**options) as claimer, AsyncRedisQueue(**options) as producer:
+        waiting = asyncio.create_task(claimer.dequeue(timeout=20))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+
+        task_id = await producer.enqueue(tf.add, args=(1, 1))
+
+        task = await asyncio.wait_for(waiting, 5)
+        assert task is not None
+        assert task.id == task_id

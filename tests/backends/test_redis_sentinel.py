@@ -1,0 +1,143 @@
+"""The Redis backend behind Redis Sentinel: a master, a replica and three sentinels that the
+tests start themselves (tests/backends/redis_servers.py). The whole conformance suite runs on
+the shared set-up too (``-k redis-sentinel``); the failover test starts its own, since it
+kills the master."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+pytest.importorskip("redis.asyncio")
+
+from omniq import AsyncOmniQ
+from omniq.backend import create_backend
+from omniq.models.config import RedisConfig
+from omniq.storage.redis import AsyncRedisQueue
+from tests import tasks_fixture as tf
+from tests.backends.redis_servers import SentinelSetup, shared_sentinel, start_sentinel
+
+
+def _url(setup: SentinelSetup, database: int = 0) -> str:
+    return f"redis+sentinel://{','.join(setup.sentinels)}/{setup.master_name}/{database}"
+
+
+@pytest.fixture
+def project() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def sentinel() -> SentinelSetup:
+    return shared_sentinel()
+
+
+@pytest.fixture
+async def shared_project(sentinel: SentinelSetup, project: str) -> AsyncIterator[str]:
+    """A project on the shared set-up; its keys are unlinked afterwards."""
+    yield project
+    async with AsyncRedisQueue(url=_url(sentinel), project_name=project) as queue:
+        keys = [k async for k in queue.redis.scan_iter(match=f"*{{{project}}}*", count=10_000)]
+        if keys:
+            await queue.redis.unlink(*keys)
+
+
+async def test_a_sentinel_url_serves_tasks_end_to_end_with_a_worker(
+    sentinel: SentinelSetup, shared_project: str
+) -> None:
+    backend = create_backend(url=_url(sentinel), project_name=shared_project)
+    async with AsyncOmniQ.from_backend(backend) as oq:
+        await oq.start_worker(concurrency=10)
+        ids = [await oq.enqueue(tf.add, args=(n, 1)) for n in range(20)]
+
+        results = await asyncio.gather(*(oq.get_result(i, timeout=30) for i in ids))
+
+        assert results == [n + 1 for n in range(20)]
+        health = await oq.task_queue.health_check()
+        assert health["status"] == "healthy"
+        assert health["topology"] == "sentinel"
+
+
+async def test_sentinel_options_reach_the_master_and_not_the_replica(
+    sentinel: SentinelSetup,
+) -> None:
+    config = RedisConfig(sentinels=sentinel.sentinels, sentinel_master=sentinel.master_name)
+    async with AsyncRedisQueue.from_config(config) as queue:
+        info = await queue.redis.info("replication")
+        assert info["role"] == "master"
+        assert info["connected_slaves"] == 1
+
+
+async def test_an_unknown_master_name_is_reported_as_unavailable(
+    sentinel: SentinelSetup,
+) -> None:
+    queue = AsyncRedisQueue(sentinels=sentinel.sentinels, sentinel_master="no-such-master")
+
+    health = await queue.health_check()
+
+    assert health["status"] == "unhealthy"
+    assert "no-such-master" in health["error"]
+
+
+# -- failover -------------------------------------------------------------------------------------
+@pytest.fixture
+def private_sentinel() -> Iterator[SentinelSetup]:
+    setup = start_sentinel(ready_to_fail_over=True)
+    try:
+        yield setup
+    finally:
+        setup.servers.stop()
+
+
+async def _retrying(make: object, deadline: float) -> object:
+    """``await make()`` until it succeeds: right after a failover, the first commands may meet
+    a connection to the old master that is gone."""
+    while True:
+        try:
+            assert callable(make)
+            return await make()
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+@pytest.mark.timeout(120)
+async def test_the_worker_carries_on_after_sentinel_fails_the_master_over(
+    private_sentinel: SentinelSetup, project: str
+) -> None:
+    setup = private_sentinel
+    backend = create_backend(url=_url(setup), project_name=project)
+    async with AsyncOmniQ.from_backend(backend) as oq:
+        await oq.start_worker(concurrency=10)
+        before = [await oq.enqueue(tf.add, args=(n, 1)) for n in range(10)]
+        assert await asyncio.gather(*(oq.get_result(i, timeout=30) for i in before)) == [
+            n + 1 for n in range(10)
+        ]
+
+        old_master = setup.master_port
+        setup.servers.kill(old_master)
+        deadline = time.monotonic() + 60
+        while setup.current_master_port() in (old_master, None):
+            assert time.monotonic() < deadline, "the sentinels did not fail over"
+            await asyncio.sleep(0.2)
+        assert setup.current_master_port() == setup.replica_port
+
+        after = []
+        for n in range(10):
+
+            async def enqueue(n: int = n) -> str:
+                return await oq.enqueue(tf.add, args=(n, 100))
+
+            after.append(await _retrying(enqueue, time.monotonic() + 30))
+        results = await asyncio.gather(*(oq.get_result(str(i), timeout=30) for i in after))
+
+        assert results == [n + 100 for n in range(10)]
+        assert oq.worker is not None
+        assert oq.worker.is_running
+        info = await oq.task_queue.health_check()
+        assert info["status"] == "healthy"
