@@ -21,6 +21,7 @@ from omniq.exceptions import BackendUnavailable, ConfigError  # noqa: E402
 from omniq.models.config import PostgresTaskQueueConfig  # noqa: E402
 from omniq.models.result import TaskResult  # noqa: E402
 from omniq.models.task import Task, TaskStatus  # noqa: E402
+from omniq.storage.base import Completion  # noqa: E402
 from omniq.storage.postgres import (  # noqa: E402
     AsyncPostgresEventStorage,
     AsyncPostgresQueue,
@@ -28,6 +29,7 @@ from omniq.storage.postgres import (  # noqa: E402
 )
 from omniq.storage.postgres._connection import migrate  # noqa: E402
 from omniq.storage.postgres._sql import migrations  # noqa: E402
+from omniq.storage.postgres.queue import COPY_THRESHOLD  # noqa: E402
 from tests.conftest import service_address  # noqa: E402
 
 pytestmark = pytest.mark.services("postgres")
@@ -328,6 +330,77 @@ async def test_dequeue_is_woken_by_an_enqueue_from_another_queue_object(schema: 
         task = await asyncio.wait_for(waiting, 10)
         assert task is not None
         assert task.id == task_id
+
+
+# -- large batches: COPY through the staging table -----------------------------------------------
+
+
+async def test_a_large_batch_keeps_its_order_skips_known_ids_and_wakes_a_claimer(
+    schema: str,
+) -> None:
+    n = COPY_THRESHOLD * 3
+    async with (
+        AsyncPostgresQueue(**_options(schema)) as claimer,
+        AsyncPostgresQueue(**_options(schema)) as producer,
+    ):
+        known = await producer.enqueue("operator:add", args=(0, 0), queue_name="q")
+        tasks = [Task(func="operator:add", args=(i, i), queue_name="q") for i in range(n)]
+        for task in tasks[1 : n // 2]:  # equal ready times: only the enqueue order parts them
+            task.created_at = tasks[0].created_at
+        batch = [tasks[0], Task(func="operator:add", args=(9, 9), id=known, queue_name="q")]
+        batch += [*tasks[1:], tasks[5]]  # a known id, and one given twice in the batch
+        waiting = asyncio.create_task(claimer.dequeue(["q"], timeout=30))
+        await asyncio.sleep(0.1)
+
+        ids = await producer.enqueue_many(batch)
+
+        first = await asyncio.wait_for(waiting, 10)
+        assert first is not None
+        assert first.id == known  # enqueued earlier
+        assert ids == [t.id for t in batch]
+        listed = await producer.list_tasks(queue="q", limit=n + 10)
+        assert [t.id for t in listed] == [known, *(t.id for t in tasks)]
+        assert (await producer.get_task(known)).args == (0, 0)  # type: ignore[union-attr]
+        claimed = await claimer.dequeue_many(["q"], limit=n + 10, lease=30)
+        assert [t.id for t in claimed] == [t.id for t in tasks]
+        assert [t.args for t in claimed] == [(i, i) for i in range(n)]
+
+
+async def test_a_large_batch_with_dependencies_inside_stores_them_waiting(schema: str) -> None:
+    async with AsyncPostgresQueue(**_options(schema)) as queue:
+        parents = [Task(func="operator:add", args=(i, i)) for i in range(COPY_THRESHOLD)]
+        children = [Task(func="operator:add", args=(1, 1), depends_on=(p.id,)) for p in parents]
+        await queue.enqueue_many([*children, *parents])
+
+        assert (await queue.stats())["default"] == {
+            "pending": len(parents),
+            "waiting": len(children),
+        }
+        claimed = await queue.dequeue_many(limit=len(parents) + 10, lease=30)
+        assert sorted(t.id for t in claimed) == sorted(p.id for p in parents)
+        await queue.complete_many([Completion(t.id, t.claim or "") for t in claimed[:10]])
+
+        promoted = await queue.dequeue_many(limit=100, lease=30)
+        assert sorted(t.id for t in promoted) == sorted(c.id for c in children[:10])
+        assert all(t.depends_on == (p.id,) for t, p in zip(children, parents, strict=True))
+
+
+@pytest.mark.parametrize("where", ["in the COPY", "in the INSERT"])
+async def test_a_large_batch_that_fails_stores_none_of_it(schema: str, where: str) -> None:
+    async with AsyncPostgresQueue(**_options(schema), max_size=1) as queue:
+        tasks = [Task(func="operator:add", args=(i, i)) for i in range(COPY_THRESHOLD)]
+        if where == "in the COPY":  # refused while the rows are encoded, half-way through
+            tasks[COPY_THRESHOLD // 2].priority = 2**40
+        else:  # refused by the server: a key too large for the primary key's B-tree
+            tasks[-1].id = os.urandom(10_000).hex()
+        with pytest.raises((OverflowError, asyncpg.PostgresError)):
+            await queue.enqueue_many(tasks)
+        assert await queue.get_task(tasks[0].id) is None
+
+        # the (only) connection serves on, its staging table empty
+        again = [Task(func="operator:add", args=(i, i)) for i in range(COPY_THRESHOLD)]
+        assert await queue.enqueue_many(again) == [t.id for t in again]
+        assert (await queue.stats())["default"] == {"pending": COPY_THRESHOLD}
 
 
 async def test_projects_sharing_a_schema_do_not_see_each_other(schema: str) -> None:

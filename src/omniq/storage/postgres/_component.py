@@ -45,8 +45,13 @@ class PgComponent(Component):
     def same_database(self, other: object) -> bool:
         return isinstance(other, PgComponent) and other.pg.identity() == self.pg.identity()
 
+    async def _init_connection(self, conn: Any) -> None:
+        """Runs once on every new pooled connection (after a server restart too): a component
+        that needs per-session objects (the queue's COPY staging table) creates them here."""
+        del conn
+
     async def _connect(self) -> None:
-        pool = await create_pool(self.pg)
+        pool = await create_pool(self.pg, init=self._init_connection)
         try:
             async with pool.acquire() as conn:
                 await migrate(conn, self.pg.schema)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -222,12 +222,15 @@ async def _keep_session(conn: Any) -> None:
     del conn
 
 
-async def create_pool(settings: PgSettings) -> Any:
+async def create_pool(
+    settings: PgSettings, init: Callable[[Any], Awaitable[None]] | None = None
+) -> Any:
     try:
         return await asyncpg.create_pool(
             min_size=settings.min_size,
             max_size=settings.max_size,
             reset=_keep_session,
+            init=init,
             **settings.connect_kwargs(),
         )
     except UNAVAILABLE as exc:

@@ -28,6 +28,27 @@ from omniq.storage.postgres._sql import queries
 _STATE_COLUMNS = tuple(name for name in STATE_FIELDS if name != "status")
 
 
+#: From this many tasks on, enqueue_many COPYs the batch instead of sending arrays (measured:
+#: below it the extra round trips of the COPY path cost more than its cheaper rows save).
+COPY_THRESHOLD = 200
+_STAGING = "omniq_enqueue_stage_v1"
+_STAGING_COLUMNS = (
+    "id",
+    "queue",
+    "func",
+    "priority",
+    "status",
+    "created_at",
+    "eta",
+    "expires_at",
+    "result_ttl",
+    "max_attempts",
+    "schedule_id",
+    "payload",
+    "deps",
+)
+
+
 def _json_ids(ids: tuple[str, ...]) -> str:
     """A task's ``depends_on`` as one JSON text: a batch of ragged id lists travels as one flat
     text[] parameter (PostgreSQL arrays cannot be ragged) and becomes a text[] column in SQL."""
@@ -87,6 +108,9 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
         self._listener = Listener(self.pg, self._channel, self._waiters.notify, self._waiters.reset)
 
     # -- lifecycle -------------------------------------------------------------------------
+    async def _init_connection(self, conn: Any) -> None:
+        await conn.execute(self._sql["create_staging"])
+
     async def _close(self) -> None:
         await self._listener.close()
         await super()._close()
@@ -145,6 +169,19 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
     # -- primitives ------------------------------------------------------------------------
     async def _enqueue(self, items: list[tuple[Task, bytes]]) -> list[bool]:
         tasks = [task for task, _ in items]
+        if len(items) >= COPY_THRESHOLD:
+            created = await self._enqueue_copy(items)
+        else:
+            created = await self._enqueue_arrays(items)
+        flags = []
+        for task in tasks:  # an id given twice in one batch is created once, by its first copy
+            flags.append(task.id in created)
+            created.discard(task.id)
+        return flags
+
+    async def _enqueue_arrays(self, items: list[tuple[Task, bytes]]) -> set[str]:
+        """A small batch: one statement, one array per column (one round trip)."""
+        tasks = [task for task, _ in items]
         row = await self.pool.fetchrow(
             self._sql["enqueue"],
             self.project_name,
@@ -163,12 +200,34 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
             self._channel,
             [_json_ids(t.depends_on) if t.depends_on else None for t in tasks],
         )
-        created = set(row["created"])
-        flags = []
-        for task in tasks:  # an id given twice in one batch is created once, by its first copy
-            flags.append(task.id in created)
-            created.discard(task.id)
-        return flags
+        return set(row["created"])
+
+    async def _enqueue_copy(self, items: list[tuple[Task, bytes]]) -> set[str]:
+        """A large batch: COPY into the connection's staging table, then one INSERT ... SELECT
+        that skips ids that exist, in one transaction. COPY's binary rows cost the server far
+        less than unpacking a dozen arrays, and the batch is still all-or-nothing."""
+        records = [
+            (
+                t.id,
+                t.queue_name,
+                t.func,
+                t.priority,
+                t.status.value,
+                t.created_at,
+                t.eta,
+                t.expires_at,
+                t.result_ttl,
+                t.max_attempts,
+                t.schedule_id,
+                payload,
+                _json_ids(t.depends_on) if t.depends_on else None,
+            )
+            for t, payload in items
+        ]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.copy_records_to_table(_STAGING, records=records, columns=_STAGING_COLUMNS)
+            row = await conn.fetchrow(self._sql["enqueue_staged"], self.project_name, self._channel)
+        return set(row["created"])
 
     async def _claim(
         self, queues: list[str], limit: int, worker_id: str | None, lease: float, now: datetime
