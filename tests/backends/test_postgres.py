@@ -488,8 +488,8 @@ async def _executions_table(schema: str) -> None:
 
 
 @pytest.mark.timeout(300)
-async def test_four_worker_processes_run_each_of_8000_tasks_exactly_once(schema: str) -> None:
-    processes, per_process = 4, 2_000
+async def test_four_worker_processes_run_each_of_10000_tasks_exactly_once(schema: str) -> None:
+    processes, per_process = 4, 2_500
     total = processes * per_process
     async with AsyncPostgresQueue(**_options(schema)) as queue:
         await _executions_table(schema)
