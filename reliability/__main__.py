@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 
-from reliability import bad_input, kill, poison
+from reliability import bad_input, kill, poison, restart, timeout
 from reliability.harness import BACKENDS, Outcome
 
 Runner = Callable[[str, bool], Awaitable[list[Outcome]]]
@@ -45,6 +45,15 @@ async def _poison(backend: str, short: bool) -> list[Outcome]:
     ]
 
 
+async def _restart(backend: str, short: bool) -> list[Outcome]:
+    options = restart.RestartOptions(tasks=1_000, down=1.0) if short else None
+    return [await restart.run(backend, mode, options) for mode in restart.MODES[backend]]
+
+
+async def _timeout(backend: str, short: bool) -> list[Outcome]:
+    return [await timeout.run(backend, kind, func) for kind, func in timeout.CASES]
+
+
 async def _bad_input(backend: str, short: bool) -> list[Outcome]:
     return [await bad_input.run(backend, big_mb=5 if short else 50)]
 
@@ -52,6 +61,8 @@ async def _bad_input(backend: str, short: bool) -> list[Outcome]:
 #: name -> (aliases, runner, backends it applies to)
 SCENARIOS: dict[str, tuple[tuple[str, ...], Runner, tuple[str, ...]]] = {
     "kill": (("a",), _kill, BACKENDS),
+    "restart": (("b",), _restart, ("postgres", "redis")),
+    "timeout": (("c",), _timeout, ("sqlite",)),
     "poison": (("d",), _poison, BACKENDS),
     "bad-input": (("e",), _bad_input, BACKENDS),
 }
