@@ -4,15 +4,19 @@ killed at the timeout and replaced; a dying child fails only its own task."""
 from __future__ import annotations
 
 import asyncio
+import operator
 import os
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from omniq import AsyncOmniQ, TaskStatus
 from omniq.exceptions import TaskFailedError
+from omniq.models.task import Task
 from omniq.storage.memory import AsyncMemoryQueue
-from omniq.workers import ProcessPoolWorker, ProcessWorker
+from omniq.workers import ProcessExecutor, ProcessPoolWorker, ProcessWorker
 from tests import tasks_fixture as tf
 
 
@@ -69,6 +73,80 @@ async def test_task_killing_its_process_ends_dead_after_its_retries_and_the_work
     assert task.attempts == 3
     after = await oq.enqueue(tf.add, args=(2, 2))
     assert await oq.get_result(after, timeout=30) == 4
+
+
+def hang_after_telling_pid(path: str) -> None:
+    """Writes its process id where the test can read it, then never returns."""
+    Path(path).write_text(str(os.getpid()))
+    while True:
+        time.sleep(1)
+
+
+def segfault() -> None:
+    import ctypes
+
+    ctypes.string_at(0)  # reads address 0: SIGSEGV
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_a_hung_child_is_killed_at_the_timeout_and_replaced(tmp_path: Path) -> None:
+    """With one child, the task after a hung one can only run if the pool replaced it."""
+    pid_file = tmp_path / "hung.pid"
+    async with AsyncOmniQ(worker_type="process", worker_config={"max_workers": 1}) as oq:
+        await oq.start_worker()
+        hung = await oq.enqueue(
+            hang_after_telling_pid, args=(str(pid_file),), timeout=2, max_retries=0
+        )
+        with pytest.raises(TaskFailedError) as info:
+            await oq.get_result(hung, timeout=30)
+        assert info.value.error_type == "TaskTimeout"
+        hung_pid = int(pid_file.read_text())
+        assert not _alive(hung_pid), f"the hung child {hung_pid} is still running"
+
+        after = await oq.enqueue(tf.whoami)
+        new_pid = await oq.get_result(after, timeout=30)
+        assert new_pid not in (hung_pid, os.getpid())
+
+
+async def test_a_segfaulting_task_fails_alone_and_the_pool_carries_on(oq: AsyncOmniQ) -> None:
+    crash = await oq.enqueue(segfault, max_retries=1, retry_delay=0.01)
+    with pytest.raises(TaskFailedError) as info:
+        await oq.get_result(crash, timeout=60)
+    assert info.value.error_type == "ChildProcessDied"
+    assert "-11" in (info.value.error_message or "")  # killed by SIGSEGV
+    task = await oq.get_task(crash)
+    assert task is not None
+    assert task.status is TaskStatus.DEAD
+    assert task.attempts == 2
+    values = await asyncio.gather(
+        *[oq.get_result(await oq.enqueue(tf.add, args=(i, 1)), timeout=30) for i in range(4)]
+    )
+    assert values == [1, 2, 3, 4]
+
+
+async def test_starting_a_child_does_not_count_against_the_task_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each new child here takes a second to start (a sitecustomize that sleeps, as a loaded
+    machine or heavy imports would); a task with half a second to run still succeeds."""
+    (tmp_path / "sitecustomize.py").write_text("import time\ntime.sleep(1.0)\n")
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    )
+    executor = ProcessExecutor(1, start_method="spawn")
+    await executor.start()
+    try:
+        task = Task(func="operator:add", args=(2, 3), timeout=0.5)
+        assert await executor.run(task, operator.add) == 5
+    finally:
+        await executor.shutdown()
 
 
 def test_process_worker_alias() -> None:

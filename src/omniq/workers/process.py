@@ -30,6 +30,10 @@ from omniq.workers.executors import Executor, timeout_error
 
 #: payloads below this go down the pipe inline (Linux pipes buffer 64 KiB)
 _INLINE_LIMIT = 60 * 1024
+#: what a new child sends once it is ready to take a task
+_READY = b"omniq-child-ready"
+#: how long a new child may take to start (interpreter, imports) before it counts as dead
+CHILD_START_TIMEOUT = 60.0
 
 
 class ChildProcessDied(OmniQError):
@@ -50,6 +54,10 @@ def _child_main(conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when children stop
     serializer = Serializer(local=True)
     loop: asyncio.AbstractEventLoop | None = None
+    try:
+        conn.send_bytes(_READY)
+    except OSError:
+        return
     while True:
         try:
             data = conn.recv_bytes()
@@ -121,6 +129,8 @@ class ProcessExecutor(Executor):
         if method not in methods or method == "fork":
             raise ValueError(f"start_method must be one of forkserver/spawn here, got {method!r}")
         self._ctx = multiprocessing.get_context(method)
+        if method == "forkserver":
+            _preload_in_forkserver(self._ctx)
         self.max_tasks_per_child = max_tasks_per_child
         self._serializer = Serializer(local=True)
         self._idle: list[_Child] = []
@@ -152,12 +162,39 @@ class ProcessExecutor(Executor):
             shipped = msgspec.structs.replace(task, func_obj=func)
         return self._serializer.encode_task(shipped)
 
-    def _take_child(self) -> _Child:
+    async def _take_child(self) -> _Child:
         if self._idle:
             return self._idle.pop()
         child = _Child(self._ctx)
         self._all.add(child)
+        try:
+            await self._until_ready(child)
+        except BaseException:
+            self._retire(child)
+            raise
         return child
+
+    async def _until_ready(self, child: _Child) -> None:
+        """Waits for a new child's hello before its first task is sent, so that starting a
+        process (an interpreter, imports: seconds on a loaded machine) never counts against a
+        task's timeout."""
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(_readable(child.conn), CHILD_START_TIMEOUT)
+        except TimeoutError:
+            raise ChildProcessDied(
+                f"a new worker child did not start within {CHILD_START_TIMEOUT:g}s"
+            ) from None
+        try:
+            hello = child.conn.recv_bytes()
+        except (EOFError, OSError):
+            await loop.run_in_executor(None, child.process.join, 1)
+            raise ChildProcessDied(
+                f"a new worker child died while starting (exit code {child.process.exitcode}); "
+                "its error output says why"
+            ) from None
+        if hello != _READY:
+            raise ChildProcessDied(f"a new worker child said {hello[:40]!r} instead of hello")
 
     def _retire(self, child: _Child) -> None:
         self._all.discard(child)
@@ -169,7 +206,7 @@ class ProcessExecutor(Executor):
         assert self._slots is not None
         payload = self._child_payload(task, func)
         async with self._slots:
-            child = self._take_child()
+            child = await self._take_child()
             try:
                 reply = await self._call(child, payload, task)
             except BaseException:
@@ -193,24 +230,13 @@ class ProcessExecutor(Executor):
             child.conn.send_bytes(payload)  # fits the pipe buffer of an idle child: never blocks
         else:
             await loop.run_in_executor(None, child.conn.send_bytes, payload)
-        readable: asyncio.Future[None] = loop.create_future()
-        fd = child.conn.fileno()
-
-        def on_readable() -> None:
-            if not readable.done():
-                readable.set_result(None)
-
-        loop.add_reader(fd, on_readable)
-        try:
-            if task.timeout is None:
-                await readable
-            else:
-                try:
-                    await asyncio.wait_for(readable, task.timeout)
-                except TimeoutError:
-                    raise timeout_error(task) from None
-        finally:
-            loop.remove_reader(fd)
+        if task.timeout is None:
+            await _readable(child.conn)
+        else:
+            try:
+                await asyncio.wait_for(_readable(child.conn), task.timeout)
+            except TimeoutError:
+                raise timeout_error(task) from None
         try:
             # readable: the reply (or EOF) is there; a large reply may still be arriving, which
             # recv_bytes waits out (the child writes it without stopping)
@@ -223,6 +249,34 @@ class ProcessExecutor(Executor):
             ) from None
         reply: tuple[Any, ...] = tuple(self._serializer.loads(data, what="task outcome"))
         return reply
+
+
+def _preload_in_forkserver(ctx: Any) -> None:
+    """Has the fork server import this module once, so each child is a fork that already holds
+    it: a child replacing a killed one then starts in milliseconds instead of re-importing OmniQ
+    (half a second or more). Modules preloaded already (``__main__`` by default) stay."""
+    from multiprocessing import forkserver
+
+    current = list(getattr(forkserver._forkserver, "_preload_modules", ["__main__"]))
+    if __name__ not in current:
+        ctx.set_forkserver_preload([*current, __name__])
+
+
+async def _readable(conn: Connection) -> None:
+    """Returns once ``conn`` has data (or EOF) to read, without a thread: the loop watches it."""
+    loop = asyncio.get_running_loop()
+    readable: asyncio.Future[None] = loop.create_future()
+    fd = conn.fileno()
+
+    def on_readable() -> None:
+        if not readable.done():
+            readable.set_result(None)
+
+    loop.add_reader(fd, on_readable)
+    try:
+        await readable
+    finally:
+        loop.remove_reader(fd)
 
 
 __all__ = ["ChildProcessDied", "ProcessExecutor", "RemoteError"]
