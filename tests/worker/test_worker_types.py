@@ -3,11 +3,12 @@ the seeds use it."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
 
-from omniq import AsyncOmniQ
+from omniq import AsyncOmniQ, TaskStatus
 from omniq.exceptions import ConfigError, TaskFailedError
 from omniq.storage.memory import (
     AsyncMemoryQueue,
@@ -117,3 +118,47 @@ async def test_worker_pool_runs_workers_of_several_types_on_one_queue() -> None:
     assert cpu is not None
     assert cpu.result != os.getpid()
     assert [s["type"] for s in pool.get_stats()] == ["async", "process"]
+
+
+async def test_a_pool_whose_worker_cannot_start_stops_the_ones_it_started() -> None:
+    from omniq.workers import AsyncWorkerPool, GeventPoolWorker
+
+    queue, results = AsyncMemoryQueue(), AsyncMemoryResultStorage()
+    first = AsyncWorker(queue, results)
+    pool = AsyncWorkerPool([first, GeventPoolWorker(queue, results)])  # unpatched: refused
+
+    with pytest.raises(ConfigError, match="monkey-patched"):
+        await pool.start()
+
+    assert not first.is_running
+    tid = await queue.enqueue(tf.add, args=(1, 2))
+    await asyncio.sleep(0.2)
+    task = await queue.get_task(tid)
+    assert task is not None
+    assert task.status is TaskStatus.PENDING  # nobody serves the queue any more
+
+
+def test_worker_pool_from_sync_code_runs_workers_of_several_types() -> None:
+    from omniq.workers import ProcessPoolWorker, WorkerPool
+
+    queue = MemoryQueue(queues=["io", "cpu"])
+    results = MemoryResultStorage()
+    pool = WorkerPool(
+        [
+            ThreadPoolWorker(queue=queue, result_store=results, queues=["io"], max_workers=2),
+            ProcessPoolWorker(queue=queue, result_store=results, queues=["cpu"], max_workers=1),
+        ]
+    )
+    pool.start()
+    try:
+        io_id = queue.enqueue(tf.multiply, args=(6, 7), queue_name="io")
+        cpu_id = queue.enqueue(tf.whoami, queue_name="cpu")
+        io = results.wait(io_id, timeout=30)
+        cpu = results.wait(cpu_id, timeout=30)
+    finally:
+        pool.stop()
+    assert io is not None
+    assert io.result == 42
+    assert cpu is not None
+    assert cpu.result != os.getpid()
+    assert [s["type"] for s in pool.get_stats()] == ["thread", "process"]

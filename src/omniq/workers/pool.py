@@ -22,8 +22,17 @@ class AsyncWorkerPool:
 
     @blocking_outside_loop
     async def start(self) -> None:
-        for worker in self.workers:
-            await worker.start()
+        """Starts the workers in order; if one cannot start, those already started are stopped
+        again (handing back anything they claimed) before the error is raised, so a failed
+        start leaves nothing serving behind the caller's back."""
+        started: list[AsyncWorker] = []
+        try:
+            for worker in self.workers:
+                await worker.start()
+                started.append(worker)
+        except BaseException:
+            await asyncio.gather(*(w.stop(graceful=False) for w in started), return_exceptions=True)
+            raise
 
     @blocking_outside_loop
     async def stop(self, graceful: bool = True, timeout: float | None = None) -> None:
