@@ -332,6 +332,53 @@ async def test_dequeue_is_woken_by_an_enqueue_from_another_queue_object(schema: 
         assert task.id == task_id
 
 
+# -- dependencies -----------------------------------------------------------------------------
+
+
+async def test_a_dependent_stored_while_its_dependency_completes_is_promoted_by_the_completion(
+    schema: str,
+) -> None:
+    """The race the waited_on flag closes: the dependent's transaction flags its dependency and
+    commits only after the completion has started. The completion waits for the row lock, reads
+    the flag, and promotes the dependent itself (the dependent's own settle step is left out
+    here, as if its process died right after the commit)."""
+    async with AsyncPostgresQueue(**_options(schema)) as queue:
+        parent = await queue.enqueue("operator:add", args=(1, 1))
+        [claimed] = await queue.dequeue_many(limit=1, lease=30)
+        child = Task(func="operator:add", args=(2, 2), depends_on=(parent,))
+        child.status = TaskStatus.WAITING
+        conn = await asyncpg.connect(**_conn_kwargs())
+        try:
+            async with conn.transaction():
+                await conn.execute(f'SET LOCAL search_path TO "{schema}"')
+                await conn.execute(
+                    "UPDATE tasks SET waited_on = true WHERE project = $1 AND id = $2",
+                    queue.project_name,
+                    parent,
+                )
+                completing = asyncio.create_task(queue.complete(parent, claimed.claim or ""))
+                await asyncio.sleep(0.3)
+                assert not completing.done()  # held by the row lock of the dependent's enqueue
+                await conn.execute(
+                    "INSERT INTO tasks (project, id, queue, func, status, created_at, "
+                    "max_attempts, payload, depends_on) "
+                    "VALUES ($1, $2, 'default', $3, 'waiting', $4, 1, $5, $6)",
+                    queue.project_name,
+                    child.id,
+                    child.func,
+                    child.created_at,
+                    queue.serializer.encode_task(child),
+                    [parent],
+                )
+        finally:
+            await conn.close()
+
+        assert await asyncio.wait_for(completing, 10)
+        stored = await queue.get_task(child.id)
+        assert stored is not None
+        assert stored.status is TaskStatus.PENDING
+
+
 # -- large batches: COPY through the staging table -----------------------------------------------
 
 

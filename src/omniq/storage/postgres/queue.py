@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,6 +48,11 @@ _STAGING_COLUMNS = (
     "payload",
     "deps",
 )
+
+
+def _depended_on(tasks: Iterable[Task]) -> list[str]:
+    """Every id a batch depends on (flagged ``waited_on`` by the enqueue statement)."""
+    return sorted({dep for t in tasks for dep in t.depends_on})
 
 
 def _json_ids(ids: tuple[str, ...]) -> str:
@@ -89,6 +95,36 @@ class _QueueWaiters:
         return self.reset_at > snapshot or any(self.last.get(q, 0) > snapshot for q in queues)
 
 
+class _Unwatched:
+    """Ids this queue acknowledged whose row said no task depends on them (``waited_on`` false,
+    read under the row lock by the completing UPDATE). The dependents lookup that the base runs
+    after every acknowledgement batch answers "none" for them without a round trip.
+
+    Why that is safe: a dependent's enqueue sets ``waited_on`` on the row it depends on in its
+    own transaction. If it did so before the completion, the completion's UPDATE waited for its
+    row lock and read the flag; if after, the completion had committed first, and the
+    dependent's own settle step (run by ``enqueue_many`` after its commit) sees the dependency
+    finished. Either way somebody moves the dependent on. Bounded: ids whose lookup never came
+    (a cancelled caller) are dropped wholesale past a limit, which only costs a lookup.
+    """
+
+    _LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+
+    def note(self, ids: set[str]) -> None:
+        if len(self._ids) + len(ids) > self._LIMIT:
+            self._ids.clear()
+        self._ids |= ids
+
+    def take(self, ids: list[str]) -> bool:
+        """True (and forgets them) if every id is known unwatched; False: ask the database."""
+        known = self._ids.issuperset(ids)
+        self._ids.difference_update(ids)
+        return known
+
+
 class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
     """Tasks in PostgreSQL: many workers on many hosts share one database.
 
@@ -105,6 +141,7 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
         self._channel = channel_name("q", self.pg.schema, self.project_name)
         self._results_channel = channel_name("r", self.pg.schema, self.project_name)
         self._waiters = _QueueWaiters()
+        self._unwatched = _Unwatched()
         self._listener = Listener(self.pg, self._channel, self._waiters.notify, self._waiters.reset)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -199,6 +236,7 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
             [payload for _, payload in items],
             self._channel,
             [_json_ids(t.depends_on) if t.depends_on else None for t in tasks],
+            _depended_on(tasks),
         )
         return set(row["created"])
 
@@ -226,7 +264,12 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
         ]
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.copy_records_to_table(_STAGING, records=records, columns=_STAGING_COLUMNS)
-            row = await conn.fetchrow(self._sql["enqueue_staged"], self.project_name, self._channel)
+            row = await conn.fetchrow(
+                self._sql["enqueue_staged"],
+                self.project_name,
+                self._channel,
+                _depended_on(t for t, _ in items),
+            )
         return set(row["created"])
 
     async def _claim(
@@ -351,9 +394,12 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
                 self._results_channel,
             )
             done = set(row["done"])
+            waited_on = set(row["waited_on"])
         else:
             rows = await self.pool.fetch(self._sql["complete"], self.project_name, ids, claims, now)
             done = {r["id"] for r in rows}
+            waited_on = {r["id"] for r in rows if r["waited_on"]}
+        self._unwatched.note(done - waited_on)
         acks = []
         for c in completions:
             acks.append(c.task_id in done and unique.get(c.task_id) is c)
@@ -414,6 +460,8 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
         return [self._view(r) for r in rows]
 
     async def _dependents(self, task_ids: list[str]) -> list[Task]:
+        if self._unwatched.take(task_ids):
+            return []  # just acknowledged, and nobody depends on them: no round trip
         rows = await self.pool.fetch(self._sql["dependents"], self.project_name, task_ids)
         return [self._view(r) for r in rows]
 

@@ -8,16 +8,22 @@
 
 -- name: enqueue
 -- $1 project, $2.. one array per column (one element per task), $14 the queue channel, $15 each
--- task's depends_on as a JSON array (NULL when it has none). One round trip for any number of
--- tasks; an id that exists is left alone (idempotent enqueue). Only PENDING rows wake claimers:
--- a WAITING one is not claimable until promoted.
-WITH rows AS (
+-- task's depends_on as a JSON array (NULL when it has none), $16 every id the batch depends on.
+-- One round trip for any number of tasks; an id that exists is left alone (idempotent enqueue).
+-- Only PENDING rows wake claimers: a WAITING one is not claimable until promoted. The tasks
+-- depended on are flagged waited_on: new ones as they are inserted, the others by `flagged`
+-- (a sibling of the INSERT, so it sees only rows that existed before this statement).
+WITH flagged AS (
+    UPDATE tasks SET waited_on = true
+    WHERE project = $1 AND id = ANY($16::text[]) AND NOT waited_on
+), rows AS (
     INSERT INTO tasks (project, id, queue, func, priority, status, created_at, eta, expires_at,
-                       result_ttl, max_attempts, schedule_id, payload, depends_on)
+                       result_ttl, max_attempts, schedule_id, payload, depends_on, waited_on)
     SELECT $1, r.id, r.queue, r.func, r.priority, r.status, r.created_at, r.eta, r.expires_at,
            r.result_ttl, r.max_attempts, r.schedule_id, r.payload,
            CASE WHEN r.deps IS NOT NULL
-                THEN array(SELECT jsonb_array_elements_text(r.deps::jsonb)) END
+                THEN array(SELECT jsonb_array_elements_text(r.deps::jsonb)) END,
+           r.id = ANY($16::text[])
     FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::timestamptz[],
                 $8::timestamptz[], $9::timestamptz[], $10::float8[], $11::int[], $12::text[],
                 $13::bytea[], $15::text[])
@@ -52,17 +58,22 @@ CREATE TEMPORARY TABLE IF NOT EXISTS omniq_enqueue_stage_v1 (
 ) ON COMMIT DELETE ROWS;
 
 -- name: enqueue_staged
--- $1 project, $2 the queue channel: enqueue (as above) of the rows COPYed into the staging table
--- in this transaction. No ORDER BY: the table is this connection's own, emptied at every commit
--- and has no index, so its only plan is a sequential scan, in COPY order -- the batch order,
--- which gives the rows their seq (sorting 10,000 wide rows cost a fifth of the insert).
-WITH rows AS (
+-- $1 project, $2 the queue channel, $3 every id the batch depends on: enqueue (as above) of the
+-- rows COPYed into the staging table in this transaction. No ORDER BY: the table is this
+-- connection's own, emptied at every commit and has no index, so its only plan is a sequential
+-- scan, in COPY order -- the batch order, which gives the rows their seq (sorting 10,000 wide
+-- rows cost a fifth of the insert).
+WITH flagged AS (
+    UPDATE tasks SET waited_on = true
+    WHERE project = $1 AND id = ANY($3::text[]) AND NOT waited_on
+), rows AS (
     INSERT INTO tasks (project, id, queue, func, priority, status, created_at, eta, expires_at,
-                       result_ttl, max_attempts, schedule_id, payload, depends_on)
+                       result_ttl, max_attempts, schedule_id, payload, depends_on, waited_on)
     SELECT $1, r.id, r.queue, r.func, r.priority, r.status, r.created_at, r.eta, r.expires_at,
            r.result_ttl, r.max_attempts, r.schedule_id, r.payload,
            CASE WHEN r.deps IS NOT NULL
-                THEN array(SELECT jsonb_array_elements_text(r.deps::jsonb)) END
+                THEN array(SELECT jsonb_array_elements_text(r.deps::jsonb)) END,
+           r.id = ANY($3::text[])
     FROM omniq_enqueue_stage_v1 AS r
     ON CONFLICT (project, id) DO NOTHING
     RETURNING id, queue, status
@@ -135,10 +146,12 @@ RETURNING t.id, t.cancel_requested;
 
 -- name: complete
 -- $1 project, $2 ids, $3 claims, $4 now. A stale claim matches no row and is refused.
+-- waited_on is read from the row as updated: if a dependent's enqueue flagged it concurrently,
+-- this UPDATE waited for that commit and sees the flag.
 UPDATE tasks t SET status = 'success', finished_at = $4::timestamptz, lease_expires_at = NULL
 FROM unnest($2::text[], $3::text[]) AS c(id, claim)
 WHERE t.project = $1 AND t.id = c.id AND t.claim = c.claim AND t.status = 'running'
-RETURNING t.id;
+RETURNING t.id, t.waited_on;
 
 -- name: complete_with_results
 -- $1 project, $2 ids, $3 claims, $4 now, $5..$9 the results (payload, status, schedule id,
@@ -149,7 +162,7 @@ WITH done AS (
     UPDATE tasks t SET status = 'success', finished_at = $4::timestamptz, lease_expires_at = NULL
     FROM unnest($2::text[], $3::text[]) AS c(id, claim)
     WHERE t.project = $1 AND t.id = c.id AND t.claim = c.claim AND t.status = 'running'
-    RETURNING t.id
+    RETURNING t.id, t.waited_on
 ), saved AS (
     INSERT INTO results (project, task_id, status, schedule_id, finished_at, expires_at, payload)
     SELECT $1, r.id, r.status, r.schedule_id, r.finished_at, r.expires_at, r.payload
@@ -170,7 +183,9 @@ WITH done AS (
           FROM saved) AS s
     GROUP BY s.chunk
 )
-SELECT array(SELECT id FROM done) AS done, (SELECT count(*) FROM woke) AS woke;
+SELECT array(SELECT id FROM done) AS done,
+       array(SELECT id FROM done WHERE waited_on) AS waited_on,
+       (SELECT count(*) FROM woke) AS woke;
 
 -- name: fail
 -- $1 project, $2 id, $3 claim, $4 status asked for (pending = retry, dead, cancelled),

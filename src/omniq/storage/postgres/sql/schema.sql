@@ -31,6 +31,8 @@ CREATE TABLE tasks (
     payload          bytea       NOT NULL,
     -- the ids a WAITING task depends on (also in its payload; this copy is for the index)
     depends_on       text[],
+    -- some enqueued task depends on this one: its completion then looks for dependents
+    waited_on        boolean     NOT NULL DEFAULT false,
     PRIMARY KEY (project, id),
     CONSTRAINT tasks_status_check CHECK (status IN (
         'pending', 'waiting', 'running', 'success', 'failed', 'dead', 'cancelled', 'expired'))
