@@ -82,13 +82,17 @@ def table(result: dict[str, Any]) -> str:
 
 
 def targets(result: dict[str, Any]) -> str:
-    """Per broker and metric: OmniQ against the fastest peer, and whether the 2x bar is met."""
+    """Per broker and metric: OmniQ (default worker type) against the fastest peer, whether the
+    2x bar is met, and the fastest OmniQ worker type where several were measured."""
     lines = [
-        "| broker | metric | OmniQ | fastest peer | OmniQ / peer | ≥ 2x |",
-        "|---|---|---|---|---|---|",
+        "| broker | metric | OmniQ | fastest peer | OmniQ / peer | >= 2x | fastest OmniQ type |",
+        "|---|---|---|---|---|---|---|",
     ]
     for broker in BROKER_NAMES:
         ref = reference(result, broker)
+        mine_all = [
+            c for c in result["contenders"] if c["omniq"] and c["broker"] == broker and c["runs"]
+        ]
         peers = [
             c
             for c in result["contenders"]
@@ -103,10 +107,14 @@ def targets(result: dict[str, Any]) -> str:
                 continue
             best, who = max(measured, key=lambda pair: pair[0])
             ratio = mine / best
+            top, top_c = max(
+                ((c["median"].get(key) or 0.0, c) for c in mine_all), key=lambda pair: pair[0]
+            )
+            fastest = f"{top_c['variant']} {_num(top)} ({top / best:.2f}x)" if top else ""
             lines.append(
                 f"| {BROKER_NAMES[broker]} | {title} | {_num(mine)} | "
                 f"{who['label']} {_num(best)} | {ratio:.2f}x | "
-                f"{'yes' if ratio >= TARGET_RATIO else '**no**'} |"
+                f"{'yes' if ratio >= TARGET_RATIO else '**no**'} | {fastest} |"
             )
     return "\n".join(lines)
 
@@ -117,7 +125,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"Peer comparison {result['date']}: N = {result['n']:,} no-op tasks, median of "
         f"{result['runs']} run(s), contenders interleaved; {result['host']['cpus']} CPUs, "
         f"load average at start {result['host']['load_start']}. Rates in tasks/s; "
-        "(x) = OmniQ (async worker) / peer on the same broker."
+        "(x) = OmniQ (async worker type) / peer on the same broker."
     )
     parts = [head, "", table(result), "", targets(result)]
     failures = [f"- {c['key']}: {err}" for c in result["contenders"] for err in c["errors"]]

@@ -10,9 +10,11 @@ harness reads exact first and last completion times and which processes did the 
 
 The start gate: worker processes start at different speeds (0.5 to 7 s here), and with N tasks
 pre-enqueued the first process up would drain most of them alone, so a "2 processes" figure would
-mostly measure one. So the first task each process runs checks in (its pid, appended to
+mostly measure one. So the first task each process runs checks in (its process group, appended to
 ``<gate>.ready``) and waits until the harness creates the gate file, which it does once every
-worker process has checked in. After that the check costs one global lookup per task.
+worker has checked in. Groups, not pids: the harness starts each worker in a session of its own,
+and a worker's pool children (Celery prefork, OmniQ's process type) share its group, so two
+children of one worker do not pass for two workers. After that the check costs one global lookup per task.
 
 Standard library only: this module runs inside every peer's virtualenv.
 """
@@ -28,7 +30,7 @@ DONE_FILE_ENV = "OMNIQ_BENCH_DONE_FILE"
 #: environment variable naming the gate file (optional: no gate when unset)
 GATE_ENV = "OMNIQ_BENCH_GATE"
 RECORD = struct.Struct("<qi")  # monotonic_ns, pid
-PID = struct.Struct("<i")
+PGID = struct.Struct("<i")
 
 _fd: int | None = None
 _gate_open = False
@@ -53,7 +55,7 @@ def _wait_for_gate() -> None:
     if gate:
         fd = os.open(gate + ".ready", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, PID.pack(os.getpid()))
+            os.write(fd, PGID.pack(os.getpgid(0)))
         finally:
             os.close(fd)
         while not os.path.exists(gate):
@@ -70,11 +72,11 @@ def read(path: str) -> list[tuple[int, int]]:
 
 
 def checked_in(gate: str) -> set[int]:
-    """The pids that have checked in at ``gate`` so far."""
+    """The process groups (one per worker) that have checked in at ``gate`` so far."""
     try:
         with open(gate + ".ready", "rb") as fh:
             data = fh.read()
     except FileNotFoundError:
         return set()
-    usable = len(data) - len(data) % PID.size
-    return {pid for (pid,) in PID.iter_unpack(data[:usable])}
+    usable = len(data) - len(data) % PGID.size
+    return {pgid for (pgid,) in PGID.iter_unpack(data[:usable])}
