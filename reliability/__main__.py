@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 
-from reliability import bad_input, kill, poison, restart, timeout
+from reliability import bad_input, kill, poison, restart, sqlite_disk, timeout
 from reliability.harness import BACKENDS, Outcome
 
 Runner = Callable[[str, bool], Awaitable[list[Outcome]]]
@@ -54,6 +54,10 @@ async def _timeout(backend: str, short: bool) -> list[Outcome]:
     return [await timeout.run(backend, kind, func) for kind, func in timeout.CASES]
 
 
+async def _sqlite_disk(backend: str, short: bool) -> list[Outcome]:
+    return [await sqlite_disk.run(backend)]
+
+
 async def _bad_input(backend: str, short: bool) -> list[Outcome]:
     return [await bad_input.run(backend, big_mb=5 if short else 50)]
 
@@ -65,6 +69,7 @@ SCENARIOS: dict[str, tuple[tuple[str, ...], Runner, tuple[str, ...]]] = {
     "timeout": (("c",), _timeout, ("sqlite",)),
     "poison": (("d",), _poison, BACKENDS),
     "bad-input": (("e",), _bad_input, BACKENDS),
+    "sqlite-disk": (("f",), _sqlite_disk, ("sqlite",)),
 }
 
 

@@ -183,10 +183,10 @@ async def _rewrite_payload(t: Target, task_id: str, change: Callable[[bytes], by
         client = aioredis.Redis(host="127.0.0.1", port=service_port("redis"))
         try:
             key = f"omniq:tasks:{{{t.project}}}:task:{task_id}"
-            payload = await client.hget(key, "p")
+            payload = await client.hget(key, "p")  # type: ignore[misc]
             assert payload is not None, f"no payload at {key}"
             raw = payload if isinstance(payload, bytes) else payload.encode()
-            await client.hset(key, "p", change(raw))
+            await client.hset(key, "p", change(raw))  # type: ignore[misc, arg-type]
         finally:
             await client.aclose()
     else:
