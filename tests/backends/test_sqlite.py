@@ -595,9 +595,11 @@ async def test_the_claim_walks_the_claim_index_of_each_queue_without_sorting_it(
         ("_PROMOTE", {"ids": '["a"]', "project": "p"}, "sqlite_autoindex_omniq_tasks_1"),
         ("_CANCEL_WAITING", (0, "why", "p", "a"), "sqlite_autoindex_omniq_tasks_1"),
         ("_GET_TASKS", {"ids": '["a"]', "project": "p"}, "sqlite_autoindex_omniq_tasks_1"),
+        ("_COMPLETE", {"pairs": '[["a", "c"]]', "project": "p", "now": 0}, "autoindex"),
+        ("_HEARTBEAT", {"pairs": '[["a", "c"]]', "project": "p", "until": 0}, "autoindex"),
     ],
 )
-async def test_dependency_statements_find_rows_by_id_never_by_walking_waiting_tasks(
+async def test_batch_statements_find_rows_by_id_never_by_walking_a_status(
     tmp_path: Path, name: str, params: Any, index: str
 ) -> None:
     from omniq.storage.sqlite import queue as sqlite_queue
