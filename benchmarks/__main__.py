@@ -59,6 +59,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=",".join(DEFAULT_OMNIQ_TYPES),
         help="OmniQ worker types, comma-separated (default: async; e.g. async,thread,process)",
     )
+    parser.add_argument(
+        "--omniq-concurrency",
+        type=int,
+        help="run OmniQ workers with this --concurrency instead of their default",
+    )
     parser.add_argument("--only", help="contender keys to run, comma-separated (see --list)")
     parser.add_argument("--skip", help="contender keys to leave out, comma-separated")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
@@ -71,6 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"-n must be at least 2 (a drain rate needs two completions), got {args.n}")
     if args.runs < 1:
         parser.error(f"--runs must be at least 1, got {args.runs}")
+    if args.omniq_concurrency is not None and args.omniq_concurrency < 1:
+        parser.error(f"--omniq-concurrency must be at least 1, got {args.omniq_concurrency}")
     if any(p < 1 for p in args.procs):
         parser.error(f"--procs must be positive, got {args.procs}")
     return args
@@ -79,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def select(args: argparse.Namespace) -> list[Contender]:
     """The contenders named by ``--only``/``--skip`` (unknown keys are an error naming them)."""
     types = tuple(t.strip() for t in args.omniq_types.split(",") if t.strip())
-    everyone = [*omniq_contenders(types), *PEERS]
+    everyone = [*omniq_contenders(types, args.omniq_concurrency), *PEERS]
     keys = {c.key for c in everyone}
     only = _keys(args.only)
     skip = _keys(args.skip)
@@ -168,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         for c in select(args):
             where = runner.python(c)
             state = "ready" if where else f"missing: scripts/bench-setup {c.venv}"
-            print(f"{c.key:<22} {c.broker:<9} {c.label:<22} {state}")
+            print(f"{c.key:<26} {c.broker:<9} {c.label:<32} {state}")
         return
     try:
         result = run(args)

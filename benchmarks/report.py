@@ -38,7 +38,7 @@ def reference(result: dict[str, Any], broker: str) -> dict[str, Any] | None:
         c for c in result["contenders"] if c["omniq"] and c["broker"] == broker
     ]
     for c in mine:
-        if c["variant"] == "async":
+        if c["variant"].partition(":")[0] == "async":
             return c
     return mine[0] if mine else None
 

@@ -103,16 +103,27 @@ PEERS: tuple[Contender, ...] = (
 DEFAULT_OMNIQ_TYPES = ("async",)
 
 
-def omniq_contenders(worker_types: tuple[str, ...]) -> tuple[Contender, ...]:
+def omniq_contenders(
+    worker_types: tuple[str, ...], concurrency: int | None = None
+) -> tuple[Contender, ...]:
+    """OmniQ on every broker with each worker type; ``concurrency`` overrides the worker's
+    default (the key and label then say so, e.g. ``omniq-redis-async-c100``)."""
+    suffix, variant, label = "", "", ""
+    if concurrency is not None:
+        suffix, variant, label = (
+            f"-c{concurrency}",
+            f":{concurrency}",
+            f", concurrency {concurrency}",
+        )
     return tuple(
         Contender(
-            f"omniq-{broker}-{wtype}",
-            f"OmniQ ({wtype})",
+            f"omniq-{broker}-{wtype}{suffix}",
+            f"OmniQ ({wtype}{label})",
             broker,
             "omniq_driver.py",
             None,
             "omniq-tasks",
-            wtype,
+            wtype + variant,
         )
         for broker in BROKERS
         for wtype in worker_types

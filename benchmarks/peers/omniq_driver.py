@@ -1,6 +1,7 @@
 """OmniQ as one more contender, driven exactly like the peers but run by the project's own
-Python (``uv run``). ``--variant`` is the worker type (async, thread, process, gevent); the worker
-is ``omniq worker`` with its default concurrency. Bulk: ``enqueue_many``."""
+Python (``uv run``). ``--variant`` is the worker type (async, thread, process, gevent), optionally
+with a concurrency (``async:100``); the worker is ``omniq worker``, with its default concurrency
+unless one is given. Bulk: ``enqueue_many``."""
 
 from __future__ import annotations
 
@@ -23,8 +24,14 @@ def url(backend: str) -> str:
     return "sqlite:///" + sqlite_path("omniq.db")
 
 
+def worker_type(variant: str) -> tuple[str, list[str]]:
+    """``"async:100"`` -> ``("async", ["--concurrency", "100"])``; ``""`` -> the default type."""
+    wtype, _, concurrency = variant.partition(":")
+    return wtype or "async", ["--concurrency", concurrency] if concurrency else []
+
+
 def enqueue(backend: str, variant: str, mode: str, n: int) -> float | None:
-    func = noop if variant in ("", "async") else noop_sync
+    func = noop if worker_type(variant)[0] == "async" else noop_sync
 
     async def run() -> float:
         async with AsyncOmniQ.from_backend(
@@ -43,9 +50,10 @@ def enqueue(backend: str, variant: str, mode: str, n: int) -> float | None:
 
 
 def worker(backend: str, variant: str) -> None:
+    wtype, options = worker_type(variant)
     exec_module(
         "omniq", "worker", "--url", url(backend), "--project", PROJECT,
-        "--type", variant or "async", "--log-level", "WARNING",
+        "--type", wtype, *options, "--log-level", "WARNING",
     )  # fmt: skip
 
 
