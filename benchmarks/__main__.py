@@ -62,7 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--omniq-concurrency",
         type=int,
-        help="run OmniQ workers with this --concurrency instead of their default",
+        help="also run OmniQ's async worker type with this --concurrency (its default is 10), "
+        "beside the default-configured contenders",
     )
     parser.add_argument("--only", help="contender keys to run, comma-separated (see --list)")
     parser.add_argument("--skip", help="contender keys to leave out, comma-separated")
@@ -86,7 +87,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def select(args: argparse.Namespace) -> list[Contender]:
     """The contenders named by ``--only``/``--skip`` (unknown keys are an error naming them)."""
     types = tuple(t.strip() for t in args.omniq_types.split(",") if t.strip())
-    everyone = [*omniq_contenders(types, args.omniq_concurrency), *PEERS]
+    tuned = (
+        omniq_contenders(("async",), args.omniq_concurrency)
+        if args.omniq_concurrency is not None
+        else ()
+    )
+    everyone = [*omniq_contenders(types), *tuned, *PEERS]
     keys = {c.key for c in everyone}
     only = _keys(args.only)
     skip = _keys(args.skip)

@@ -83,9 +83,9 @@ def table(result: dict[str, Any]) -> str:
 
 def targets(result: dict[str, Any]) -> str:
     """Per broker and metric: OmniQ (default worker type) against the fastest peer, whether the
-    2x bar is met, and the fastest OmniQ worker type where several were measured."""
+    2x bar is met, and the fastest OmniQ setup (worker type, concurrency) that was measured."""
     lines = [
-        "| broker | metric | OmniQ | fastest peer | OmniQ / peer | >= 2x | fastest OmniQ type |",
+        "| broker | metric | OmniQ | fastest peer | OmniQ / peer | >= 2x | fastest OmniQ setup |",
         "|---|---|---|---|---|---|---|",
     ]
     for broker in BROKER_NAMES:
@@ -110,7 +110,8 @@ def targets(result: dict[str, Any]) -> str:
             top, top_c = max(
                 ((c["median"].get(key) or 0.0, c) for c in mine_all), key=lambda pair: pair[0]
             )
-            fastest = f"{top_c['variant']} {_num(top)} ({top / best:.2f}x)" if top else ""
+            config = top_c["label"].removeprefix("OmniQ").strip(" ()")
+            fastest = f"{config} {_num(top)} ({top / best:.2f}x)" if top else ""
             lines.append(
                 f"| {BROKER_NAMES[broker]} | {title} | {_num(mine)} | "
                 f"{who['label']} {_num(best)} | {ratio:.2f}x | "
