@@ -633,6 +633,47 @@ def sqlite_url() -> str:
     return "sqlite:///jobs.db"  # relative: the test and the worker both run in tmp_path
 
 
+def test_info_lists_a_running_worker_process_until_it_stops(tmp_path: Path) -> None:
+    """End to end: a real ``omniq worker`` publishes itself, ``omniq info`` lists it with what it
+    did (renewed every upkeep round: up to ``recover_interval`` late), and the record goes when
+    the worker stops."""
+    worker_type = "process"
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    asyncio.run(_enqueue_adds(url, "cli-live", 3))
+    proc = start_worker_process(
+        tmp_path, "--url", url, "--project", "cli-live", "--type", worker_type, "--concurrency", "2"
+    )
+    try:
+        wait_for_banner(proc)
+        deadline = time.monotonic() + 60
+        while True:
+            info = runner.invoke(
+                typer_app, ["info", "--url", url, "--project", "cli-live", "--json"]
+            )
+            workers = json.loads(info.stdout)["workers"]
+            if (workers and workers[0]["succeeded"] == 3) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        [worker] = workers
+        assert worker["pid"] == proc.pid
+        assert worker["worker_type"] == worker_type
+        assert worker["concurrency"] == 2
+        assert (worker["processed"], worker["succeeded"], worker["state"]) == (3, 3, "running")
+        table = runner.invoke(typer_app, ["info", "--url", url, "--project", "cli-live"])
+        assert worker["worker_id"] in table.stdout
+    finally:
+        code, err = stop_process(proc)
+    assert code == 0, err
+    after = runner.invoke(typer_app, ["info", "--url", url, "--project", "cli-live", "--json"])
+    assert json.loads(after.stdout)["workers"] == []
+
+
+async def _enqueue_adds(url: str, project: str, n: int) -> None:
+    async with AsyncOmniQ.from_backend(create_backend(url=url, project_name=project)) as app:
+        for i in range(n):
+            await app.enqueue(tasks_fixture.add, args=(i, i))
+
+
 async def test_worker_on_sqlite_runs_tasks_and_stops_gracefully_on_sigterm(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
