@@ -691,6 +691,67 @@ def test_seed_003_sqlite_backend_with_omniq_from_backend_runs_a_task(tmp_path: P
     assert (tmp_path / "my_project.db").is_file()
 
 
+def multiply(x: int, y: int) -> int:
+    return x * y
+
+
+async def add_later(x: int, y: int) -> int:
+    await asyncio.sleep(0.01)
+    return x + y
+
+
+def test_seed_003_component_usage_with_a_thread_pool_worker_on_sqlite(tmp_path: Path) -> None:
+    """The seed's "Component-Based Usage" as written, with SQLite where it says File."""
+    from omniq.queue import SQLiteTaskQueue
+    from omniq.storage import SQLiteResultStorage
+    from omniq.workers import ThreadPoolWorker
+
+    base_dir = str(tmp_path / "some" / "path")
+    queue = SQLiteTaskQueue(
+        project_name="my_project", base_dir=base_dir, queues=["low", "medium", "high"]
+    )
+    result_store = SQLiteResultStorage(project_name="my_project", base_dir=base_dir)
+    worker = ThreadPoolWorker(queue=queue, result_store=result_store, max_workers=20)
+    worker.start()
+    try:
+        task_id = queue.enqueue(func=greet, func_args=dict(name="Tom"), queue_name="low")
+        assert worker.get_result(task_id, timeout=10) == "Tom"  # the seed reads it at once
+        result = result_store.get(task_id)
+    finally:
+        worker.stop()
+    assert result is not None
+    assert result.result == "Tom"
+
+    # the stacked context managers
+    with (
+        SQLiteTaskQueue(project_name="my_project", base_dir=base_dir) as queue2,
+        SQLiteResultStorage(project_name="my_project", base_dir=base_dir) as result_store2,
+        ThreadPoolWorker(queue=queue2, result_store=result_store2) as worker2,
+    ):
+        task_id = queue2.enqueue(greet, func_args=dict(name="Tom"))
+        assert worker2.get_result(task_id, timeout=10) == "Tom"
+        stored = result_store2.get(task_id)
+    assert stored is not None
+    assert stored.result == "Tom"
+    assert (tmp_path / "some" / "path" / "my_project.db").is_file()
+
+
+def test_seed_003_sync_and_async_tasks_on_an_async_worker_on_sqlite(tmp_path: Path) -> None:
+    from omniq.queue import SQLiteTaskQueue
+    from omniq.workers import AsyncWorker
+
+    queue = SQLiteTaskQueue(project_name="my_project", base_dir=str(tmp_path))
+    worker = AsyncWorker(queue=queue, max_workers=10)
+    worker.start()
+    try:
+        sync_task_id = queue.enqueue(multiply, func_args=dict(x=5, y=10))
+        async_task_id = queue.enqueue(add_later, func_args=dict(x=5, y=10))
+        assert worker.get_result(sync_task_id, timeout=10) == 50
+        assert worker.get_result(async_task_id, timeout=10) == 15
+    finally:
+        worker.stop()
+
+
 def test_seed_003_sqlite_result_storage_from_config(tmp_path: Path) -> None:
     from omniq.models import SQLiteResultStorageConfig
     from omniq.storage import SQLiteResultStorage
