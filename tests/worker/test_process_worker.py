@@ -149,6 +149,12 @@ async def test_starting_a_child_does_not_count_against_the_task_timeout(
         await executor.shutdown()
 
 
+def test_a_plain_fork_is_refused_naming_the_start_methods() -> None:
+    """A fork of a process running an event loop (and its threads) is not safe."""
+    with pytest.raises(ValueError, match="'fork'"):
+        ProcessExecutor(2, start_method="fork")
+
+
 def test_process_worker_alias() -> None:
     assert ProcessWorker is ProcessPoolWorker
 

@@ -18,7 +18,7 @@ import pytest
 
 from omniq import AsyncOmniQ, TaskStatus
 from omniq.backend import create_backend
-from omniq.exceptions import TaskFailedError
+from omniq.exceptions import TaskCancelledError, TaskFailedError
 from tests import tasks_fixture as tf
 
 
@@ -193,6 +193,22 @@ async def test_the_worker_publishes_its_type_and_stats_while_it_serves(oq: Async
     finally:
         await oq.stop_worker()
     assert await oq.list_workers() == []
+
+
+async def test_a_running_task_cancelled_stops_at_its_next_heartbeat(oq: AsyncOmniQ) -> None:
+    """Killed (process, gevent), cancelled (async functions) or abandoned (a sync function in a
+    thread): the task ends CANCELLED and the worker serves on."""
+    await oq.start_worker(heartbeat_interval=0.05)
+    tid = await oq.enqueue(tf.sync_sleep, args=(3,))
+    await wait_for_status(oq, tid, TaskStatus.RUNNING)
+    assert await oq.cancel(tid) is True
+    with pytest.raises(TaskCancelledError):
+        await oq.get_result(tid, timeout=30)
+    task = await oq.get_task(tid)
+    assert task is not None
+    assert task.status is TaskStatus.CANCELLED
+    after = await oq.enqueue(tf.add, args=(2, 3))
+    assert await oq.get_result(after, timeout=30) == 5
 
 
 @pytest.mark.skipif(_gevent_patched(), reason="this is the run inside the patched process")
