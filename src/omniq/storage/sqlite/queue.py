@@ -6,6 +6,12 @@ queue in the request, become RUNNING under a lease, each with its own claim toke
 transaction ends tasks whose TTL ran out (EXPIRED) and tasks whose payload cannot be decoded
 (DEAD), so no claimer ever sees them. Completions of a batch, with their results when the result
 storage shares this file, are one transaction too.
+
+A task with dependencies is stored WAITING (outside the claim index) with one row per dependency
+in ``omniq_task_deps``, written in its enqueue transaction; triggers drop those rows when it leaves
+WAITING. The completion transaction also reads which acknowledged tasks anyone waits on, so the
+dependents lookup that follows every acknowledgement costs no round trip when nobody waits.
+Workers publish JSON records in ``omniq_workers``, each with its expiry.
 """
 
 from __future__ import annotations
