@@ -1,6 +1,6 @@
 """Dependencies, workflows (chain, group, chord, graphs) and callbacks, end to end with a real
-worker, on the embedded backends (memory and SQLite) and every worker type that runs in-process.
-The storage-level dependency semantics are proven per backend in tests/conformance."""
+worker, on every backend of the conformance suite. The storage-level dependency semantics are
+proven per backend in tests/conformance/test_dependencies.py."""
 
 from __future__ import annotations
 
@@ -26,30 +26,35 @@ from omniq import (
 from omniq.backend import create_backend
 from omniq.exceptions import FunctionNotFound, TaskNotFound
 from omniq.models.event import EventType
-from omniq.storage.memory import AsyncMemoryEventStorage
 from tests import tasks_fixture as tf
+from tests.conformance.backends import BACKENDS, BackendSpec
 
 WAIT = 30.0
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-async def oq(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncOmniQ]:
+def _param(spec: BackendSpec) -> object:
+    marks = [pytest.mark.services(spec.service)] if spec.service else []
+    return pytest.param(spec, id=spec.name, marks=marks)
+
+
+#: one backend of each kind: the Cluster and Sentinel variants of Redis prove the same storage
+#: semantics in the conformance suite, at a fraction of this module's cost
+_KINDS = ("memory", "sqlite", "postgres", "redis")
+
+
+@pytest.fixture(params=[_param(spec) for spec in BACKENDS if spec.name in _KINDS])
+async def oq(request: pytest.FixtureRequest) -> AsyncIterator[AsyncOmniQ]:
+    """An app on each backend of the conformance suite, isolated the same way, with a worker."""
     tf.reset()
-    if request.param == "memory":
-        backend = create_backend("memory", project_name="wf")
-    else:
-        backend = create_backend(url=f"sqlite:///{tmp_path / 'wf.db'}", project_name="wf")
-    app = AsyncOmniQ.from_backend(backend, event_store_backend=None)
-    app = AsyncOmniQ(
-        "wf",
-        task_queue=app.task_queue,
-        result_store=app.result_store,
-        event_store=AsyncMemoryEventStorage(),
-    )
-    async with app:
-        await app.start_worker(concurrency=4)
-        yield app
-        await app.stop_worker()
+    spec: BackendSpec = request.param
+    async with spec.open() as stores:
+        app = AsyncOmniQ(
+            "wf", task_queue=stores.queue, result_store=stores.results, event_store=stores.events
+        )
+        async with app:
+            await app.start_worker(concurrency=4)
+            yield app
+            await app.stop_worker()
 
 
 async def test_a_dependent_runs_after_its_dependency_with_its_result(oq: AsyncOmniQ) -> None:

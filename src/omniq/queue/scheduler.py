@@ -11,7 +11,6 @@ the occurrence due, and the next loop's enqueue of the same id is again a no-op.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from croniter import croniter
 
+from omniq._aio import cancel_and_wait
 from omniq._time import utcnow
 from omniq.config import get_logger
 from omniq.models.schedule import MissedRunPolicy, Schedule, ScheduleState
@@ -171,9 +171,7 @@ class AsyncScheduler:
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
         if runner is not None:
-            runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runner
+            await cancel_and_wait(runner)
 
 
 __all__ = ["AsyncScheduler", "next_occurrence", "occurrence_task", "validate_timing"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import secrets
 import socket
@@ -23,6 +24,7 @@ from typing import Any, Self
 
 import msgspec
 
+from omniq._aio import cancel_and_wait
 from omniq._sync import blocking_outside_loop, run_sync, unwrap
 from omniq._time import utcnow
 from omniq.callbacks import CallbackManager, TaskOutcome, default_hooks, invoke
@@ -156,8 +158,9 @@ class AsyncWorker:
         #: lifecycle hooks of this worker, on top of the process-wide ``default_hooks``
         self.callbacks = callbacks
         #: how long the worker's registry record outlives its last renewal (it is renewed every
-        #: ``recover_interval``), so ``omniq info`` drops a killed worker soon after
-        self.registry_ttl = float(registry_ttl or max(10.0, self.recover_interval * 3))
+        #: few seconds), so ``omniq info`` drops a killed worker soon after
+        self._upkeep_tick = min(self.recover_interval, 5.0)
+        self.registry_ttl = float(registry_ttl or max(15.0, self._upkeep_tick * 3))
         self._registry_ok = True
         #: each worker runs a scheduler loop by default; occurrences are enqueued exactly once
         #: however many run (see omniq.queue.scheduler)
@@ -261,11 +264,7 @@ class AsyncWorker:
         # with the lock held no flush is in flight, so cancelling the flusher cannot interrupt an
         # acknowledgement the store already committed (and send it twice)
         async with self._flush_lock:
-            for task in self._tasks:
-                task.cancel()
-            for task in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(*self._tasks)
         self._tasks = []
         await self._flush()  # anything finished while the background loops wound down
         if self._callback_tasks:  # notifications already under way get the grace period too
@@ -731,15 +730,20 @@ class AsyncWorker:
                 running.runner.cancel()
 
     async def _upkeep_loop(self) -> None:
-        """Recovers expired leases and sweeps TTLs; a failure is logged and the loop carries on."""
-        last_cleanup = 0.0
+        """Recovers expired leases (at once on start, then every ``recover_interval``: a worker
+        that is restarted often must still recover what its killed predecessors held), sweeps
+        TTLs, and renews this worker's registry record every few seconds. A failure is logged
+        and the loop carries on."""
+        last_recover = last_cleanup = -math.inf
+        first = True
         while True:
-            await asyncio.sleep(self.recover_interval)
-            await self._register()
+            now = time.monotonic()
             try:
-                await self.queue.recover_expired()
-                if time.monotonic() - last_cleanup > 60:
-                    last_cleanup = time.monotonic()
+                if now - last_recover >= self.recover_interval:
+                    last_recover = now
+                    await self.queue.recover_expired()
+                if now - last_cleanup > 60:
+                    last_cleanup = now
                     await self.queue.cleanup()
                     await self.result_store.cleanup()
                     # dependents whose settling was cut short by a crash (rare: see base)
@@ -748,6 +752,10 @@ class AsyncWorker:
                 raise
             except Exception as exc:
                 log.warning("worker %s: upkeep failed (%s: %s)", self.name, type(exc).__name__, exc)
+            if not first:  # start() has just published the record
+                await self._register()
+            first = False
+            await asyncio.sleep(self._upkeep_tick)
 
 
 def _describe(exc: BaseException) -> tuple[str, str, str]:
