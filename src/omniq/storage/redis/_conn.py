@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import math
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from omniq._redact import redact_text, redact_url
@@ -33,6 +35,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installe
     ) from exc
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+T = TypeVar("T")
 
 #: A single server's client (also for a Sentinel-managed master) or a Cluster's.
 Client: TypeAlias = aioredis.Redis | RedisCluster
@@ -372,6 +375,29 @@ class RedisConnection:
         pool = self._pool(aioredis.ConnectionPool, socket_timeout=None)
         return aioredis.Redis(connection_pool=pool)
 
+    async def subscriber(self, channel: str) -> aioredis.Redis:
+        """A client for a pub/sub subscription to ``channel``. On a Cluster, a plain client of
+        the node that holds the channel's slot, where the scripts that publish on it run
+        (redis-py's async cluster client has no pub/sub; a PUBLISH reaches every node
+        anyway). Called again at each resubscription, so a moved slot is followed."""
+        if self.mode != "cluster":
+            client = self.blocking_client()
+            assert isinstance(client, aioredis.Redis)
+            return client
+        cluster = self._cluster(None)
+        try:
+            await cluster.initialize()
+            node = cluster.get_node_from_key(channel)
+        finally:
+            await cluster.aclose()
+        if node is None:
+            raise BackendUnavailable(f"no node of {self.describe()} serves channel {channel!r}")
+        pool = aioredis.ConnectionPool(
+            connection_class=node.connection_class,
+            **{**node.connection_kwargs, "socket_timeout": None},
+        )
+        return aioredis.Redis(connection_pool=pool)
+
     async def aclose(self) -> None:
         """Closes the connections to the sentinels (the clients close their own)."""
         sentinel, self._sentinel = self._sentinel, None
@@ -413,8 +439,15 @@ class RedisConnection:
 
 
 def register(client: Client, *names: str) -> AsyncScript:
-    """A script object that runs by EVALSHA and loads itself once when the server lacks it."""
-    return client.register_script(lua(*names))
+    """A script object that runs by EVALSHA and loads itself once when the server lacks it
+    (on a Cluster, EVALSHA goes to the node of its first key; SCRIPT LOAD to every node)."""
+    return AsyncScript(client, lua(*names))  # type: ignore[arg-type]  # typed for Redis only
+
+
+async def done(value: Awaitable[T] | T) -> T:
+    """The reply of a command. redis-py types the commands it shares between its clients as
+    returning a value or an awaitable; on the async clients used here it is an awaitable."""
+    return await value if inspect.isawaitable(value) else value
 
 
 __all__ = [
@@ -426,6 +459,7 @@ __all__ = [
     "RedisConnection",
     "aioredis",
     "as_bytes",
+    "done",
     "from_us",
     "key_base",
     "lua",
@@ -486,7 +520,7 @@ class RedisComponent:
     async def _open_client(self) -> Client:
         client = self._conn.client()
         try:
-            await client.ping()
+            await done(client.ping())
         except (RedisError, RedisClusterException) as exc:
             await client.aclose()
             await self._conn.aclose()

@@ -24,9 +24,9 @@ from omniq.storage.base import BaseResultStorage
 from omniq.storage.redis._conn import (
     AsyncScript,
     Client,
-    RedisCluster,
     RedisComponent,
     RedisConnection,
+    aioredis,
     as_bytes,
     key_base,
     pxat_ms,
@@ -216,54 +216,52 @@ class _ResultWaiters:
     async def _read(self, live: asyncio.Event) -> None:
         """Holds the subscription while anyone waits; leaves it after a minute without waiters,
         so a process that waited once does not receive every result of the project forever."""
-        client = self._connection.blocking_client()
         resubscribed = False
-        try:
-            while True:
+        while True:
+            client: aioredis.Redis | None = None
+            pubsub = None
+            try:
+                client = await self._connection.subscriber(self._channel)
                 pubsub = client.pubsub()
-                try:
-                    if isinstance(client, RedisCluster):
-                        # a cluster's pub/sub connects to the node of the channel's slot, which
-                        # it finds in the slot table: load it before the first subscribe
-                        await client.initialize()
-                    await pubsub.subscribe(self._channel)
-                    idle_since: float | None = None
-                    while True:
-                        message = await pubsub.get_message(timeout=1.0)
-                        if message is None:
-                            if self._futures:
-                                idle_since = None
-                            elif idle_since is None:
-                                idle_since = time.monotonic()
-                            elif time.monotonic() - idle_since > _IDLE_UNSUBSCRIBE:
-                                # no waiter can be inside live() now (each registers first), and
-                                # the next one starts a new reader: decided without an await
-                                self._reader = self._live = None
-                                return
-                        elif message["type"] == "message":
-                            self._received(message["data"])
-                        elif message["type"] == "subscribe":
-                            self._generation += 1
-                            live.set()
-                            if resubscribed:
-                                # a message may have been lost meanwhile: every waiter checks
-                                # (at the first subscription they all check after live() anyway)
-                                self._wake_all()
-                            resubscribed = True
-                except Exception as exc:  # connection trouble: resubscribe after a pause
-                    log.warning(
-                        "result subscription lost (%s: %s); resubscribing",
-                        type(exc).__name__,
-                        exc,
-                    )
-                finally:
-                    live.clear()
-                    self._wake_all()
-                    with contextlib.suppress(Exception):
+                await pubsub.subscribe(self._channel)
+                idle_since: float | None = None
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is None:
+                        if self._futures:
+                            idle_since = None
+                        elif idle_since is None:
+                            idle_since = time.monotonic()
+                        elif time.monotonic() - idle_since > _IDLE_UNSUBSCRIBE:
+                            # no waiter can be inside live() now (each registers first), and
+                            # the next one starts a new reader: decided without an await
+                            self._reader = self._live = None
+                            return
+                    elif message["type"] == "message":
+                        self._received(message["data"])
+                    elif message["type"] == "subscribe":
+                        self._generation += 1
+                        live.set()
+                        if resubscribed:
+                            # a message may have been lost meanwhile: every waiter checks
+                            # (at the first subscription they all check after live() anyway)
+                            self._wake_all()
+                        resubscribed = True
+            except Exception as exc:  # connection trouble: resubscribe after a pause
+                log.warning(
+                    "result subscription lost (%s: %s); resubscribing",
+                    type(exc).__name__,
+                    exc,
+                )
+            finally:
+                live.clear()
+                self._wake_all()
+                with contextlib.suppress(Exception):
+                    if pubsub is not None:
                         await pubsub.aclose()  # type: ignore[no-untyped-call]
-                await asyncio.sleep(_RECONNECT_DELAY)
-        finally:
-            await client.aclose()
+                    if client is not None:
+                        await client.aclose()
+            await asyncio.sleep(_RECONNECT_DELAY)
 
     async def close(self) -> None:
         reader, self._reader = self._reader, None

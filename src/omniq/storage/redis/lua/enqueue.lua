@@ -1,19 +1,17 @@
--- ARGV[3] = n, then per task 12 values: id, payload, queue, priority, eta, expires_at,
--- created_at, func, schedule_id, result_ttl, max_attempts ('' = None), the number of its
--- dependencies; then the ids of those dependencies. A task with dependencies is stored WAITING:
--- in no ready or delayed set, woken for by nobody, and listed in the set B:deps:<dep> of each
--- dependency that has not finished yet (a finished one is settled by the caller at once, and
--- nothing will ever read its set again).
+-- ARGV[3] = the tasks' fields, a msgpack array with one array of strings per task: id, queue,
+-- priority, eta, expires_at, created_at, func, schedule_id, result_ttl, max_attempts ('' =
+-- None), then the array of its dependencies' ids; ARGV[4..] = the tasks' payloads, in order.
+-- A task with dependencies is stored WAITING: in no ready or delayed set, woken for by nobody,
+-- and listed in the set B:deps:<dep> of each dependency that has not finished yet (a finished
+-- one is settled by the caller at once, and nothing will ever read its set again).
 -- Returns 1 per stored task, 0 per id that already existed (left untouched).
-local n = tonumber(ARGV[3])
+local tasks = cmsgpack.unpack(ARGV[3])
 local out = {}
 local woken = {}
-local b = 3
-for i = 1, n do
-  local id, payload, q, pr, eta, exp, ca, f, sid, rt, mx, nd = unpack(ARGV, b + 1, b + 12)
-  local first_dep = b + 13
-  nd = tonumber(nd)
-  b = b + 12 + nd
+for i, t in ipairs(tasks) do
+  local id, q, pr, eta, exp, ca, f, sid, rt, mx, deps = unpack(t, 1, 11)
+  local payload = ARGV[3 + i]
+  local nd = #deps
   local st = nd > 0 and 'waiting' or 'pending'
   local tk = tkey(id)
   if redis.call('EXISTS', tk) == 1 then
@@ -46,8 +44,7 @@ for i = 1, n do
     redis.call('ZADD', idx(q, st), seq, id)
     redis.call('SADD', P .. ':queues', q)
     if nd > 0 then
-      for j = first_dep, first_dep + nd - 1 do
-        local dep = ARGV[j]
+      for _, dep in ipairs(deps) do
         if not FINAL[redis.call('HGET', tkey(dep), 'st')] then
           redis.call('SADD', P .. ':deps:' .. dep, id)
         end
