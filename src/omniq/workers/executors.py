@@ -10,12 +10,15 @@ processes.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import functools
 import inspect
+import queue
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from omniq.exceptions import TaskTimeout
@@ -68,13 +71,124 @@ def is_async_callable(func: Callable[..., Any]) -> bool:
     )
 
 
+class TaskThreadPool(concurrent.futures.Executor):
+    """A thread pool that survives calls it had to give up on.
+
+    A thread cannot be killed, so a sync task past its timeout keeps its thread until the call
+    returns, if ever. With ``ThreadPoolExecutor`` that thread is lost to the pool: after
+    ``max_workers`` hung tasks nothing runs any more, and interpreter exit waits for them
+    forever. Here :meth:`abandon` retires the thread of a call nobody waits for (it exits once
+    the call returns) and starts a replacement at once, so the pool keeps its capacity; and
+    threads are daemons, so a hung call never keeps the process alive.
+    """
+
+    def __init__(self, max_workers: int, thread_name_prefix: str = "omniq-task") -> None:
+        self.max_workers = max_workers
+        self._prefix = thread_name_prefix
+        self._queue: queue.SimpleQueue[
+            tuple[concurrent.futures.Future[Any], Callable[[], Any]] | None
+        ] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._running: dict[concurrent.futures.Future[Any], int] = {}  # call -> thread ident
+        self._retired: set[int] = set()
+        self._threads = 0
+        self._spawned = 0
+        self._closed = False
+        for _ in range(max_workers):
+            self._spawn()
+
+    @property
+    def abandoned(self) -> int:
+        """Threads still busy with calls that were given up on."""
+        with self._lock:
+            return len(self._retired)
+
+    def _spawn(self) -> None:
+        self._spawned += 1
+        thread = threading.Thread(
+            target=self._serve, name=f"{self._prefix}-{self._spawned}", daemon=True
+        )
+        self._threads += 1
+        thread.start()
+
+    def _serve(self) -> None:
+        me = threading.get_ident()
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            future, call = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            with self._lock:
+                self._running[future] = me
+            try:
+                result = call()
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+            with self._lock:
+                self._running.pop(future, None)
+                if me in self._retired:  # a replacement took this thread's place
+                    self._retired.discard(me)
+                    self._threads -= 1
+                    return
+        with self._lock:
+            self._threads -= 1
+
+    def submit(
+        self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[Any]:
+        if self._closed:
+            raise RuntimeError("this thread pool is shut down")
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._queue.put((future, functools.partial(fn, *args, **kwargs)))
+        return future
+
+    def abandon(self, future: concurrent.futures.Future[Any]) -> None:
+        """Nobody waits for ``future`` any more: if its call still runs, its thread retires
+        after it and a new thread takes its place now."""
+        if future.cancel():  # not started yet: it never will
+            return
+        with self._lock:
+            ident = self._running.get(future)
+            if ident is None or ident in self._retired or self._closed:
+                return
+            self._retired.add(ident)
+            self._spawn()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._closed = True
+        if cancel_futures:
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    item[0].cancel()
+        with self._lock:
+            count = self._threads
+        for _ in range(count):
+            self._queue.put(None)
+        if wait:
+            deadline = time.monotonic() + 3600
+            while time.monotonic() < deadline:
+                with self._lock:
+                    busy = self._threads - len(self._retired)
+                if busy <= 0:
+                    break
+                time.sleep(0.01)
+
+
 class _ThreadPoolMixin:
     max_workers: int
-    _pool: ThreadPoolExecutor | None = None
+    _pool: TaskThreadPool | None = None
 
     async def start(self) -> None:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="omniq-task")
+            self._pool = TaskThreadPool(self.max_workers, thread_name_prefix="omniq-task")
 
     async def shutdown(self, wait: bool = True) -> None:
         pool, self._pool = self._pool, None
@@ -88,11 +202,16 @@ class _ThreadPoolMixin:
     async def _in_thread(self, func: Callable[..., Any], *args: Any) -> Any:
         if self._pool is None:
             await self.start()
-        assert self._pool is not None
+        pool = self._pool
+        assert pool is not None
         ctx = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(
-            self._pool, functools.partial(ctx.run, func, *args)
-        )
+        future = pool.submit(ctx.run, func, *args)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            # a timeout or a shutdown gave up on the call: the pool replaces its thread
+            pool.abandon(future)
+            raise
 
 
 class AsyncExecutor(_ThreadPoolMixin, Executor):
@@ -137,6 +256,7 @@ __all__ = [
     "EXECUTORS",
     "AsyncExecutor",
     "Executor",
+    "TaskThreadPool",
     "ThreadExecutor",
     "bounded",
     "is_async_callable",
