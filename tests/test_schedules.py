@@ -59,7 +59,7 @@ async def test_interval_schedule_runs_repeatedly_and_records_its_last_run() -> N
         assert schedule.last_task_id == second[0]
 
 
-async def test_paused_schedule_does_not_fire_until_resumed_and_both_emit_events() -> None:
+async def test_paused_schedule_does_not_fire_until_resumed_and_every_change_emits_an_event() -> None:
     async with AsyncOmniQ(event_store=AsyncMemoryEventStorage()) as oq:
         sid = await oq.schedule(tf.record, args=("paused",), interval=0.05)
         assert await oq.pause_schedule(sid) is True
@@ -67,8 +67,14 @@ async def test_paused_schedule_does_not_fire_until_resumed_and_both_emit_events(
         assert await scheduler.tick(datetime.now(UTC) + timedelta(seconds=1)) == []
         assert await oq.resume_schedule(sid) is True
         assert len(await scheduler.tick(datetime.now(UTC) + timedelta(seconds=1))) == 1
-        types = [e.event_type for e in await oq.get_events(sid)]
-        assert types == [EventType.SCHEDULE_PAUSED, EventType.SCHEDULE_RESUMED]
+        events = await oq.get_events(sid)
+        types = [e.event_type for e in events]
+        assert types == [
+            EventType.SCHEDULED,
+            EventType.SCHEDULE_PAUSED,
+            EventType.SCHEDULE_RESUMED,
+        ]
+        assert events[0].details["interval"] == 0.05
         schedules = await oq.list_schedules(ScheduleState.ACTIVE)
         assert [s.id for s in schedules] == [sid]
 

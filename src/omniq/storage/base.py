@@ -684,6 +684,28 @@ class BaseTaskQueue(Component):
         payload = self.serializer.encode_schedule(schedule)
         await self._ensure()
         await self._save_schedule(schedule, payload)
+        if self.event_logger is not None:
+            self.event_logger.emit(
+                TaskEvent(
+                    task_id=schedule.id,
+                    schedule_id=schedule.id,
+                    event_type=EventType.SCHEDULED,
+                    queue_name=schedule.queue_name,
+                    func=schedule.func,
+                    details={
+                        k: v
+                        for k, v in {
+                            "cron": schedule.cron,
+                            "interval": schedule.interval,
+                            "timezone": schedule.timezone,
+                            "next_run_at": schedule.next_run_at.isoformat()
+                            if schedule.next_run_at
+                            else None,
+                        }.items()
+                        if v is not None
+                    },
+                )
+            )
         return schedule.id
 
     async def get_schedule(self, schedule_id: str) -> Schedule | None:
