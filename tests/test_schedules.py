@@ -59,7 +59,7 @@ async def test_interval_schedule_runs_repeatedly_and_records_its_last_run() -> N
         assert schedule.last_task_id == second[0]
 
 
-async def test_paused_schedule_does_not_fire_until_resumed_and_every_change_emits_an_event() -> None:
+async def test_a_paused_schedule_waits_for_resume_and_every_change_emits_an_event() -> None:
     async with AsyncOmniQ(event_store=AsyncMemoryEventStorage()) as oq:
         sid = await oq.schedule(tf.record, args=("paused",), interval=0.05)
         assert await oq.pause_schedule(sid) is True

@@ -203,7 +203,9 @@ async def test_event_storage_health_check_reports_healthy(events: BaseEventStora
 async def test_stats_and_sizes_agree_with_the_listed_tasks_after_every_kind_of_outcome(
     queue: BaseTaskQueue,
 ) -> None:
-    ids = await queue.enqueue_many([Task(func=FUNC, args=(i, i), queue_name="mix") for i in range(8)])
+    ids = await queue.enqueue_many(
+        [Task(func=FUNC, args=(i, i), queue_name="mix") for i in range(8)]
+    )
     done, failed, retried, released = [await claim(queue, "mix") for _ in range(4)]
     await queue.complete(done.id, claim_token(done))
     await queue.fail(failed.id, claim_token(failed), error_type="E")
