@@ -111,7 +111,13 @@ def targets(result: dict[str, Any]) -> str:
                 ((c["median"].get(key) or 0.0, c) for c in mine_all), key=lambda pair: pair[0]
             )
             config = top_c["label"].removeprefix("OmniQ").strip(" ()")
-            fastest = f"{config} {_num(top)} ({top / best:.2f}x)" if top else ""
+            # enqueueing is the same code whatever worker type follows: a "fastest setup"
+            # there would only name the noise
+            fastest = (
+                f"{config} {_num(top)} ({top / best:.2f}x)"
+                if top and key.startswith("drain")
+                else ""
+            )
             lines.append(
                 f"| {BROKER_NAMES[broker]} | {title} | {_num(mine)} | "
                 f"{who['label']} {_num(best)} | {ratio:.2f}x | "
