@@ -31,6 +31,7 @@ from typing import Any
 
 import msgspec
 
+from omniq._aio import cancel_and_wait
 from omniq._sync import SyncWrapper
 from omniq._time import utcnow
 from omniq.exceptions import SerializationError
@@ -356,8 +357,9 @@ class AsyncRedisQueue(RedisComponent, BaseTaskQueue):
         finally:
             stopper.cancel()
             if not waiting.done():
-                waiting.cancel()
-                await asyncio.gather(waiting, return_exceptions=True)
+                # cancelled again if redis-py swallows the first cancel (see omniq._aio), so a
+                # stop never waits for the BLPOP's own timeout
+                await cancel_and_wait(waiting)
         if not waiting.cancelled():
             waiting.result()  # a connection error surfaces to the caller
 
