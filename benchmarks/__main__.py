@@ -7,7 +7,8 @@
 
 For each contender (OmniQ on SQLite, PostgreSQL and Redis per worker type, and every peer whose
 virtualenv exists): enqueue N no-op tasks one by one and drain them with 1 worker process, then
-enqueue N in bulk and drain them with 2 (``benchmarks/peers/harness.py``). Runs are interleaved
+enqueue N in bulk and drain them with 2, then measure enqueue->start latency with one task every
+5 ms (``benchmarks/peers/harness.py``). Runs are interleaved
 (run 1 of everyone, then run 2, each run in a rotated order) and the table shows medians, with
 OmniQ/peer ratios (``benchmarks/report.py``). Redis DB 15 and the PostgreSQL database
 ``omniq_bench`` are wiped before each phase and left empty at the end; SQLite files live in a
@@ -65,6 +66,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also run OmniQ's async worker type with this --concurrency (its default is 10), "
         "beside the default-configured contenders",
     )
+    parser.add_argument(
+        "--latency-n",
+        type=int,
+        default=500,
+        help="tasks in the enqueue->start latency phase, one every --interval ms (0: skip it)",
+    )
+    parser.add_argument(
+        "--interval", type=float, default=5.0, help="ms between two latency tasks (default 5)"
+    )
     parser.add_argument("--only", help="contender keys to run, comma-separated (see --list)")
     parser.add_argument("--skip", help="contender keys to leave out, comma-separated")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
@@ -79,6 +89,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--runs must be at least 1, got {args.runs}")
     if args.omniq_concurrency is not None and args.omniq_concurrency < 1:
         parser.error(f"--omniq-concurrency must be at least 1, got {args.omniq_concurrency}")
+    if args.latency_n < 0 or 0 < args.latency_n <= 10:
+        parser.error(
+            f"--latency-n must be 0 (skip) or more than 10 (warm-up), got {args.latency_n}"
+        )
+    if args.interval <= 0:
+        parser.error(f"--interval must be positive, got {args.interval}")
     if any(p < 1 for p in args.procs):
         parser.error(f"--procs must be positive, got {args.procs}")
     return args
@@ -115,7 +131,14 @@ def median(values: list[float | None]) -> float | None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     services = Services(redis_url=args.redis_url, pg_dsn=args.pg_dsn)
-    runner = Runner(services, n=args.n, procs=tuple(args.procs), venvs=args.venvs)
+    runner = Runner(
+        services,
+        n=args.n,
+        procs=tuple(args.procs),
+        venvs=args.venvs,
+        latency_n=args.latency_n,
+        interval_ms=args.interval,
+    )
     contenders = select(args)
     entries: dict[str, dict[str, Any]] = {}
     for c in contenders:
@@ -137,6 +160,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "n": args.n,
         "runs": args.runs,
         "procs": list(args.procs),
+        "latency_n": args.latency_n,
+        "interval_ms": args.interval,
         "host": {
             "cpus": os.cpu_count(),
             "load_start": " ".join(f"{x:.1f}" for x in os.getloadavg()),
@@ -160,7 +185,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     continue
                 entries[c.key]["runs"].append(measured)
                 brief = ", ".join(
-                    f"{k} {v:,.0f}"
+                    f"{k} {v:,.2f}" if k.endswith("_ms") else f"{k} {v:,.0f}"
                     for k, v in measured.items()
                     if k != "details" and isinstance(v, float)
                 )

@@ -28,7 +28,16 @@ def metric_names(result: dict[str, Any]) -> list[tuple[str, str]]:
     ]
     names.append(("enqueue_single", "enqueue one by one"))
     names.append(("enqueue_bulk", "bulk / concurrent enqueue"))
+    if result.get("latency_n"):
+        names.append(("latency_p50_ms", "enqueue→start p50 ms"))
+        names.append(("latency_p99_ms", "enqueue→start p99 ms"))
     return names
+
+
+def is_latency(key: str) -> bool:
+    """Latencies are lower-is-better milliseconds: shown with decimals and without a ratio,
+    and left out of the 2x targets (the issue states absolute latency targets)."""
+    return key.endswith("_ms")
 
 
 def reference(result: dict[str, Any], broker: str) -> dict[str, Any] | None:
@@ -43,8 +52,10 @@ def reference(result: dict[str, Any], broker: str) -> dict[str, Any] | None:
     return mine[0] if mine else None
 
 
-def _num(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.0f}"
+def _num(value: float | None, key: str = "") -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.2f}" if is_latency(key) else f"{value:,.0f}"
 
 
 def _ratio(mine: float | None, theirs: float | None) -> str:
@@ -73,7 +84,9 @@ def table(result: dict[str, Any]) -> str:
                 for key, _ in metrics:
                     value = c["median"].get(key)
                     if c["omniq"]:
-                        cells.append(f"**{_num(value)}**")
+                        cells.append(f"**{_num(value, key)}**")
+                    elif is_latency(key):
+                        cells.append(_num(value, key))
                     else:
                         mine = ref["median"].get(key) if ref else None
                         cells.append(_num(value) + (_ratio(mine, value) if value else ""))
@@ -101,6 +114,8 @@ def targets(result: dict[str, Any]) -> str:
         if ref is None or not peers:
             continue
         for key, title in metric_names(result):
+            if is_latency(key):
+                continue
             mine = ref["median"].get(key)
             measured = [(c["median"][key], c) for c in peers if c["median"].get(key)]
             if not mine or not measured:

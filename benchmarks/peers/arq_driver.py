@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from _driver import main, redis_url
+from _driver import main, redis_url, ticks
 from arq import create_pool
 from arq.connections import RedisSettings
 from arq.worker import Worker
@@ -14,7 +14,7 @@ from record import record
 
 
 async def noop(ctx: dict[str, Any], i: int) -> None:
-    record()
+    record(i)
 
 
 def enqueue(backend: str, variant: str, mode: str, n: int) -> float | None:
@@ -22,7 +22,7 @@ def enqueue(backend: str, variant: str, mode: str, n: int) -> float | None:
         pool = await create_pool(RedisSettings.from_dsn(redis_url()))
         loop = asyncio.get_running_loop()
         start = loop.time()
-        for i in range(n):
+        for i in ticks(mode, n):
             await pool.enqueue_job("noop", i)
         rate = n / (loop.time() - start)
         await pool.aclose()

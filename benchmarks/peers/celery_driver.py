@@ -3,7 +3,7 @@ and gossip, mingle and heartbeat off, as Celery's optimizing guide advises. No b
 
 from __future__ import annotations
 
-from _driver import exec_module, main, redis_url, timed
+from _driver import exec_module, main, redis_url, ticks, timed
 from celery import Celery
 from record import record
 
@@ -14,11 +14,11 @@ app.conf.worker_hijack_root_logger = False
 
 @app.task(name="noop")
 def noop(i: int) -> None:
-    record()
+    record(i)
 
 
 def enqueue(backend: str, variant: str, mode: str, n: int) -> float | None:
-    rate = timed(n, lambda: [noop.delay(i) for i in range(n)])
+    rate = timed(n, lambda: [noop.delay(i) for i in ticks(mode, n)])
     return None if mode == "bulk" else rate
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import dramatiq
-from _driver import exec_module, main, redis_url, timed
+from _driver import exec_module, main, redis_url, ticks, timed
 from dramatiq.brokers.redis import RedisBroker
 from record import record
 
@@ -13,11 +13,11 @@ dramatiq.set_broker(RedisBroker(url=redis_url()))
 
 @dramatiq.actor(queue_name="default")
 def noop(i: int) -> None:
-    record()
+    record(i)
 
 
 def enqueue(backend: str, variant: str, mode: str, n: int) -> float | None:
-    rate = timed(n, lambda: [noop.send(i) for i in range(n)])
+    rate = timed(n, lambda: [noop.send(i) for i in ticks(mode, n)])
     return None if mode == "bulk" else rate
 
 

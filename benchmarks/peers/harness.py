@@ -8,7 +8,8 @@ a new temporary directory):
 
 1. enqueue N tasks one by one (timed, in the driver), then drain them with 1 worker process;
 2. enqueue N tasks in bulk (timed where the library has a bulk or concurrent API), then drain
-   them with 2 worker processes.
+   them with 2 worker processes;
+3. enqueue -> start latency at light load: one worker process, one task every 5 ms (``latency``).
 
 Drain is the completion rate from the first completed task to the last (PERFORMANCE.md: steady
 state, process start-up not counted), read from the records every task appends to one file
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -47,6 +49,10 @@ BROKERS = ("redis", "postgres", "sqlite")
 #: checked in. It bounds how long a checked-in task is held, so it stays below the shortest
 #: default job timeout among the peers (SAQ's 10 s), past which a held task would be retried.
 GATE_TIMEOUT = 9.0
+
+#: paced tasks at the start of the latency phase that are not counted (connection pools and
+#: caches warming up on both sides)
+LATENCY_WARMUP = 10
 
 
 class BenchError(RuntimeError):
@@ -232,7 +238,9 @@ class Runner:
     venvs: Path = DEFAULT_VENVS
     log_dir: Path = REPO_ROOT / ".bench" / "logs"
     drain_timeout: float | None = None
-    verbose: bool = False
+    #: paced tasks in the latency phase (0: no latency phase) and the ms between two of them
+    latency_n: int = 500
+    interval_ms: float = 5.0
 
     def python(self, contender: Contender) -> Path | None:
         """The interpreter that runs ``contender``; ``None`` when its venv is not set up."""
@@ -288,16 +296,25 @@ class Runner:
             contender.variant,
         ]
 
-    def enqueue(self, contender: Contender, mode: str, env: dict[str, str]) -> float | None:
-        cmd = self.command(contender, "enqueue", "--mode", mode, "-n", str(self.n))
+    def enqueue(
+        self, contender: Contender, mode: str, env: dict[str, str], n: int | None = None
+    ) -> float | None:
+        """Runs the driver's ``enqueue`` (N tasks by default); its rate, or ``None``."""
+        count = self.n if n is None else n
+        cmd = self.command(
+            contender,
+            "enqueue",
+            "--mode",
+            mode,
+            "-n",
+            str(count),
+            "--interval",
+            str(self.interval_ms),
+        )
+        budget = 120 + count / 50 + (count * self.interval_ms / 1000 if mode == "paced" else 0)
         try:
             out = subprocess.run(
-                cmd,
-                env=env,
-                cwd=PEERS_DIR,
-                capture_output=True,
-                text=True,
-                timeout=120 + self.n / 50,
+                cmd, env=env, cwd=PEERS_DIR, capture_output=True, text=True, timeout=budget
             )
         except subprocess.TimeoutExpired as exc:
             raise BenchError(f"{contender.key}: enqueue --mode {mode} timed out") from exc
@@ -310,6 +327,62 @@ class Runner:
         rate = json.loads(lines[-1])["per_s"]
         return None if rate is None else float(rate)
 
+    def _spawn(
+        self, contender: Contender, procs: int, env: dict[str, str], tag: str
+    ) -> list[tuple[subprocess.Popen[bytes], Path]]:
+        """Starts ``procs`` worker processes, each in a session of its own (so that SIGTERM to
+        its group reaches pool children too), logging to ``.bench/logs``."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        cmd = self.command(contender, "worker")
+        workers = []
+        try:
+            for i in range(procs):
+                log = self.log_dir / f"{contender.key}-{tag}-w{i}.log"
+                with log.open("wb") as fh:
+                    proc = subprocess.Popen(
+                        cmd,
+                        env=env,
+                        cwd=PEERS_DIR,
+                        stdout=fh,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                workers.append((proc, log))
+        except BaseException:
+            _stop(w for w, _ in workers)
+            raise
+        return workers
+
+    def _wait_for(
+        self,
+        contender: Contender,
+        done_file: Path,
+        count: int,
+        workers: list[tuple[subprocess.Popen[bytes], Path]],
+        timeout: float,
+        tick: Callable[[], None] | None = None,
+    ) -> None:
+        """Polls ``done_file`` until it holds ``count`` records; a timeout, or every worker
+        having exited, is a ``BenchError`` with the first worker's log tail."""
+        deadline = time.monotonic() + timeout
+        target = count * RECORD.size
+        while done_file.stat().st_size < target:
+            if tick is not None:
+                tick()
+            if time.monotonic() > deadline:
+                raise BenchError(
+                    f"{contender.key}: {done_file.stat().st_size // RECORD.size} of {count} "
+                    f"tasks done after {timeout:.0f}s; worker log: "
+                    + _tail(workers[0][1].read_text(errors="replace"))
+                )
+            if all(w.poll() is not None for w, _ in workers):
+                raise BenchError(
+                    f"{contender.key}: every worker exited (codes "
+                    f"{[w.returncode for w, _ in workers]}) before the tasks were done: "
+                    + _tail(workers[0][1].read_text(errors="replace"))
+                )
+            time.sleep(0.002)
+
     def drain(self, contender: Contender, procs: int, env: dict[str, str]) -> dict[str, Any]:
         """Starts ``procs`` worker processes on the N enqueued tasks, opens the start gate once
         all of them have checked in (``record.py``; or after ``GATE_TIMEOUT`` seconds, noted as
@@ -320,68 +393,76 @@ class Runner:
         done_file.touch()
         gate = done_file.with_name("gate")
         env = {**env, GATE_ENV: str(gate)}
-        target = self.n * RECORD.size
-        timeout = self.drain_timeout or 30 + self.n / 25
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        cmd = self.command(contender, "worker")
-        workers: list[tuple[subprocess.Popen[bytes], Path]] = []
         started = time.monotonic()
-        opened_after: float | None = None
+        opened_after: list[float] = []
+
+        def open_gate_when_all_in() -> None:
+            if opened_after:
+                return
+            waited = time.monotonic() - started
+            if len(checked_in(str(gate))) >= procs or waited > GATE_TIMEOUT:
+                gate.touch()
+                opened_after.append(waited)
+
+        workers = self._spawn(contender, procs, env, f"p{procs}")
         try:
-            for i in range(procs):
-                log = self.log_dir / f"{contender.key}-p{procs}-w{i}.log"
-                with log.open("wb") as fh:
-                    workers.append(
-                        (
-                            subprocess.Popen(
-                                cmd,
-                                env=env,
-                                cwd=PEERS_DIR,
-                                stdout=fh,
-                                stderr=subprocess.STDOUT,
-                                start_new_session=True,  # its own group: pool children stop too
-                            ),
-                            log,
-                        )
-                    )
-            deadline = started + timeout
-            while done_file.stat().st_size < target:
-                now = time.monotonic()
-                if opened_after is None and (
-                    len(checked_in(str(gate))) >= procs or now - started > GATE_TIMEOUT
-                ):
-                    gate.touch()
-                    opened_after = now - started
-                if now > deadline:
-                    raise BenchError(
-                        f"{contender.key}: {done_file.stat().st_size // RECORD.size} of "
-                        f"{self.n} tasks done after {timeout:.0f}s; worker log: "
-                        + _tail(workers[0][1].read_text(errors="replace"))
-                    )
-                if all(w.poll() is not None for w, _ in workers):
-                    raise BenchError(
-                        f"{contender.key}: every worker exited (codes "
-                        f"{[w.returncode for w, _ in workers]}) before the tasks were done: "
-                        + _tail(workers[0][1].read_text(errors="replace"))
-                    )
-                time.sleep(0.002)
+            self._wait_for(
+                contender,
+                done_file,
+                self.n,
+                workers,
+                self.drain_timeout or 30 + self.n / 25,
+                open_gate_when_all_in,
+            )
         finally:
             _stop(w for w, _ in workers)
         records = read(str(done_file))
-        times = sorted(t for t, _ in records)
+        times = sorted(t for t, _, _ in records)
         span = (times[-1] - times[0]) / 1e9
         return {
             "rate": (len(times) - 1) / span if span > 0 else None,
             "completed": len(records),
-            "processes": len({pid for _, pid in records}),
-            "startup_s": opened_after,
-            "gate_timed_out": opened_after is not None and opened_after > GATE_TIMEOUT,
+            "processes": len({pid for _, pid, _ in records}),
+            "startup_s": opened_after[0] if opened_after else None,
+            "gate_timed_out": bool(opened_after) and opened_after[0] > GATE_TIMEOUT,
+        }
+
+    def latency(self, contender: Contender) -> dict[str, Any]:
+        """Enqueue -> start latency at light load: one warm-up task, one worker process (the
+        warm-up's completion says it is serving), then ``latency_n`` tasks one every
+        ``interval_ms``, each carrying its enqueue time. The first ``LATENCY_WARMUP`` paced tasks
+        are not counted. Returns p50/p99/max in milliseconds."""
+        with self.services.fresh(contender.broker) as scratch:
+            env = self.env(contender, scratch)
+            done_file = Path(env[DONE_FILE_ENV])
+            done_file.touch()
+            # the warm-up (argument 0) goes first: a driver's enqueue also installs the
+            # library's schema, which some workers (pgqueuer) insist on finding at start
+            self.enqueue(contender, "single", env, n=1)
+            workers = self._spawn(contender, 1, env, "latency")
+            try:
+                self._wait_for(contender, done_file, 1, workers, 60)
+                self.enqueue(contender, "paced", env, n=self.latency_n)
+                self._wait_for(contender, done_file, 1 + self.latency_n, workers, 60)
+            finally:
+                _stop(w for w, _ in workers)
+            records = read(str(done_file))
+        paced = sorted((sent, done) for done, _, sent in records if sent != 0)
+        ms = sorted((done - sent) / 1e6 for sent, done in paced[LATENCY_WARMUP:])
+        if not ms:
+            raise BenchError(f"{contender.key}: no paced task was recorded")
+        return {
+            "latency_p50_ms": _percentile(ms, 0.50),
+            "latency_p99_ms": _percentile(ms, 0.99),
+            "latency_max_ms": ms[-1],
+            "latency_count": len(ms),
         }
 
     def measure(self, contender: Contender) -> dict[str, Any]:
         """One run of ``contender``: every phase (see module docstring). Metrics:
         ``enqueue_single``, ``enqueue_bulk`` (``None`` without a bulk API), ``drain_<procs>``,
-        plus per-drain details under ``details``."""
+        ``latency_p50_ms``/``latency_p99_ms`` (unless ``latency_n`` is 0), plus per-phase
+        details under ``details``."""
         out: dict[str, Any] = {"details": {}}
         phases = max(2, len(self.procs))
         for phase in range(phases):
@@ -400,7 +481,17 @@ class Runner:
                         )
                     out[f"drain_{procs}"] = drained["rate"]
                     out["details"][f"drain_{procs}"] = drained
+        if self.latency_n:
+            lat = self.latency(contender)
+            out["latency_p50_ms"] = lat["latency_p50_ms"]
+            out["latency_p99_ms"] = lat["latency_p99_ms"]
+            out["details"]["latency"] = lat
         return out
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 def _stop(workers: Iterator[subprocess.Popen[bytes]] | Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from _driver import exec_module, main, redis_url, sqlite_path, timed
+from _driver import exec_module, main, redis_url, sqlite_path, ticks, timed
 from huey import RedisHuey, SqliteHuey
 from record import record
 
@@ -19,11 +19,11 @@ else:
 
 @huey.task()
 def noop(i: int) -> None:
-    record()
+    record(i)
 
 
 def enqueue(backend: str, variant: str, mode: str, n: int) -> float | None:
-    rate = timed(n, lambda: [noop(i) for i in range(n)])
+    rate = timed(n, lambda: [noop(i) for i in ticks(mode, n)])
     return None if mode == "bulk" else rate
 
 

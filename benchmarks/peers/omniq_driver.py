@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from _driver import exec_module, main, pg_dsn, redis_url, sqlite_path
+from _driver import exec_module, main, pg_dsn, redis_url, sqlite_path, ticks
 
 from benchmarks.peers.omniq_tasks import noop, noop_sync
 from omniq import AsyncOmniQ
@@ -42,7 +42,7 @@ def enqueue(backend: str, variant: str, mode: str, n: int) -> float | None:
             if mode == "bulk":
                 await oq.enqueue_many([{"func": func, "args": (i,)} for i in range(n)])
             else:
-                for i in range(n):
+                for i in ticks(mode, n):
                     await oq.enqueue(func, args=(i,))
             return n / (loop.time() - start)
 

@@ -7,9 +7,9 @@ from benchmarks.peers.record import record
 
 
 async def noop(i: int) -> None:
-    record()
+    record(i)
 
 
 def noop_sync(i: int) -> None:
     """For the thread, process and gevent worker types, which run plain functions."""
-    record()
+    record(i)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pgqueuer
-from _driver import main, pg_dsn
+from _driver import main, pg_dsn, ticks
 from pgqueuer import AsyncpgDriver, Job, PgQueuer, Queries
 from record import record
 
@@ -23,7 +23,7 @@ async def create() -> AsyncIterator[PgQueuer]:
 
     @pgq.entrypoint("noop")
     async def noop(job: Job) -> None:
-        record()
+        record(int(job.payload or b"0"))
 
     try:
         yield pgq
@@ -35,13 +35,14 @@ def enqueue(backend: str, variant: str, mode: str, n: int) -> float | None:
     async def run() -> float:
         conn = await asyncpg.connect(pg_dsn())
         queries = Queries(AsyncpgDriver(conn))
-        await queries.install()
+        if not await conn.fetchval("SELECT to_regclass('pgqueuer') IS NOT NULL"):
+            await queries.install()  # once per fresh database
         loop = asyncio.get_running_loop()
         start = loop.time()
         if mode == "bulk":
             await queries.enqueue(["noop"] * n, [str(i).encode() for i in range(n)], [0] * n)
         else:
-            for i in range(n):
+            for i in ticks(mode, n):
                 await queries.enqueue("noop", str(i).encode())
         rate = n / (loop.time() - start)
         await conn.close()

@@ -1,12 +1,14 @@
-"""How every contender's no-op task records its completion: one 12-byte append to a shared file.
+"""How every contender's no-op task records its completion: one 20-byte append to a shared file.
 
 The same mechanism for every library (PERFORMANCE.md: "the task's only work is to record its
 completion, identical for every library"). An ``O_APPEND`` write of a few bytes to a local file is
 atomic across processes and threads and costs a couple of microseconds, so it neither caps nor
 favours anyone, whereas a Redis ``INCR`` would add a network round trip per task (about a tenth of
 a millisecond here) and tie the SQLite and PostgreSQL contenders to Redis. Each record is the
-completion time (``CLOCK_MONOTONIC``, which all processes of one machine share) and the pid, so the
-harness reads exact first and last completion times and which processes did the work.
+completion time (``CLOCK_MONOTONIC``, which all processes of one machine share), the pid and the
+task's argument, so the harness reads exact first and last completion times, which processes did
+the work, and, when the argument is the enqueue time (``--mode paced``), each task's enqueue ->
+start latency (the task does nothing before recording).
 
 The start gate: worker processes start at different speeds (0.5 to 7 s here), and with N tasks
 pre-enqueued the first process up would drain most of them alone, so a "2 processes" figure would
@@ -29,22 +31,23 @@ import time
 DONE_FILE_ENV = "OMNIQ_BENCH_DONE_FILE"
 #: environment variable naming the gate file (optional: no gate when unset)
 GATE_ENV = "OMNIQ_BENCH_GATE"
-RECORD = struct.Struct("<qi")  # monotonic_ns, pid
+RECORD = struct.Struct("<qiq")  # monotonic_ns at completion, pid, the task's argument
 PGID = struct.Struct("<i")
 
 _fd: int | None = None
 _gate_open = False
 
 
-def record() -> None:
-    """Appends one completion record. The file is opened on first use in each process (after any
-    fork), so pool children of Celery, Dramatiq or OmniQ's process worker each hold their own."""
+def record(arg: int = 0) -> None:
+    """Appends one completion record carrying ``arg`` (the task's own argument). The file is
+    opened on first use in each process (after any fork), so pool children of Celery, Dramatiq
+    or OmniQ's process worker each hold their own."""
     global _fd
     if not _gate_open:
         _wait_for_gate()
     if _fd is None:
         _fd = os.open(os.environ[DONE_FILE_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.write(_fd, RECORD.pack(time.monotonic_ns(), os.getpid()))
+    os.write(_fd, RECORD.pack(time.monotonic_ns(), os.getpid(), arg))
 
 
 def _wait_for_gate() -> None:
@@ -63,8 +66,8 @@ def _wait_for_gate() -> None:
     _gate_open = True
 
 
-def read(path: str) -> list[tuple[int, int]]:
-    """All completion records of ``path`` as ``(monotonic_ns, pid)``, in file order."""
+def read(path: str) -> list[tuple[int, int, int]]:
+    """All completion records of ``path`` as ``(monotonic_ns, pid, arg)``, in file order."""
     with open(path, "rb") as fh:
         data = fh.read()
     usable = len(data) - len(data) % RECORD.size

@@ -4,14 +4,14 @@ Bulk: ``Queue.enqueue_many`` (one pipeline)."""
 
 from __future__ import annotations
 
-from _driver import main, redis_url, timed
+from _driver import main, redis_url, ticks, timed
 from record import record
 from redis import Redis
 from rq import Queue, SimpleWorker, Worker
 
 
 def noop(i: int) -> None:
-    record()
+    record(i)
 
 
 def _queue() -> Queue:
@@ -25,7 +25,7 @@ def enqueue(backend: str, variant: str, mode: str, n: int) -> float | None:
             n,
             lambda: queue.enqueue_many([Queue.prepare_data(noop, args=(i,)) for i in range(n)]),
         )
-    return timed(n, lambda: [queue.enqueue(noop, i) for i in range(n)])
+    return timed(n, lambda: [queue.enqueue(noop, i) for i in ticks(mode, n)])
 
 
 def worker(backend: str, variant: str) -> None:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from _driver import main, pg_dsn, redis_url
+from _driver import main, pg_dsn, redis_url, ticks
 from record import record
 from saq import Queue, Worker
 
 
 async def noop(ctx: dict[str, Any], *, i: int) -> None:
-    record()
+    record(i)
 
 
 def _queue(backend: str) -> Queue:
@@ -29,7 +29,7 @@ def enqueue(backend: str, variant: str, mode: str, n: int) -> float | None:
         if mode == "bulk":
             await asyncio.gather(*(queue.enqueue("noop", i=i) for i in range(n)))
         else:
-            for i in range(n):
+            for i in ticks(mode, n):
                 await queue.enqueue("noop", i=i)
         rate = n / (loop.time() - start)
         await queue.disconnect()

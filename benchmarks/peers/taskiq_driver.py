@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from _driver import exec_module, main, redis_url
+from _driver import exec_module, main, redis_url, ticks
 from record import record
 from taskiq_redis import RedisStreamBroker
 
@@ -16,7 +16,7 @@ broker = RedisStreamBroker(url=redis_url())
 
 @broker.task(task_name="noop")
 async def noop(i: int) -> None:
-    record()
+    record(i)
 
 
 def enqueue(backend: str, variant: str, mode: str, n: int) -> float | None:
@@ -27,7 +27,7 @@ def enqueue(backend: str, variant: str, mode: str, n: int) -> float | None:
         if mode == "bulk":
             await asyncio.gather(*(noop.kiq(i) for i in range(n)))
         else:
-            for i in range(n):
+            for i in ticks(mode, n):
                 await noop.kiq(i)
         rate = n / (loop.time() - start)
         await broker.shutdown()
