@@ -208,6 +208,8 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
         tasks = [task for task, _ in items]
         if len(items) >= COPY_THRESHOLD:
             created = await self._enqueue_copy(items)
+        elif len(items) == 1 and not tasks[0].depends_on:
+            created = await self._enqueue_one(*items[0])
         else:
             created = await self._enqueue_arrays(items)
         flags = []
@@ -215,6 +217,27 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
             flags.append(task.id in created)
             created.discard(task.id)
         return flags
+
+    async def _enqueue_one(self, t: Task, payload: bytes) -> set[str]:
+        """One task without dependencies (the sequential enqueue): one plain INSERT."""
+        row = await self.pool.fetchrow(
+            self._sql["enqueue_one"],
+            self.project_name,
+            t.id,
+            t.queue_name,
+            t.func,
+            t.priority,
+            t.status.value,
+            t.created_at,
+            t.eta,
+            t.expires_at,
+            t.result_ttl,
+            t.max_attempts,
+            t.schedule_id,
+            payload,
+            self._channel,
+        )
+        return set(row["created"])
 
     async def _enqueue_arrays(self, items: list[tuple[Task, bytes]]) -> set[str]:
         """A small batch: one statement, one array per column (one round trip)."""
