@@ -382,9 +382,12 @@ async def test_a_dependent_stored_while_its_dependency_completes_is_promoted_by_
 # -- large batches: COPY through the staging table -----------------------------------------------
 
 
+@pytest.mark.parametrize("twice", [False, True], ids=["known id", "known id and one twice"])
 async def test_a_large_batch_keeps_its_order_skips_known_ids_and_wakes_a_claimer(
-    schema: str,
+    schema: str, twice: bool
 ) -> None:
+    """A known id fails the batch's first, plain INSERT and sends it through the one skipping
+    known ids; an id given twice goes there at once. Either way: the first copy counts."""
     n = COPY_THRESHOLD * 3
     async with (
         AsyncPostgresQueue(**_options(schema)) as claimer,
@@ -395,7 +398,9 @@ async def test_a_large_batch_keeps_its_order_skips_known_ids_and_wakes_a_claimer
         for task in tasks[1 : n // 2]:  # equal ready times: only the enqueue order parts them
             task.created_at = tasks[0].created_at
         batch = [tasks[0], Task(func="operator:add", args=(9, 9), id=known, queue_name="q")]
-        batch += [*tasks[1:], tasks[5]]  # a known id, and one given twice in the batch
+        batch += tasks[1:]
+        if twice:
+            batch.append(tasks[5])
         waiting = asyncio.create_task(claimer.dequeue(["q"], timeout=30))
         await asyncio.sleep(0.1)
 
@@ -411,6 +416,18 @@ async def test_a_large_batch_keeps_its_order_skips_known_ids_and_wakes_a_claimer
         claimed = await claimer.dequeue_many(["q"], limit=n + 10, lease=30)
         assert [t.id for t in claimed] == [t.id for t in tasks]
         assert [t.args for t in claimed] == [(i, i) for i in range(n)]
+
+
+async def test_a_large_batch_of_new_ids_is_stored_in_order(schema: str) -> None:
+    async with AsyncPostgresQueue(**_options(schema)) as queue:
+        tasks = [Task(func="operator:add", args=(i, i)) for i in range(COPY_THRESHOLD * 2)]
+
+        assert await queue.enqueue_many(tasks) == [t.id for t in tasks]
+        assert await queue.enqueue_many(tasks) == [t.id for t in tasks]  # again: idempotent
+
+        listed = await queue.list_tasks(limit=len(tasks) + 1)
+        assert [t.id for t in listed] == [t.id for t in tasks]
+        assert (await queue.stats())["default"] == {"pending": len(tasks)}
 
 
 async def test_a_large_batch_with_dependencies_inside_stores_them_waiting(schema: str) -> None:
