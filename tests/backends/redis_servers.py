@@ -76,9 +76,10 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _cli(port: int, *args: str, timeout: float = 10.0) -> str:
+def _cli(port: int, *args: str, password: str | None = None, timeout: float = 10.0) -> str:
+    auth = ["-a", password, "--no-auth-warning"] if password else []
     done = subprocess.run(
-        ["redis-cli", "-h", HOST, "-p", str(port), *args],
+        ["redis-cli", "-h", HOST, "-p", str(port), *auth, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -105,7 +106,9 @@ class Servers:
     folder: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="omniq-redis-"))
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, port: int, *args: str, config: str | None = None) -> None:
+    def start(
+        self, port: int, *args: str, config: str | None = None, password: str | None = None
+    ) -> None:
         """``redis-server [config] --port P ...``; returns once it answers PING."""
         command = ["redis-server"]
         if config is not None:
@@ -122,7 +125,10 @@ class Servers:
             stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
         )
-        _wait_until(lambda: _cli(port, "ping") == "PONG", f"redis-server on port {port}")
+        _wait_until(
+            lambda: _cli(port, "ping", password=password) == "PONG",
+            f"redis-server on port {port}",
+        )
 
     def kill(self, port: int) -> None:
         """SIGKILL: the server vanishes without a word, as a crashed host would."""
@@ -202,6 +208,9 @@ class SentinelSetup:
     replica_port: int
     sentinel_ports: list[int]
     master_name: str = SENTINEL_MASTER
+    #: the master's and replica's password, and the sentinels' own (None: none)
+    password: str | None = None
+    sentinel_password: str | None = None
 
     @property
     def sentinels(self) -> list[str]:
@@ -211,19 +220,30 @@ class SentinelSetup:
         """The master's port as the first sentinel that answers sees it."""
         for port in self.sentinel_ports:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                reply = _cli(port, "sentinel", "get-master-addr-by-name", self.master_name)
+                reply = _cli(
+                    port,
+                    *("sentinel", "get-master-addr-by-name", self.master_name),
+                    password=self.sentinel_password,
+                )
                 lines = reply.split()
                 if len(lines) == 2:
                     return int(lines[1])
         return None
 
 
-def start_sentinel(sentinels: int = 3, *, ready_to_fail_over: bool = False) -> SentinelSetup:
+def start_sentinel(
+    sentinels: int = 3,
+    *,
+    ready_to_fail_over: bool = False,
+    password: str | None = None,
+    sentinel_password: str | None = None,
+) -> SentinelSetup:
     """A master, one replica of it and ``sentinels`` sentinels (quorum: a majority) that fail
     over after one second without an answer. Returns once the replica is in sync and every
     sentinel answers for the master; with ``ready_to_fail_over``, only once they also know the
     replica and each other (that takes a few seconds of their hellos), so that a failover can
-    be voted at once."""
+    be voted at once. ``password`` protects the master and the replica, ``sentinel_password``
+    the sentinels."""
     require_redis_server()
     servers = Servers()
     master, replica = free_port(), free_port()
@@ -231,13 +251,20 @@ def start_sentinel(sentinels: int = 3, *, ready_to_fail_over: bool = False) -> S
     quorum = sentinels // 2 + 1
     try:
         # no wait before a full sync (Redis waits 5 s for more replicas to share it by default)
-        no_delay = ("--repl-diskless-sync-delay", "0")
-        servers.start(master, *no_delay)
-        servers.start(replica, *no_delay, "--replicaof", HOST, str(master))
+        data = ["--repl-diskless-sync-delay", "0"]
+        if password:
+            data += ["--requirepass", password, "--masterauth", password]
+        servers.start(master, *data, password=password)
+        servers.start(replica, *data, "--replicaof", HOST, str(master), password=password)
         _wait_until(
-            lambda: "master_link_status:up" in _cli(replica, "info", "replication"),
+            lambda: (
+                "master_link_status:up" in _cli(replica, "info", "replication", password=password)
+            ),
             "the replica to sync",
         )
+        auth = f"sentinel auth-pass {SENTINEL_MASTER} {password}\n" if password else ""
+        if sentinel_password:
+            auth += f"requirepass {sentinel_password}\nsentinel sentinel-pass {sentinel_password}\n"
         for port in sentinel_ports:
             servers.start(
                 port,
@@ -246,12 +273,13 @@ def start_sentinel(sentinels: int = 3, *, ready_to_fail_over: bool = False) -> S
                     f"sentinel monitor {SENTINEL_MASTER} {HOST} {master} {quorum}\n"
                     f"sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n"
                     f"sentinel failover-timeout {SENTINEL_MASTER} 10000\n"
-                    f"sentinel parallel-syncs {SENTINEL_MASTER} 1\n"
+                    f"sentinel parallel-syncs {SENTINEL_MASTER} 1\n{auth}"
                 ),
+                password=sentinel_password,
             )
 
         def known(port: int) -> bool:
-            info = _cli(port, "info", "sentinel")
+            info = _cli(port, "info", "sentinel", password=sentinel_password)
             if ready_to_fail_over:
                 return f"slaves=1,sentinels={sentinels}" in info
             return "status=ok" in info
@@ -260,7 +288,14 @@ def start_sentinel(sentinels: int = 3, *, ready_to_fail_over: bool = False) -> S
     except BaseException:
         servers.stop()
         raise
-    return SentinelSetup(servers, master, replica, sentinel_ports)
+    return SentinelSetup(
+        servers,
+        master,
+        replica,
+        sentinel_ports,
+        password=password,
+        sentinel_password=sentinel_password,
+    )
 
 
 _lock = threading.Lock()

@@ -14,6 +14,11 @@ import pytest
 
 pytest.importorskip("redis.asyncio")
 
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError
+
 from omniq import AsyncOmniQ
 from omniq.backend import create_backend
 from omniq.models.config import RedisConfig
@@ -81,6 +86,67 @@ async def test_an_unknown_master_name_is_reported_as_unavailable(
 
     assert health["status"] == "unhealthy"
     assert "no-such-master" in health["error"]
+
+
+# -- passwords ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def protected_sentinel() -> Iterator[SentinelSetup]:
+    """A set-up whose master and replica ask for one password and the sentinels for another."""
+    setup = start_sentinel(password="master-pw", sentinel_password="sentinel-pw")
+    try:
+        yield setup
+    finally:
+        setup.servers.stop()
+
+
+async def test_the_master_password_and_the_sentinel_password_each_reach_their_server(
+    protected_sentinel: SentinelSetup, project: str
+) -> None:
+    setup = protected_sentinel
+    host, port = setup.sentinels[0].split(":")
+    unauthenticated = aioredis.Redis(host=host, port=int(port), retry=Retry(NoBackoff(), 0))
+    try:
+        with pytest.raises(AuthenticationError):  # the sentinels do ask for their password
+            await unauthenticated.execute_command("SENTINEL", "MASTERS")
+    finally:
+        await unauthenticated.aclose()
+    config = RedisConfig(
+        sentinels=setup.sentinels,
+        sentinel_master=setup.master_name,
+        password="master-pw",
+        sentinel_password="sentinel-pw",
+    )
+    async with AsyncRedisQueue.from_config(config) as queue:
+        task_id = await queue.enqueue(tf.add, args=(1, 2))
+        task = await queue.dequeue()
+        assert task is not None
+        assert task.id == task_id
+    url = (
+        f"redis+sentinel://:master-pw@{','.join(setup.sentinels)}/{setup.master_name}/0"
+        "?sentinel_password=sentinel-pw"
+    )
+    async with AsyncRedisQueue(url=url, project_name=project) as queue:
+        assert await queue.get_task(task_id) is None  # another project, same server
+        assert (await queue.health_check())["status"] == "healthy"
+
+
+async def test_a_wrong_master_password_is_reported_as_unavailable_without_showing_it(
+    protected_sentinel: SentinelSetup,
+) -> None:
+    """(A wrong sentinel password takes redis-py's retries, ~30 s, to be reported: its
+    MasterNotFoundError is a ConnectionError, retried as during a failover.)"""
+    queue = AsyncRedisQueue(
+        sentinels=protected_sentinel.sentinels,
+        sentinel_master=protected_sentinel.master_name,
+        password="not-the-master-pw",
+        sentinel_password="sentinel-pw",
+    )
+
+    health = await queue.health_check()
+
+    assert health["status"] == "unhealthy"
+    assert "not-the-master-pw" not in health["error"]
+    assert "sentinel-pw" not in health["error"]
 
 
 # -- failover -------------------------------------------------------------------------------------
