@@ -143,3 +143,25 @@ async def test_an_idle_claimer_wakes_on_enqueue_through_blpop_on_the_slot_node(
         task = await asyncio.wait_for(waiting, 5)
         assert task is not None
         assert task.id == task_id
+
+
+async def test_a_caller_waits_for_a_free_connection_at_most_socket_timeout(
+    cluster: Cluster, project: str
+) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    async with AsyncRedisQueue(
+        cluster_nodes=cluster.nodes, project_name=project, max_connections=2, socket_timeout=0.3
+    ) as queue:
+        client = queue.redis
+        slots = client._omniq_slots  # type: ignore[union-attr]
+        for _ in range(2):  # every connection busy, as with two long commands in flight
+            await slots.acquire()
+        try:
+            with pytest.raises(RedisConnectionError, match=r"no connection free within 0\.3s"):
+                await queue.get_queue_size()
+        finally:
+            slots.release()
+            slots.release()
+
+        assert await queue.get_queue_size() == 0

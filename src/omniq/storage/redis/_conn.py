@@ -27,6 +27,7 @@ try:
     from redis.asyncio.cluster import ClusterNode, RedisCluster
     from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
     from redis.commands.core import AsyncScript
+    from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import RedisClusterException, RedisError
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installed extras
     raise ModuleNotFoundError(
@@ -137,16 +138,27 @@ class _BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionP
 class _BoundedCluster(RedisCluster):
     """redis-py's cluster client fails a command when all ``max_connections`` of a node are
     busy; this one makes the command wait for a free place instead, as the pool of a single
-    server does, so thousands of concurrent callers share a few connections."""
+    server does (and, as it does, for at most ``socket_timeout`` seconds), so thousands of
+    concurrent callers share a few connections."""
 
     def __init__(self, *args: Any, slots: int, **kwargs: Any) -> None:
         kwargs["max_connections"] = slots
         super().__init__(*args, **kwargs)
         self._omniq_slots = asyncio.Semaphore(slots)
+        self._omniq_wait: float | None = kwargs.get("socket_timeout")
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        async with self._omniq_slots:
+        try:
+            async with asyncio.timeout(self._omniq_wait):
+                await self._omniq_slots.acquire()
+        except TimeoutError:
+            raise RedisConnectionError(
+                f"no connection free within {self._omniq_wait}s ({args[0]!r} not sent)"
+            ) from None
+        try:
             return await super().execute_command(*args, **kwargs)
+        finally:
+            self._omniq_slots.release()
 
 
 class RedisConnection:
