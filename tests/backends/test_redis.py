@@ -357,6 +357,16 @@ def test_redis_config_carries_sentinel_and_cluster_settings_to_every_component()
     assert RedisConfig(cluster=True).cluster is True
 
 
+def test_a_sentinel_password_in_the_url_is_never_shown() -> None:
+    url = "redis+sentinel://:hunter4@s1:26379/main/0?sentinel_password=hunter5"
+
+    assert "hunter" not in repr(RedisConfig(url=url))
+    with pytest.raises(ConfigError) as raised:
+        AsyncRedisQueue(url=f"{url}&socket_timeout=1")
+    assert "socket_timeout" in str(raised.value)
+    assert "hunter" not in str(raised.value)
+
+
 def test_sentinel_and_cluster_urls_select_the_redis_backend() -> None:
     for url in ("redis+sentinel://s1/m", "rediss+sentinel://s1/m", "redis+cluster://n1:7000"):
         assert isinstance(create_backend(url=url), AsyncRedisBackend)
