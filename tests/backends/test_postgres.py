@@ -430,6 +430,30 @@ async def test_a_large_batch_of_new_ids_is_stored_in_order(schema: str) -> None:
         assert (await queue.stats())["default"] == {"pending": len(tasks)}
 
 
+@pytest.mark.parametrize("size", [50, COPY_THRESHOLD * 5], ids=["arrays", "COPY"])
+async def test_two_batches_of_the_same_ids_at_once_store_each_task_once(
+    schema: str, size: int
+) -> None:
+    """They meet each other's uncommitted rows in opposite orders: a unique violation on a
+    large batch's plain first try, or a deadlock, whose victim goes again skipping known ids."""
+    async with (
+        AsyncPostgresQueue(**_options(schema)) as one,
+        AsyncPostgresQueue(**_options(schema)) as other,
+    ):
+        tasks = [Task(func="operator:add", args=(i, i)) for i in range(size)]
+        created_one, created_other = await asyncio.gather(
+            one._enqueue([(t, one.serializer.encode_task(t)) for t in tasks]),
+            other._enqueue([(t, other.serializer.encode_task(t)) for t in reversed(tasks)]),
+        )
+
+        assert (await one.stats())["default"] == {"pending": len(tasks)}
+        # every task was created by exactly one of the two batches
+        by_one = {t.id for t, new in zip(tasks, created_one, strict=True) if new}
+        by_other = {t.id for t, new in zip(reversed(tasks), created_other, strict=True) if new}
+        assert by_one.isdisjoint(by_other)
+        assert by_one | by_other == {t.id for t in tasks}
+
+
 async def test_a_large_batch_with_dependencies_inside_stores_them_waiting(schema: str) -> None:
     async with AsyncPostgresQueue(**_options(schema)) as queue:
         parents = [Task(func="operator:add", args=(i, i)) for i in range(COPY_THRESHOLD)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,6 +49,27 @@ _STAGING_COLUMNS = (
     "payload",
     "deps",
 )
+
+
+#: Attempts of an enqueue statement that PostgreSQL chose as a deadlock victim.
+_DEADLOCK_ATTEMPTS = 5
+
+
+async def _retry_deadlocks(attempt: Callable[[], Awaitable[set[str]]]) -> set[str]:
+    """Runs an enqueue transaction again when it was a deadlock victim.
+
+    Two batches inserting some of the same ids in opposite orders wait for each other's
+    uncommitted rows (ON CONFLICT DO NOTHING too: it must know whether the other commits), and
+    PostgreSQL rolls one back. Its rows are gone with it, so it simply goes again: by then the
+    other holds its rows until it commits, and the retry waits for that and skips them.
+    """
+    for remaining in reversed(range(_DEADLOCK_ATTEMPTS)):
+        try:
+            return await attempt()
+        except asyncpg.DeadlockDetectedError:
+            if not remaining:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _depended_on(tasks: Iterable[Task]) -> list[str]:
@@ -215,7 +236,7 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
         elif len(items) == 1 and not tasks[0].depends_on:
             created = await self._enqueue_one(*items[0])
         else:
-            created = await self._enqueue_arrays(items)
+            created = await _retry_deadlocks(lambda: self._enqueue_arrays(items))
         flags = []
         for task in tasks:  # an id given twice in one batch is created once, by its first copy
             flags.append(task.id in created)
@@ -303,7 +324,9 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
                 return await self._insert_staged(records, depended_on, self._staged_plain)
             except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError):
                 pass
-        return await self._insert_staged(records, depended_on, self._staged_skipping)
+        return await _retry_deadlocks(
+            lambda: self._insert_staged(records, depended_on, self._staged_skipping)
+        )
 
     async def _insert_staged(
         self, records: list[tuple[Any, ...]], depended_on: list[str], sql: str
