@@ -684,28 +684,14 @@ class BaseTaskQueue(Component):
         payload = self.serializer.encode_schedule(schedule)
         await self._ensure()
         await self._save_schedule(schedule, payload)
-        if self.event_logger is not None:
-            self.event_logger.emit(
-                TaskEvent(
-                    task_id=schedule.id,
-                    schedule_id=schedule.id,
-                    event_type=EventType.SCHEDULED,
-                    queue_name=schedule.queue_name,
-                    func=schedule.func,
-                    details={
-                        k: v
-                        for k, v in {
-                            "cron": schedule.cron,
-                            "interval": schedule.interval,
-                            "timezone": schedule.timezone,
-                            "next_run_at": schedule.next_run_at.isoformat()
-                            if schedule.next_run_at
-                            else None,
-                        }.items()
-                        if v is not None
-                    },
-                )
-            )
+        self._emit_schedule(
+            EventType.SCHEDULED,
+            schedule,
+            cron=schedule.cron,
+            interval=schedule.interval,
+            timezone=schedule.timezone,
+            next_run_at=schedule.next_run_at.isoformat() if schedule.next_run_at else None,
+        )
         return schedule.id
 
     async def get_schedule(self, schedule_id: str) -> Schedule | None:
@@ -725,17 +711,24 @@ class BaseTaskQueue(Component):
         if schedule.state is state:
             return False
         changed = await self._update_schedule(schedule_id, {"state": state})
-        if changed and self.event_logger is not None:
+        if changed:
+            self._emit_schedule(event, schedule)
+        return changed
+
+    def _emit_schedule(self, event_type: EventType, schedule: Schedule, **details: Any) -> None:
+        """A schedule's own event: its id stands as the task id, so ``get_events(sid)`` finds
+        it; details that are None are left out."""
+        if self.event_logger is not None:
             self.event_logger.emit(
                 TaskEvent(
-                    task_id=schedule_id,
-                    schedule_id=schedule_id,
-                    event_type=event,
+                    task_id=schedule.id,
+                    schedule_id=schedule.id,
+                    event_type=event_type,
                     queue_name=schedule.queue_name,
                     func=schedule.func,
+                    details={k: v for k, v in details.items() if v is not None},
                 )
             )
-        return changed
 
     async def pause_schedule(self, schedule_id: str) -> bool:
         return await self._set_state(schedule_id, ScheduleState.PAUSED, EventType.SCHEDULE_PAUSED)
@@ -822,50 +815,37 @@ class BaseTaskQueue(Component):
         """PENDING/WAITING -> CANCELLED; RUNNING -> cancel_requested. Returns the task after the
         change (unchanged if final), or None if unknown."""
 
+    @abstractmethod
     async def _promote(self, task_ids: list[str], now: datetime) -> list[Task]:
         """WAITING -> PENDING (ready at once, or at its ``eta``), waking claimers. Ids that are
         not WAITING (any more) are left alone. Returns the tasks that moved, after the change."""
-        raise NotImplementedError(f"{type(self).__name__} does not support task dependencies")
 
+    @abstractmethod
     async def _cancel_waiting(self, items: list[tuple[str, str]], now: datetime) -> list[Task]:
         """WAITING -> CANCELLED for each (id, reason): ``error_type`` 'DependencyFailed',
         ``error_message`` the reason. Ids not WAITING are left alone. Returns the tasks that
         moved, after the change."""
-        raise NotImplementedError(f"{type(self).__name__} does not support task dependencies")
 
+    @abstractmethod
     async def _dependents(self, task_ids: list[str]) -> list[Task]:
         """The WAITING tasks whose ``depends_on`` names any of ``task_ids``. This runs after
-        every acknowledgement batch: a backend should answer from an index, and at almost no
-        cost when nothing waits. The default scans every WAITING task."""
-        wanted = set(task_ids)
-        found: list[Task] = []
-        offset = 0
-        while True:
-            page = await self._list_tasks(None, TaskStatus.WAITING, 1000, offset)
-            found.extend(t for t in page if wanted.intersection(t.depends_on))
-            if len(page) < 1000:
-                return found
-            offset += len(page)
+        every acknowledgement batch: a backend answers from an index, and at no cost when
+        nothing waits on the tasks (the completion can tell, see the SQLite/Redis backends)."""
 
+    @abstractmethod
     async def _get_tasks(self, task_ids: list[str]) -> dict[str, Task]:
-        """Many tasks by id (unknown ids are absent); backends answer in one round trip."""
-        found = {}
-        for task_id in task_ids:
-            task = await self._get_task(task_id)
-            if task is not None:
-                found[task_id] = task
-        return found
+        """Many tasks by id (unknown ids are absent), in one round trip."""
 
+    @abstractmethod
     async def _save_worker(self, worker_id: str, payload: bytes, expires_at: datetime) -> None:
         """Upserts a worker's record, kept until ``expires_at`` unless saved again."""
-        raise NotImplementedError(f"{type(self).__name__} does not keep a worker registry")
 
+    @abstractmethod
     async def _list_workers(self, now: datetime) -> list[bytes]:
         """The payloads of workers whose record has not expired at ``now``."""
-        raise NotImplementedError(f"{type(self).__name__} does not keep a worker registry")
 
-    async def _delete_worker(self, worker_id: str) -> bool:
-        raise NotImplementedError(f"{type(self).__name__} does not keep a worker registry")
+    @abstractmethod
+    async def _delete_worker(self, worker_id: str) -> bool: ...
 
     @abstractmethod
     async def _requeue(self, task_id: str, reset_attempts: bool, now: datetime) -> Task | None: ...
