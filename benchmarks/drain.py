@@ -16,13 +16,19 @@ import sys
 import time
 import uuid
 
-from benchmarks.noop import noop, noop_sync
+from benchmarks.noop import cpu_work, noop, noop_sync
 from omniq import AsyncOmniQ
 from omniq.backend import create_backend
 
 
 async def drain(
-    url: str, n: int, procs: int, concurrency: int, worker_type: str, sync_func: bool
+    url: str,
+    n: int,
+    procs: int,
+    concurrency: int,
+    worker_type: str,
+    sync_func: bool,
+    cpu: bool = False,
 ) -> float:
     project = f"drain-{uuid.uuid4().hex[:8]}"
     oq = AsyncOmniQ.from_backend(create_backend(url=url, project_name=project))
@@ -30,7 +36,9 @@ async def drain(
         for start in range(0, n, 5000):
             await oq.enqueue_many(
                 [
-                    {"func": noop_sync if sync_func else noop, "args": (i,)}
+                    {"func": cpu_work, "args": (20_000,)}
+                    if cpu
+                    else {"func": noop_sync if sync_func else noop, "args": (i,)}
                     for i in range(start, min(n, start + 5000))
                 ]
             )
@@ -90,9 +98,14 @@ def main() -> None:
     parser.add_argument(
         "--sync-func", action="store_true", help="a plain def task instead of async def"
     )
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="CPU-bound tasks (benchmarks.noop.cpu_work, as in benchmarks.worker_types)",
+    )
     args = parser.parse_args()
     rate = asyncio.run(
-        drain(args.url, args.n, args.procs, args.concurrency, args.type, args.sync_func)
+        drain(args.url, args.n, args.procs, args.concurrency, args.type, args.sync_func, args.cpu)
     )
     print(
         f"drain {args.n} tasks, {args.procs} worker process(es), {args.type}: {rate:,.0f} tasks/s"
