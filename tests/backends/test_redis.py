@@ -640,7 +640,7 @@ async def test_four_worker_processes_run_every_task_exactly_once(
 ) -> None:
     options = _options(project, secret_key="test-key")
     counter = f"omniq-test:{{{project}}}:executions"
-    total = 4 * 2000
+    total = 10_000  # issue 6: four worker processes, 10,000 tasks
     async with AsyncRedisQueue(**options) as queue:
         await queue.enqueue_many([Task(func=TASK, args=(counter, n)) for n in range(total)])
         stop = spawn.Event()
