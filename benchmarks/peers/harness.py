@@ -177,32 +177,27 @@ class Services:
     def recreate_postgres(self) -> None:
         """Drops and recreates the benchmark database, so that each library's schema (and any
         listener a killed worker left) is gone. ``WITH (FORCE)`` ends leftover sessions."""
-        import asyncpg  # type: ignore[import-untyped]
-
-        parts = urlsplit(self.pg_dsn)
-        maintenance = urlunsplit(parts._replace(path="/postgres"))
-        name = '"' + self.pg_database.replace('"', '""') + '"'
-
-        async def run() -> None:
-            conn = await asyncpg.connect(maintenance)
-            try:
-                await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-                await conn.execute(f"CREATE DATABASE {name}")
-            finally:
-                await conn.close()
-
-        _while_restarting(lambda: asyncio.run(run()), "PostgreSQL")
+        name = self._quoted_database()
+        self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}")
 
     def drop_postgres(self) -> None:
-        import asyncpg
+        self._admin(f"DROP DATABASE IF EXISTS {self._quoted_database()} WITH (FORCE)")
+
+    def _quoted_database(self) -> str:
+        return '"' + self.pg_database.replace('"', '""') + '"'
+
+    def _admin(self, *statements: str) -> None:
+        """Runs ``statements`` on the server's ``postgres`` database (a database cannot be
+        dropped from a connection to itself)."""
+        import asyncpg  # type: ignore[import-untyped]
 
         maintenance = urlunsplit(urlsplit(self.pg_dsn)._replace(path="/postgres"))
-        name = '"' + self.pg_database.replace('"', '""') + '"'
 
         async def run() -> None:
             conn = await asyncpg.connect(maintenance)
             try:
-                await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                for statement in statements:
+                    await conn.execute(statement)
             finally:
                 await conn.close()
 
