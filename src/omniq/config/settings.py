@@ -48,7 +48,10 @@ OBSTORE_URI: str | None = None
 # --- workers -------------------------------------------------------------------------------------
 #: async, thread, thread_pool, process, process_pool, gevent or gevent_pool.
 DEFAULT_WORKER: str = "async"
-MAX_WORKERS: int = 10
+#: Concurrency of the async worker (and of the thread pool it runs sync functions in, whose threads
+#: start on demand). A worker claims up to its free capacity in one round trip, so a small value
+#: caps throughput on a network backend: with 10, one claim per 10 tasks at best.
+MAX_WORKERS: int = 100
 THREAD_WORKERS: int = 10
 PROCESS_WORKERS: int = os.cpu_count() or 2
 GEVENT_WORKERS: int = 100

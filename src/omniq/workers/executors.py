@@ -72,7 +72,7 @@ def is_async_callable(func: Callable[..., Any]) -> bool:
 
 
 class TaskThreadPool(concurrent.futures.Executor):
-    """A thread pool that survives calls it had to give up on.
+    """A thread pool that survives calls it had to give up on; threads start on demand.
 
     A thread cannot be killed, so a sync task past its timeout keeps its thread until the call
     returns, if ever. With ``ThreadPoolExecutor`` that thread is lost to the pool: after
@@ -92,10 +92,9 @@ class TaskThreadPool(concurrent.futures.Executor):
         self._running: dict[concurrent.futures.Future[Any], int] = {}  # call -> thread ident
         self._retired: set[int] = set()
         self._threads = 0
+        self._idle = 0
         self._spawned = 0
         self._closed = False
-        for _ in range(max_workers):
-            self._spawn()
 
     @property
     def abandoned(self) -> int:
@@ -104,6 +103,7 @@ class TaskThreadPool(concurrent.futures.Executor):
             return len(self._retired)
 
     def _spawn(self) -> None:
+        """Starts one thread; the caller holds the lock (or is the constructor)."""
         self._spawned += 1
         thread = threading.Thread(
             target=self._serve, name=f"{self._prefix}-{self._spawned}", daemon=True
@@ -114,7 +114,11 @@ class TaskThreadPool(concurrent.futures.Executor):
     def _serve(self) -> None:
         me = threading.get_ident()
         while True:
+            with self._lock:
+                self._idle += 1
             item = self._queue.get()
+            with self._lock:
+                self._idle -= 1
             if item is None:
                 break
             future, call = item
@@ -144,6 +148,12 @@ class TaskThreadPool(concurrent.futures.Executor):
             raise RuntimeError("this thread pool is shut down")
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._queue.put((future, functools.partial(fn, *args, **kwargs)))
+        with self._lock:
+            # threads start on demand: an async worker with a large concurrency that runs few
+            # sync tasks keeps few threads
+            serving = self._threads - len(self._retired)
+            if self._idle < self._queue.qsize() and serving < self.max_workers:
+                self._spawn()
         return future
 
     def abandon(self, future: concurrent.futures.Future[Any]) -> None:
