@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     continue
                 entries[c.key]["runs"].append(measured)
                 brief = ", ".join(
-                    f"{k} {v:,.2f}" if k.endswith("_ms") else f"{k} {v:,.0f}"
+                    f"{k} {v:,.2f}" if k.endswith(("_ms", "_mb")) else f"{k} {v:,.0f}"
                     for k, v in measured.items()
                     if k != "details" and isinstance(v, float)
                 )

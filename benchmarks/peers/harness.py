@@ -400,6 +400,7 @@ class Runner:
                 opened_after.append(waited)
 
         workers = self._spawn(contender, procs, env, f"p{procs}")
+        peak_rss: float | None = None
         try:
             self._wait_for(
                 contender,
@@ -409,6 +410,8 @@ class Runner:
                 self.drain_timeout or 30 + self.n / 25,
                 open_gate_when_all_in,
             )
+            # read before stopping: the kernel forgets a process's peak when it exits
+            peak_rss = max(peak_rss_mb(w.pid) for w, _ in workers)
         finally:
             _stop(w for w, _ in workers)
         records = read(str(done_file))
@@ -420,6 +423,7 @@ class Runner:
             "processes": len({pid for _, pid, _ in records}),
             "startup_s": opened_after[0] if opened_after else None,
             "gate_timed_out": bool(opened_after) and opened_after[0] > GATE_TIMEOUT,
+            "peak_rss_mb": peak_rss,
         }
 
     def latency(self, contender: Contender) -> dict[str, Any]:
@@ -476,12 +480,37 @@ class Runner:
                         )
                     out[f"drain_{procs}"] = drained["rate"]
                     out["details"][f"drain_{procs}"] = drained
+                    if procs == 1 and drained["peak_rss_mb"] is not None:
+                        out["peak_rss_mb"] = drained["peak_rss_mb"]
         if self.latency_n:
             lat = self.latency(contender)
             out["latency_p50_ms"] = lat["latency_p50_ms"]
             out["latency_p99_ms"] = lat["latency_p99_ms"]
             out["details"]["latency"] = lat
         return out
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory (VmHWM) of one worker: the process whose group ``pid`` leads plus
+    every process in that group (pool children count: they are part of what the worker costs),
+    in MiB. Linux only; 0.0 where /proc cannot tell."""
+    total_kb = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            # the fields after the command name, which is in parentheses and may hold spaces
+            pgrp = int(stat.rpartition(")")[2].split()[2])
+            if pgrp != pid:
+                continue
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total_kb += int(line.split()[1])
+                    break
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+    return total_kb / 1024
 
 
 def _percentile(ordered: list[float], q: float) -> float:
