@@ -50,6 +50,19 @@ class Completion(msgspec.Struct):
     result: TaskResult | None = None
 
 
+class Failure(msgspec.Struct, frozen=True):
+    """A failed attempt to record (see ``BaseTaskQueue._fail``): where the task goes
+    (``status``: PENDING to retry at ``retry_at``, DEAD or CANCELLED) and the error."""
+
+    task_id: str
+    claim: str
+    status: TaskStatus
+    error_type: str | None = None
+    error_message: str | None = None
+    error_traceback: str | None = None
+    retry_at: datetime | None = None
+
+
 def new_claim(worker_id: str | None, attempt: int) -> str:
     """A claim token: who claimed, which attempt, and randomness so no two claims are equal."""
     return f"{worker_id or 'anonymous'}:{attempt}:{secrets.token_hex(4)}"
@@ -459,13 +472,15 @@ class BaseTaskQueue(Component):
             raise ValueError(f"fail() cannot move a task to {final!r}")
         await self._ensure()
         task = await self._fail(
-            task_id,
-            claim,
-            final,
-            error_type,
-            error_message,
-            error_traceback,
-            as_utc(retry_at) if retry_at is not None else None,
+            Failure(
+                task_id,
+                claim,
+                final,
+                error_type,
+                error_message,
+                error_traceback,
+                as_utc(retry_at) if retry_at is not None else None,
+            ),
             utcnow(),
         )
         if task is None:
@@ -794,17 +809,10 @@ class BaseTaskQueue(Component):
         waiters are woken."""
 
     @abstractmethod
-    async def _fail(
-        self,
-        task_id: str,
-        claim: str,
-        status: TaskStatus,
-        error_type: str | None,
-        error_message: str | None,
-        error_traceback: str | None,
-        retry_at: datetime | None,
-        now: datetime,
-    ) -> Task | None: ...
+    async def _fail(self, failure: Failure, now: datetime) -> Task | None:
+        """RUNNING with this claim -> PENDING at ``retry_at`` (refused, hence DEAD, when no
+        attempt is left), DEAD or CANCELLED, with the error recorded. None when the claim is
+        stale. Atomic: the attempts check and the change are one step."""
 
     @abstractmethod
     async def _release(self, task_id: str, claim: str, now: datetime) -> Task | None:

@@ -30,6 +30,7 @@ from omniq.storage.base import (
     BaseTaskQueue,
     Completion,
     EventQuery,
+    Failure,
     HeartbeatStatus,
     new_claim,
 )
@@ -300,33 +301,24 @@ class AsyncMemoryQueue(BaseTaskQueue):
             acks.append(True)
         return acks
 
-    async def _fail(
-        self,
-        task_id: str,
-        claim: str,
-        status: TaskStatus,
-        error_type: str | None,
-        error_message: str | None,
-        error_traceback: str | None,
-        retry_at: datetime | None,
-        now: datetime,
-    ) -> Task | None:
-        entry = self._own(task_id, claim)
+    async def _fail(self, failure: Failure, now: datetime) -> Task | None:
+        entry = self._own(failure.task_id, failure.claim)
         if entry is None:
             return None
         task = entry.task
         task.error_type, task.error_message, task.error_traceback = (
-            error_type,
-            error_message,
-            error_traceback,
+            failure.error_type,
+            failure.error_message,
+            failure.error_traceback,
         )
+        status = failure.status
         if status is TaskStatus.PENDING and task.attempts >= task.max_attempts:
             # out of attempts: the retry is refused here, atomically, as the lease path does
             status = TaskStatus.DEAD
         if status is TaskStatus.PENDING:
-            self._running.pop(task_id, None)
+            self._running.pop(task.id, None)
             self._set_status(task, TaskStatus.PENDING)
-            task.eta = retry_at
+            task.eta = failure.retry_at
             task.claim = task.lease_expires_at = None
             self._push(entry, now)
         else:

@@ -22,7 +22,13 @@ from omniq._time import utcnow
 from omniq.exceptions import SerializationError
 from omniq.models.schedule import Schedule, ScheduleState
 from omniq.models.task import STATE_FIELDS, Task, TaskStatus
-from omniq.storage.base import BaseResultStorage, BaseTaskQueue, Completion, HeartbeatStatus
+from omniq.storage.base import (
+    BaseResultStorage,
+    BaseTaskQueue,
+    Completion,
+    Failure,
+    HeartbeatStatus,
+)
 from omniq.storage.postgres._component import SNAPSHOT, PgComponent
 from omniq.storage.postgres._connection import Listener, channel_name
 from omniq.storage.postgres._sql import queries
@@ -469,27 +475,17 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
             acks.append(c.task_id in done and unique.get(c.task_id) is c)
         return acks
 
-    async def _fail(
-        self,
-        task_id: str,
-        claim: str,
-        status: TaskStatus,
-        error_type: str | None,
-        error_message: str | None,
-        error_traceback: str | None,
-        retry_at: datetime | None,
-        now: datetime,
-    ) -> Task | None:
+    async def _fail(self, failure: Failure, now: datetime) -> Task | None:
         row = await self.pool.fetchrow(
             self._sql["fail"],
             self.project_name,
-            task_id,
-            claim,
-            status.value,
-            error_type,
-            error_message,
-            error_traceback,
-            retry_at,
+            failure.task_id,
+            failure.claim,
+            failure.status.value,
+            failure.error_type,
+            failure.error_message,
+            failure.error_traceback,
+            failure.retry_at,
             now,
             self._channel,
         )

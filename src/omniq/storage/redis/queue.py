@@ -41,6 +41,7 @@ from omniq.storage.base import (
     BaseResultStorage,
     BaseTaskQueue,
     Completion,
+    Failure,
     HeartbeatStatus,
 )
 from omniq.storage.redis._conn import (
@@ -319,13 +320,13 @@ class AsyncRedisQueue(RedisComponent, BaseTaskQueue):
                     # poison payload: dead at once, with the reason, and the claimer carries on
                     poisoned = True
                     dead = await self._fail(
-                        row[0].decode(),
-                        row[9].decode(),
-                        TaskStatus.DEAD,
-                        "SerializationError",
-                        str(exc),
-                        None,
-                        None,
+                        Failure(
+                            row[0].decode(),
+                            row[9].decode(),
+                            TaskStatus.DEAD,
+                            error_type="SerializationError",
+                            error_message=str(exc),
+                        ),
                         now,
                     )
                     if dead is not None:
@@ -409,27 +410,17 @@ class AsyncRedisQueue(RedisComponent, BaseTaskQueue):
                 self._no_dependents.discard(c.task_id)
         return [bool(ack) for ack in acks]
 
-    async def _fail(
-        self,
-        task_id: str,
-        claim: str,
-        status: TaskStatus,
-        error_type: str | None,
-        error_message: str | None,
-        error_traceback: str | None,
-        retry_at: datetime | None,
-        now: datetime,
-    ) -> Task | None:
+    async def _fail(self, failure: Failure, now: datetime) -> Task | None:
         row = await self._run(
             "fail",
             now,
-            task_id,
-            claim,
-            status.value,
-            _opt_text(error_type),
-            _opt_text(error_message),
-            _opt_text(error_traceback),
-            opt_us(retry_at),
+            failure.task_id,
+            failure.claim,
+            failure.status.value,
+            _opt_text(failure.error_type),
+            _opt_text(failure.error_message),
+            _opt_text(failure.error_traceback),
+            opt_us(failure.retry_at),
         )
         return None if row is None else self._view(row)
 

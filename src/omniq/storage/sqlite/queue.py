@@ -30,7 +30,13 @@ from omniq._sync import SyncWrapper
 from omniq._time import utcnow
 from omniq.exceptions import SerializationError
 from omniq.models.task import Task, TaskStatus
-from omniq.storage.base import BaseResultStorage, BaseTaskQueue, Completion, HeartbeatStatus
+from omniq.storage.base import (
+    BaseResultStorage,
+    BaseTaskQueue,
+    Completion,
+    Failure,
+    HeartbeatStatus,
+)
 from omniq.storage.sqlite._db import from_us, to_us
 from omniq.storage.sqlite._schedules import ScheduleStore
 from omniq.storage.sqlite._wake import SAFETY_RECHECK
@@ -452,25 +458,15 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
         known.update(alone)
         known.difference_update(waited)  # acknowledged again after a requeue: waited on now
 
-    async def _fail(
-        self,
-        task_id: str,
-        claim: str,
-        status: TaskStatus,
-        error_type: str | None,
-        error_message: str | None,
-        error_traceback: str | None,
-        retry_at: datetime | None,
-        now: datetime,
-    ) -> Task | None:
+    async def _fail(self, failure: Failure, now: datetime) -> Task | None:
         params = self._params(
-            id=task_id,
-            claim=claim,
+            id=failure.task_id,
+            claim=failure.claim,
             now=to_us(now),
-            retry_at=to_us(retry_at),
-            error_type=error_type,
-            error_message=error_message,
-            error_traceback=error_traceback,
+            retry_at=to_us(failure.retry_at),
+            error_type=failure.error_type,
+            error_message=failure.error_message,
+            error_traceback=failure.error_traceback,
         )
         errors = (
             "error_type = :error_type, error_message = :error_message,"
@@ -483,7 +479,7 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
             ).fetchone()
             if found is None:
                 return None
-            final = status
+            final = failure.status
             if final is TaskStatus.PENDING and found[0] >= found[1] + 1:
                 # out of attempts: the retry is refused here, atomically, as the lease path does
                 final = TaskStatus.DEAD
