@@ -8,11 +8,9 @@ primitive runs without an ``await`` inside, which makes each one atomic on the e
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import time
 from collections import Counter, deque
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +22,7 @@ from omniq.models.event import TaskEvent
 from omniq.models.result import TaskResult
 from omniq.models.schedule import Schedule, ScheduleState
 from omniq.models.task import Task, TaskStatus, copy_state
+from omniq.storage._waiters import QueueWaiters
 from omniq.storage.base import (
     BaseEventStorage,
     BaseResultStorage,
@@ -47,47 +46,6 @@ class _Entry:
         self.payload = payload
         self.seq = seq
         self.gen = 0  # bumped whenever the task is (re)queued: older heap items become stale
-
-
-class _Waiters:
-    """Futures of claimers blocked on a set of queues; woken by enqueue, retry or recovery."""
-
-    def __init__(self) -> None:
-        self._items: list[tuple[frozenset[str], asyncio.Future[None]]] = []
-
-    def notify(self, queue: str) -> None:
-        if not self._items:
-            return
-        keep = []
-        for queues, fut in self._items:
-            if queue in queues:
-                if not fut.done():
-                    fut.set_result(None)
-            elif not fut.done():
-                keep.append((queues, fut))
-        self._items = keep
-
-    async def wait(
-        self, queues: Iterable[str], timeout: float, stop: asyncio.Event | None = None
-    ) -> None:
-        # registered before the first await, so no notify can slip between claim and wait
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        item = (frozenset(queues), fut)
-        self._items.append(item)
-        stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
-        try:
-            await asyncio.wait(
-                (fut,) if stopper is None else (fut, stopper),
-                timeout=timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            if stopper is not None:
-                stopper.cancel()
-            if not fut.done():
-                fut.cancel()
-            with contextlib.suppress(ValueError):  # already dropped by notify()
-                self._items.remove(item)
 
 
 class AsyncMemoryQueue(BaseTaskQueue):
@@ -114,7 +72,7 @@ class AsyncMemoryQueue(BaseTaskQueue):
         # tasks by queue and status, kept with every change so sizes and stats cost O(queues)
         self._counts: dict[str, Counter[TaskStatus]] = {}
         self._seq = 0
-        self._waiters = _Waiters()
+        self._waiters = QueueWaiters()
 
     def __repr__(self) -> str:
         return f"AsyncMemoryQueue(project_name={self.project_name!r}, queues={self.queues!r})"

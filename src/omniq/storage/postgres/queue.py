@@ -9,7 +9,6 @@ the arguments travel in the serializer's envelope (``payload``) and are decoded 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from omniq._time import utcnow
 from omniq.exceptions import SerializationError
 from omniq.models.schedule import Schedule, ScheduleState
 from omniq.models.task import STATE_FIELDS, Task, TaskStatus
+from omniq.storage._waiters import QueueWaiters
 from omniq.storage.base import (
     BaseResultStorage,
     BaseTaskQueue,
@@ -89,11 +89,11 @@ def _json_ids(ids: tuple[str, ...]) -> str:
     return msgspec.json.encode(ids).decode()
 
 
-class _QueueWaiters:
+class _QueueWaiters(QueueWaiters):
     """Claimers blocked on a set of queues, and what the listener heard (for snapshots)."""
 
     def __init__(self) -> None:
-        self.items: list[tuple[frozenset[str], asyncio.Future[None]]] = []
+        super().__init__()
         self.heard = 0  # notifications (and resets) so far
         self.last: dict[str, int] = {}  # queue -> value of `heard` at its last notification
         self.reset_at = 0
@@ -101,23 +101,12 @@ class _QueueWaiters:
     def notify(self, queue: str) -> None:
         self.heard += 1
         self.last[queue] = self.heard
-        if self.items:
-            keep = []
-            for queues, fut in self.items:
-                if queue in queues:
-                    if not fut.done():
-                        fut.set_result(None)
-                elif not fut.done():
-                    keep.append((queues, fut))
-            self.items = keep
+        super().notify(queue)
 
     def reset(self) -> None:
         self.heard += 1
         self.reset_at = self.heard
-        items, self.items = self.items, []
-        for _, fut in items:
-            if not fut.done():
-                fut.set_result(None)
+        self.notify_all()
 
     def heard_since(self, queues: list[str], snapshot: int) -> bool:
         return self.reset_at > snapshot or any(self.last.get(q, 0) > snapshot for q in queues)
@@ -393,30 +382,17 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
             or self._waiters.heard_since(queues, snapshot[2])
         ):
             return  # something may have arrived since the caller's claim: let it look again
-        # registered before the next await, so no notification can slip past from here on
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        item = (frozenset(queues), fut)
-        self._waiters.items.append(item)
-        stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
-        try:
-            now = utcnow()
-            next_due = await self.pool.fetchval(
-                self._sql["next_due"], self.project_name, queues, now
+
+        async def until_next_due(timeout: float) -> float:
+            next_due: datetime | None = await self.pool.fetchval(
+                self._sql["next_due"], self.project_name, queues, utcnow()
             )
-            if next_due is not None:
-                timeout = min(timeout, max(0.0, (next_due - utcnow()).total_seconds()) + 0.001)
-            await asyncio.wait(
-                (fut,) if stopper is None else (fut, stopper),
-                timeout=timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            if stopper is not None:
-                stopper.cancel()
-            if not fut.done():
-                fut.cancel()
-            with contextlib.suppress(ValueError):
-                self._waiters.items.remove(item)
+            if next_due is None:
+                return timeout
+            return min(timeout, max(0.0, (next_due - utcnow()).total_seconds()) + 0.001)
+
+        # registered before its first await, so no notification can slip past from here on
+        await self._waiters.wait(queues, timeout, stop, shorten=until_next_due)
 
     async def _heartbeat(
         self, claims: list[tuple[str, str]], lease: float, now: datetime
