@@ -85,7 +85,13 @@ class _PortalThread:
             self._portal = self._thread = None
         if portal is None or thread is None or self._pid != os.getpid():
             return
+        from omniq._exit import close_open
+
         try:
+            # what the program left open (a worker whose stop_worker() was forgotten, connections)
+            # is closed on this loop while it still runs: stopping the loop under a running worker
+            # leaves its threads calling into a closed loop ("Event loop is closed")
+            portal.call(close_open)
             portal.call(portal.stop, True)
         except Exception:  # the loop may already be gone at interpreter exit
             return
@@ -93,7 +99,9 @@ class _PortalThread:
 
 
 _portal = _PortalThread()
-atexit.register(_portal.shutdown)
+#: at exit the leftovers are closed first (bounded by omniq._exit.CLOSE_DEADLINE); a loop that
+#: still does not stop after that is a daemon thread and is left behind rather than waited for
+atexit.register(_portal.shutdown, 0.5)
 
 
 def _check_thread() -> None:

@@ -24,6 +24,7 @@ from typing import Any, Self
 
 import msgspec
 
+from omniq import _exit
 from omniq._aio import cancel_and_wait
 from omniq._sync import blocking_outside_loop, run_sync, unwrap
 from omniq._time import utcnow
@@ -216,6 +217,7 @@ class AsyncWorker:
         self._main = asyncio.create_task(self._claim_loop(), name=f"omniq-claim-{self.name}")
         if self.scheduler is not None:
             self.scheduler.start()
+        _exit.opened(self, f"worker {self.name}", self._stop_at_exit, order=_exit.WORKER)
         await self._register()
         log.info(
             "worker %s started on queues %s (concurrency %d)",
@@ -240,6 +242,7 @@ class AsyncWorker:
         so another worker takes them immediately, and flushes results and events."""
         if not self._started:
             return
+        _exit.closed(self)
         assert self._stop is not None
         self._stop.set()
         if self.scheduler is not None:
@@ -279,6 +282,10 @@ class AsyncWorker:
             await self.event_logger.close()
         self._started = False
         log.info("worker %s stopped: %s", self.name, self.stats.as_dict(0))
+
+    async def _stop_at_exit(self) -> None:
+        # the program is ending: running tasks go back to the queue at once, for the next worker
+        await self.stop(graceful=False)
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import sqlite3
+import threading
 import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from omniq import _exit
 from omniq._redact import redact_url
 from omniq.config import get_logger, get_settings
 from omniq.exceptions import BackendUnavailable, ConfigError
@@ -268,9 +270,9 @@ class Database:
             )
         check_location(self.path)
         try:
-            conn = await aiosqlite.connect(
-                self.path, timeout=self.busy_timeout, isolation_level=None
-            )
+            conn = aiosqlite.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+            _daemonize(conn)
+            await conn
         except sqlite3.Error as exc:
             raise BackendUnavailable(
                 f"cannot open SQLite database {str(self.path)!r}: {exc}"
@@ -282,6 +284,9 @@ class Database:
         except BaseException:
             await self.close()
             raise
+        _exit.opened(
+            self, f"SQLite database {str(self.path)!r}", self._close_at_exit, order=_exit.CONNECTION
+        )
 
     def _setup(self, raw: sqlite3.Connection) -> tuple[str, int]:
         mode = raw.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -329,10 +334,29 @@ class Database:
         return await self.run(lambda raw: in_transaction(raw, body))
 
     async def close(self) -> None:
+        _exit.closed(self)
         self.hub.close()
         conn, self._conn, self._raw = self._conn, None, None
         if conn is not None:
             await conn.close()
+
+    async def _close_at_exit(self) -> None:
+        # left open by its components: forget it so that nothing on this loop reuses it closed
+        databases = _OPEN.get(asyncio.get_running_loop(), {})
+        if databases.get(self.path) is self:
+            del databases[self.path]
+        await self.close()
+
+
+def _daemonize(conn: aiosqlite.Connection) -> None:
+    """aiosqlite's connection thread is not a daemon (it inherits from the thread that opens it,
+    usually the main thread), and the interpreter joins every such thread before it runs its exit
+    hooks: a connection nobody closed would hang exit forever. As a daemon it cannot; what is
+    left open is closed on its loop by omniq._exit."""
+    # aiosqlite >= 0.20 keeps its thread in ``_thread``; older versions are the thread themselves
+    thread = getattr(conn, "_thread", conn)
+    if isinstance(thread, threading.Thread) and not thread.is_alive():
+        thread.daemon = True
 
 
 # (path, loop) -> Database; weak on the loop so a closed, forgotten loop does not pin anything
