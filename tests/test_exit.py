@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import service_address
+
 #: far above a normal exit (under a second); only a hang reaches it
 HANG = 30
 
@@ -227,3 +229,31 @@ def test_a_loop_closed_by_hand_reports_what_it_left_open(tmp_path: Path) -> None
     (warning,) = left_open_warnings(proc.stderr)
     assert "SQLite database" in warning
     assert "already closed" in warning
+
+
+@pytest.mark.services("redis")
+async def test_a_closed_redis_queue_leaves_no_connection_to_the_garbage_collector() -> None:
+    """Its clients own the pools they are built on: closing the client disconnects the pool (a
+    client given ``connection_pool=`` leaves it open, and each pooled socket warns "unclosed
+    Connection" when collected)."""
+    import gc
+    import uuid
+    import warnings
+
+    from omniq.storage.redis import AsyncRedisQueue
+
+    host, port = service_address("redis")
+    queue = AsyncRedisQueue(
+        url=f"redis://{host}:{port}/7", project_name=f"x-{uuid.uuid4().hex[:8]}"
+    )
+    await queue.connect()
+    await queue.enqueue("tests.test_exit:run_script")
+    assert await queue.dequeue(["default"], timeout=0.1) is not None
+    assert await queue.dequeue(["default"], timeout=0.1) is None  # the blocking client waited
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await queue.close()
+        del queue
+        gc.collect()
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaks == []

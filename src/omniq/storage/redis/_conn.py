@@ -370,7 +370,7 @@ class RedisConnection:
             max_connections=self.max_connections,
             timeout=self.socket_timeout,
         )
-        return aioredis.Redis(connection_pool=pool)
+        return aioredis.Redis.from_pool(pool)
 
     def blocking_client(self) -> Client:
         """A client for blocking waits: one connection per waiter, no read timeout (the wait
@@ -385,7 +385,7 @@ class RedisConnection:
         if self.mode == "cluster":
             return self._cluster(None, socket_timeout=None, max_connections=2**31)
         pool = self._pool(aioredis.ConnectionPool, socket_timeout=None)
-        return aioredis.Redis(connection_pool=pool)
+        return aioredis.Redis.from_pool(pool)
 
     async def subscriber(self, channel: str) -> aioredis.Redis:
         """A client for a pub/sub subscription to ``channel``. On a Cluster, a plain client of
@@ -408,7 +408,7 @@ class RedisConnection:
             connection_class=node.connection_class,
             **{**node.connection_kwargs, "socket_timeout": None},
         )
-        return aioredis.Redis(connection_pool=pool)
+        return aioredis.Redis.from_pool(pool)
 
     async def aclose(self) -> None:
         """Closes the connections to the sentinels (the clients close their own)."""
