@@ -12,6 +12,7 @@ from omniq.models.event import EventType, TaskEvent
 from omniq.models.result import ResultStatus, TaskResult
 from omniq.models.schedule import Schedule
 from omniq.models.task import Task, TaskStatus
+from omniq.serialization import Serializer
 
 PLUS_TWO = timezone(timedelta(hours=2))
 
@@ -78,11 +79,12 @@ def test_task_converts_aware_datetimes_to_utc() -> None:
     assert task.eta.hour == 10
 
 
-def test_task_with_a_callable_func_stores_its_module_qualname_and_keeps_the_callable() -> None:
+def test_task_with_an_importable_callable_records_only_its_reference() -> None:
     task = Task(func=module_level_function)  # type: ignore[arg-type]
 
     assert task.func == f"{__name__}:module_level_function"
-    assert task.func_obj is module_level_function
+    assert task.func_obj is None  # travels by reference (msgpack), never as a dill blob
+    assert Serializer(local=False).format_of(Serializer(local=False).encode_task(task)) == "msgpack"
 
 
 def test_task_with_a_nested_callable_names_it_by_its_qualname() -> None:
@@ -228,11 +230,20 @@ def test_schedule_takes_a_naive_run_at_as_utc() -> None:
     assert schedule.run_at == datetime(2030, 1, 1, 8, tzinfo=UTC)
 
 
-def test_schedule_with_a_callable_func_stores_its_name_and_keeps_the_callable() -> None:
+def test_schedule_with_an_importable_callable_records_only_its_reference() -> None:
     schedule = Schedule(func=module_level_function, interval=1.0)  # type: ignore[arg-type]
 
     assert schedule.func == f"{__name__}:module_level_function"
-    assert schedule.func_obj is module_level_function
+    assert schedule.func_obj is None
+
+
+def test_schedule_with_a_lambda_keeps_the_callable() -> None:
+    func = lambda: 1  # noqa: E731
+
+    schedule = Schedule(func=func, interval=1.0)  # type: ignore[arg-type]
+
+    assert "<lambda>" in schedule.func
+    assert schedule.func_obj is func
 
 
 # -- import paths -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from omniq._redact import redact_url
@@ -61,6 +62,8 @@ class Selected:
 
     app: AsyncOmniQ
     where: str
+    #: the module ``--app`` imported: it stands for the script's ``__main__`` in a worker
+    module: ModuleType | None = None
 
 
 def load_app(source: AppSource) -> Selected:
@@ -69,7 +72,8 @@ def load_app(source: AppSource) -> Selected:
     try:
         if source.app is not None:
             app = import_app(source.app)
-            return Selected(app, f"{describe(app)} (from {source.app})")
+            module = sys.modules[source.app.partition(":")[0]]
+            return Selected(app, f"{describe(app)} (from {source.app})", module)
         if source.config is not None:
             app = AsyncOmniQ.from_config_file(source.config)
             return Selected(app, f"{describe(app)} (from {source.config})")

@@ -24,6 +24,7 @@ from omniq._redact import redact_text
 from omniq.cli.source import BackendProblem, Selected, UsageProblem
 from omniq.core import AsyncOmniQ
 from omniq.exceptions import OmniQError, QueueNameError
+from omniq.registry import registry
 from omniq.workers import WORKER_TYPES, AsyncWorker
 
 #: What supervisors (SIGTERM) and a terminal (Ctrl-C, SIGINT) send to stop a process.
@@ -138,7 +139,9 @@ async def serve(
         else:
             force_requested.set()
 
-    with stop_signals(on_signal):
+    # ``__main__:...`` tasks (functions of the script that enqueued them) resolve against the
+    # module --app named: this process's own __main__ is the omniq command, never the script
+    with stop_signals(on_signal), registry.main_module(selected.module):
         try:
             startup = asyncio.create_task(_start(app, worker, selected.where))
             try:

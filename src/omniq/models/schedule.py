@@ -14,7 +14,7 @@ import msgspec
 
 from omniq._ids import new_id
 from omniq._time import as_utc, as_utc_opt, utcnow
-from omniq.models.task import DEFAULT_QUEUE, callable_name
+from omniq.models.task import DEFAULT_QUEUE, func_ref
 
 
 class ScheduleState(enum.StrEnum):
@@ -58,7 +58,7 @@ class Schedule(msgspec.Struct, kw_only=True, omit_defaults=True):
         if not isinstance(self.func, str):
             if not callable(self.func):
                 raise TypeError(f"Schedule func must be a callable or a name, got {self.func!r}")
-            self.func_obj, self.func = self.func, callable_name(self.func)
+            self.func, self.func_obj = func_ref(self.func)
         if not isinstance(self.args, tuple):
             self.args = tuple(self.args)
         kinds = [k for k in ("cron", "interval", "run_at") if getattr(self, k) is not None]

@@ -2,9 +2,9 @@
 
 A ``Task`` is a ``msgspec.Struct`` so that the worker's hot path encodes and decodes it without
 touching ``json`` or ``pickle``. ``func`` is always a *name* (a registered task name or a
-``module:qualname`` import path) so that tasks are listable and readable everywhere; a callable that
-has no importable name (a lambda, a closure, a ``__main__`` function) also travels in ``func_obj``
-and forces the dill format for that one task.
+``module:qualname`` reference, ``__main__:qualname`` for a function of the script itself) so that
+tasks are listable and readable everywhere; only a callable that has no name at all (a lambda, a
+closure, a nested function) also travels in ``func_obj`` and forces the dill format for that task.
 """
 
 from __future__ import annotations
@@ -64,6 +64,15 @@ def callable_name(func: Callable[..., Any]) -> str:
     return f"{module}:{qualname}"
 
 
+def func_ref(func: Callable[..., Any]) -> tuple[str, Callable[..., Any] | None]:
+    """``(name, None)`` for a callable that travels by reference, ``(its display name, func)``
+    for one that has no reference and must travel by value (dill)."""
+    from omniq.registry import registry  # the registry needs this module: import on use
+
+    ref = registry.reference(func)
+    return (ref, None) if ref is not None else (callable_name(func), func)
+
+
 class Task(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One unit of work and its whole lifecycle state.
 
@@ -117,7 +126,7 @@ class Task(msgspec.Struct, kw_only=True, omit_defaults=True):
         if not isinstance(self.func, str):
             if not callable(self.func):
                 raise TypeError(f"Task func must be a callable or a name, got {self.func!r}")
-            self.func_obj, self.func = self.func, callable_name(self.func)
+            self.func, self.func_obj = func_ref(self.func)
         if not self.func:
             raise ValueError("Task func must not be empty")
         if not isinstance(self.args, tuple):
@@ -208,4 +217,5 @@ __all__ = [
     "TaskStatus",
     "callable_name",
     "copy_state",
+    "func_ref",
 ]

@@ -13,7 +13,7 @@ from typing import Any
 from omniq._time import as_seconds, as_utc, utcnow
 from omniq.config import get_settings
 from omniq.exceptions import QueueNameError
-from omniq.models.task import DEFAULT_QUEUE, DependencyPolicy, PassResults, Task, callable_name
+from omniq.models.task import DEFAULT_QUEUE, DependencyPolicy, PassResults, Task, func_ref
 from omniq.registry import registry
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -56,19 +56,14 @@ def _int(value: Any, name: str, *, minimum: int | None = None) -> int:
 
 
 def func_reference(func: Callable[..., Any] | str) -> tuple[str, Callable[..., Any] | None]:
-    """The stored name of a function, and the callable itself when it has no importable name."""
+    """The stored name of a function, and the callable itself when it has no name to travel by
+    (a lambda, a closure: those need dill)."""
     if isinstance(func, str):
         registry.resolve(func)  # raises FunctionNotFound naming it
         return func, None
     if not callable(func):
         raise TypeError(f"func must be a callable or a task name, got {func!r}")
-    registered = getattr(func, "__omniq_name__", None)
-    if registered is not None:
-        return registered, None
-    name = callable_name(func)
-    if registry.is_importable_as(func, name):
-        return name, None
-    return name, func
+    return func_ref(func)
 
 
 def _dependencies(depends_on: Iterable[str] | str | None) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from omniq.models.result import TaskResult
 from omniq.models.schedule import Schedule
 from omniq.models.task import Task
 from omniq.serialization import dill as dill_format
-from omniq.serialization.msgspec import MsgspecCodec, args_are_lossless, is_lossless
+from omniq.serialization.msgspec import MsgspecCodec, Untaggable
 from omniq.serialization.signing import MAC_SIZE, as_key, sign, verify
 
 FORMAT_MSGPACK = 0x01
@@ -26,6 +26,7 @@ FLAG_SIGNED = 0x80
 _FORMAT_NAMES = {FORMAT_MSGPACK: "msgpack", FORMAT_DILL: "dill"}
 
 T = TypeVar("T")
+S = TypeVar("S", Task, Schedule)
 
 
 class Serializer:
@@ -117,7 +118,10 @@ class Serializer:
             return None
 
     def dumps(self, value: Any, *, what: str = "value") -> bytes:
-        encoded = self._msgpack(value) if is_lossless(value) else None
+        try:
+            encoded = self._msgpack(self._codec.tag(value))
+        except Untaggable:
+            encoded = None
         return encoded or self._wrap(FORMAT_DILL, self._dill_dumps(value, what))
 
     def loads(self, data: bytes | bytearray | memoryview, *, what: str = "value") -> Any:
@@ -128,12 +132,9 @@ class Serializer:
 
     # -- tasks, results, schedules ---------------------------------------------------------
     def encode_task(self, task: Task) -> bytes:
-        if (
-            task.func_obj is None
-            and args_are_lossless(task.args, task.kwargs)
-            and is_lossless(task.metadata)
-        ):
-            encoded = self._msgpack(task)
+        if task.func_obj is None:
+            tagged = self._tagged(task, ("metadata",))
+            encoded = self._msgpack(tagged) if tagged is not None else None
             if encoded is not None:
                 return encoded
         return self._wrap(FORMAT_DILL, self._dill_task(task, task.func_obj, task.args, task.kwargs))
@@ -142,13 +143,9 @@ class Serializer:
         return self._decode_typed(data, Task, "task")
 
     def encode_schedule(self, schedule: Schedule) -> bytes:
-        if (
-            schedule.func_obj is None
-            and args_are_lossless(schedule.args, schedule.kwargs)
-            and is_lossless(schedule.metadata)
-            and is_lossless(schedule.task_options)
-        ):
-            encoded = self._msgpack(schedule)
+        if schedule.func_obj is None:
+            tagged = self._tagged(schedule, ("metadata", "task_options"))
+            encoded = self._msgpack(tagged) if tagged is not None else None
             if encoded is not None:
                 return encoded
         body = self._dill_task(schedule, schedule.func_obj, schedule.args, schedule.kwargs)
@@ -158,7 +155,15 @@ class Serializer:
         return self._decode_typed(data, Schedule, "schedule")
 
     def encode_result(self, result: TaskResult) -> bytes:
-        encoded = self._msgpack(result) if is_lossless(result.result) else None
+        try:
+            value = self._codec.tag(result.result)
+            metadata = self._codec.tag_fields(result.metadata)
+        except Untaggable:
+            encoded = None
+        else:
+            if value is not result.result or metadata is not result.metadata:
+                result = msgspec.structs.replace(result, result=value, metadata=metadata)
+            encoded = self._msgpack(result)
         if encoded is not None:
             return encoded
         return self._wrap(
@@ -173,6 +178,24 @@ class Serializer:
         return _FORMAT_NAMES.get(view[0] & 0x7F, "unknown") if len(view) else "unknown"
 
     # -- internals -------------------------------------------------------------------------
+    def _tagged(self, obj: S, dict_fields: tuple[str, ...]) -> S | None:
+        """A task or schedule whose free-form values carry msgpack tags (the same object when
+        none needed one), or None when one of them can only travel as dill."""
+        codec = self._codec
+        try:
+            changes: dict[str, Any] = {}
+            args = codec.tag_items(obj.args)
+            if args is not obj.args:
+                changes["args"] = args
+            for name in ("kwargs", *dict_fields):
+                value = getattr(obj, name)
+                tagged = codec.tag_fields(value)
+                if tagged is not value:
+                    changes[name] = tagged
+        except Untaggable:
+            return None
+        return msgspec.structs.replace(obj, **changes) if changes else obj
+
     def _decode_typed(self, data: bytes | bytearray | memoryview, type_: type[T], what: str) -> T:
         fmt, body = self._unwrap(data, what)
         if fmt == FORMAT_MSGPACK:
@@ -226,7 +249,7 @@ class Serializer:
             reason = "its function has no importable name (a lambda, closure or __main__ function)"
         else:
             culprit = next(
-                ((label, v) for label, v in _labelled(args, kwargs) if not is_lossless(v)),
+                ((label, v) for label, v in _labelled(args, kwargs) if not self._codec.carries(v)),
                 None,
             )
             reason = (
