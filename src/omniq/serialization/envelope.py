@@ -17,7 +17,7 @@ from omniq.models.result import TaskResult
 from omniq.models.schedule import Schedule
 from omniq.models.task import Task
 from omniq.serialization import dill as dill_format
-from omniq.serialization.msgspec import MsgspecCodec, Untaggable
+from omniq.serialization.msgspec import MsgspecCodec, Untaggable, args_are_lossless, is_lossless
 from omniq.serialization.signing import MAC_SIZE, as_key, sign, verify
 
 FORMAT_MSGPACK = 0x01
@@ -155,6 +155,10 @@ class Serializer:
         return self._decode_typed(data, Schedule, "schedule")
 
     def encode_result(self, result: TaskResult) -> bytes:
+        if is_lossless(result.result) and _plain_field(result.metadata):
+            encoded = self._msgpack(result)
+            if encoded is not None:
+                return encoded
         try:
             value = self._codec.tag(result.result)
             metadata = self._codec.tag_fields(result.metadata)
@@ -181,6 +185,10 @@ class Serializer:
     def _tagged(self, obj: S, dict_fields: tuple[str, ...]) -> S | None:
         """A task or schedule whose free-form values carry msgpack tags (the same object when
         none needed one), or None when one of them can only travel as dill."""
+        if args_are_lossless(obj.args, obj.kwargs) and all(
+            _plain_field(getattr(obj, name)) for name in dict_fields
+        ):
+            return obj  # the hot path: plain values, nothing to copy
         codec = self._codec
         try:
             changes: dict[str, Any] = {}
@@ -278,6 +286,12 @@ _PROCESS_LOCAL: tuple[type, ...] = (
     threading.Semaphore,
     threading.Event,
 )
+
+
+def _plain_field(value: dict[str, Any]) -> bool:
+    """A ``dict[str, Any]`` field plain msgpack carries: str keys (its typed decoder takes no
+    other) and plain values."""
+    return all(type(k) is str for k in value) and is_lossless(value)
 
 
 def _labelled(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]]:

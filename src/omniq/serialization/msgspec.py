@@ -102,9 +102,7 @@ class MsgspecCodec:
     def _decoder(self, type_: Any) -> msgspec.msgpack.Decoder[Any]:
         decoder = self._decoders.get(type_)
         if decoder is None:
-            decoder = self._decoders[type_] = msgspec.msgpack.Decoder(
-                type_, ext_hook=self._untag
-            )
+            decoder = self._decoders[type_] = msgspec.msgpack.Decoder(type_, ext_hook=self._untag)
         return decoder
 
     # -- tagging -----------------------------------------------------------------------------
