@@ -1,0 +1,190 @@
+"""The live side of the dashboard: what each page's stream sends, and when.
+
+Every page opens one server-sent-event stream when it loads. The stream renders the page's live
+fragments at once, then again every ``refresh`` seconds or as soon as an action was taken here
+(:meth:`Board.poke`), and sends only the fragments whose HTML changed. A page that changes its
+filters reopens its stream under the same client id; the older stream of that id ends, so a
+browser tab never holds two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from datastar_py.sse import DatastarEvent
+from datastar_py.sse import ServerSentEventGenerator as SSE
+
+from omniq._redact import redact_text
+from omniq.core import AsyncOmniQ
+from omniq.dashboard import pages
+from omniq.dashboard.metrics import Sampler
+from omniq.dashboard.queries import Queries, TaskFilter
+from omniq.dashboard.ui import Node, banner
+from omniq.exceptions import OmniQError, TaskNotFound
+
+log = logging.getLogger("omniq.dashboard")
+
+#: How many events the live stream shows.
+EVENT_ROWS = 100
+
+
+class Board:
+    def __init__(
+        self,
+        app: AsyncOmniQ,
+        *,
+        refresh: float = 1.0,
+        metrics_interval: float = 2.0,
+        owns_app: bool = True,
+    ) -> None:
+        if refresh <= 0:
+            raise ValueError(f"dashboard refresh must be positive, got {refresh!r}")
+        self.app = app
+        self.q = Queries(app)
+        self.refresh = refresh
+        self.owns_app = owns_app
+        self.sampler = Sampler(app.task_queue.stats, interval=metrics_interval)
+        self._streams: dict[str, asyncio.Event] = {}
+        self._changed = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.app.connect()
+        self.sampler.start()
+
+    async def stop(self) -> None:
+        await self.sampler.stop()
+        for ended in self._streams.values():
+            ended.set()
+        if self.owns_app:
+            await self.app.close()
+
+    def poke(self) -> None:
+        """Something changed here (an action): every open stream renders again now."""
+        self._changed.set()
+
+    # -- rendering ---------------------------------------------------------------------------
+    async def queue_names(self) -> list[str]:
+        try:
+            return list(await self.q.queues())
+        except (OmniQError, OSError):
+            return list(self.app.task_queue.queues or [])
+
+    async def fragments(self, view: str, ctx: pages.Ctx, signals: dict[str, Any]) -> list[Node]:
+        """The live fragments of one page for the given signals (its filters)."""
+        if view == "overview":
+            return pages.overview(
+                ctx, await self.q.queues(), await self.q.workers(), list(self.sampler.points)
+            )
+        if view == "tasks":
+            return [pages.task_table(ctx, await self.q.tasks(task_filter(signals)))]
+        if view == "task":
+            task_id = str(signals.get("task_id") or "")
+            return [pages.task_detail(ctx, await self.q.task(task_id), self.q.has_events)]
+        if view == "schedules":
+            return [pages.schedule_table(ctx, await self.q.schedules())]
+        if view == "dead":
+            f = task_filter(signals)
+            return [pages.dead_table(ctx, await self.q.dead(f.queue, f.limit, f.page))]
+        if view == "events":
+            return [pages.event_table(ctx, await self.events(signals))]
+        raise ValueError(f"no page called {view!r}")
+
+    async def events(self, signals: dict[str, Any]) -> list[dict[str, Any]] | None:
+        if not self.q.has_events:
+            return None
+        etype = str(signals.get("etype") or "")
+        return await self.q.events(
+            task_id=str(signals.get("search") or "").strip() or None,
+            event_types=[etype] if etype else None,
+            queue=str(signals.get("queue") or "") or None,
+            limit=EVENT_ROWS,
+            descending=True,
+        )
+
+    async def stream(
+        self, view: str, ctx: pages.Ctx, signals: dict[str, Any], cid: str
+    ) -> AsyncIterator[DatastarEvent]:
+        """The page's updates until the browser leaves, reopens the stream, or the server
+        stops. A failing backend shows a banner and the stream keeps trying."""
+        ended = asyncio.Event()
+        if cid:
+            older = self._streams.get(cid)
+            if older is not None:
+                older.set()
+            self._streams[cid] = ended
+        sent: dict[int, str] = {}
+        problem_shown = False
+        try:
+            while not ended.is_set():
+                try:
+                    nodes = await self.fragments(view, ctx, signals)
+                except (OmniQError, OSError) as exc:
+                    problem_shown = True
+                    text = f"cannot read the backend: {type(exc).__name__}: {exc}"
+                    if isinstance(exc, TaskNotFound):
+                        text = str(exc)
+                    yield SSE.merge_fragments(str(banner(redact_text(text))))
+                else:
+                    if problem_shown:
+                        problem_shown = False
+                        yield SSE.merge_fragments(str(banner(None)))
+                    for n, node in enumerate(nodes):
+                        html = str(node)
+                        if sent.get(n) != html:
+                            sent[n] = html
+                            yield SSE.merge_fragments(html)
+                await self._wait(ended)
+        finally:
+            if cid and self._streams.get(cid) is ended:
+                del self._streams[cid]
+
+    async def _wait(self, ended: asyncio.Event) -> None:
+        """Until the next refresh, an action here, or the end of this stream."""
+        changed = asyncio.ensure_future(self._changed_soon())
+        stop = asyncio.ensure_future(ended.wait())
+        try:
+            await asyncio.wait(
+                {changed, stop}, timeout=self.refresh, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for f in (changed, stop):
+                f.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await f
+
+    async def _changed_soon(self) -> None:
+        await self._changed.wait()
+        # every stream waiting now has seen it; the next action sets it again
+        await asyncio.sleep(0)
+        self._changed.clear()
+
+    async def act(self, action: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            return await action()
+        finally:
+            self.poke()
+
+
+def task_filter(signals: dict[str, Any]) -> TaskFilter:
+    def text(name: str) -> str:
+        value = signals.get(name)
+        return "" if value is None else str(value)
+
+    try:
+        page = int(signals.get("page") or 0)
+    except (TypeError, ValueError):
+        raise ValueError(f"page must be a whole number, got {signals.get('page')!r}") from None
+    return TaskFilter.parse(
+        queue=text("queue"),
+        status=text("status"),
+        func=text("func"),
+        search=text("search"),
+        page=page,
+    )
+
+
+__all__ = ["Board", "task_filter"]

@@ -1,0 +1,687 @@
+"""The five pages and the task detail, as htpy fragments with stable ids.
+
+A page is rendered whole on the first request; afterwards its stream sends again only the
+fragments whose HTML changed (Datastar morphs them in by id), so what the user is typing in a
+filter is never touched: the filter bars are outside the live fragments.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from htpy import (
+    a,
+    button,
+    code,
+    details,
+    div,
+    h2,
+    input,
+    label,
+    li,
+    option,
+    pre,
+    section,
+    select,
+    span,
+    summary,
+    td,
+    time,
+    tr,
+    ul,
+)
+
+from omniq._time import utcnow
+from omniq.dashboard.metrics import Point
+from omniq.dashboard.queries import TaskPage, short
+from omniq.dashboard.ui import (
+    STATUS_ORDER,
+    Node,
+    action_button,
+    ago,
+    card,
+    chart,
+    duration,
+    grid,
+    js_string,
+    pill,
+)
+from omniq.models.event import EventType
+
+#: Statuses from which a task can be cancelled, and those from which it can be re-driven.
+CANCELLABLE = frozenset({"pending", "waiting", "running"})
+REQUEUEABLE = frozenset({"dead", "cancelled", "expired"})
+#: A worker whose last report is older than this is shown as late (it reports every few seconds).
+LATE_AFTER = 15.0
+#: Typing in a filter reopens the stream once the user pauses.
+DEBOUNCED = "data-on-input__debounce.300ms"
+
+
+def id_label(task_id: str) -> str:
+    """Ids are long and time-ordered (their heads are alike): the tail tells them apart."""
+    return task_id if len(task_id) <= 14 else "…" + task_id[-12:]
+
+
+def func_label(func: str) -> Node:
+    """``module:name`` with the name first to the eye; the whole path on hover."""
+    if not func:
+        return None
+    module, sep, name = func.rpartition(":")
+    return span(title=func)[span(".mono.strong")[name], span(".mod")[f" {module}"] if sep else None]
+
+
+class Ctx:
+    """What every fragment needs besides its data: the URL prefix and the CSRF token."""
+
+    def __init__(self, base: str, csrf: str, stream: str) -> None:
+        self.base = base
+        self.csrf = csrf
+        self.stream = stream
+
+    @property
+    def refresh(self) -> str:
+        """Reopens the page's stream with the current signals (the old one is superseded)."""
+        return f"@get({js_string(self.stream)})"
+
+    def task_link(self, task_id: str) -> Node:
+        return a(".mono.id", href=f"{self.base}/tasks/{task_id}", title=task_id)[id_label(task_id)]
+
+    def task_actions(self, row: dict[str, Any]) -> list[Node]:
+        tid = row["id"]
+        out: list[Node] = []
+        if row["status"] in CANCELLABLE and not row.get("cancel_requested"):
+            out.append(
+                action_button(
+                    "Cancel", f"{self.base}/ui/tasks/{tid}/cancel", self.csrf, tone=".ghost"
+                )
+            )
+        if row["status"] in REQUEUEABLE:
+            out.append(action_button("Requeue", f"{self.base}/ui/tasks/{tid}/requeue", self.csrf))
+        return out
+
+
+# -- overview ---------------------------------------------------------------------------------
+def overview(
+    ctx: Ctx,
+    queues: dict[str, dict[str, Any]],
+    workers: list[dict[str, Any]] | None,
+    points: Sequence[Point],
+) -> list[Node]:
+    return [
+        summary_cards(queues, workers, points),
+        queue_table(ctx, queues),
+        div("#charts.charts")[
+            chart(
+                points,
+                value="throughput",
+                label="Throughput",
+                unit=" tasks/s",
+                element_id="chart-throughput",
+                tone="blue",
+            ),
+            chart(
+                points,
+                value="failure_rate",
+                label="Failure rate",
+                unit=" dead / finished",
+                element_id="chart-failures",
+                percent=True,
+                tone="red",
+            ),
+        ],
+        worker_table(workers),
+    ]
+
+
+def summary_cards(
+    queues: dict[str, dict[str, Any]],
+    workers: list[dict[str, Any]] | None,
+    points: Sequence[Point],
+) -> Node:
+    def total(status: str) -> int:
+        return sum(q["counts"].get(status, 0) for q in queues.values())
+
+    waiting = sum(q["size"] for q in queues.values())
+    rate = points[-1].throughput if points else None
+    return div("#summary.cards")[
+        card("Waiting", f"{waiting:,}", hint=f"in {len(queues)} queue(s)"),
+        card("Running", f"{total('running'):,}", tone=".c-running"),
+        card("Succeeded", f"{total('success'):,}", tone=".c-success"),
+        card(
+            "Dead",
+            f"{total('dead'):,}",
+            tone=".c-dead" if total("dead") else "",
+            hint="dead letters to inspect" if total("dead") else "none",
+        ),
+        card(
+            "Workers",
+            "—" if workers is None else str(len(workers)),
+            hint="no registry on this backend"
+            if workers is None
+            else f"{sum(w['running'] for w in workers)} task(s) running",
+        ),
+        card(
+            "Throughput", "—" if rate is None else f"{rate:.1f}/s", hint="successes, last interval"
+        ),
+    ]
+
+
+def queue_table(ctx: Ctx, queues: dict[str, dict[str, Any]]) -> Node:
+    rows = []
+    for name, q in queues.items():
+        counts = q["counts"]
+        total = q["total"] or 1
+        # lists, not generators: htpy renders lazily, after this loop has moved on
+        bar = div(".bar")[
+            [
+                span(
+                    f".seg.s-{s}",
+                    style=f"width:{counts[s] / total * 100:.2f}%",
+                    title=f"{s}: {counts[s]:,}",
+                )
+                for s in STATUS_ORDER
+                if counts.get(s)
+            ]
+        ]
+        rows.append(
+            tr[
+                td[a(".strong", href=f"{ctx.base}/tasks?queue={name}")[name]],
+                td(".num")[f"{q['size']:,}"],
+                td[
+                    div(".counts")[
+                        [
+                            a(href=f"{ctx.base}/tasks?queue={name}&status={s}")[
+                                pill(s), span(".count")[f"{counts[s]:,}"]
+                            ]
+                            for s in STATUS_ORDER
+                            if counts.get(s)
+                        ]
+                    ]
+                ],
+                td(".bar-cell")[bar],
+                td(".num.strong")[f"{q['total']:,}"],
+            ]
+        )
+    return section("#queues.panel")[
+        h2["Queues"],
+        grid(
+            ["Queue", "Waiting", "By status", "", "Total"],
+            rows,
+            empty="No queues yet: nothing was ever enqueued here.",
+        ),
+    ]
+
+
+def worker_table(workers: list[dict[str, Any]] | None) -> Node:
+    if workers is None:
+        body: Node = div(".empty")["This backend keeps no worker registry."]
+    else:
+        rows = []
+        for w in workers:
+            late = w["seen_ago"] > LATE_AFTER
+            outcomes = [
+                span(f".tag.{tone}")[f"{w[key]:,} {name}"]
+                for key, name, tone in (
+                    ("succeeded", "ok", "ok"),
+                    ("failed", "failed", "warn"),
+                    ("retried", "retried", "warn"),
+                    ("dead", "dead", "bad"),
+                )
+                if w.get(key)
+            ]
+            rows.append(
+                tr[
+                    td[
+                        div(".strong.mono")[w["worker_id"]],
+                        div(".muted")[f"{w['hostname']} · pid {w['pid']}"],
+                    ],
+                    td[w["worker_type"]],
+                    td[", ".join(w["queues"])],
+                    td[span(f".pill.w-{w['state']}")[w["state"]]],
+                    td[
+                        div(".meter")[
+                            span(
+                                style=f"width:{min(1, w['running'] / max(1, w['concurrency'])) * 100:.0f}%"
+                            )
+                        ],
+                        span(".muted")[f"{w['running']}/{w['concurrency']} busy"],
+                    ],
+                    td[span(".strong")[f"{w['processed']:,}"], " ", outcomes],
+                    td[duration(w["uptime"])],
+                    td[
+                        span(".hb", class_={"late": late})[span(".dot")],
+                        f"{duration(w['seen_ago'])} ago",
+                    ],
+                ]
+            )
+        body = grid(
+            ["Worker", "Type", "Queues", "State", "Load", "Processed", "Up", "Heartbeat"],
+            rows,
+            empty="No live workers: none has reported within its time to live.",
+        )
+    return section("#workers.panel")[h2["Workers"], body]
+
+
+# -- tasks ------------------------------------------------------------------------------------
+def task_filters(
+    ctx: Ctx, queue_names: Sequence[str], *, with_status: bool = True, with_search: bool = True
+) -> Node:
+    refresh = ctx.refresh
+    reset_page = f"$page = 0; {refresh}"
+    return div(".filters")[
+        label[
+            "Queue",
+            select(data_bind_queue=True, data_on_change=reset_page)[
+                option(value="")["all queues"], (option(value=q)[q] for q in queue_names)
+            ],
+        ],
+        label[
+            "Status",
+            select(data_bind_status=True, data_on_change=reset_page)[
+                option(value="")["any status"], (option(value=s)[s] for s in STATUS_ORDER)
+            ],
+        ]
+        if with_status
+        else None,
+        label[
+            "Function",
+            input(
+                {DEBOUNCED: reset_page},
+                type="search",
+                placeholder="name contains…",
+                data_bind_func=True,
+            ),
+        ]
+        if with_search
+        else None,
+        label[
+            "Task id",
+            input(
+                {DEBOUNCED: reset_page},
+                type="search",
+                placeholder="exact id…",
+                data_bind_search=True,
+            ),
+        ]
+        if with_search
+        else None,
+    ]
+
+
+def queue_filter(ctx: Ctx, queue_names: Sequence[str]) -> Node:
+    return task_filters(ctx, queue_names, with_status=False, with_search=False)
+
+
+def task_table(ctx: Ctx, page: TaskPage, *, element_id: str = "tasks") -> Node:
+    now = utcnow()
+    rows = []
+    for r in page.rows:
+        problem = r["error_type"] or ""
+        if r["error_message"]:
+            problem = f"{problem}: {r['error_message']}" if problem else r["error_message"]
+        rows.append(
+            tr(data_task_id=r["id"], data_status=r["status"])[
+                td[ctx.task_link(r["id"])],
+                td(".func")[func_label(r["func"])],
+                td[r["queue"]],
+                td[pill(r["status"])],
+                td(".num")[f"{r['attempts']}/{r['max_attempts']}"],
+                td(".mono.args", title=r["args"])[r["args"]],
+                td[ago(r["created_at"], now)],
+                td[
+                    ago(r["finished_at"], now)
+                    if r["finished_at"]
+                    else (span(".muted")["eta ", ago(r["eta"], now)] if r["eta"] else None)
+                ],
+                td(".error", title=problem)[short(problem, 80) if problem else None],
+                td(".actions")[ctx.task_actions(r)],
+            ]
+        )
+    shown = len(page.rows)
+    first = page.page * page.limit + 1 if shown else 0
+    of = f" of {page.total:,}" if page.total is not None else ""
+    pager = div(".pager")[
+        span(".muted")[f"{first:,} to {first + shown - 1 if shown else 0:,}{of}"],
+        button(
+            ".btn.ghost",
+            type="button",
+            disabled=page.page == 0,
+            data_on_click=f"$page = Math.max(0, $page - 1); {ctx.refresh}",
+        )["← Newer"],
+        button(
+            ".btn.ghost",
+            type="button",
+            disabled=not page.has_more,
+            data_on_click=f"$page = $page + 1; {ctx.refresh}",
+        )["Older →"],
+    ]
+    return section(f"#{element_id}.panel")[
+        div(".note")[page.note] if page.note else None,
+        grid(
+            [
+                "Task",
+                "Function",
+                "Queue",
+                "Status",
+                "Tries",
+                "Arguments",
+                "Created",
+                "Finished",
+                "Error",
+                "",
+            ],
+            rows,
+            empty="No task matches these filters.",
+        ),
+        pager,
+    ]
+
+
+def kv(items: Sequence[tuple[str, Node]]) -> Node:
+    return div(".kv")[((div(".k")[k], div(".v")[v]) for k, v in items)]
+
+
+def as_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=repr)
+
+
+def task_detail(ctx: Ctx, t: dict[str, Any], has_events: bool) -> Node:
+    now = utcnow()
+    result = t["result"]
+    ttl_items: list[tuple[str, Node]] = [
+        ("task expires", ago(t["expires_at"], now) if t["expires_at"] else "never"),
+        (
+            "result kept",
+            ago(result["expires_at"], now)
+            if result and result["expires_at"]
+            else (
+                "until deleted"
+                if result
+                else (
+                    f"{t['result_ttl']:g}s after finishing" if t["result_ttl"] is not None else "—"
+                )
+            ),
+        ),
+    ]
+    error = None
+    if t["error_type"] or t["error_message"] or t["error_traceback"]:
+        error = section(".panel.error-panel")[
+            h2["Error"],
+            div(".error-line")[
+                span(".strong")[t["error_type"] or "Error"], ": ", t["error_message"] or ""
+            ],
+            pre(".code.traceback")[t["error_traceback"]] if t["error_traceback"] else None,
+        ]
+    if has_events:
+        events = t["events"] or []
+        timeline: Node = (
+            ul(".timeline")[
+                (
+                    li[
+                        pill(e["event_type"]),
+                        span(".muted")[ago(e["timestamp"], now)],
+                        span(".mono")[f" attempt {e['attempt']}"] if e["attempt"] else None,
+                        span(".mono.muted")[f" {e['worker_id']}"] if e["worker_id"] else None,
+                        code(".details")[short(e["details"], 160)] if e["details"] else None,
+                    ]
+                    for e in events
+                )
+            ]
+            if events
+            else div(".empty")["No event recorded for this task."]
+        )
+    else:
+        timeline = div(".empty")["Events are not recorded: this app has no event store."]
+    return div("#task")[
+        section(".panel.task-head")[
+            div(".title-row")[
+                pill(t["status"]),
+                code(".mono.big")[t["id"]],
+                div(".actions")[ctx.task_actions(t)],
+            ],
+            kv(
+                [
+                    ("function", code[t["func"]]),
+                    ("queue", a(href=f"{ctx.base}/tasks?queue={t['queue']}")[t["queue"]]),
+                    ("attempts", f"{t['attempts']} of {t['max_attempts']}"),
+                    ("priority", str(t["priority"])),
+                    ("worker", t["worker_id"] or "—"),
+                    ("created", ago(t["created_at"], now)),
+                    ("eta", ago(t["eta"], now) if t["eta"] else "—"),
+                    ("started", ago(t["started_at"], now) if t["started_at"] else "—"),
+                    ("finished", ago(t["finished_at"], now) if t["finished_at"] else "—"),
+                    (
+                        "lease until",
+                        ago(t["lease_expires_at"], now) if t["lease_expires_at"] else "—",
+                    ),
+                    ("timeout", f"{t['timeout']:g}s" if t["timeout"] else "none"),
+                    ("schedule", t["schedule_id"] or "—"),
+                    ("depends on", ", ".join(t["depends_on"]) or "—"),
+                    *ttl_items,
+                ]
+            ),
+        ],
+        div(".two")[
+            section(".panel")[
+                h2["Arguments"],
+                pre(".code")[as_json({"args": t["args"], "kwargs": t["kwargs"]})],
+            ],
+            section(".panel")[
+                h2["Result"],
+                pre(".code")[as_json(result["result"])]
+                if result and result["status"] == "success"
+                else div(".empty")[f"result {result['status']}" if result else "No result yet."],
+                kv(
+                    [
+                        ("duration", f"{result['duration']:.3f}s" if result["duration"] else "—"),
+                        ("finished", ago(result["finished_at"], now)),
+                    ]
+                )
+                if result
+                else None,
+            ],
+        ],
+        error,
+        section(".panel")[h2["Events"], timeline],
+        details(".panel.raw")[summary["Metadata"], pre(".code")[as_json(t["metadata"])]]
+        if t["metadata"]
+        else None,
+    ]
+
+
+# -- schedules --------------------------------------------------------------------------------
+def schedule_table(ctx: Ctx, schedules: list[dict[str, Any]]) -> Node:
+    now = utcnow()
+    rows = []
+    for s in schedules:
+        path = f"{ctx.base}/ui/schedules/{s['id']}"
+        acts: list[Node] = []
+        if s["state"] == "active":
+            acts.append(action_button("Pause", f"{path}/pause", ctx.csrf, tone=".ghost"))
+        elif s["state"] == "paused":
+            acts.append(action_button("Resume", f"{path}/resume", ctx.csrf))
+        acts.append(action_button("Run now", f"{path}/run", ctx.csrf, tone=".ghost"))
+        acts.append(
+            action_button(
+                "Delete",
+                f"{path}/delete",
+                ctx.csrf,
+                tone=".danger",
+                confirm=f"Delete schedule {s['id']}?",
+            )
+        )
+        rows.append(
+            tr(data_schedule_id=s["id"], data_state=s["state"])[
+                td(".mono", title=s["id"])[short(s["id"], 26)],
+                td(".func")[func_label(s["func"])],
+                td[s["queue"]],
+                td[s["timing"]],
+                td[pill(s["state"])],
+                td[ago(s["next_run_at"], now) if s["state"] == "active" else span(".muted")["—"]],
+                td[
+                    ctx.task_link(s["last_task_id"]) if s["last_task_id"] else None,
+                    " ",
+                    ago(s["last_run_at"], now) if s["last_run_at"] else None,
+                ],
+                td(".num")[str(s["run_count"]) + (f"/{s['max_runs']}" if s["max_runs"] else "")],
+                td(".actions")[acts],
+            ]
+        )
+    return section("#schedules.panel")[
+        grid(
+            [
+                "Schedule",
+                "Function",
+                "Queue",
+                "Timing",
+                "State",
+                "Next run",
+                "Last run",
+                "Runs",
+                "",
+            ],
+            rows,
+            empty="No schedules. Add one with oq.schedule(...).",
+        )
+    ]
+
+
+# -- dead letters -----------------------------------------------------------------------------
+def dead_table(ctx: Ctx, page: TaskPage) -> Node:
+    now = utcnow()
+    rows = [
+        tr(data_task_id=r["id"], data_status=r["status"])[
+            td[ctx.task_link(r["id"])],
+            td(".func")[func_label(r["func"])],
+            td[r["queue"]],
+            td(".num")[f"{r['attempts']}/{r['max_attempts']}"],
+            td(".error", title=r["error_message"] or "")[
+                span(".strong")[r["error_type"] or ""], " ", r["error_message"] or ""
+            ],
+            td(".mono.args", title=r["args"])[r["args"]],
+            td[ago(r["finished_at"], now)],
+            td(".actions")[
+                action_button("Requeue", f"{ctx.base}/ui/tasks/{r['id']}/requeue", ctx.csrf),
+                a(".btn.ghost", href=f"{ctx.base}/tasks/{r['id']}")["Inspect"],
+            ],
+        ]
+        for r in page.rows
+    ]
+    total = page.total or 0
+    return section("#dead.panel")[
+        div(".panel-head")[
+            span(".muted")[
+                f"{total:,} dead task(s)" if total else "The dead-letter queue is empty."
+            ],
+            action_button(
+                "Requeue all",
+                f"{ctx.base}/ui/dead/requeue-all",
+                ctx.csrf,
+                confirm="Requeue every dead task shown by this filter?",
+            )
+            if total
+            else None,
+        ],
+        grid(
+            ["Task", "Function", "Queue", "Tries", "Error", "Arguments", "Died", ""],
+            rows,
+            empty="Nothing died. Tasks that run out of attempts land here.",
+        ),
+        div(".pager")[
+            button(
+                ".btn.ghost",
+                type="button",
+                disabled=page.page == 0,
+                data_on_click=f"$page = Math.max(0, $page - 1); {ctx.refresh}",
+            )["← Newer"],
+            button(
+                ".btn.ghost",
+                type="button",
+                disabled=not page.has_more,
+                data_on_click=f"$page = $page + 1; {ctx.refresh}",
+            )["Older →"],
+        ],
+    ]
+
+
+# -- events -----------------------------------------------------------------------------------
+def event_filters(ctx: Ctx, queue_names: Sequence[str]) -> Node:
+    return div(".filters")[
+        label[
+            "Type",
+            select(data_bind_etype=True, data_on_change=ctx.refresh)[
+                option(value="")["all types"], (option(value=t.value)[t.value] for t in EventType)
+            ],
+        ],
+        label[
+            "Queue",
+            select(data_bind_queue=True, data_on_change=ctx.refresh)[
+                option(value="")["all queues"], (option(value=q)[q] for q in queue_names)
+            ],
+        ],
+        label[
+            "Task id",
+            input(
+                {DEBOUNCED: ctx.refresh},
+                type="search",
+                placeholder="exact id…",
+                data_bind_search=True,
+            ),
+        ],
+    ]
+
+
+def event_table(ctx: Ctx, events: list[dict[str, Any]] | None) -> Node:
+    if events is None:
+        return section("#events.panel")[
+            div(".empty")[
+                "Events are not recorded: this app has no event store (configure event_store, "
+                "or pass --events with --url)."
+            ]
+        ]
+    rows = [
+        tr(data_event_type=e["event_type"])[
+            td(".mono.nowrap")[clock(e["timestamp"])],
+            td[pill(e["event_type"])],
+            td[ctx.task_link(e["task_id"])],
+            td[e["queue"] or ""],
+            td(".func")[func_label(e["func"] or "")],
+            td(".mono.muted")[e["worker_id"] or ""],
+            td(".num")[str(e["attempt"]) if e["attempt"] else ""],
+            td(".mono.args")[short(e["details"], 100) if e["details"] else ""],
+        ]
+        for e in events
+    ]
+    return section("#events.panel")[
+        grid(
+            ["When", "Event", "Task", "Queue", "Function", "Worker", "Attempt", "Details"],
+            rows,
+            empty="No event yet.",
+        )
+    ]
+
+
+def clock(value: str) -> Node:
+    """An event's time of day to the millisecond (events come in bursts), the date on hover."""
+    at = datetime.fromisoformat(value)
+    return time(datetime=value, title=at.strftime("%Y-%m-%d %H:%M:%S.%f UTC"))[
+        at.strftime("%H:%M:%S.") + f"{at.microsecond // 1000:03d}"
+    ]
+
+
+__all__ = [
+    "CANCELLABLE",
+    "REQUEUEABLE",
+    "Ctx",
+    "dead_table",
+    "event_filters",
+    "event_table",
+    "overview",
+    "schedule_table",
+    "task_detail",
+    "task_filters",
+    "task_table",
+]
