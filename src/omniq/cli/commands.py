@@ -308,3 +308,7 @@ def main() -> None:
 
 
 __all__ = ["app", "main"]
+
+
+# Their commands register themselves on ``app`` when imported (they use the options above).
+from omniq.cli import dashboard, manage  # noqa: E402, F401

@@ -23,6 +23,7 @@ from omniq.models.result import TaskResult
 from omniq.models.schedule import Schedule, ScheduleState
 from omniq.models.task import Task, TaskStatus
 from omniq.models.worker import WorkerInfo
+from omniq.queue.builder import validate_queue_name
 from omniq.queue.scheduler import occurrence_task
 
 #: The longest text of an argument, result or error shown in a list; the detail shows it whole.
@@ -174,6 +175,8 @@ class TaskFilter:
             except ValueError:
                 allowed = ", ".join(s.value for s in TaskStatus)
                 raise ValueError(f"status {status!r} is not one of {allowed}") from None
+        if queue:
+            validate_queue_name(queue)
         if not 1 <= limit <= 1000:
             raise ValueError(f"limit must be between 1 and 1000, got {limit!r}")
         if page < 0:

@@ -1,0 +1,84 @@
+"""``omniq dashboard``: the web dashboard of a backend, in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from omniq.cli.commands import (
+    AppOption,
+    ConfigOption,
+    ProjectOption,
+    UrlOption,
+    _guard_backend,
+    _run,
+    app,
+    fail,
+    run_guarded,
+)
+from omniq.cli.source import AppSource, load_app
+from omniq.exceptions import ConfigError
+
+
+@app.command()
+def dashboard(
+    url: UrlOption = None,
+    config: ConfigOption = None,
+    app_spec: AppOption = None,
+    project: ProjectOption = None,
+    events: Annotated[
+        bool, typer.Option("--events", help="With --url: show the events kept in that backend.")
+    ] = False,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host", help="Address to listen on; beyond loopback a credential is required."
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port", help="Port (default: OMNIQ_DASHBOARD_PORT, else 8765).", show_default=False
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            help="Bearer token required to use it (or OMNIQ_DASHBOARD_TOKEN).",
+            show_default=False,
+        ),
+    ] = None,
+    auth: Annotated[
+        str | None,
+        typer.Option(
+            "--auth",
+            help="Basic auth 'user:password' (or OMNIQ_DASHBOARD_AUTH).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Serve the live web dashboard and its REST API (/api, schema at /schema) until Ctrl-C."""
+    try:
+        from omniq.dashboard.server import build_server, credentials_from_env
+    except ImportError as exc:
+        fail(
+            f"the dashboard needs the 'dashboard' extra (pip install 'omniq-tasks[dashboard]'): "
+            f"{exc}"
+        )
+    source = AppSource(url=url, config=config, app=app_spec, project=project, events=events)
+    selected = run_guarded(lambda: load_app(source))
+    try:
+        server = build_server(
+            selected.app, host=host, port=port, credentials=credentials_from_env(token, auth)
+        )
+    except ConfigError as exc:
+        fail(str(exc))
+    shown = f"[{host}]" if ":" in host else host
+    where = f"http://{shown}:{server.config.port}"
+    Console(stderr=True).print(f"omniq dashboard · {selected.where} · {where} · Ctrl-C to stop")
+    run_guarded(lambda: _run(_guard_backend(server.serve())))
+    if not server.started:
+        fail(f"the dashboard could not listen on {host}:{server.config.port}", 1)
