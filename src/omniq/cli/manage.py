@@ -464,13 +464,14 @@ def cleanup(
     config: ConfigOption = None,
     app_spec: AppOption = None,
     project: ProjectOption = None,
+    events: EventsOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Run the TTL sweeps now: expire pending tasks past their TTL, drop expired results, and
     with --events-older-than, old events (workers run the first two on their own)."""
     if events_older_than is not None and events_older_than < 0:
         fail(f"--events-older-than must be >= 0 days, got {events_older_than:g}")
-    source = AppSource(url=url, config=config, app=app_spec, project=project)
+    source = AppSource(url=url, config=config, app=app_spec, project=project, events=events)
 
     async def work(q: Queries) -> dict[str, Any]:
         out: dict[str, Any] = dict(await q.queue.cleanup())
