@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import contextlib
 import shutil
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -29,12 +28,6 @@ from omniq.core import AsyncOmniQ
 from omniq.dashboard.server import build_server
 
 HERE = "tests.dashboard.sample"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def trickle(app: AsyncOmniQ, stop: asyncio.Event) -> None:
@@ -62,13 +55,12 @@ async def main(out: Path, url: str | None, chromium: str, warmup: float) -> None
     app = AsyncOmniQ.from_backend(backend, events=True)
     await app.connect()
     ids = await populate(app)
-    port = free_port()
-    server = build_server(app, port=port, owns_app=False, signals=False)
+    server = build_server(app, port=0, owns_app=False, signals=False)
     serving = asyncio.create_task(server.serve())
     stop = asyncio.Event()
     await app.start_worker(queues=QUEUES, concurrency=4)
     feeding = asyncio.create_task(trickle(app, stop))
-    base = f"http://127.0.0.1:{port}"
+    base = server.url
     try:
         await asyncio.sleep(warmup)  # the metrics sampler needs a few intervals for a chart
         async with async_playwright() as pw:
@@ -96,7 +88,7 @@ async def main(out: Path, url: str | None, chromium: str, warmup: float) -> None
         with contextlib.suppress(asyncio.CancelledError):
             await feeding
         await app.stop_worker(timeout=5)
-        server.should_exit = True
+        server.stop()
         await serving
         await app.close()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -76,9 +76,9 @@ def dashboard(
         )
     except ConfigError as exc:
         fail(str(exc))
-    shown = f"[{host}]" if ":" in host else host
-    where = f"http://{shown}:{server.config.port}"
-    Console(stderr=True).print(f"omniq dashboard · {selected.where} · {where} · Ctrl-C to stop")
+    Console(stderr=True).print(
+        f"omniq dashboard · {selected.where} · {server.url} · Ctrl-C to stop"
+    )
     run_guarded(lambda: _run(_guard_backend(server.serve())))
     if not server.started:
-        fail(f"the dashboard could not listen on {host}:{server.config.port}", 1)
+        fail(f"the dashboard did not start: cannot open the backend {selected.where}", 1)

@@ -23,6 +23,8 @@ from rich.text import Text
 from omniq._redact import redact_text
 from omniq.cli.source import BackendProblem, Selected, UsageProblem
 from omniq.core import AsyncOmniQ
+from omniq.dashboard.beside import Stop
+from omniq.dashboard.beside import start_if_enabled as start_dashboard_if_enabled
 from omniq.exceptions import OmniQError, QueueNameError
 from omniq.registry import registry
 from omniq.workers import WORKER_TYPES, AsyncWorker
@@ -129,6 +131,7 @@ async def serve(
     force_requested = asyncio.Event()
     received: list[int] = []
     startup: asyncio.Task[None] | None = None
+    dashboard: Stop | None = None
 
     def on_signal(signum: int) -> None:
         received.append(signum)
@@ -156,6 +159,7 @@ async def serve(
                 out.print(
                     Text("memory backend: only tasks enqueued in this process are seen", "yellow")
                 )
+            dashboard = await start_dashboard_if_enabled(app, out)  # OMNIQ_DASHBOARD_ENABLED
             await stop_requested.wait()
             running = worker.get_stats()["running"]
             out.print(
@@ -169,6 +173,8 @@ async def serve(
             forced = await _stop(worker, options.shutdown_timeout, force_requested)
         finally:
             # on any way out (an error included) running tasks go back to their queue
+            if dashboard is not None:
+                await dashboard()
             await worker.stop(graceful=False)
             await app.close()
     stats = worker.get_stats()

@@ -6,10 +6,11 @@ Credentials come from the command line or ``OMNIQ_DASHBOARD_TOKEN`` / ``OMNIQ_DA
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
+import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -38,6 +39,52 @@ def credentials_from_env(token: str | None = None, basic: str | None = None) -> 
     )
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a port in use is a clear error (uvicorn would
+    exit the whole process, a worker included)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"the dashboard cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+@dataclass
+class DashboardServer:
+    """A dashboard bound to its socket, ready to serve."""
+
+    server: uvicorn.Server
+    sock: socket.socket
+    host: str
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def serve(self) -> None:
+        try:
+            await self.server.serve(sockets=[self.sock])
+        finally:
+            self.sock.close()
+
+    @property
+    def started(self) -> bool:
+        return bool(self.server.started)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+
+
 def build_server(
     oq: Any,
     *,
@@ -47,8 +94,10 @@ def build_server(
     owns_app: bool = True,
     refresh: float = 1.0,
     signals: bool = True,
-) -> uvicorn.Server:
-    """``signals=False``: the server leaves SIGINT/SIGTERM to its host (a worker)."""
+) -> DashboardServer:
+    """The dashboard of ``oq`` on ``host:port`` (port 0: any free one). ``signals=False``: the
+    server leaves SIGINT/SIGTERM to its host program (a worker). Refuses, before listening, an
+    open dashboard beyond loopback or a port in use."""
     creds = credentials if credentials is not None else credentials_from_env()
     creds.check_bind(host)
     port = default_port() if port is None else port
@@ -64,7 +113,8 @@ def build_server(
         timeout_graceful_shutdown=2,
         lifespan="on",
     )
-    return uvicorn.Server(config) if signals else _Beside(config)
+    sock = listen(host, port)
+    return DashboardServer(uvicorn.Server(config) if signals else _Beside(config), sock, host)
 
 
 class _Beside(uvicorn.Server):
@@ -75,16 +125,12 @@ class _Beside(uvicorn.Server):
         yield
 
 
-async def serve_beside(server: uvicorn.Server, stop: asyncio.Event) -> None:
-    """Runs ``server`` (built with ``signals=False``) in this event loop until ``stop`` is set."""
-    task = asyncio.create_task(server.serve())
-    try:
-        await stop.wait()
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "build_server", "credentials_from_env",
-           "default_port", "serve_beside"]  # fmt: skip
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "DashboardServer",
+    "build_server",
+    "credentials_from_env",
+    "default_port",
+    "listen",
+]
