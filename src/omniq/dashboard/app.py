@@ -21,7 +21,7 @@ from litestar.exceptions import NotFoundException, ValidationException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_200_OK
 
@@ -111,16 +111,16 @@ def create_app(
     @get("/tasks", include_in_schema=False)
     async def tasks_page(
         request: Request[Any, Any, Any],
-        queue: str = "",
-        status: str = "",
-        func: str = "",
-        search: str = "",
+        queue: FromQuery[str] = "",
+        status: FromQuery[str] = "",
+        func: FromQuery[str] = "",
+        search: FromQuery[str] = "",
     ) -> Response[str]:
         signals = filter_signals(queue, status, func, search)
         return await page(request, "tasks", "Tasks", signals, filters=pages.task_filters)
 
     @get("/tasks/{task_id:str}", include_in_schema=False)
-    async def task_page(request: Request[Any, Any, Any], task_id: str) -> Response[str]:
+    async def task_page(request: Request[Any, Any, Any], task_id: FromPath[str]) -> Response[str]:
         return await page(request, "task", "Task", {}, task_id=task_id)
 
     @get("/schedules", include_in_schema=False)
@@ -128,13 +128,18 @@ def create_app(
         return await page(request, "schedules", "Schedules", {})
 
     @get("/dead", include_in_schema=False)
-    async def dead_page(request: Request[Any, Any, Any], queue: str = "") -> Response[str]:
+    async def dead_page(
+        request: Request[Any, Any, Any], queue: FromQuery[str] = ""
+    ) -> Response[str]:
         signals = filter_signals(queue, "", "", "")
         return await page(request, "dead", "Dead letters", signals, filters=pages.queue_filter)
 
     @get("/events", include_in_schema=False)
     async def events_page(
-        request: Request[Any, Any, Any], queue: str = "", etype: str = "", search: str = ""
+        request: Request[Any, Any, Any],
+        queue: FromQuery[str] = "",
+        etype: FromQuery[str] = "",
+        search: FromQuery[str] = "",
     ) -> Response[str]:
         signals = {"queue": queue, "etype": etype, "search": search}
         return await page(request, "events", "Events", signals, filters=pages.event_filters)
@@ -142,7 +147,10 @@ def create_app(
     # -- live updates and actions ------------------------------------------------------------
     @get("/ui/stream/{view:str}", include_in_schema=False)
     async def stream(
-        request: Request[Any, Any, Any], view: str, cid: str = "", task_id: str = ""
+        request: Request[Any, Any, Any],
+        view: FromPath[str],
+        cid: FromQuery[str] = "",
+        task_id: FromQuery[str] = "",
     ) -> DatastarResponse:
         if view not in ("overview", "tasks", "task", "schedules", "dead", "events"):
             raise NotFoundException(f"no page called {view!r}")
@@ -156,7 +164,7 @@ def create_app(
         return DatastarResponse(board.stream(view, c, signals, cid))
 
     @post("/ui/tasks/{task_id:str}/{action:str}", include_in_schema=False, status_code=HTTP_200_OK)
-    async def task_action_ui(task_id: str, action: str) -> DatastarResponse:
+    async def task_action_ui(task_id: FromPath[str], action: FromPath[str]) -> DatastarResponse:
         if action not in TASK_ACTIONS:
             raise NotFoundException(f"no task action {action!r}")
         verb = "cancelled" if action == "cancel" else "requeued"
@@ -171,7 +179,9 @@ def create_app(
         include_in_schema=False,
         status_code=HTTP_200_OK,
     )
-    async def schedule_action_ui(schedule_id: str, action: str) -> DatastarResponse:
+    async def schedule_action_ui(
+        schedule_id: FromPath[str], action: FromPath[str]
+    ) -> DatastarResponse:
         if action not in SCHEDULE_ACTIONS:
             raise NotFoundException(f"no schedule action {action!r}")
 
@@ -216,18 +226,18 @@ def create_app(
 
     @get("/tasks", summary="Tasks, newest first, filtered by queue, status, function or id")
     async def api_tasks(
-        queue: str = "",
-        status: str = "",
-        func: str = "",
-        search: str = "",
-        limit: int = 50,
-        page: int = 0,
+        queue: FromQuery[str] = "",
+        status: FromQuery[str] = "",
+        func: FromQuery[str] = "",
+        search: FromQuery[str] = "",
+        limit: FromQuery[int] = 50,
+        page: FromQuery[int] = 0,
     ) -> dict[str, Any]:
         f = _parse(lambda: TaskFilter.parse(queue, status, func, search, limit, page))
         return (await board.q.tasks(f)).to_json()
 
     @get("/tasks/{task_id:str}", summary="One task: arguments, state, result, events, TTLs")
-    async def api_task(task_id: str) -> dict[str, Any]:
+    async def api_task(task_id: FromPath[str]) -> dict[str, Any]:
         return await board.q.task(task_id)
 
     @post(
@@ -235,7 +245,7 @@ def create_app(
         status_code=HTTP_200_OK,
         summary="cancel or requeue a task",
     )
-    async def api_task_action(task_id: str, action: str) -> dict[str, Any]:
+    async def api_task_action(task_id: FromPath[str], action: FromPath[str]) -> dict[str, Any]:
         if action not in TASK_ACTIONS:
             raise NotFoundException(f"no task action {action!r}: use one of {TASK_ACTIONS}")
         return {
@@ -246,7 +256,7 @@ def create_app(
 
     @get("/schedules", summary="Schedules, active ones first by next run")
     async def api_schedules(
-        schedule_state: Annotated[str, Parameter(query="state")] = "",
+        schedule_state: Annotated[str, QueryParameter(name="state")] = "",
     ) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = await _parse_async(board.q.schedules(schedule_state or None))
         return rows
@@ -256,7 +266,9 @@ def create_app(
         status_code=HTTP_200_OK,
         summary="pause, resume, run (enqueue now) or delete a schedule",
     )
-    async def api_schedule_action(schedule_id: str, action: str) -> dict[str, Any]:
+    async def api_schedule_action(
+        schedule_id: FromPath[str], action: FromPath[str]
+    ) -> dict[str, Any]:
         if action not in SCHEDULE_ACTIONS:
             raise NotFoundException(f"no schedule action {action!r}: use one of {SCHEDULE_ACTIONS}")
         outcome = await board.act(lambda: board.q.schedule_action(schedule_id, action))
@@ -264,17 +276,22 @@ def create_app(
         return {"schedule_id": schedule_id, "action": action, key: outcome}
 
     @get("/dead", summary="Dead tasks (the dead-letter queue), newest first")
-    async def api_dead(queue: str = "", limit: int = 50, page: int = 0) -> dict[str, Any]:
+    async def api_dead(
+        queue: FromQuery[str] = "", limit: FromQuery[int] = 50, page: FromQuery[int] = 0
+    ) -> dict[str, Any]:
         f = _parse(lambda: TaskFilter.parse(queue=queue, limit=limit, page=page))
         return (await board.q.dead(f.queue, f.limit, f.page)).to_json()
 
     @post("/dead/requeue", status_code=HTTP_200_OK, summary="Requeue every dead task (of a queue)")
-    async def api_requeue_all(queue: str = "") -> dict[str, Any]:
+    async def api_requeue_all(queue: FromQuery[str] = "") -> dict[str, Any]:
         return {"requeued": await board.act(lambda: board.q.requeue_all_dead(queue or None))}
 
     @get("/events", summary="Events, newest first (null when no event store is configured)")
     async def api_events(
-        task_id: str = "", event_type: str = "", queue: str = "", limit: int = 100
+        task_id: FromQuery[str] = "",
+        event_type: FromQuery[str] = "",
+        queue: FromQuery[str] = "",
+        limit: FromQuery[int] = 100,
     ) -> list[dict[str, Any]] | None:
         if not board.q.has_events:
             return None
@@ -318,9 +335,6 @@ def create_app(
     def not_found(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
         return Response({"detail": str(exc)}, status_code=404)
 
-    def bad_input(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-        return Response({"detail": str(exc)}, status_code=400)
-
     def backend_down(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
         detail = f"cannot reach the backend: {type(exc).__name__}: {redact_text(str(exc))}"
         return Response({"detail": detail}, status_code=503)
@@ -347,7 +361,6 @@ def create_app(
         on_shutdown=[board.stop],
         exception_handlers={
             TaskNotFound: not_found,
-            ValueError: bad_input,
             OmniQError: backend_down,
             OSError: backend_down,
         },

@@ -50,6 +50,8 @@ def listen(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise ConfigError(f"the dashboard cannot listen on {host}:{port}: {exc.strerror}") from None
+    # listening at once: a second bind of the same port now fails, even with SO_REUSEADDR
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 

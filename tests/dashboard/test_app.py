@@ -1,0 +1,280 @@
+"""The dashboard over HTTP: pages, the REST API and its schema, live streams, and its security
+(credentials beyond loopback, CSRF on actions, escaping, no third-party assets)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from omniq.dashboard.security import CSRF_COOKIE, Credentials
+from omniq.dashboard.server import build_server
+from omniq.exceptions import ConfigError
+from omniq.models.schedule import ScheduleState
+from omniq.models.task import TaskStatus
+from tests.dashboard.sample import populate
+
+TOKEN = "s3cret-token-of-the-dashboard"
+
+
+@contextlib.asynccontextmanager
+async def csrf_client(served: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that loaded a page (so it holds the CSRF cookie) and sends the token back."""
+    async with served.client() as client:
+        page = await client.get("/")
+        assert page.status_code == 200
+        client.headers["X-CSRF-Token"] = client.cookies[CSRF_COOKIE]
+        yield client
+
+
+async def sse_until(
+    client: httpx.AsyncClient, path: str, signals: dict[str, Any], done: Any, limit: float = 15
+) -> str:
+    """Reads a page's stream until ``done(text so far)`` holds; returns what was read."""
+    seen = ""
+
+    async def read() -> None:
+        nonlocal seen
+        url = httpx.URL(path)
+        params = {**dict(url.params), "datastar": json.dumps(signals)}
+        async with client.stream("GET", url.copy_with(query=None), params=params) as r:
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/event-stream")
+            async for chunk in r.aiter_text():
+                seen += chunk
+                if done(seen):
+                    return
+
+    await asyncio.wait_for(read(), limit)
+    return seen
+
+
+async def test_api_lists_queues_tasks_and_dead_letters(dashboard: Any) -> None:
+    served = await dashboard()
+    ids = await populate(served.app, n=2)
+    async with served.client() as client:
+        queues = (await client.get("/api/queues")).json()
+        assert queues["default"]["counts"] == {"success": 2, "dead": 3}
+        assert queues["reports"]["size"] == 1
+        dead = (await client.get("/api/dead")).json()
+        assert sorted(t["id"] for t in dead["tasks"]) == sorted(ids["dead"])
+        page = (await client.get("/api/tasks", params={"queue": "high", "limit": 1})).json()
+        assert page["total"] == 2
+        assert page["has_more"] is True
+        assert len(page["tasks"]) == 1
+        detail = (await client.get(f"/api/tasks/{ids['dead'][0]}")).json()
+        assert detail["result"]["status"] == "error"
+        assert [e["event_type"] for e in detail["events"]][-1] == "dead"
+
+
+async def test_api_names_the_bad_value_and_the_unknown_task(dashboard: Any) -> None:
+    served = await dashboard()
+    async with served.client() as client:
+        bad = await client.get("/api/tasks", params={"status": "exploded"})
+        assert bad.status_code == 400
+        assert "'exploded'" in bad.text
+        missing = await client.get("/api/tasks/nope")
+        assert missing.status_code == 404
+        assert "'nope'" in missing.text
+
+
+async def test_openapi_schema_describes_the_api(dashboard: Any) -> None:
+    served = await dashboard()
+    async with served.client() as client:
+        schema = (await client.get("/schema/openapi.json")).json()
+    assert {
+        "/api/tasks",
+        "/api/tasks/{task_id}",
+        "/api/schedules/{schedule_id}/{action}",
+        "/api/dead/requeue",
+        "/api/events",
+    } <= set(schema["paths"])
+    assert not any(p.startswith("/ui/") for p in schema["paths"])
+
+
+async def test_every_page_renders_with_assets_from_the_package_only(dashboard: Any) -> None:
+    served = await dashboard()
+    ids = await populate(served.app, n=1)
+    async with served.client() as client:
+        for path in ("/", "/tasks", f"/tasks/{ids['dead'][0]}", "/schedules", "/dead", "/events"):
+            page = await client.get(path)
+            assert page.status_code == 200, path
+            assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+            assert assets
+            assert all(a.startswith("/") for a in assets), (path, assets)
+        js = await client.get("/static/datastar.js")
+        assert js.status_code == 200
+        assert "datastar-merge-fragments" in js.text
+        assert (await client.get("/static/omniq.css")).status_code == 200
+
+
+async def test_task_arguments_and_errors_are_escaped(dashboard: Any) -> None:
+    served = await dashboard()
+    evil = '<script>alert("x")</script>'
+    task_id = await served.app.enqueue("tests.dashboard.sample:send_email", args=(evil, evil))
+    async with served.client() as client:
+        for path in ("/tasks", f"/tasks/{task_id}"):
+            html = (await client.get(path)).text
+            assert evil not in html
+            assert "&lt;script&gt;alert(" in html
+
+
+async def test_actions_need_the_csrf_token(dashboard: Any) -> None:
+    served = await dashboard()
+    task_id = await served.app.enqueue("tests.dashboard.sample:send_email", args=("a", "b"))
+    async with served.client() as client:
+        await client.get("/")  # has the cookie, but does not send the header
+        refused = await client.post(f"/api/tasks/{task_id}/cancel")
+        assert refused.status_code == 403
+        assert "X-CSRF-Token" in refused.text
+        wrong = await client.post(
+            f"/api/tasks/{task_id}/cancel", headers={"X-CSRF-Token": "forged-token-value-123"}
+        )
+        assert wrong.status_code == 403
+    assert (await served.app.get_task(task_id)).status is TaskStatus.PENDING
+    async with csrf_client(served) as client:
+        foreign = await client.post(
+            f"/api/tasks/{task_id}/cancel", headers={"Origin": "http://evil.example"}
+        )
+        assert foreign.status_code == 403
+        ok = await client.post(f"/api/tasks/{task_id}/cancel")
+        assert ok.status_code == 200
+        assert ok.json()["done"] is True
+    assert (await served.app.get_task(task_id)).status is TaskStatus.CANCELLED
+
+
+async def test_schedule_actions_change_the_backend(dashboard: Any) -> None:
+    served = await dashboard()
+    await populate(served.app, n=1)
+    async with csrf_client(served) as client:
+        assert (await client.post("/api/schedules/nightly-sales/pause")).json()["done"] is True
+        assert (await served.app.get_schedule("nightly-sales")).state is ScheduleState.PAUSED
+        await client.post("/api/schedules/nightly-sales/resume")
+        assert (await served.app.get_schedule("nightly-sales")).state is ScheduleState.ACTIVE
+        run = (await client.post("/api/schedules/hourly-digest/run")).json()
+        assert (await served.app.get_task(run["task_id"])).schedule_id == "hourly-digest"
+        await client.post("/api/schedules/banner-refresh/delete")
+        assert await served.app.get_schedule("banner-refresh") is None
+        unknown = await client.post("/api/schedules/banner-refresh/explode")
+        assert unknown.status_code == 404
+
+
+async def test_requeue_all_moves_every_dead_task_back(dashboard: Any) -> None:
+    served = await dashboard()
+    ids = await populate(served.app, n=1)
+    async with csrf_client(served) as client:
+        moved = (await client.post("/api/dead/requeue")).json()
+    assert moved == {"requeued": len(ids["dead"])}
+    assert await served.app.list_dead() == []
+
+
+async def test_a_token_is_required_and_kept_in_a_cookie(dashboard: Any) -> None:
+    served = await dashboard(Credentials(token=TOKEN))
+    async with served.client() as client:
+        assert (await client.get("/")).status_code == 401
+        assert (await client.get("/api/queues")).status_code == 401
+        link = await client.get("/tasks", params={"token": TOKEN, "status": "dead"})
+        assert link.status_code == 303
+        assert link.headers["location"] == "/tasks?status=dead"  # the token leaves the URL
+        assert (await client.get("/tasks?status=dead")).status_code == 200  # by its cookie
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    async with served.client(headers=bearer) as client:
+        assert (await client.get("/api/queues")).status_code == 200
+        # a bearer header is no cookie a browser adds on its own: no CSRF token needed
+        task_id = await served.app.enqueue("tests.dashboard.sample:send_email", args=("a", "b"))
+        assert (await client.post(f"/api/tasks/{task_id}/cancel")).status_code == 200
+
+
+async def test_basic_auth_asks_the_browser_and_checks_the_password(dashboard: Any) -> None:
+    served = await dashboard(Credentials(basic="admin:hunter22"))
+
+    def basic(user_pass: str) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(user_pass.encode()).decode()}
+
+    async with served.client() as client:
+        asked = await client.get("/")
+        assert asked.status_code == 401
+        assert asked.headers["www-authenticate"].startswith("Basic")
+        assert (await client.get("/", headers=basic("admin:wrong"))).status_code == 401
+        assert (await client.get("/", headers=basic("admin:hunter22"))).status_code == 200
+
+
+def test_binding_beyond_loopback_without_credentials_is_refused(sqlite_app: Any) -> None:
+    with pytest.raises(ConfigError, match=r"0\.0\.0\.0"):
+        build_server(sqlite_app, host="0.0.0.0", port=0, credentials=Credentials())
+
+
+def test_a_short_token_and_a_malformed_basic_credential_are_refused() -> None:
+    with pytest.raises(ConfigError, match="16 characters"):
+        Credentials(token="short")
+    with pytest.raises(ConfigError, match="user:password"):
+        Credentials(basic="nopassword")
+
+
+def test_a_port_in_use_is_an_error_naming_it(sqlite_app: Any) -> None:
+    first = build_server(sqlite_app, port=0, credentials=Credentials())
+    try:
+        with pytest.raises(ConfigError, match=str(first.port)):
+            build_server(sqlite_app, port=first.port, credentials=Credentials())
+    finally:
+        first.sock.close()
+
+
+async def test_the_task_stream_sends_the_list_then_its_changes(dashboard: Any) -> None:
+    served = await dashboard()
+    task_id = await served.app.enqueue("tests.dashboard.sample:send_email", args=("a", "b"))
+    signals = {"queue": "", "status": "", "func": "", "search": "", "page": 0}
+    async with served.client() as client:
+        first = await sse_until(
+            client,
+            "/ui/stream/tasks?cid=t1",
+            signals,
+            lambda text: "datastar-merge-fragments" in text,
+        )
+        assert 'id="tasks"' in first
+        assert f'data-task-id="{task_id}" data-status="pending"' in first
+
+        async def complete() -> None:
+            await asyncio.sleep(0.3)
+            await served.app.cancel(task_id)
+
+        changer = asyncio.create_task(complete())
+        later = await sse_until(
+            client,
+            "/ui/stream/tasks?cid=t1",
+            signals,
+            lambda text: 'data-status="cancelled"' in text,
+        )
+        await changer
+        assert f'data-task-id="{task_id}" data-status="cancelled"' in later
+
+
+async def test_reopening_a_stream_ends_the_older_one_of_that_page(dashboard: Any) -> None:
+    served = await dashboard()
+    async with served.client() as client:
+        older_ended = asyncio.Event()
+
+        async def older() -> None:
+            async with client.stream("GET", "/ui/stream/overview?cid=tab") as r:
+                async for _ in r.aiter_text():
+                    pass
+            older_ended.set()
+
+        reading = asyncio.create_task(older())
+        await asyncio.sleep(0.5)
+        assert not older_ended.is_set()
+        await sse_until(
+            client,
+            "/ui/stream/overview?cid=tab",
+            {},
+            lambda text: "datastar-merge-fragments" in text,
+        )
+        await asyncio.wait_for(older_ended.wait(), 5)
+        await reading
