@@ -10,6 +10,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+from omniq._time import utcnow
 from omniq.core import AsyncOmniQ
 from omniq.models.task import TaskStatus
 
@@ -41,7 +42,8 @@ def nightly_report(kind: str = "sales") -> str:
 
 
 async def wait_until_settled(app: AsyncOmniQ, *, timeout: float = 20.0) -> None:
-    """Until no task is pending-and-due or running (delayed ones may stay pending)."""
+    """Until no task is running or pending to run within a minute (a retry waits a moment; the
+    delayed report waits hours)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
@@ -50,7 +52,7 @@ async def wait_until_settled(app: AsyncOmniQ, *, timeout: float = 20.0) -> None:
         due = 0
         for q in stats:
             for t in await app.task_queue.list_tasks(q, TaskStatus.PENDING, 200):
-                if t.eta is None:
+                if t.eta is None or t.eta <= utcnow() + timedelta(minutes=1):
                     due += 1
         if not running and not due:
             return
