@@ -136,8 +136,17 @@ class Servers:
         process.kill()
         process.wait(10)
 
+    def pause(self, port: int) -> None:
+        """SIGSTOP: the server hangs with its connections open, answering nothing (a stalled
+        host, a stop-the-world pause); :meth:`resume` lets it go on."""
+        self.processes[port].send_signal(signal.SIGSTOP)
+
+    def resume(self, port: int) -> None:
+        self.processes[port].send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         for process in self.processes.values():
+            process.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
             process.terminate()
         for process in self.processes.values():
             try:
@@ -158,13 +167,58 @@ class Cluster:
     def nodes(self) -> list[str]:
         return [f"{HOST}:{p}" for p in self.ports]
 
+    def roles(self) -> dict[int, tuple[str, int | None]]:
+        """port -> ("master", None) or ("slave", its master's port), for the running nodes,
+        as each node sees itself."""
+        seen: dict[int, tuple[str, int | None]] = {}
+        for port in self.servers.processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                for line in _cli(port, "cluster", "nodes", timeout=2).splitlines():
+                    fields = line.split()
+                    if len(fields) > 3 and "myself" in fields[2]:
+                        if "master" in fields[2]:
+                            seen[port] = ("master", None)
+                        else:
+                            seen[port] = ("slave", self._port_of(port, fields[3]))
+        return seen
 
-def start_cluster(masters: int = 3) -> Cluster:
-    """``masters`` cluster-enabled servers joined by ``redis-cli --cluster create``, no replicas;
-    returns once every node reports ``cluster_state:ok``."""
+    def _port_of(self, asking: int, node_id: str) -> int | None:
+        for line in _cli(asking, "cluster", "nodes", timeout=2).splitlines():
+            fields = line.split()
+            if fields and fields[0] == node_id:
+                return int(fields[1].split("@")[0].rsplit(":", 1)[1])
+        return None
+
+    def master_of(self, key: str) -> int:
+        """The port of the master that serves ``key``'s slot now."""
+        slot = int(_cli(self.ports[0], "cluster", "keyslot", key))
+        for port in self.servers.processes:
+            with contextlib.suppress(subprocess.TimeoutExpired, ValueError):
+                for line in _cli(port, "cluster", "nodes", timeout=2).splitlines():
+                    fields = line.split()
+                    if len(fields) < 9 or "master" not in fields[2] or "fail" in fields[2]:
+                        continue
+                    for part in fields[8:]:
+                        low, _, high = part.partition("-")
+                        if low.isdigit() and int(low) <= slot <= int(high or low):
+                            return int(fields[1].split("@")[0].rsplit(":", 1)[1])
+        raise RuntimeError(f"no master serves the slot of {key!r}")
+
+    def replica_of(self, master: int) -> int:
+        for port, (role, of) in self.roles().items():
+            if role == "slave" and of == master:
+                return port
+        raise RuntimeError(f"no replica of the master on port {master}")
+
+
+def start_cluster(masters: int = 3, replicas: int = 0) -> Cluster:
+    """``masters`` cluster-enabled servers joined by ``redis-cli --cluster create``, each with
+    ``replicas`` replicas that take over within a few seconds of their master's failure
+    (cluster-node-timeout 2 s); returns once every node reports ``cluster_state:ok`` (and every
+    replica is in sync)."""
     require_redis_server()
     servers = Servers()
-    ports = [free_port(with_bus=True) for _ in range(masters)]
+    ports = [free_port(with_bus=True) for _ in range(masters * (1 + replicas))]
     try:
         for port in ports:
             servers.start(
@@ -175,12 +229,15 @@ def start_cluster(masters: int = 3) -> Cluster:
                 f"nodes-{port}.conf",
                 "--cluster-node-timeout",
                 "2000",
+                # a replica may always take over, however long it was cut off
+                *("--cluster-replica-validity-factor", "0"),
+                *("--repl-diskless-sync-delay", "0"),
             )
         created = subprocess.run(
             [
                 *("redis-cli", "--cluster", "create"),
                 *(f"{HOST}:{p}" for p in ports),
-                *("--cluster-replicas", "0", "--cluster-yes"),
+                *("--cluster-replicas", str(replicas), "--cluster-yes"),
             ],
             capture_output=True,
             text=True,
@@ -195,6 +252,14 @@ def start_cluster(masters: int = 3) -> Cluster:
             lambda: all("cluster_state:ok" in _cli(p, "cluster", "info") for p in ports),
             "the cluster to be ready",
         )
+        if replicas:
+            _wait_until(
+                lambda: (
+                    sum("master_link_status:up" in _cli(p, "info", "replication") for p in ports)
+                    == masters * replicas
+                ),
+                "the replicas to sync",
+            )
     except BaseException:
         servers.stop()
         raise
@@ -215,6 +280,17 @@ class SentinelSetup:
     @property
     def sentinels(self) -> list[str]:
         return [f"{HOST}:{p}" for p in self.sentinel_ports]
+
+    def fail_over(self) -> None:
+        """``SENTINEL FAILOVER``: the replica is promoted and the old master demoted while both
+        keep running (a planned switch, or what a network split does to clients)."""
+        reply = _cli(
+            self.sentinel_ports[0],
+            *("sentinel", "failover", self.master_name),
+            password=self.sentinel_password,
+        )
+        if reply != "OK":
+            raise RuntimeError(f"SENTINEL FAILOVER answered {reply!r}")
 
     def current_master_port(self) -> int | None:
         """The master's port as the first sentinel that answers sees it."""
@@ -237,16 +313,18 @@ def start_sentinel(
     ready_to_fail_over: bool = False,
     password: str | None = None,
     sentinel_password: str | None = None,
+    replicas: int = 1,
 ) -> SentinelSetup:
-    """A master, one replica of it and ``sentinels`` sentinels (quorum: a majority) that fail
-    over after one second without an answer. Returns once the replica is in sync and every
-    sentinel answers for the master; with ``ready_to_fail_over``, only once they also know the
-    replica and each other (that takes a few seconds of their hellos), so that a failover can
-    be voted at once. ``password`` protects the master and the replica, ``sentinel_password``
-    the sentinels."""
+    """A master, ``replicas`` replicas of it (``replica_port`` is the first) and ``sentinels``
+    sentinels (quorum: a majority) that fail over after one second without an answer. Returns
+    once the replicas are in sync and every sentinel answers for the master; with
+    ``ready_to_fail_over``, only once they also know the replicas and each other (that takes a
+    few seconds of their hellos), so that a failover can be voted at once. ``password``
+    protects the master and the replicas, ``sentinel_password`` the sentinels."""
     require_redis_server()
     servers = Servers()
-    master, replica = free_port(), free_port()
+    master = free_port()
+    replica_ports = [free_port() for _ in range(replicas)]
     sentinel_ports = [free_port() for _ in range(sentinels)]
     quorum = sentinels // 2 + 1
     try:
@@ -255,12 +333,14 @@ def start_sentinel(
         if password:
             data += ["--requirepass", password, "--masterauth", password]
         servers.start(master, *data, password=password)
-        servers.start(replica, *data, "--replicaof", HOST, str(master), password=password)
+        for replica in replica_ports:
+            servers.start(replica, *data, "--replicaof", HOST, str(master), password=password)
         _wait_until(
-            lambda: (
-                "master_link_status:up" in _cli(replica, "info", "replication", password=password)
+            lambda: all(
+                "master_link_status:up" in _cli(r, "info", "replication", password=password)
+                for r in replica_ports
             ),
-            "the replica to sync",
+            "the replicas to sync",
         )
         auth = f"sentinel auth-pass {SENTINEL_MASTER} {password}\n" if password else ""
         if sentinel_password:
@@ -281,7 +361,7 @@ def start_sentinel(
         def known(port: int) -> bool:
             info = _cli(port, "info", "sentinel", password=sentinel_password)
             if ready_to_fail_over:
-                return f"slaves=1,sentinels={sentinels}" in info
+                return f"slaves={replicas},sentinels={sentinels}" in info
             return "status=ok" in info
 
         _wait_until(lambda: all(known(p) for p in sentinel_ports), "the sentinels to agree")
@@ -291,7 +371,7 @@ def start_sentinel(
     return SentinelSetup(
         servers,
         master,
-        replica,
+        replica_ports[0],
         sentinel_ports,
         password=password,
         sentinel_password=sentinel_password,

@@ -131,6 +131,10 @@ class RedisConfig(ConfigStruct):
     sentinel_password: str | None = None
     cluster: bool = False
     cluster_nodes: list[str] | None = None
+    #: Redis replicates asynchronously: an acknowledged enqueue can be lost when a replica is
+    #: promoted before it had it. N > 0 makes every enqueue and acknowledgement wait (WAIT)
+    #: until N replicas have it (single server or Sentinel; not on a Cluster).
+    wait_replicas: int = 0
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------

@@ -56,6 +56,9 @@ log = get_logger("worker")
 
 #: errors that no retry can fix: the task goes DEAD at once
 _POISON = (FunctionNotFound, SerializationError)
+#: How long a stop at once (a second signal) keeps trying to acknowledge finished tasks on an
+#: unreachable backend before leaving them to their leases (they run again elsewhere).
+_FORCED_FLUSH = 5.0
 
 
 def _default_worker_id() -> str:
@@ -172,6 +175,8 @@ class AsyncWorker:
         self._completed_tasks: list[tuple[Task, float]] = []
         self._flush_wake: asyncio.Event | None = None
         self._flush_lock: asyncio.Lock | None = None
+        #: set by a stop at once: acknowledgements are not retried past this (monotonic) time
+        self._flush_give_up: float | None = None
         self._slot_free: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -252,6 +257,8 @@ class AsyncWorker:
                 await self._main
             self._main = None
         grace = 0.0 if not graceful else (self.shutdown_timeout if timeout is None else timeout)
+        if not graceful and self._flush_give_up is None:
+            self._flush_give_up = time.monotonic() + _FORCED_FLUSH
         runners = [r.runner for r in self._running.values() if r.runner is not None]
         if runners and grace > 0:
             await asyncio.wait(runners, timeout=grace)
@@ -281,6 +288,7 @@ class AsyncWorker:
                 self.queue.event_logger = None  # closed: the queue must not keep emitting into it
             await self.event_logger.close()
         self._started = False
+        self._flush_give_up = None
         log.info("worker %s stopped: %s", self.name, self.stats.as_dict(0))
 
     async def _stop_at_exit(self) -> None:
@@ -683,8 +691,10 @@ class AsyncWorker:
         while self._completions:
             batch, self._completions = self._completions, []
             done, self._completed_tasks = self._completed_tasks, []
+            left = None if self._flush_give_up is None else self._flush_give_up - time.monotonic()
             try:
-                acks = await self.queue.complete_many(batch, result_storage=self.result_store)
+                async with asyncio.timeout(None if left is None else max(left, 1.0)):
+                    acks = await self.queue.complete_many(batch, result_storage=self.result_store)
             except asyncio.CancelledError:
                 self._completions[:0] = batch
                 self._completed_tasks[:0] = done
@@ -697,6 +707,15 @@ class AsyncWorker:
                     type(exc).__name__,
                     exc,
                 )
+                if self._flush_give_up is not None and time.monotonic() >= self._flush_give_up:
+                    # a stop at once must stop: these tasks come back when their leases expire
+                    log.warning(
+                        "worker %s: stopping at once without acknowledging %d finished tasks "
+                        "(they will run again)",
+                        self.name,
+                        len(batch),
+                    )
+                    return
                 self._completions[:0] = batch
                 self._completed_tasks[:0] = done
                 await asyncio.sleep(backoff)

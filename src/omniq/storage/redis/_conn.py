@@ -10,10 +10,16 @@ lives on one shard; separate projects spread over the cluster.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import hashlib
 import inspect
+import logging
 import math
-from collections.abc import Awaitable
+import socket
+import time
+import weakref
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any, TypeAlias, TypeVar
@@ -25,10 +31,16 @@ from omniq.exceptions import BackendUnavailable, ConfigError
 try:
     import redis.asyncio as aioredis
     from redis.asyncio.cluster import ClusterNode, RedisCluster
+    from redis.asyncio.retry import Retry
     from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
-    from redis.commands.core import AsyncScript
+    from redis.backoff import NoBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import RedisClusterException, RedisError
+    from redis.exceptions import (
+        NoScriptError,
+        RedisClusterException,
+        RedisError,
+    )
+    from redis.exceptions import TimeoutError as RedisTimeoutError
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installed extras
     raise ModuleNotFoundError(
         "the Redis backend needs the 'redis' package: pip install 'omniq-tasks[redis]'",
@@ -37,6 +49,26 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installe
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 T = TypeVar("T")
+log = logging.getLogger("omniq.storage.redis")
+
+#: Errors that say the server is unreachable, hung or (briefly, during a failover) refusing:
+#: worth another try on the same or the new master.
+TRANSIENT = (RedisConnectionError, RedisTimeoutError, RedisClusterException, OSError)
+#: A blocking wait (BLPOP) the server has not answered this long after its own timeout
+#: means a hung server (stopped, or a network that drops packets): the wait is abandoned.
+BLOCKING_GRACE = 5.0
+#: TCP keepalive on every connection: a peer that vanished without a word (host down, cable
+#: cut) is noticed by the kernel within seconds instead of the system's two hours.
+_KEEPALIVE = {
+    getattr(socket, name): value
+    for name, value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 2), ("TCP_KEEPCNT", 3))
+    if hasattr(socket, name)
+}
+#: A pooled connection idle this long sends a PING before its next command, so one that died
+#: while idle is replaced before a command is lost on it.
+_HEALTH_CHECK_INTERVAL = 10
+#: Seconds one WAIT may take before the write is run again (see :class:`Script`).
+_WAIT_ATTEMPT = 1.0
 
 #: A single server's client (also for a Sentinel-managed master) or a Cluster's.
 Client: TypeAlias = aioredis.Redis | RedisCluster
@@ -130,9 +162,37 @@ def _url_nodes(url: str, default_port: int) -> tuple[list[tuple[str, int]], Spli
     return [parse_address(h, default_port, option="url") for h in hosts.split(",")], parts
 
 
-class _BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+class _GatedSentinelPool(SentinelConnectionPool):
     """redis-py's Sentinel pool (it asks the sentinels where the master is at each connect)
-    with the waiting of its blocking pool: callers beyond ``max_connections`` wait."""
+    whose commands wait while a failover is under way (see :class:`SwitchWatcher`)."""
+
+    _omniq_gate: asyncio.Event | None = None
+    #: old master address -> the new one, from the switches the watcher heard
+    _omniq_moved: dict[tuple[str, int], tuple[str, int]] | None = None
+
+    async def get_master_address(self) -> Any:
+        """The master as the sentinels see it, unless one that has not heard of the latest
+        switch yet names the old master: right after a failover only the leading sentinel
+        knows, and redis-py takes the first sentinel's answer, so it reconnected to the old
+        master and wrote there until its demotion (redis-py 7.4.1 ``discover_master``)."""
+        address = await self.sentinel_manager.discover_master(self.service_name)
+        if self._omniq_moved:
+            address = self._omniq_moved.get(tuple(address), address)
+        if self.master_address != address:
+            self.master_address = address
+            await self.disconnect(inuse_connections=False)
+        return address
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        gate = self._omniq_gate
+        if gate is not None and not gate.is_set():
+            await gate.wait()
+        return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+
+class _BlockingSentinelPool(_GatedSentinelPool, aioredis.BlockingConnectionPool):
+    """The gated Sentinel pool with the waiting of redis-py's blocking pool: callers beyond
+    ``max_connections`` wait."""
 
 
 class _BoundedCluster(RedisCluster):
@@ -191,7 +251,14 @@ class RedisConnection:
         sentinel_password: str | None = None,
         cluster: bool = False,
         cluster_nodes: list[str] | None = None,
+        wait_replicas: int = 0,
     ) -> None:
+        if (
+            isinstance(wait_replicas, bool)
+            or not isinstance(wait_replicas, int)
+            or wait_replicas < 0
+        ):
+            raise ConfigError(f"wait_replicas must be an int >= 0, got {wait_replicas!r}")
         if isinstance(max_connections, bool) or not isinstance(max_connections, int):
             raise ConfigError(f"max_connections must be an int, got {max_connections!r}")
         if max_connections < 2:
@@ -215,10 +282,14 @@ class RedisConnection:
         self.url = url
         self.max_connections = max_connections
         self.socket_timeout = socket_timeout
+        self.wait_replicas = wait_replicas
         self._options: dict[str, Any] = {
             "socket_timeout": socket_timeout,
             "socket_connect_timeout": socket_connect_timeout,
             "retry_on_timeout": retry_on_timeout,
+            "socket_keepalive": True,
+            "socket_keepalive_options": _KEEPALIVE,
+            "health_check_interval": _HEALTH_CHECK_INTERVAL,
         }
         #: "single", "sentinel" or "cluster"
         self.mode = "single"
@@ -226,6 +297,14 @@ class RedisConnection:
         self.sentinel_master = sentinel_master
         self._sentinel_kwargs: dict[str, Any] = {}
         self._sentinel: Sentinel | None = None
+        #: every pool of a Sentinel-managed master, dropped at once when the master moves
+        self._pools: weakref.WeakSet[aioredis.ConnectionPool] = weakref.WeakSet()
+        self._watcher: SwitchWatcher | None = None
+        #: cleared while Sentinel fails the master over: no command starts meanwhile
+        self.gate = asyncio.Event()
+        self.gate.set()
+        #: old master address -> new one, as announced by the last switches (see the pool)
+        self.moved: dict[tuple[str, int], tuple[str, int]] = {}
         scheme = url.partition("://")[0].lower() if url is not None else None
         known = {*_PLAIN_SCHEMES, *_SENTINEL_SCHEMES, *_CLUSTER_SCHEMES}
         if url is not None and (scheme not in known or "://" not in url):
@@ -239,6 +318,12 @@ class RedisConnection:
             if self.mode == "sentinel":
                 raise ConfigError("a Redis connection is either Sentinel or Cluster, not both")
             self.mode = "cluster"
+            if wait_replicas:
+                raise ConfigError(
+                    f"wait_replicas={wait_replicas!r} is not supported on Redis Cluster (WAIT "
+                    "must follow the write on its node's connection, which redis-py's cluster "
+                    "client does not expose); use it with a single server or Sentinel"
+                )
 
         if self.mode == "single":
             if url is None:
@@ -301,7 +386,14 @@ class RedisConnection:
             self._sentinel_kwargs = {
                 "socket_timeout": socket_timeout,
                 "socket_connect_timeout": socket_connect_timeout,
+                "socket_keepalive": True,
+                "socket_keepalive_options": _KEEPALIVE,
                 "password": sentinel_password,
+                # one try per sentinel: asking the next sentinel is the retry. redis-py's
+                # default (3 retries with up to 10 s of backoff, per sentinel, inside each of
+                # the master connection's own retries) made a wrong sentinel password take
+                # 48-90 s to be reported
+                "retry": Retry(NoBackoff(), 0),
             }
         else:
             self._nodes = _addresses(
@@ -339,6 +431,51 @@ class RedisConnection:
             )
         return self._sentinel
 
+    def _sentinel_master(self, **options: Any) -> aioredis.Redis:
+        """A client of the Sentinel-managed master whose pool follows a switch at once."""
+        options.setdefault("connection_pool_class", _GatedSentinelPool)
+        master: aioredis.Redis = self._sentinel_manager().master_for(
+            self.sentinel_master, redis_class=aioredis.Redis, **options
+        )
+        pool = master.connection_pool
+        assert isinstance(pool, _GatedSentinelPool)
+        pool._omniq_gate = self.gate
+        pool._omniq_moved = self.moved
+        self._pools.add(pool)
+        if self._watcher is None:
+            self._watcher = SwitchWatcher(self)
+        self._watcher.start()
+        return master
+
+    async def drop_pools(self) -> None:
+        """Disconnects every connection to the Sentinel-managed master, busy ones included: the
+        commands on them fail now and are retried, and each reconnect asks the sentinels where
+        the master is. Without this, pooled connections kept writing to the old master until
+        Sentinel demoted it (~10 s), and everything written there was discarded."""
+        for pool in list(self._pools):
+            with contextlib.suppress(Exception):
+                await pool.disconnect(inuse_connections=True)
+
+    async def check_sentinels(self) -> None:
+        """Asks each sentinel for the master, once, and raises :class:`BackendUnavailable` with
+        one short reason per sentinel when none knows it (a wrong sentinel password is
+        reported in well under a second, without redis-py's retries or its dump of
+        connection objects)."""
+        reasons = []
+        for sentinel, (host, port) in zip(
+            self._sentinel_manager().sentinels, self._nodes, strict=True
+        ):
+            try:
+                masters = await sentinel.sentinel_masters()  # type: ignore[no-untyped-call]
+            except (RedisError, OSError) as exc:
+                reasons.append(f"{host}:{port}: {type(exc).__name__}: {redact_text(str(exc))}")
+                continue
+            state = masters.get(self.sentinel_master)
+            if state and state["is_master"] and not (state["is_sdown"] or state["is_odown"]):
+                return
+            reasons.append(f"{host}:{port}: no healthy master {self.sentinel_master!r}")
+        raise BackendUnavailable(f"cannot reach Redis at {self.describe()}: " + "; ".join(reasons))
+
     def _cluster(self, slots: int | None, **options: Any) -> RedisCluster:
         merged = {**self._options, **options}
         merged.pop("retry_on_timeout", None)  # RedisCluster retries timeouts itself
@@ -354,15 +491,12 @@ class RedisConnection:
     def client(self) -> Client:
         """The pooled client for every command that answers at once."""
         if self.mode == "sentinel":
-            master: aioredis.Redis = self._sentinel_manager().master_for(
-                self.sentinel_master,
-                redis_class=aioredis.Redis,
+            return self._sentinel_master(
                 connection_pool_class=_BlockingSentinelPool,
                 max_connections=self.max_connections,
                 timeout=self.socket_timeout,
                 **self._options,
             )
-            return master
         if self.mode == "cluster":
             return self._cluster(self.max_connections)
         pool = self._pool(
@@ -374,14 +508,9 @@ class RedisConnection:
 
     def blocking_client(self) -> Client:
         """A client for blocking waits: one connection per waiter, no read timeout (the wait
-        carries its own), never counted against ``max_connections``."""
+        carries its own, see :func:`blocking`), never counted against ``max_connections``."""
         if self.mode == "sentinel":
-            waiter: aioredis.Redis = self._sentinel_manager().master_for(
-                self.sentinel_master,
-                redis_class=aioredis.Redis,
-                **{**self._options, "socket_timeout": None},
-            )
-            return waiter
+            return self._sentinel_master(**{**self._options, "socket_timeout": None})
         if self.mode == "cluster":
             return self._cluster(None, socket_timeout=None, max_connections=2**31)
         pool = self._pool(aioredis.ConnectionPool, socket_timeout=None)
@@ -412,6 +541,9 @@ class RedisConnection:
 
     async def aclose(self) -> None:
         """Closes the connections to the sentinels (the clients close their own)."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            await watcher.stop()
         sentinel, self._sentinel = self._sentinel, None
         if sentinel is not None:
             for client in sentinel.sentinels:
@@ -450,10 +582,217 @@ class RedisConnection:
         return f"{host}:{port}/{db}"
 
 
-def register(client: Client, *names: str) -> AsyncScript:
-    """A script object that runs by EVALSHA and loads itself once when the server lacks it
-    (on a Cluster, EVALSHA goes to the node of its first key; SCRIPT LOAD to every node)."""
-    return AsyncScript(client, lua(*names))  # type: ignore[arg-type]  # typed for Redis only
+class SwitchWatcher:
+    """Follows Sentinel's failover announcements for one master: a subscription on every
+    sentinel (any one of them is enough).
+
+    ``+failover-state-send-slaveof-noone`` comes from the leading sentinel just before it
+    promotes the replica: from then on no command starts (the connection's gate is closed)
+    until ``+switch-master`` names the new master; the pools are then dropped
+    (:meth:`RedisConnection.drop_pools`) and the gate opens. Without the gate, writes kept
+    going to the old master between the promotion and the announcement, and without the drop
+    until Sentinel demoted it (~10 s later); everything written there was discarded. A hung
+    master (alive for TCP, answering nothing) is also left within a second of the promotion.
+    A failover that never announces a switch (aborted) reopens the gate after ``_HOLD``."""
+
+    _RETRY = 1.0
+    _HOLD = 10.0
+
+    def __init__(self, connection: RedisConnection) -> None:
+        self._connection = connection
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last: str | None = None
+        self._reopen: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        if self._tasks:
+            return
+        kwargs = {
+            k: v for k, v in self._connection._sentinel_kwargs.items() if k != "socket_timeout"
+        }
+        self._tasks = [
+            asyncio.create_task(self._follow(host, port, kwargs), name="omniq-redis-sentinel")
+            for host, port in self._connection._nodes
+        ]
+
+    async def _follow(self, host: str, port: int, kwargs: dict[str, Any]) -> None:
+        name = self._connection.sentinel_master
+        while True:
+            client = aioredis.Redis(host=host, port=port, **kwargs)
+            try:
+                pubsub = client.pubsub()
+                await pubsub.subscribe("+switch-master", "+failover-state-send-slaveof-noone")
+                async for message in pubsub.listen():
+                    if message["type"] != "message":
+                        continue
+                    fields = as_bytes(message["data"]).decode().split()
+                    if as_bytes(message["channel"]) != b"+switch-master":
+                        # "slave <ip>:<port> <ip> <port> @ <master name> <ip> <port>"
+                        if len(fields) == 8 and fields[4] == "@" and fields[5] == name:
+                            self._hold()
+                        continue
+                    # "<master name> <old ip> <old port> <new ip> <new port>"
+                    if len(fields) != 5 or fields[0] != name:
+                        continue
+                    new = f"{fields[3]}:{fields[4]}"
+                    if new == self._last:
+                        continue  # the other sentinels announce the same switch
+                    self._last = new
+                    moved = self._connection.moved
+                    moved.pop((fields[3], int(fields[4])), None)
+                    moved[(fields[1], int(fields[2]))] = (fields[3], int(fields[4]))
+                    log.warning(
+                        "Redis master %r moved from %s:%s to %s: reconnecting",
+                        name,
+                        fields[1],
+                        fields[2],
+                        new,
+                    )
+                    await self._connection.drop_pools()
+                    self._release()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a sentinel down: the others still announce
+                log.debug("sentinel %s:%s subscription lost: %s", host, port, exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+            await asyncio.sleep(self._RETRY)
+
+    def _hold(self) -> None:
+        if self._reopen is not None:
+            return  # another sentinel relayed the same failover
+        log.warning(
+            "Redis master %r is being failed over: commands wait", self._connection.sentinel_master
+        )
+        self._connection.gate.clear()
+        self._reopen = asyncio.get_running_loop().call_later(self._HOLD, self._release)
+
+    def _release(self) -> None:
+        if self._reopen is not None:
+            self._reopen.cancel()
+            self._reopen = None
+        self._connection.gate.set()
+
+    async def stop(self) -> None:
+        self._release()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class Script:
+    """A Lua script run by EVALSHA, falling back to EVAL (which also caches it on that node)
+    when the node answers NOSCRIPT.
+
+    redis-py's own script objects answer NOSCRIPT with a SCRIPT LOAD on the nodes its node
+    cache marks as primaries; after a Cluster failover (redis-py 7.4.1) that cache could still
+    mark the promoted node a replica while its slot cache routed EVALSHA to it, so every script
+    call on the slot failed forever. EVAL goes wherever EVALSHA went (the node of the first
+    key), so the fallback cannot miss.
+
+    With ``replicas`` (``wait_replicas``), the call is followed by ``WAIT replicas`` on the same
+    connection and returns only once that many replicas have the write. A WAIT that falls short
+    (a replica promoted meanwhile, so the write went to a master about to be discarded) runs the
+    script again, on whatever the master is by then, until ``deadline`` seconds have passed.
+    ``merge`` combines the reply of an earlier run with the later one (the script may have
+    stored everything the first time and answer "already there" the second).
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        source: str,
+        *,
+        replicas: int = 0,
+        deadline: float | None = None,
+        merge: Callable[[Any, Any], Any] | None = None,
+    ) -> None:
+        self._client = client
+        self.source = source
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+        self.replicas = replicas
+        self._deadline = 30.0 if deadline is None else deadline
+        self._merge = merge
+
+    async def __call__(self, *, keys: list[Any], args: list[Any]) -> Any:
+        if not self.replicas:
+            return await self._run(keys, args)
+        return await self._run_and_wait(keys, args)
+
+    async def _run(self, keys: list[Any], args: list[Any]) -> Any:
+        client: Any = self._client
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await client.eval(self.source, len(keys), *keys, *args)
+
+    async def _run_and_wait(self, keys: list[Any], args: list[Any]) -> Any:
+        client = self._client
+        assert isinstance(client, aioredis.Redis), "wait_replicas is refused on a Cluster"
+        deadline = time.monotonic() + self._deadline
+        earlier: Any = None
+        ran = False
+        while True:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.evalsha(self.sha, len(keys), *keys, *args)
+                pipe.execute_command("WAIT", self.replicas, int(_WAIT_ATTEMPT * 1000))
+                reply, acked = await pipe.execute(raise_on_error=False)
+            if isinstance(reply, NoScriptError):
+                async with client.pipeline(transaction=False) as pipe:
+                    pipe.eval(self.source, len(keys), *keys, *args)
+                    pipe.execute_command("WAIT", self.replicas, int(_WAIT_ATTEMPT * 1000))
+                    reply, acked = await pipe.execute(raise_on_error=False)
+            if isinstance(acked, Exception):
+                raise acked
+            if isinstance(reply, Exception):
+                raise reply
+            if ran and self._merge is not None:
+                reply = self._merge(earlier, reply)
+            earlier, ran = reply, True
+            if int(acked) >= self.replicas:
+                return reply
+            if time.monotonic() > deadline:
+                raise BackendUnavailable(
+                    f"only {int(acked)} of wait_replicas={self.replicas} replicas acknowledged "
+                    f"a write within {self._deadline:g}s"
+                )
+            log.warning(
+                "Redis: %d of %d replicas acknowledged a write; running it again",
+                int(acked),
+                self.replicas,
+            )
+
+
+def register(
+    client: Client,
+    *names: str,
+    replicas: int = 0,
+    deadline: float | None = None,
+    merge: Callable[[Any, Any], Any] | None = None,
+) -> Script:
+    """The :class:`Script` of the concatenated ``lua/<name>.lua`` files."""
+    return Script(client, lua(*names), replicas=replicas, deadline=deadline, merge=merge)
+
+
+def flags_merge(first: list[Any], again: list[Any]) -> list[Any]:
+    """Per item, the first run's answer unless it said 0 ("not done"): a script run again after
+    a short WAIT finds what the first run stored and answers 0 for it."""
+    return [a if a else b for a, b in zip(first, again, strict=True)]
+
+
+async def blocking(command: Awaitable[T], timeout: float) -> T:
+    """A blocking command (BLPOP) that the server should answer within ``timeout`` seconds:
+    given :data:`BLOCKING_GRACE` more, then abandoned with a connection error (cancelling it
+    drops its connection in redis-py), so a hung server does not hold a waiter forever."""
+    try:
+        async with asyncio.timeout(timeout + BLOCKING_GRACE):
+            return await command
+    except TimeoutError:
+        raise RedisConnectionError(
+            f"no answer to a blocking wait {BLOCKING_GRACE:g}s past its timeout of {timeout:g}s"
+        ) from None
 
 
 async def done(value: Awaitable[T] | T) -> T:
@@ -463,15 +802,20 @@ async def done(value: Awaitable[T] | T) -> T:
 
 
 __all__ = [
+    "BLOCKING_GRACE",
     "CONNECTION_OPTIONS",
-    "AsyncScript",
+    "TRANSIENT",
     "Client",
     "RedisCluster",
     "RedisComponent",
     "RedisConnection",
+    "RedisConnectionError",
+    "Script",
     "aioredis",
     "as_bytes",
+    "blocking",
     "done",
+    "flags_merge",
     "from_us",
     "key_base",
     "lua",
@@ -499,6 +843,7 @@ CONNECTION_OPTIONS = (
     "sentinel_password",
     "cluster",
     "cluster_nodes",
+    "wait_replicas",
 )
 
 
@@ -530,6 +875,12 @@ class RedisComponent:
         return self._redis
 
     async def _open_client(self) -> Client:
+        if self._conn.mode == "sentinel":
+            try:
+                await self._conn.check_sentinels()
+            except BackendUnavailable:
+                await self._conn.aclose()
+                raise
         client = self._conn.client()
         try:
             await done(client.ping())

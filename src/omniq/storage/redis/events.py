@@ -17,8 +17,8 @@ from omniq._sync import SyncWrapper
 from omniq.models.event import TaskEvent
 from omniq.storage.base import BaseEventStorage, EventQuery
 from omniq.storage.redis._conn import (
-    AsyncScript,
     RedisComponent,
+    Script,
     key_base,
     register,
     split_connection_options,
@@ -51,7 +51,7 @@ class AsyncRedisEventStorage(RedisComponent, BaseEventStorage):
         self._init_redis(connection)
         self.events_prefix = events_prefix
         self._base = key_base(events_prefix, self.project_name, option="events_prefix")
-        self._scripts: dict[str, AsyncScript] = {}
+        self._scripts: dict[str, Script] = {}
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder(TaskEvent)
 

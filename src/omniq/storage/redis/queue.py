@@ -45,11 +45,13 @@ from omniq.storage.base import (
     HeartbeatStatus,
 )
 from omniq.storage.redis._conn import (
-    AsyncScript,
     Client,
     RedisComponent,
+    Script,
     as_bytes,
+    blocking,
     done,
+    flags_merge,
     from_us,
     key_base,
     opt_us,
@@ -148,8 +150,8 @@ class AsyncRedisQueue(RedisComponent, BaseTaskQueue):
         self.results_prefix = results_prefix
         self._base = key_base(tasks_prefix, self.project_name, option="tasks_prefix")
         key_base(results_prefix, self.project_name, option="results_prefix")
-        self._scripts: dict[str, AsyncScript] = {}
-        self._complete_script: AsyncScript | None = None
+        self._scripts: dict[str, Script] = {}
+        self._complete_script: Script | None = None
         self._blocking: Client | None = None
         # earliest delayed eta (us) seen by the last empty claim of a queue list: bounds the wait
         self._next_due: dict[tuple[str, ...], int | None] = {}
@@ -167,7 +169,10 @@ class AsyncRedisQueue(RedisComponent, BaseTaskQueue):
     async def _connect(self) -> None:
         client = await self._open_client()
         self._scripts = {name: register(client, "tasks_lib", name) for name in _SCRIPTS}
-        self._complete_script = register(client, "tasks_lib", "results_lib", "complete")
+        # what an acknowledged enqueue or acknowledgement promises: on wait_replicas replicas
+        durable: dict[str, Any] = {"replicas": self._conn.wait_replicas, "merge": flags_merge}
+        self._scripts["enqueue"] = register(client, "tasks_lib", "enqueue", **durable)
+        self._complete_script = register(client, "tasks_lib", "results_lib", "complete", **durable)
         self._blocking = self._conn.blocking_client()
 
     async def _close(self) -> None:
@@ -344,11 +349,12 @@ class AsyncRedisQueue(RedisComponent, BaseTaskQueue):
         if stop is not None and stop.is_set():
             return
         keys = [f"{self._base}:wake:{q}" for q in queues]
-        blocking = self._blocking
-        assert blocking is not None, "connected queues have a blocking client"
+        client = self._blocking
+        assert client is not None, "connected queues have a blocking client"
         # BLPOP on a connection of its own; cancelling it (stop, or the caller cancelled)
         # disconnects that connection in redis-py, so no late reply can reach a later command
-        waiting = asyncio.ensure_future(done(blocking.blpop(keys, timeout=max(timeout, 0.001))))
+        wait = max(timeout, 0.001)
+        waiting = asyncio.ensure_future(blocking(done(client.blpop(keys, timeout=wait)), wait))
         if stop is None:
             await waiting
             return

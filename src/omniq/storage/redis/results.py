@@ -17,15 +17,19 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from omniq._redact import redact_text
 from omniq._sync import SyncWrapper
 from omniq._time import utcnow
+from omniq.exceptions import BackendUnavailable
 from omniq.models.result import TaskResult
 from omniq.storage.base import BaseResultStorage
 from omniq.storage.redis._conn import (
-    AsyncScript,
+    TRANSIENT,
     Client,
     RedisComponent,
     RedisConnection,
+    RedisConnectionError,
+    Script,
     aioredis,
     as_bytes,
     key_base,
@@ -45,6 +49,12 @@ _SEEN = 8192
 _PAYLOAD_TTL = 1.0
 #: Seconds without any waiter after which a storage leaves its subscription.
 _IDLE_UNSUBSCRIBE = 60.0
+#: A subscription silent this long is PINGed; one that does not answer within as long again
+#: is on a hung server (alive for TCP, answering nothing) and is left for a new one.
+_SILENCE = 2.0
+#: Backoff of a waiter whose reads fail (a failover under way): first and longest pause.
+_RETRY_FIRST = 0.05
+_RETRY_MAX = 1.0
 
 
 class _BatchedGet:
@@ -225,8 +235,20 @@ class _ResultWaiters:
                 pubsub = client.pubsub()
                 await pubsub.subscribe(self._channel)
                 idle_since: float | None = None
+                heard = time.monotonic()
+                pinged = False
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
+                    now = time.monotonic()
+                    if message is not None:
+                        heard, pinged = now, False
+                    elif now - heard > 2 * _SILENCE and pinged:
+                        raise RedisConnectionError(
+                            f"no answer to a PING for {now - heard:.1f}s (server hung?)"
+                        )
+                    elif now - heard > _SILENCE and not pinged:
+                        await pubsub.ping()
+                        pinged = True
                     if message is None:
                         if self._futures:
                             idle_since = None
@@ -295,7 +317,7 @@ class AsyncRedisResultStorage(RedisComponent, BaseResultStorage):
         self._init_redis(connection)
         self.results_prefix = results_prefix
         self._base = key_base(results_prefix, self.project_name, option="results_prefix")
-        self._scripts: dict[str, AsyncScript] = {}
+        self._scripts: dict[str, Script] = {}
         self._waiters = _ResultWaiters(self._conn, f"{self._base}:done")
         self._batched = _BatchedGet(lambda: self.redis)
 
@@ -311,7 +333,9 @@ class AsyncRedisResultStorage(RedisComponent, BaseResultStorage):
     async def _connect(self) -> None:
         client = await self._open_client()
         self._scripts = {
-            "set": register(client, "results_lib", "results_set"),
+            "set": register(
+                client, "results_lib", "results_set", replicas=self._conn.wait_replicas
+            ),
             "cleanup": register(client, "results_cleanup"),
         }
 
@@ -360,6 +384,29 @@ class AsyncRedisResultStorage(RedisComponent, BaseResultStorage):
                 if payload is not None:
                     found[task_id] = self.serializer.decode_result(as_bytes(payload))
         return found
+
+    async def wait(self, task_id: str, timeout: float | None = None) -> TaskResult | None:
+        """As every store's ``wait``, and it keeps waiting across a failover: a read that fails
+        because the server is gone, hung or being replaced is tried again with backoff until
+        the caller's own timeout, then :class:`BackendUnavailable` names the server (without
+        its password). Before, every waiter raised ConnectionError within 0.1 s of a kill."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = _RETRY_FIRST
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return await super().wait(task_id, remaining)
+            except TRANSIENT as exc:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise BackendUnavailable(
+                        f"waiting for the result of task {task_id!r}: Redis at "
+                        f"{self._conn.describe()} did not answer within the {timeout:g}s "
+                        f"timeout ({type(exc).__name__}: {redact_text(str(exc))})"
+                    ) from None
+                log.debug("result wait for %s: %s; trying again", task_id, exc)
+                await asyncio.sleep(pause if remaining is None else min(pause, remaining))
+                pause = min(pause * 2, _RETRY_MAX)
 
     async def _wait_for(self, task_id: str, timeout: float | None) -> None:
         future = self._waiters.add(task_id)
