@@ -37,6 +37,7 @@ from omniq.cli.worker import (
 )
 from omniq.config import configure_logging
 from omniq.config.env import normalize_log_level
+from omniq.config.logging import console_handler
 from omniq.exceptions import OmniQError
 from omniq.queue.scheduler import AsyncScheduler
 
@@ -159,7 +160,8 @@ def worker(
         typer.Option(
             "--log-level",
             "-l",
-            help="DEBUG, INFO, WARNING, ERROR or DISABLED (default: settings LOG_LEVEL).",
+            help="DEBUG (every task), INFO (failures and a summary; the default unless "
+            "OMNIQ_LOG_LEVEL says otherwise), WARNING, ERROR or DISABLED.",
             show_default=False,
         ),
     ] = None,
@@ -167,6 +169,9 @@ def worker(
     """Run a worker until SIGINT/SIGTERM; a second signal stops at once."""  # fmt: skip
     if shutdown_timeout < 0:
         fail(f"--shutdown-timeout must be >= 0, got {shutdown_timeout:g}")
+    # a worker's console exists to say what happens: INFO unless the environment chose a level
+    if log_level is None and not os.environ.get("OMNIQ_LOG_LEVEL"):
+        log_level = "INFO"
     _configure_logging(log_level)
     make_cwd_importable()  # tasks named by import path resolve from the project's root
     source = AppSource(url=url, config=config, app=app_spec, project=project, events=events)
@@ -297,7 +302,7 @@ def _configure_logging(level: str | None) -> None:
         except ValueError as exc:
             fail(f"--log-level {level!r} {exc}")
     try:
-        configure_logging(level, handler=True)
+        configure_logging(level, handler=console_handler())
     except OmniQError as exc:
         fail(str(exc))
 

@@ -25,7 +25,7 @@ import logging
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 from omniq._redact import redact_text
 from omniq.config.env import LOG_LEVELS, normalize_component, normalize_log_level
@@ -35,6 +35,8 @@ ROOT_LOGGER: Final = "omniq"
 #: Above CRITICAL: the level that silences a logger entirely ("DISABLED").
 OFF: Final = logging.CRITICAL + 10
 DEFAULT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: a console that is not a terminal (a pipe, a log collector): one plain line per record
+CONSOLE_FORMAT: Final = "[%(asctime)s: %(levelname)s/%(name)s] %(message)s"
 
 _MARK = "_omniq_redacted"
 _OWNED = "_omniq_owned"
@@ -168,6 +170,30 @@ def get_logger(component: str = "") -> logging.Logger:
     with _lock:
         _install_filter(logger)
     return logger
+
+
+def console_handler(stream: TextIO | None = None) -> logging.Handler:
+    """The handler of a program's console (``omniq worker``): on a terminal, rich's (levels in
+    colour, aligned columns, wrapped to the window); anywhere else plain lines in Celery's layout
+    (:data:`CONSOLE_FORMAT`), which log collectors and ``grep`` take as they are."""
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    if callable(isatty) and isatty():
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(
+            console=Console(file=stream),
+            show_path=False,
+            markup=False,
+            rich_tracebacks=False,
+            log_time_format="[%X]",
+        )
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        return handler
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(CONSOLE_FORMAT))
+    return handler
 
 
 def _level_number(value: str | int, what: str) -> int:
@@ -337,12 +363,14 @@ def reset_logging() -> None:
 _root()  # a NullHandler from import time on, as the logging HOWTO asks of libraries
 
 __all__ = [
+    "CONSOLE_FORMAT",
     "DEFAULT_FORMAT",
     "LOG_LEVELS",
     "OFF",
     "ROOT_LOGGER",
     "RedactingFilter",
     "configure_logging",
+    "console_handler",
     "get_logger",
     "reset_logging",
 ]

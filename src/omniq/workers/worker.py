@@ -50,6 +50,7 @@ from omniq.storage.base import (
     Completion,
     HeartbeatStatus,
 )
+from omniq.workers import _report
 from omniq.workers.executors import EXECUTORS, AsyncExecutor, Executor
 
 log = get_logger("worker")
@@ -135,6 +136,7 @@ class AsyncWorker:
         scheduler: bool = True,
         callbacks: CallbackManager | None = None,
         registry_ttl: float | None = None,
+        summary_interval: float | None = 30.0,
     ) -> None:
         self.queue: BaseTaskQueue = unwrap(queue)
         if result_store is None:
@@ -165,6 +167,8 @@ class AsyncWorker:
         #: few seconds), so ``omniq info`` drops a killed worker soon after
         self._upkeep_tick = min(self.recover_interval, 5.0)
         self.registry_ttl = float(registry_ttl or max(15.0, self._upkeep_tick * 3))
+        #: seconds between the INFO summary lines (processed, failed, rate, waiting); 0 or None: off
+        self.summary_interval = summary_interval
         self._registry_ok = True
         #: each worker runs a scheduler loop by default; occurrences are enqueued exactly once
         #: however many run (see omniq.queue.scheduler)
@@ -219,12 +223,17 @@ class AsyncWorker:
             asyncio.create_task(self._heartbeat_loop(), name=f"omniq-heartbeat-{self.name}"),
             asyncio.create_task(self._upkeep_loop(), name=f"omniq-upkeep-{self.name}"),
         ]
+        if self.summary_interval:
+            self._tasks.append(
+                asyncio.create_task(self._summary_loop(), name=f"omniq-summary-{self.name}")
+            )
         self._main = asyncio.create_task(self._claim_loop(), name=f"omniq-claim-{self.name}")
         if self.scheduler is not None:
             self.scheduler.start()
         _exit.opened(self, f"worker {self.name}", self._stop_at_exit, order=_exit.WORKER)
         await self._register()
-        log.info(
+        # DEBUG: whoever starts a worker knows it did (``omniq worker`` prints a banner instead)
+        log.debug(
             "worker %s started on queues %s (concurrency %d)",
             self.name,
             self.queues,
@@ -289,7 +298,7 @@ class AsyncWorker:
             await self.event_logger.close()
         self._started = False
         self._flush_give_up = None
-        log.info("worker %s stopped: %s", self.name, self.stats.as_dict(0))
+        log.debug("worker %s stopped: %s", self.name, self.stats.as_dict(0))
 
     async def _stop_at_exit(self) -> None:
         # the program is ending: running tasks go back to the queue at once, for the next worker
@@ -489,6 +498,7 @@ class AsyncWorker:
                 running.runner = asyncio.create_task(
                     self._execute(running), name=f"omniq-task-{task.id}"
                 )
+                _report.received(task)
 
     # -- running ---------------------------------------------------------------------------
     def _resolve(self, task: Task) -> Callable[..., Any]:
@@ -537,6 +547,7 @@ class AsyncWorker:
         duration = time.perf_counter() - started
         self._completions.append(Completion(task.id, task.claim or "", result))
         self._completed_tasks.append((task, duration))
+        _report.succeeded(task, duration)
         assert self._flush_wake is not None
         self._flush_wake.set()
         if notify:
@@ -566,6 +577,7 @@ class AsyncWorker:
             log.warning("task %s: lease lost; another worker owns it now", task.id)
         elif reason == "cancel":
             self.stats.cancelled += 1
+            _report.cancelled(task)
             await self.queue.fail(
                 task.id,
                 claim,
@@ -578,6 +590,7 @@ class AsyncWorker:
             )
         else:  # shutdown: hand back so another worker takes it at once, attempt not counted
             await self.queue.release(task.id, claim)
+            _report.handed_back(task)
 
     async def _on_error(self, task: Task, exc: BaseException, started: float) -> None:
         self.stats.processed += 1
@@ -608,6 +621,7 @@ class AsyncWorker:
             )
             if updated is not None:
                 self.stats.retried += 1
+                _report.retrying(task, f"{error_type}: {message}", tb, delay)
                 if notify:
                     outcome = TaskOutcome(
                         "retry",
@@ -621,7 +635,14 @@ class AsyncWorker:
                     )
                     self._spawn_callbacks(outcome, "retry")
             return
+        if isinstance(exc, _POISON):
+            why = "no retry can fix this"
+        elif retryable:
+            why = "out of attempts"
+        else:
+            why = f"{error_type} is not in retry_on"
         await self._finish_failed(task, error_type, message, tb)
+        _report.dead(task, f"{error_type}: {message}", tb, why)
         if notify:
             outcome = TaskOutcome(
                 "failure",
@@ -754,6 +775,23 @@ class AsyncWorker:
                     continue
                 running.stop_reason = "lost" if state is HeartbeatStatus.LOST else "cancel"
                 running.runner.cancel()
+
+    async def _summary_loop(self) -> None:
+        assert self.summary_interval
+        summary = _report.Summary(self.name)
+        while True:
+            await asyncio.sleep(self.summary_interval)
+            try:
+                depths: dict[str, int] | None = {
+                    q: await self.queue.get_queue_size(q) for q in self.queues
+                }
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a store that cannot count: the line goes without the depths
+                depths = None
+            line = summary.line(self.stats.processed, self.stats.failed, len(self._running), depths)
+            if line is not None:
+                log.info("%s", line)
 
     async def _upkeep_loop(self) -> None:
         """Recovers expired leases (at once on start, then every ``recover_interval``: a worker
