@@ -760,3 +760,32 @@ def read_until(proc: subprocess.Popen[str], text: str) -> None:
         if text in line:
             return
     raise AssertionError(f"the worker ended without printing {text!r}")
+
+
+# --- info: queues nobody serves ------------------------------------------------------------------
+
+
+def test_info_names_a_queue_with_waiting_tasks_that_no_live_worker_serves(tmp_path: Path) -> None:
+    url = _worker_url("sqlite", tmp_path)
+    project = "cli-unserved"
+
+    async def fill() -> None:
+        async with AsyncOmniQ.from_backend(create_backend(url=url, project_name=project)) as app:
+            await app.enqueue(tasks_fixture.add, args=(1, 2), queue_name="reports")
+            await app.enqueue(tasks_fixture.add, args=(1, 2), queue_name="reports")
+            await app.enqueue(tasks_fixture.add, args=(1, 2), queue_name="high")
+            await app.task_queue.register_worker(_worker_info("w-high", queues=["high"]), 30)
+
+    asyncio.run(fill())
+
+    table = runner.invoke(typer_app, ["info", "--url", url, "--project", project])
+    data = json.loads(
+        runner.invoke(typer_app, ["info", "--url", url, "--project", project, "--json"]).stdout
+    )
+
+    assert table.exit_code == 0, table.output
+    text = " ".join(table.stdout.split())  # a narrow terminal wraps the line
+    assert "no live worker serves queue 'reports' (2 waiting)" in text
+    assert "omniq worker --queues reports" in text
+    assert "queue 'high'" not in text
+    assert data["unserved"] == ["reports"]

@@ -19,12 +19,14 @@ from omniq._time import as_seconds, utcnow
 from omniq.backend import AsyncBackend, create_backend
 from omniq.callbacks import CallbackManager
 from omniq.config import get_settings
+from omniq.config.logging import get_logger
 from omniq.events.logger import EventLogger
 from omniq.exceptions import (
     ConfigError,
     TaskCancelledError,
     TaskExpiredError,
     TaskFailedError,
+    TaskNotFound,
 )
 from omniq.models.config import ComponentSpec, OmniQConfig
 from omniq.models.event import EventType, TaskEvent
@@ -50,6 +52,10 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _TICK = timedelta(microseconds=1)
+
+_REQUEUEABLE = frozenset({TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.EXPIRED})
+
+log = get_logger("core")
 
 _SCHEDULE_TASK_FIELDS = (
     "priority",
@@ -248,6 +254,8 @@ class AsyncOmniQ(AsyncConnectable):
         self.worker_type = worker_type or settings.DEFAULT_WORKER
         self.worker_config: dict[str, Any] = dict(worker_config or {})
         self.worker: AsyncWorker | None = None
+        # queues already checked for a live worker serving them (warned about at most once)
+        self._served_checked: set[str] = set()
 
     def __repr__(self) -> str:
         return (
@@ -390,7 +398,10 @@ class AsyncOmniQ(AsyncConnectable):
         ``run_in``, ``ttl``, ``result_ttl``, ``max_retries``, ``retry_delay``, ``timeout``,
         ``task_id`` (idempotent), ``metadata``. Bad input fails here, before anything is stored.
         """
-        return await self.task_queue.enqueue(unwrap(func), **options)
+        task = self.task_queue.build_task(unwrap(func), **options)
+        task_id = await self.task_queue.enqueue(task)
+        await self._check_served([task.queue_name])
+        return task_id
 
     async def enqueue_many(self, tasks: Iterable[Task | Mapping[str, Any]]) -> list[str]:
         """Many tasks in one round trip: ``Task`` objects, or dicts of ``enqueue`` options with a
@@ -408,7 +419,41 @@ class AsyncOmniQ(AsyncConnectable):
                 built.append(self.task_queue.build_task(func, **opts))
             else:
                 raise TypeError(f"enqueue_many takes Task objects or option dicts, got {item!r}")
-        return await self.task_queue.enqueue_many(built)
+        ids = await self.task_queue.enqueue_many(built)
+        await self._check_served(dict.fromkeys(t.queue_name for t in built))
+        return ids
+
+    async def _check_served(self, queues: Iterable[str]) -> None:
+        """Warns once per queue when the worker registry shows no live worker serving a queue a
+        task was just enqueued to: such a task waits silently until one starts. A hint only:
+        whatever goes wrong here never fails the enqueue."""
+        unchecked = [q for q in queues if q not in self._served_checked]
+        if not unchecked:
+            return
+        self._served_checked.update(unchecked)
+        worker = self.worker
+        if worker is not None and worker.is_running:
+            unchecked = [q for q in unchecked if q not in worker.queues]
+            if not unchecked:
+                return
+        try:
+            workers = await self.task_queue.list_workers()
+        except NotImplementedError:  # no worker registry: nothing to compare with
+            return
+        except Exception as exc:
+            log.debug("could not read the worker registry to check queues %s: %r", unchecked, exc)
+            return
+        served = {q for w in workers for q in w.queues}
+        for queue in unchecked:
+            if queue not in served:
+                log.warning(
+                    "no live worker of project %r serves queue %r: its tasks wait until one does "
+                    "(start one with `omniq worker --queues %s`, or oq.start_worker(queues=[%r]))",
+                    self.project_name,
+                    queue,
+                    queue,
+                    queue,
+                )
 
     async def get_result(
         self,
@@ -429,11 +474,28 @@ class AsyncOmniQ(AsyncConnectable):
             return result_value(latest.task_id, latest) if latest else None
         if task_id is None:
             raise TypeError("get_result needs a task_id or a schedule_id")
-        result = await self.result_store.wait(task_id, timeout)
-        return result_value(task_id, result)
+        return result_value(task_id, await self._wait_result(task_id, timeout))
 
     async def get_task_result(self, task_id: str, timeout: float | None = 0) -> TaskResult | None:
-        """The full ``TaskResult`` (status, error, timings), without raising on failure."""
+        """The full ``TaskResult`` (status, error, timings), without raising on failure (an
+        unknown id raises TaskNotFound, as get_result does)."""
+        return await self._wait_result(task_id, timeout)
+
+    async def _wait_result(self, task_id: str, timeout: float | None) -> TaskResult | None:
+        """Waits for a result only of a task that exists: waiting for an id nothing will ever
+        answer (a typo, a purged task) would block forever with the default timeout."""
+        result = await self.result_store.get(task_id)
+        if result is not None or timeout == 0:
+            return result
+        if await self.task_queue.get_task(task_id) is None:
+            # a result stored meanwhile (its task then cleaned up) still answers
+            result = await self.result_store.get(task_id)
+            if result is None:
+                raise TaskNotFound(
+                    f"no task with id {task_id!r} in project {self.project_name!r} (get_task "
+                    "finds none either), so no result will ever come"
+                )
+            return result
         return await self.result_store.wait(task_id, timeout)
 
     async def get_task(self, task_id: str) -> Task | None:
@@ -452,6 +514,11 @@ class AsyncOmniQ(AsyncConnectable):
         return await self.task_queue.cancel(task_id)
 
     async def requeue(self, task_id: str) -> bool:
+        """Puts a DEAD, CANCELLED or EXPIRED task back to PENDING. Its old outcome is removed
+        first, so that ``get_result`` waits for the new run instead of answering with it."""
+        task = await self.task_queue.get_task(task_id)
+        if task is not None and task.status in _REQUEUEABLE:
+            await self.result_store.delete(task_id)
         return await self.task_queue.requeue(task_id)
 
     async def list_dead(
@@ -488,7 +555,7 @@ class AsyncOmniQ(AsyncConnectable):
         values = []
         for task_id in ids:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            values.append(result_value(task_id, await self.result_store.wait(task_id, left)))
+            values.append(result_value(task_id, await self._wait_result(task_id, left)))
         return values
 
     # -- workflows -------------------------------------------------------------------------

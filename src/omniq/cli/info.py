@@ -64,8 +64,20 @@ async def collect(selected: Selected) -> dict[str, Any]:
         "status": health["status"],
         "queues": queues,
         "workers": workers,
+        "unserved": unserved_queues(queues, workers),
         "health": health,
     }
+
+
+def unserved_queues(
+    queues: dict[str, dict[str, Any]], workers: list[dict[str, Any]] | None
+) -> list[str] | None:
+    """Queues with tasks ready to run that no live worker serves: those tasks wait silently
+    until one starts. None when the backend keeps no worker registry (nothing to tell)."""
+    if workers is None:
+        return None
+    served = {q for w in workers for q in w["queues"]}
+    return [name for name, queue in queues.items() if queue["size"] and name not in served]
 
 
 def worker_row(info: WorkerInfo) -> dict[str, Any]:
@@ -92,6 +104,15 @@ def render(data: dict[str, Any]) -> Group:
     parts: list[Any] = [title]
     if healthy:
         parts.append(_queue_table(data["queues"]))
+        for name in data.get("unserved") or ():
+            waiting = data["queues"][name]["size"]
+            parts.append(
+                Text(
+                    f"no live worker serves queue {name!r} ({waiting} waiting): start one with "
+                    f"`omniq worker --queues {name}`",
+                    style="bold yellow",
+                )
+            )
         parts.append(_worker_table(data.get("workers")))
     parts.append(_health_table(data["health"]))
     return Group(*parts)
@@ -219,4 +240,12 @@ def print_info(data: dict[str, Any], console: Console) -> None:
     console.print(render(data))
 
 
-__all__ = ["STATUS_COLUMNS", "collect", "print_info", "render", "to_json", "worker_row"]
+__all__ = [
+    "STATUS_COLUMNS",
+    "collect",
+    "print_info",
+    "render",
+    "to_json",
+    "unserved_queues",
+    "worker_row",
+]
