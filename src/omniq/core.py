@@ -14,11 +14,13 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, Self, TypeVar
 
 from omniq._lifecycle import AsyncConnectable
+from omniq._redact import redact_url
 from omniq._sync import SyncWrapper, run_sync, unwrap, wrap
 from omniq._time import as_seconds, utcnow
 from omniq.backend import AsyncBackend, create_backend
 from omniq.callbacks import CallbackManager
 from omniq.config import get_settings
+from omniq.config.env import setting_source
 from omniq.config.logging import get_logger
 from omniq.events.logger import EventLogger
 from omniq.exceptions import (
@@ -122,6 +124,13 @@ def _component_of(backend: AsyncBackend, kind: str, **overrides: Any) -> Any:
     return backend.event_storage
 
 
+_SETTING_PREFIX = {
+    "task_queue": "TASK_QUEUE",
+    "result_store": "RESULT_STORAGE",
+    "event_store": "EVENT_STORAGE",
+}
+
+
 def _from_settings(kind: str, project_name: str) -> Any | None:
     s = get_settings()
     type_name, url = {
@@ -131,9 +140,15 @@ def _from_settings(kind: str, project_name: str) -> Any | None:
     }[kind]
     if type_name is None and url is None:
         return None
-    return _component_from_spec(
-        kind, ComponentSpec(type=type_name if url is None else None, url=url), project_name
-    )
+    try:
+        return _component_from_spec(
+            kind, ComponentSpec(type=type_name if url is None else None, url=url), project_name
+        )
+    except ConfigError as exc:
+        # the variable, not just the value: it was set far from the code that fails on it
+        setting = f"{_SETTING_PREFIX[kind]}_{'TYPE' if url is None else 'URL'}"
+        value = type_name if url is None else redact_url(url)
+        raise ConfigError(f"{setting_source(setting)}={value!r}: {exc}") from None
 
 
 class TaskFunction(Generic[P, R]):

@@ -12,6 +12,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -19,7 +20,7 @@ from rich.console import Console
 
 from omniq import __version__
 from omniq._redact import redact_text
-from omniq.cli.info import collect, print_info, to_json
+from omniq.cli.info import NOT_CREATED, collect, not_created, print_info, to_json
 from omniq.cli.source import (
     AppSource,
     BackendProblem,
@@ -50,12 +51,42 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    # plain help text: in "rich" markup mode typer keeps a docstring's line breaks in the command
+    # list, cutting a summary mid-sentence; without markup, lines of one paragraph are joined
+    rich_markup_mode="markdown",
 )
 
-URL_HELP = (
-    "Backend URL: memory://, sqlite:///path.db, postgresql://user:pw@host/db, "
-    "redis://host:6379/0, nats://host:4222, file:///dir ..."
+#: one example per backend; the help shows those this installation has
+_URL_EXAMPLES = (
+    "memory://",
+    "sqlite:///path.db",
+    "postgresql://user:pw@host/db",
+    "redis://host:6379/0",
+    "nats://host:4222",
+    "file:///dir",
 )
+
+
+def url_examples() -> list[str]:
+    """The examples whose scheme selects a backend that exists here (found without importing it
+    or its driver, so ``--help`` stays fast)."""
+    import importlib.util
+
+    import omniq.backend
+
+    shown = []
+    for example in _URL_EXAMPLES:
+        try:
+            name = omniq.backend.type_from_url(example)
+        except OmniQError:
+            continue  # a scheme this version does not know
+        module = getattr(omniq.backend, "BACKENDS", {}).get(name, (None,))[0]
+        if module is None or importlib.util.find_spec(module) is not None:
+            shown.append(example)
+    return shown
+
+
+URL_HELP = f"Backend URL: {', '.join(url_examples())}."
 UrlOption = Annotated[str | None, typer.Option("--url", "-u", help=URL_HELP, show_default=False)]
 ConfigOption = Annotated[
     str | None,
@@ -207,9 +238,10 @@ def scheduler(
         ),
     ] = None,
 ) -> None:
-    """Run a scheduler loop alone until SIGINT/SIGTERM: it enqueues the due occurrences of the
-    stored schedules. Any number may run beside the workers' own loops; each occurrence is
-    enqueued exactly once."""  # fmt: skip
+    """Run a scheduler loop alone until SIGINT/SIGTERM.
+
+    It enqueues the due occurrences of the stored schedules. Any number may run beside the
+    workers' own loops; each occurrence is enqueued exactly once."""  # fmt: skip
     _configure_logging(log_level)
     make_cwd_importable()
     selected = run_guarded(
@@ -239,16 +271,23 @@ def info(
     project: ProjectOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
-    """Show queues (waiting tasks, counts by status), the live workers and health; exit 1 when
-    unhealthy."""
+    """Show queues, live workers and health; exit 1 when unhealthy.
+
+    Each queue shows its waiting tasks and its tasks counted by status. A database file that does
+    not exist is reported as "not created", and left so."""  # fmt: skip
     source = AppSource(url=url, config=config, app=app_spec, project=project)
     selected = run_guarded(lambda: load_app(source))
-    data = run_guarded(lambda: _run(collect(selected)))
+    missing = _missing_database(selected.app)
+    data = (
+        run_guarded(lambda: _run(collect(selected)))
+        if missing is None
+        else not_created(selected, missing)
+    )
     if as_json:
         typer.echo(to_json(data))
     else:
         print_info(data, Console())
-    raise typer.Exit(0 if data["status"] == "healthy" else 1)
+    raise typer.Exit(0 if data["status"] in ("healthy", NOT_CREATED) else 1)
 
 
 @app.command()
@@ -289,6 +328,16 @@ async def _guard_backend(work: Coroutine[Any, Any, T]) -> T:
         return await work
     except (OmniQError, OSError) as exc:
         raise BackendProblem(f"{type(exc).__name__}: {redact_text(str(exc))}") from None
+
+
+def _missing_database(app: Any) -> Path | None:
+    """The database file a store of ``app`` would create on connecting (SQLite's, named by its
+    ``path``), if it does not exist: reading must not leave an empty database behind."""
+    for store in (app.task_queue, app.result_store, app.event_store):
+        path = getattr(store, "path", None)
+        if isinstance(path, Path) and not path.exists():
+            return path
+    return None
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:

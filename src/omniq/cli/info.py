@@ -10,6 +10,7 @@ record expires.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -80,6 +81,23 @@ def unserved_queues(
     return [name for name, queue in queues.items() if queue["size"] and name not in served]
 
 
+#: the status of a store whose database file does not exist yet: nothing ever ran there
+NOT_CREATED = "not created"
+
+
+def not_created(selected: Selected, path: Path) -> dict[str, Any]:
+    """What ``collect`` would find in a database that does not exist, without connecting (which
+    would create it): no queue, no worker."""
+    return {
+        "backend": selected.where,
+        "project": selected.app.project_name,
+        "status": NOT_CREATED,
+        "queues": {},
+        "workers": [],
+        "health": {"database": {"status": NOT_CREATED, "path": str(path)}},
+    }
+
+
 def worker_row(info: WorkerInfo) -> dict[str, Any]:
     """A worker's record as ``--json`` prints it: every field, times in ISO 8601 (UTC), and its
     uptime in seconds (from its start to its last report)."""
@@ -95,14 +113,15 @@ def to_json(data: dict[str, Any]) -> str:
 
 def render(data: dict[str, Any]) -> Group:
     healthy = data["status"] == "healthy"
+    empty = data["status"] == NOT_CREATED
     title = Text.assemble(
         ("OmniQ ", "bold"),
         (data["backend"], "cyan"),
         f" · project {data['project']} · ",
-        (data["status"], "green" if healthy else "bold red"),
+        (data["status"], "green" if healthy else "yellow" if empty else "bold red"),
     )
     parts: list[Any] = [title]
-    if healthy:
+    if healthy or empty:
         parts.append(_queue_table(data["queues"]))
         for name in data.get("unserved") or ():
             waiting = data["queues"][name]["size"]
@@ -241,8 +260,10 @@ def print_info(data: dict[str, Any], console: Console) -> None:
 
 
 __all__ = [
+    "NOT_CREATED",
     "STATUS_COLUMNS",
     "collect",
+    "not_created",
     "print_info",
     "render",
     "to_json",

@@ -33,6 +33,7 @@ import typing
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -237,6 +238,31 @@ def _port(value: Any) -> Any:
     return value
 
 
+def _url(value: Any) -> Any:
+    """The shape every backend URL shares, checked when the setting is read so that the error
+    names the variable; whether the scheme names a backend is checked where it is used."""
+    scheme, sep, rest = str(value).partition("://")
+    if not sep or not scheme or not scheme[0].isalpha():
+        raise _Invalid(
+            "is not a URL: it needs a scheme, e.g. sqlite:///path/to/file.db, "
+            "postgresql://user@host/db or redis://host:6379/0"
+        )
+    host = rest.split("/", 1)[0].rpartition("@")[2]
+    if "," not in host:  # a list of nodes (Sentinel, Cluster) is the backend's to parse
+        try:
+            _ = urlsplit(str(value)).port
+        except ValueError:
+            raise _Invalid(f"has a port that is not a number 0-65535 (in {host!r})") from None
+    return value
+
+
+def setting_source(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """Where setting ``name`` came from, for error messages: the environment variable that set
+    it (an alias included), else the constant in :mod:`omniq.config.settings`."""
+    found = _lookup(os.environ if environ is None else environ, name)
+    return found[0] if found is not None else f"omniq.config.settings.{name}"
+
+
 _RULES: Final[dict[str, Callable[[Any], Any]]] = {
     "LOG_LEVEL": normalize_log_level,
     "COMPONENT_LOG_LEVELS": normalize_component_levels,
@@ -255,6 +281,9 @@ _RULES: Final[dict[str, Callable[[Any], Any]]] = {
     "RETRY_DELAY": _non_negative_seconds,
     "RESULT_TTL": _non_negative_seconds,
     "DASHBOARD_PORT": _port,
+    "TASK_QUEUE_URL": _url,
+    "RESULT_STORAGE_URL": _url,
+    "EVENT_STORAGE_URL": _url,
 }
 
 
@@ -447,4 +476,5 @@ __all__ = [
     "normalize_log_level",
     "normalize_worker_type",
     "reload_settings",
+    "setting_source",
 ]

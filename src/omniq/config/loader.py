@@ -140,9 +140,110 @@ def load_config(
         )
     data = _normalize(data, origin)
     try:
-        return msgspec.convert(data, OmniQConfig, strict=False)
+        config = msgspec.convert(data, OmniQConfig, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(_describe(exc, origin)) from None
+    for field in _COMPONENT_ATTRIBUTES:
+        spec = getattr(config, field)
+        if isinstance(spec, ComponentSpec) and spec.config:
+            _check_options(spec, field, config.project_name, origin)
+    if config.worker is not None and config.worker.config:
+        _check_worker_options(config.worker, origin)
+    return config
+
+
+#: OmniQConfig's component fields -> the backend bundle's attribute that builds that component
+_COMPONENT_ATTRIBUTES: Final = {
+    "task_queue": "queue",
+    "result_store": "result_storage",
+    "event_store": "event_storage",
+}
+_UNEXPECTED = re.compile(r"unexpected keyword argument '([^']+)'")
+
+
+def _check_options(spec: ComponentSpec, field: str, project: str, origin: str) -> None:
+    """Reports an option that no component of the backend takes, with the file, the key path
+    and the nearest option it does take, instead of a ``TypeError`` from a constructor when the
+    application starts (or, where a bundle passes each component only the options it knows,
+    instead of nothing at all). Then builds the component once (constructors do no I/O) so that
+    a bad value is reported with the same place."""
+    from omniq.backend import create_backend
+    from omniq.exceptions import BackendUnavailable
+
+    at = f"{field}.config"
+    try:
+        backend = create_backend(spec.type, spec.url, project_name=project)
+        for key in spec.config:
+            if not _takes(backend, key, spec.config[key]):
+                raise ConfigError(
+                    f"{origin}: {at}: unknown key {key!r}{_nearest_option(backend, key)}"
+                )
+        options = {"project_name": project, **spec.config}
+        getattr(create_backend(spec.type, spec.url, **options), _COMPONENT_ATTRIBUTES[field])
+    except BackendUnavailable:
+        return  # its driver is missing: creating it says which extra to install
+    except ConfigError as exc:
+        if str(exc).startswith(origin):
+            raise
+        raise ConfigError(f"{origin}: {at}: {exc}") from None
+
+
+def _takes(backend: Any, key: str, value: Any) -> bool:
+    """Whether a component of ``backend`` takes option ``key``: its constructor is the authority
+    (an option refused as an unexpected keyword is not taken; one refused for its value is)."""
+    from omniq.exceptions import BackendUnavailable
+
+    for build in (
+        backend.create_task_queue,
+        backend.create_result_storage,
+        backend.create_event_storage,
+    ):
+        try:
+            build(**{key: value})
+        except TypeError as exc:
+            found = _UNEXPECTED.search(str(exc))
+            if found is not None and found.group(1) == key:
+                continue
+            return True
+        except BackendUnavailable:
+            continue  # a component this backend does not have
+        except Exception:  # the name was taken; its value (or the rest) was refused
+            return True
+        return True
+    return False
+
+
+def _nearest_option(backend: Any, key: str) -> str:
+    """``; did you mean 'base_dir'?``: the closest name among every config struct's fields that
+    a component of ``backend`` really takes."""
+    from omniq.models.config import ConfigStruct
+
+    names: set[str] = set()
+    pending: list[type] = [ConfigStruct]
+    while pending:
+        struct = pending.pop()
+        pending.extend(struct.__subclasses__())
+        names.update(getattr(struct, "__struct_fields__", ()))
+    for candidate in difflib.get_close_matches(key, sorted(names), n=5, cutoff=0.6):
+        if _takes(backend, candidate, None):
+            return f"; did you mean {candidate!r}?"
+    return ""
+
+
+def _check_worker_options(spec: WorkerSpec, origin: str) -> None:
+    import inspect
+
+    from omniq.workers import worker_class
+
+    try:
+        cls = worker_class(spec.type)
+    except ConfigError:
+        return  # an unavailable type (gevent not installed): starting the worker reports it
+    params = inspect.signature(cls.__init__).parameters.values()
+    takes = [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    for key in spec.config:
+        if key not in takes:
+            raise _unknown_key(origin, "worker.config", key, tuple(takes))
 
 
 def _describe(exc: msgspec.ValidationError, origin: str) -> str:
