@@ -9,6 +9,8 @@ Scenarios (see each module's docstring for its pass criteria):
   d, poison       a task that kills its process with os._exit(1)
   e, bad-input    bad input refused clearly; damaged stored payloads go DEAD; data intact
   f, sqlite-disk  SQLite in a read-only or full directory
+  g, redis-ha     Redis Cluster / Sentinel failovers (kill -9, SENTINEL FAILOVER, SIGSTOP)
+                  under draining workers, waiting clients and a producer (private servers)
   all             every scenario on every backend it applies to, at full size
 """
 
@@ -22,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 
-from reliability import bad_input, kill, poison, restart, sqlite_disk, timeout
+from reliability import bad_input, kill, poison, redis_ha, restart, sqlite_disk, timeout
 from reliability.harness import BACKENDS, Outcome
 
 Runner = Callable[[str, bool], Awaitable[list[Outcome]]]
@@ -62,6 +64,11 @@ async def _bad_input(backend: str, short: bool) -> list[Outcome]:
     return [await bad_input.run(backend, big_mb=5 if short else 50)]
 
 
+async def _redis_ha(backend: str, short: bool) -> list[Outcome]:
+    options = redis_ha.HAOptions(tasks=600, waiters=100, deadline=60) if short else None
+    return [await redis_ha.run(fault, options) for fault in redis_ha.FAULTS]
+
+
 #: name -> (aliases, runner, backends it applies to)
 SCENARIOS: dict[str, tuple[tuple[str, ...], Runner, tuple[str, ...]]] = {
     "kill": (("a",), _kill, BACKENDS),
@@ -70,6 +77,7 @@ SCENARIOS: dict[str, tuple[tuple[str, ...], Runner, tuple[str, ...]]] = {
     "poison": (("d",), _poison, BACKENDS),
     "bad-input": (("e",), _bad_input, BACKENDS),
     "sqlite-disk": (("f",), _sqlite_disk, ("sqlite",)),
+    "redis-ha": (("g",), _redis_ha, ("redis",)),
 }
 
 
@@ -104,7 +112,7 @@ async def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("scenario", help="a..f, a scenario name, or all")
+    parser.add_argument("scenario", help="a..g, a scenario name, or all")
     parser.add_argument(
         "--backend",
         "-b",

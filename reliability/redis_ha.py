@@ -153,6 +153,11 @@ async def _drive(
                     {"func": ha_work, "args": (run_id, k, opts.work_ms)}
                     for k in range(first, min(first + 1000, opts.tasks))
                 )
+        else:
+            # idle workers, and clients waiting on tasks due a few seconds after the fault
+            before = await client.enqueue_many(
+                {"func": ha_work, "args": (run_id, k, 0), "run_in": 4.0} for k in range(10)
+            )
         keys = {task_id: k for k, task_id in enumerate(before)}
         arrivals: dict[str, tuple[Any, float]] = {}
         waiter_errors: list[str] = []

@@ -31,8 +31,13 @@ from omniq.exceptions import BackendUnavailable, ConfigError
 try:
     import redis.asyncio as aioredis
     from redis.asyncio.cluster import ClusterNode, RedisCluster
+    from redis.asyncio.connection import SSLConnection
     from redis.asyncio.retry import Retry
-    from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+    from redis.asyncio.sentinel import (
+        Sentinel,
+        SentinelConnectionPool,
+        SentinelManagedConnection,
+    )
     from redis.backoff import NoBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import (
@@ -160,6 +165,36 @@ def _url_nodes(url: str, default_port: int) -> tuple[list[tuple[str, int]], Spli
     if not hosts:
         raise ConfigError(f"Redis URL {redact_url(url)!r} names no host")
     return [parse_address(h, default_port, option="url") for h in hosts.split(",")], parts
+
+
+class _SentinelConnection(SentinelManagedConnection):
+    """redis-py's Sentinel-managed connection asks the pool (so the sentinels) where the
+    master is in ``connect()``; but a command that finds its connection closed reconnects
+    through ``connect_check_health()`` (redis-py 7.4.1 ``send_packed_command``), which
+    reuses the last address. After a failover dropped the connections, every retried command
+    went back to the old master (and, if it hung, waited its socket timeout there). This one
+    always reconnects through the pool."""
+
+    _omniq_connecting = False
+
+    async def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        if self._omniq_connecting or self.is_connected:
+            await super().connect_check_health(
+                check_health=check_health, retry_socket_connect=retry_socket_connect
+            )
+            return
+        self._omniq_connecting = True
+        try:
+            # the pool's master address, then connect_to(), which comes back here to connect
+            await self.connect()  # type: ignore[no-untyped-call]
+        finally:
+            self._omniq_connecting = False
+
+
+class _SentinelSSLConnection(_SentinelConnection, SSLConnection):
+    pass
 
 
 class _GatedSentinelPool(SentinelConnectionPool):
@@ -434,6 +469,10 @@ class RedisConnection:
     def _sentinel_master(self, **options: Any) -> aioredis.Redis:
         """A client of the Sentinel-managed master whose pool follows a switch at once."""
         options.setdefault("connection_pool_class", _GatedSentinelPool)
+        options.setdefault(
+            "connection_class",
+            _SentinelSSLConnection if options.get("ssl") else _SentinelConnection,
+        )
         master: aioredis.Redis = self._sentinel_manager().master_for(
             self.sentinel_master, redis_class=aioredis.Redis, **options
         )
@@ -452,9 +491,22 @@ class RedisConnection:
         commands on them fail now and are retried, and each reconnect asks the sentinels where
         the master is. Without this, pooled connections kept writing to the old master until
         Sentinel demoted it (~10 s), and everything written there was discarded."""
-        for pool in list(self._pools):
-            with contextlib.suppress(Exception):
-                await pool.disconnect(inuse_connections=True)
+        connections = [
+            connection
+            for pool in list(self._pools)
+            for connection in (*pool._available_connections, *pool._in_use_connections)
+        ]
+        for connection in connections:
+            # abort, not close: a close waits to flush what the old master no longer reads (a
+            # hung one), and redis-py's pool.disconnect() then waited socket_connect_timeout
+            # per connection while the commands on them waited on
+            writer = getattr(connection, "_writer", None)
+            if writer is not None:
+                writer.transport.abort()
+        await asyncio.gather(
+            *(connection.disconnect(nowait=True) for connection in connections),
+            return_exceptions=True,
+        )
 
     async def check_sentinels(self) -> None:
         """Asks each sentinel for the master, once, and raises :class:`BackendUnavailable` with
