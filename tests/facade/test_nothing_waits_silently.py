@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from omniq import AsyncOmniQ
-from omniq.exceptions import TaskFailedError, TaskNotFound
+from omniq.exceptions import QueueNameError, TaskFailedError, TaskNotFound
 from omniq.models import TaskStatus
+from omniq.storage.memory import AsyncMemoryQueue
 from tests import tasks_fixture as tf
 
 #: A guard so that a regression fails the test instead of hanging the suite.
@@ -137,3 +139,49 @@ async def _until_registered(app: AsyncOmniQ, queue: str) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"no worker serving {queue!r} registered")
+
+
+# -- the default queue of a task queue built with queues=[...] -------------------------------
+
+
+def test_seed_003_a_bare_enqueue_goes_to_the_first_named_queue(tmp_path: Path) -> None:
+    from omniq import OmniQ, TaskQueue
+    from omniq.backend import SQLiteBackend
+
+    backend = SQLiteBackend(project_name="my_project", base_dir=str(tmp_path))
+    task_queue = TaskQueue.from_backend(backend, queues=["high", "medium", "low"])
+    with OmniQ.from_backend(backend) as oq:
+        task_id = task_queue.enqueue(len, args=("four",))  # no queue_name, as seed 003 does
+
+        task = oq.get_task(task_id)
+        assert task is not None
+        assert task.queue_name == "high"
+        oq.start_worker(queues=["high", "medium", "low"])
+        assert oq.get_result(task_id, timeout=GUARD) == 4
+
+
+async def test_an_explicit_default_queue_wins() -> None:
+    queue = AsyncMemoryQueue(queues=["high", "low"], default_queue="low")
+    async with AsyncOmniQ(project_name="first-hour-default", task_queue=queue) as oq:
+        task_id = await oq.enqueue(tf.add, args=(1, 2))
+        schedule_id = await oq.schedule(tf.add, args=(1, 2), interval=60)
+
+        task = await oq.get_task(task_id)
+        schedule = await oq.get_schedule(schedule_id)
+        assert task is not None
+        assert schedule is not None
+        assert (task.queue_name, schedule.queue_name) == ("low", "low")
+        assert (await oq.enqueue(tf.add, args=(1, 2), queue_name="high")) is not None
+
+
+@pytest.mark.parametrize(
+    ("queues", "expected"),
+    [(None, "default"), (["a", "default"], "default"), (["a", "b"], "a")],
+)
+def test_the_default_queue_without_default_queue(queues: list[str] | None, expected: str) -> None:
+    assert AsyncMemoryQueue(queues=queues).default_queue == expected
+
+
+def test_a_default_queue_outside_the_named_queues_is_refused_naming_it() -> None:
+    with pytest.raises(QueueNameError, match="'urgent'"):
+        AsyncMemoryQueue(queues=["high", "low"], default_queue="urgent")

@@ -6,7 +6,7 @@ Everything a user can get wrong is checked here, at enqueue time, before anythin
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,6 +38,23 @@ def check_allowed_queue(name: str, allowed: Iterable[str] | None) -> str:
         if name not in allowed:
             raise QueueNameError(f"unknown queue {name!r}: this task queue has {allowed}")
     return name
+
+
+def default_queue_of(queues: Sequence[str] | None, default_queue: str | None = None) -> str:
+    """Where a task goes when no queue is named: ``default_queue`` when given (it must be one of
+    ``queues``), else ``"default"`` if the task queue has it, else its first named queue (a
+    task queue built with ``queues=["high", "medium", "low"]`` sends unnamed tasks to
+    ``"high"``), else ``"default"``."""
+    if default_queue is not None:
+        if queues is not None and default_queue not in queues:
+            raise QueueNameError(
+                f"default_queue {default_queue!r} is not one of this task queue's queues "
+                f"{list(queues)}"
+            )
+        return validate_queue_name(default_queue)
+    if not queues or DEFAULT_QUEUE in queues:
+        return DEFAULT_QUEUE
+    return queues[0]
 
 
 def _positive(value: Any, name: str, *, allow_zero: bool = False) -> float | None:
@@ -146,9 +163,10 @@ def build_task(
     metadata: Mapping[str, Any] | None = None,
     schedule_id: str | None = None,
     defaults: Mapping[str, Any] | None = None,
+    default_queue: str = DEFAULT_QUEUE,
 ) -> Task:
     """Builds a Task; ``defaults`` are a registered task's options (below explicit arguments,
-    above settings)."""
+    above settings); ``default_queue`` is the task queue's (see :func:`default_queue_of`)."""
     settings = get_settings()
     d = dict(defaults or {})
     name, func_obj = func_reference(func)
@@ -220,7 +238,7 @@ def build_task(
         retry_delay if retry_delay is not None else d.get("retry_delay", settings.RETRY_DELAY)
     )
     policy_on = retry_on if retry_on is not None else d.get("retry_on", ())
-    queue = queue_name if queue_name is not None else d.get("queue_name", DEFAULT_QUEUE)
+    queue = queue_name if queue_name is not None else d.get("queue_name", default_queue)
     prio = priority if priority is not None else d.get("priority", 0)
 
     cb = _callbacks(

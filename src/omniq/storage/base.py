@@ -27,7 +27,12 @@ from omniq.models.result import ResultStatus, TaskResult
 from omniq.models.schedule import Schedule, ScheduleState
 from omniq.models.task import DependencyPolicy, Task, TaskStatus
 from omniq.models.worker import WorkerInfo
-from omniq.queue.builder import build_task, check_allowed_queue, validate_queue_name
+from omniq.queue.builder import (
+    build_task,
+    check_allowed_queue,
+    default_queue_of,
+    validate_queue_name,
+)
 from omniq.serialization import Serializer
 
 if TYPE_CHECKING:
@@ -187,6 +192,7 @@ class BaseTaskQueue(Component):
         *,
         project_name: str | None = None,
         queues: Sequence[str] | None = None,
+        default_queue: str | None = None,
         lease_timeout: float | None = None,
         secret_key: str | bytes | None = None,
         allow_dill: bool | None = None,
@@ -203,6 +209,8 @@ class BaseTaskQueue(Component):
         )
         if self.queues is not None and not self.queues:
             raise ValueError("queues must name at least one queue")
+        #: where a task goes when enqueue names no queue
+        self.default_queue = default_queue_of(self.queues, default_queue)
         self.lease_timeout = float(lease_timeout or get_settings().LEASE_TIMEOUT)
         if self.lease_timeout <= 0:
             raise ValueError(f"lease_timeout must be positive, got {lease_timeout!r}")
@@ -249,7 +257,7 @@ class BaseTaskQueue(Component):
     # -- enqueue ---------------------------------------------------------------------------
     def _resolve_queues(self, queues: str | Sequence[str] | None) -> list[str]:
         if queues is None:
-            return list(self.queues) if self.queues else ["default"]
+            return list(self.queues) if self.queues else [self.default_queue]
         if isinstance(queues, str):
             queues = [q.strip() for q in queues.split(",") if q.strip()]
         names = [check_allowed_queue(q, self.queues) for q in queues]
@@ -265,7 +273,7 @@ class BaseTaskQueue(Component):
                     f"options {sorted(extra)} cannot be combined with a Task object; set them on the Task"
                 )
             return func
-        return build_task(func, **options)
+        return build_task(func, default_queue=self.default_queue, **options)
 
     async def enqueue(self, func: Callable[..., Any] | str | Task, **options: Any) -> str:
         """Stores one task and returns its id. Idempotent on ``task_id``."""
