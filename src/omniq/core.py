@@ -525,8 +525,23 @@ class AsyncOmniQ(AsyncConnectable):
     ) -> list[Task]:
         return await self.task_queue.list_tasks(queue, status, limit, offset)
 
-    async def cancel(self, task_id: str) -> bool:
-        return await self.task_queue.cancel(task_id)
+    async def cancel(self, task_id: str, *, wait: float | None = None) -> bool:
+        """Cancels a task and says whether it was stopped: True for a waiting task (cancelled at
+        once) and for a running one once its worker has stopped it; False when it had finished
+        already, finished before its worker could stop it, or still runs after ``wait`` seconds
+        (default: the queue's lease timeout; the request stands, the task stops when its worker
+        sees it). A running task hears of it through the backend's cancel signal where it has
+        one, else at its worker's next heartbeat. Raises TaskNotFound for an unknown id."""
+        if not await self.task_queue.cancel(task_id):
+            return False
+        task = await self.task_queue.get_task(task_id)
+        if task is None or task.status is not TaskStatus.RUNNING:
+            return task is not None and task.status is TaskStatus.CANCELLED
+        timeout = self.task_queue.lease_timeout if wait is None else wait
+        outcome = await self.result_store.wait(task_id, timeout)
+        if outcome is None:
+            return False
+        return outcome.status is ResultStatus.CANCELLED
 
     async def requeue(self, task_id: str) -> bool:
         """Puts a DEAD, CANCELLED or EXPIRED task back to PENDING. Its old outcome is removed
