@@ -59,11 +59,11 @@ def sqlite_app(tmp_path: Path) -> AsyncOmniQ:
 async def dashboard(
     sqlite_app: AsyncOmniQ,
 ) -> AsyncIterator[Callable[..., asyncio.Future[Served]]]:
-    """``await dashboard(credentials=...)`` serves ``sqlite_app``; stopped after the test."""
+    """``await dashboard(credentials=..., refresh=...)`` serves ``sqlite_app``; stopped after the test."""
     running: list[tuple[DashboardServer, asyncio.Task[None]]] = []
 
-    async def start(credentials: Credentials | None = None) -> Served:
-        server, task = await serve(sqlite_app, credentials)
+    async def start(credentials: Credentials | None = None, refresh: float = 0.2) -> Served:
+        server, task = await serve(sqlite_app, credentials, refresh)
         running.append((server, task))
         return Served(sqlite_app, server, server.url)
 

@@ -278,3 +278,25 @@ async def test_reopening_a_stream_ends_the_older_one_of_that_page(dashboard: Any
         )
         await asyncio.wait_for(older_ended.wait(), 5)
         await reading
+
+
+async def test_an_action_updates_open_streams_at_once(dashboard: Any) -> None:
+    # a refresh far longer than the test: only the action's wake-up can deliver the change
+    served = await dashboard(refresh=60)
+    await populate(served.app, n=1)
+    async with csrf_client(served) as client:
+
+        async def pause_soon() -> None:
+            await asyncio.sleep(0.5)
+            assert (await client.post("/api/schedules/nightly-sales/pause")).status_code == 200
+
+        pausing = asyncio.create_task(pause_soon())
+        seen = await sse_until(
+            client,
+            "/ui/stream/schedules?cid=s1",
+            {},
+            lambda text: 'data-schedule-id="nightly-sales" data-state="paused"' in text,
+            limit=10,
+        )
+        await pausing
+    assert seen.count("datastar-merge-fragments") == 2  # the first render, then the change

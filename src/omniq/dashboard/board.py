@@ -48,8 +48,8 @@ class Board:
         self.refresh = refresh
         self.owns_app = owns_app
         self.sampler = Sampler(app.task_queue.stats, interval=metrics_interval)
-        self._streams: dict[str, asyncio.Event] = {}
-        self._changed = asyncio.Event()
+        self._live: set[_Live] = set()
+        self._by_client: dict[str, _Live] = {}
 
     async def start(self) -> None:
         await self.app.connect()
@@ -57,14 +57,15 @@ class Board:
 
     async def stop(self) -> None:
         await self.sampler.stop()
-        for ended in self._streams.values():
-            ended.set()
+        for live in self._live:
+            live.end()
         if self.owns_app:
             await self.app.close()
 
     def poke(self) -> None:
         """Something changed here (an action): every open stream renders again now."""
-        self._changed.set()
+        for live in self._live:
+            live.wake.set()
 
     # -- rendering ---------------------------------------------------------------------------
     async def queue_names(self) -> list[str]:
@@ -110,16 +111,17 @@ class Board:
     ) -> AsyncIterator[DatastarEvent]:
         """The page's updates until the browser leaves, reopens the stream, or the server
         stops. A failing backend shows a banner and the stream keeps trying."""
-        ended = asyncio.Event()
+        live = _Live()
+        self._live.add(live)
         if cid:
-            older = self._streams.get(cid)
+            older = self._by_client.get(cid)
             if older is not None:
-                older.set()
-            self._streams[cid] = ended
+                older.end()
+            self._by_client[cid] = live
         sent: dict[int, str] = {}
         problem_shown = False
         try:
-            while not ended.is_set():
+            while not live.ended:
                 try:
                     nodes = await self.fragments(view, ctx, signals)
                 except (OmniQError, OSError) as exc:
@@ -137,36 +139,37 @@ class Board:
                         if sent.get(n) != html:
                             sent[n] = html
                             yield SSE.merge_fragments(html)
-                await self._wait(ended)
+                await live.sleep(self.refresh)
         finally:
-            if cid and self._streams.get(cid) is ended:
-                del self._streams[cid]
-
-    async def _wait(self, ended: asyncio.Event) -> None:
-        """Until the next refresh, an action here, or the end of this stream."""
-        changed = asyncio.ensure_future(self._changed_soon())
-        stop = asyncio.ensure_future(ended.wait())
-        try:
-            await asyncio.wait(
-                {changed, stop}, timeout=self.refresh, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            for f in (changed, stop):
-                f.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await f
-
-    async def _changed_soon(self) -> None:
-        await self._changed.wait()
-        # every stream waiting now has seen it; the next action sets it again
-        await asyncio.sleep(0)
-        self._changed.clear()
+            self._live.discard(live)
+            if cid and self._by_client.get(cid) is live:
+                del self._by_client[cid]
 
     async def act(self, action: Callable[[], Awaitable[Any]]) -> Any:
         try:
             return await action()
         finally:
             self.poke()
+
+
+class _Live:
+    """One open stream: woken early by an action (:meth:`Board.poke`), ended by a newer stream
+    of the same page or by the server stopping."""
+
+    __slots__ = ("ended", "wake")
+
+    def __init__(self) -> None:
+        self.wake = asyncio.Event()
+        self.ended = False
+
+    def end(self) -> None:
+        self.ended = True
+        self.wake.set()
+
+    async def sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), seconds)
+        self.wake.clear()
 
 
 def task_filter(signals: dict[str, Any]) -> TaskFilter:
