@@ -43,7 +43,9 @@ def listen(host: str, port: int) -> socket.socket:
     """The listening socket, bound here so that a port in use is a clear error (uvicorn would
     exit the whole process, a worker included)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto given: asyncio turns on TCP_NODELAY only for sockets that say they are TCP, and
+    # without it every response on a kept-alive connection waits ~40 ms for a delayed ACK
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host.strip("[]"), port))
