@@ -33,7 +33,7 @@ from omniq.dashboard import pages
 from omniq.dashboard.board import Board, task_filter
 from omniq.dashboard.queries import TaskFilter
 from omniq.dashboard.security import Credentials, SecurityMiddleware
-from omniq.dashboard.ui import Node, banner, layout, toast
+from omniq.dashboard.ui import Ctx, Node, banner, layout, toast
 from omniq.exceptions import OmniQError, TaskNotFound
 
 STATIC = Path(__file__).parent / "static"
@@ -59,13 +59,13 @@ def create_app(
     where = f"{describe(app)} · {app.project_name}"
     creds = credentials or Credentials()
 
-    def ctx(request: Request[Any, Any, Any], view: str, **params: str) -> pages.Ctx:
+    def ctx(request: Request[Any, Any, Any], view: str, **params: str) -> Ctx:
         """A new client id per page load: the page's stream and its reopenings carry it."""
         base = request.scope.get("root_path", "")
         query = "&".join(
             [f"cid={secrets.token_urlsafe(9)}", *(f"{k}={quote(v)}" for k, v in params.items())]
         )
-        return pages.Ctx(base, request.scope["state"]["csrf"], f"{base}/ui/stream/{view}?{query}")
+        return Ctx(base, request.scope["state"]["csrf"], f"{base}/ui/stream/{view}?{query}")
 
     async def page(
         request: Request[Any, Any, Any],
@@ -73,7 +73,7 @@ def create_app(
         heading: str,
         signals: dict[str, Any],
         *,
-        filters: Callable[[pages.Ctx, list[str]], Node] | None = None,
+        filters: Callable[[Ctx, list[str]], Node] | None = None,
         **params: str,
     ) -> Response[str]:
         """The whole page, its live part rendered now so it shows before the stream opens."""
@@ -160,7 +160,7 @@ def create_app(
         _parse(lambda: task_filter(signals) if view in ("tasks", "dead") else None)
         base = request.scope.get("root_path", "")
         query = f"cid={cid}" + (f"&task_id={task_id}" if task_id else "")
-        c = pages.Ctx(base, request.scope["state"]["csrf"], f"{base}/ui/stream/{view}?{query}")
+        c = Ctx(base, request.scope["state"]["csrf"], f"{base}/ui/stream/{view}?{query}")
         return DatastarResponse(board.stream(view, c, signals, cid))
 
     @post("/ui/tasks/{task_id:str}/{action:str}", include_in_schema=False, status_code=HTTP_200_OK)

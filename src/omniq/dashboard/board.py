@@ -20,10 +20,10 @@ from datastar_py.sse import ServerSentEventGenerator as SSE
 
 from omniq._redact import redact_text
 from omniq.core import AsyncOmniQ
-from omniq.dashboard import pages
+from omniq.dashboard import overview, pages
 from omniq.dashboard.metrics import Sampler
 from omniq.dashboard.queries import Queries, TaskFilter
-from omniq.dashboard.ui import Node, banner
+from omniq.dashboard.ui import Ctx, Node, banner
 from omniq.exceptions import OmniQError, TaskNotFound
 
 log = logging.getLogger("omniq.dashboard")
@@ -74,10 +74,10 @@ class Board:
         except (OmniQError, OSError):
             return list(self.app.task_queue.queues or [])
 
-    async def fragments(self, view: str, ctx: pages.Ctx, signals: dict[str, Any]) -> list[Node]:
+    async def fragments(self, view: str, ctx: Ctx, signals: dict[str, Any]) -> list[Node]:
         """The live fragments of one page for the given signals (its filters)."""
         if view == "overview":
-            return pages.overview(
+            return overview.overview(
                 ctx, await self.q.queues(), await self.q.workers(), list(self.sampler.points)
             )
         if view == "tasks":
@@ -107,7 +107,7 @@ class Board:
         )
 
     async def stream(
-        self, view: str, ctx: pages.Ctx, signals: dict[str, Any], cid: str
+        self, view: str, ctx: Ctx, signals: dict[str, Any], cid: str
     ) -> AsyncIterator[DatastarEvent]:
         """The page's updates until the browser leaves, reopens the stream, or the server
         stops. A failing backend shows a banner and the stream keeps trying."""

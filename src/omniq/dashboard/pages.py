@@ -1,4 +1,4 @@
-"""The five pages and the task detail, as htpy fragments with stable ids.
+"""Tasks, task detail, schedules, dead letters and events: htpy fragments with stable ids.
 
 A page is rendered whole on the first request; afterwards its stream sends again only the
 fragments whose HTML changed (Datastar morphs them in by id), so what the user is typing in a
@@ -35,234 +35,19 @@ from htpy import (
 )
 
 from omniq._time import utcnow
-from omniq.dashboard.metrics import Point
 from omniq.dashboard.queries import TaskPage, short
 from omniq.dashboard.ui import (
+    DEBOUNCED,
     STATUS_ORDER,
+    Ctx,
     Node,
     action_button,
     ago,
-    card,
-    chart,
-    duration,
+    func_label,
     grid,
-    js_string,
     pill,
 )
 from omniq.models.event import EventType
-
-#: Statuses from which a task can be cancelled, and those from which it can be re-driven.
-CANCELLABLE = frozenset({"pending", "waiting", "running"})
-REQUEUEABLE = frozenset({"dead", "cancelled", "expired"})
-#: A worker whose last report is older than this is shown as late (it reports every few seconds).
-LATE_AFTER = 15.0
-#: Typing in a filter reopens the stream once the user pauses.
-DEBOUNCED = "data-on-input__debounce.300ms"
-
-
-def id_label(task_id: str) -> str:
-    """Ids are long and time-ordered (their heads are alike): the tail tells them apart."""
-    return task_id if len(task_id) <= 14 else "…" + task_id[-12:]
-
-
-def func_label(func: str) -> Node:
-    """``module:name`` with the name first to the eye; the whole path on hover."""
-    if not func:
-        return None
-    module, sep, name = func.rpartition(":")
-    return span(title=func)[span(".mono.strong")[name], span(".mod")[f" {module}"] if sep else None]
-
-
-class Ctx:
-    """What every fragment needs besides its data: the URL prefix and the CSRF token."""
-
-    def __init__(self, base: str, csrf: str, stream: str) -> None:
-        self.base = base
-        self.csrf = csrf
-        self.stream = stream
-
-    @property
-    def refresh(self) -> str:
-        """Reopens the page's stream with the current signals (the old one is superseded)."""
-        return f"@get({js_string(self.stream)})"
-
-    def task_link(self, task_id: str) -> Node:
-        return a(".mono.id", href=f"{self.base}/tasks/{task_id}", title=task_id)[id_label(task_id)]
-
-    def task_actions(self, row: dict[str, Any]) -> list[Node]:
-        tid = row["id"]
-        out: list[Node] = []
-        if row["status"] in CANCELLABLE and not row.get("cancel_requested"):
-            out.append(
-                action_button(
-                    "Cancel", f"{self.base}/ui/tasks/{tid}/cancel", self.csrf, tone=".ghost"
-                )
-            )
-        if row["status"] in REQUEUEABLE:
-            out.append(action_button("Requeue", f"{self.base}/ui/tasks/{tid}/requeue", self.csrf))
-        return out
-
-
-# -- overview ---------------------------------------------------------------------------------
-def overview(
-    ctx: Ctx,
-    queues: dict[str, dict[str, Any]],
-    workers: list[dict[str, Any]] | None,
-    points: Sequence[Point],
-) -> list[Node]:
-    return [
-        summary_cards(queues, workers, points),
-        queue_table(ctx, queues),
-        div("#charts.charts")[
-            chart(
-                points,
-                value="throughput",
-                label="Throughput",
-                unit=" tasks/s",
-                element_id="chart-throughput",
-                tone="blue",
-            ),
-            chart(
-                points,
-                value="failure_rate",
-                label="Failure rate",
-                unit=" dead / finished",
-                element_id="chart-failures",
-                percent=True,
-                tone="red",
-            ),
-        ],
-        worker_table(workers),
-    ]
-
-
-def summary_cards(
-    queues: dict[str, dict[str, Any]],
-    workers: list[dict[str, Any]] | None,
-    points: Sequence[Point],
-) -> Node:
-    def total(status: str) -> int:
-        return sum(q["counts"].get(status, 0) for q in queues.values())
-
-    waiting = sum(q["size"] for q in queues.values())
-    rate = points[-1].throughput if points else None
-    return div("#summary.cards")[
-        card("Waiting", f"{waiting:,}", hint=f"in {len(queues)} queue(s)"),
-        card("Running", f"{total('running'):,}", tone=".c-running"),
-        card("Succeeded", f"{total('success'):,}", tone=".c-success"),
-        card(
-            "Dead",
-            f"{total('dead'):,}",
-            tone=".c-dead" if total("dead") else "",
-            hint="dead letters to inspect" if total("dead") else "none",
-        ),
-        card(
-            "Workers",
-            "—" if workers is None else str(len(workers)),
-            hint="no registry on this backend"
-            if workers is None
-            else f"{sum(w['running'] for w in workers)} task(s) running",
-        ),
-        card(
-            "Throughput", "—" if rate is None else f"{rate:.1f}/s", hint="successes, last interval"
-        ),
-    ]
-
-
-def queue_table(ctx: Ctx, queues: dict[str, dict[str, Any]]) -> Node:
-    rows = []
-    for name, q in queues.items():
-        counts = q["counts"]
-        total = q["total"] or 1
-        # lists, not generators: htpy renders lazily, after this loop has moved on
-        bar = div(".bar")[
-            [
-                span(
-                    f".seg.s-{s}",
-                    style=f"width:{counts[s] / total * 100:.2f}%",
-                    title=f"{s}: {counts[s]:,}",
-                )
-                for s in STATUS_ORDER
-                if counts.get(s)
-            ]
-        ]
-        rows.append(
-            tr[
-                td[a(".strong", href=f"{ctx.base}/tasks?queue={name}")[name]],
-                td(".num")[f"{q['size']:,}"],
-                td[
-                    div(".counts")[
-                        [
-                            a(href=f"{ctx.base}/tasks?queue={name}&status={s}")[
-                                pill(s), span(".count")[f"{counts[s]:,}"]
-                            ]
-                            for s in STATUS_ORDER
-                            if counts.get(s)
-                        ]
-                    ]
-                ],
-                td(".bar-cell")[bar],
-                td(".num.strong")[f"{q['total']:,}"],
-            ]
-        )
-    return section("#queues.panel")[
-        h2["Queues"],
-        grid(
-            ["Queue", "Waiting", "By status", "", "Total"],
-            rows,
-            empty="No queues yet: nothing was ever enqueued here.",
-        ),
-    ]
-
-
-def worker_table(workers: list[dict[str, Any]] | None) -> Node:
-    if workers is None:
-        body: Node = div(".empty")["This backend keeps no worker registry."]
-    else:
-        rows = []
-        for w in workers:
-            late = w["seen_ago"] > LATE_AFTER
-            outcomes = [
-                span(f".tag.{tone}")[f"{w[key]:,} {name}"]
-                for key, name, tone in (
-                    ("succeeded", "ok", "ok"),
-                    ("failed", "failed", "warn"),
-                    ("retried", "retried", "warn"),
-                    ("dead", "dead", "bad"),
-                )
-                if w.get(key)
-            ]
-            rows.append(
-                tr[
-                    td[
-                        div(".strong.mono")[w["worker_id"]],
-                        div(".muted")[f"{w['hostname']} · pid {w['pid']}"],
-                    ],
-                    td[w["worker_type"]],
-                    td[", ".join(w["queues"])],
-                    td[span(f".pill.w-{w['state']}")[w["state"]]],
-                    td[
-                        div(".meter")[
-                            span(
-                                style=f"width:{min(1, w['running'] / max(1, w['concurrency'])) * 100:.0f}%"
-                            )
-                        ],
-                        span(".muted")[f"{w['running']}/{w['concurrency']} busy"],
-                    ],
-                    td[span(".strong")[f"{w['processed']:,}"], " ", outcomes],
-                    td[duration(w["uptime"])],
-                    td[
-                        span(".hb", class_={"late": late})[span(".dot")],
-                        f"{duration(w['seen_ago'])} ago",
-                    ],
-                ]
-            )
-        body = grid(
-            ["Worker", "Type", "Queues", "State", "Load", "Processed", "Up", "Heartbeat"],
-            rows,
-            empty="No live workers: none has reported within its time to live.",
-        )
-    return section("#workers.panel")[h2["Workers"], body]
 
 
 # -- tasks ------------------------------------------------------------------------------------
@@ -673,13 +458,9 @@ def clock(value: str) -> Node:
 
 
 __all__ = [
-    "CANCELLABLE",
-    "REQUEUEABLE",
-    "Ctx",
     "dead_table",
     "event_filters",
     "event_table",
-    "overview",
     "schedule_table",
     "task_detail",
     "task_filters",

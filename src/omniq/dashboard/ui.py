@@ -140,6 +140,56 @@ def layout(
     return str(doc)  # htpy writes the doctype
 
 
+#: Statuses from which a task can be cancelled, and those from which it can be re-driven.
+CANCELLABLE = frozenset({"pending", "waiting", "running"})
+REQUEUEABLE = frozenset({"dead", "cancelled", "expired"})
+#: Typing in a filter reopens the stream once the user pauses.
+DEBOUNCED = "data-on-input__debounce.300ms"
+
+
+def id_label(task_id: str) -> str:
+    """Ids are long and time-ordered (their heads are alike): the tail tells them apart."""
+    return task_id if len(task_id) <= 14 else "…" + task_id[-12:]
+
+
+def func_label(func: str) -> Node:
+    """``module:name`` with the name first to the eye; the whole path on hover."""
+    if not func:
+        return None
+    module, sep, name = func.rpartition(":")
+    return span(title=func)[span(".mono.strong")[name], span(".mod")[f" {module}"] if sep else None]
+
+
+class Ctx:
+    """What every fragment needs besides its data: the URL prefix and the CSRF token."""
+
+    def __init__(self, base: str, csrf: str, stream: str) -> None:
+        self.base = base
+        self.csrf = csrf
+        self.stream = stream
+
+    @property
+    def refresh(self) -> str:
+        """Reopens the page's stream with the current signals (the old one is superseded)."""
+        return f"@get({js_string(self.stream)})"
+
+    def task_link(self, task_id: str) -> Node:
+        return a(".mono.id", href=f"{self.base}/tasks/{task_id}", title=task_id)[id_label(task_id)]
+
+    def task_actions(self, row: dict[str, Any]) -> list[Node]:
+        tid = row["id"]
+        out: list[Node] = []
+        if row["status"] in CANCELLABLE and not row.get("cancel_requested"):
+            out.append(
+                action_button(
+                    "Cancel", f"{self.base}/ui/tasks/{tid}/cancel", self.csrf, tone=".ghost"
+                )
+            )
+        if row["status"] in REQUEUEABLE:
+            out.append(action_button("Requeue", f"{self.base}/ui/tasks/{tid}/requeue", self.csrf))
+        return out
+
+
 def pill(status: str) -> Node:
     return span(f".pill.s-{status}")[status]
 
@@ -259,15 +309,21 @@ def chart(
 
 
 __all__ = [
+    "CANCELLABLE",
+    "DEBOUNCED",
     "PAGES",
+    "REQUEUEABLE",
     "STATUS_ORDER",
+    "Ctx",
     "action_button",
     "ago",
     "banner",
     "card",
     "chart",
     "duration",
+    "func_label",
     "grid",
+    "id_label",
     "js_string",
     "layout",
     "pill",

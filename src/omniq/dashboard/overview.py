@@ -1,0 +1,178 @@
+"""The overview page: queues, throughput and failure-rate charts, workers with heartbeats."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from htpy import a, div, h2, section, span, td, tr
+
+from omniq.dashboard.metrics import Point
+from omniq.dashboard.ui import STATUS_ORDER, Ctx, Node, card, chart, duration, grid, pill
+
+#: A worker whose last report is older than this is shown as late (it reports every few seconds).
+LATE_AFTER = 15.0
+
+
+def overview(
+    ctx: Ctx,
+    queues: dict[str, dict[str, Any]],
+    workers: list[dict[str, Any]] | None,
+    points: Sequence[Point],
+) -> list[Node]:
+    return [
+        summary_cards(queues, workers, points),
+        queue_table(ctx, queues),
+        div("#charts.charts")[
+            chart(
+                points,
+                value="throughput",
+                label="Throughput",
+                unit=" tasks/s",
+                element_id="chart-throughput",
+                tone="blue",
+            ),
+            chart(
+                points,
+                value="failure_rate",
+                label="Failure rate",
+                unit=" dead / finished",
+                element_id="chart-failures",
+                percent=True,
+                tone="red",
+            ),
+        ],
+        worker_table(workers),
+    ]
+
+
+def summary_cards(
+    queues: dict[str, dict[str, Any]],
+    workers: list[dict[str, Any]] | None,
+    points: Sequence[Point],
+) -> Node:
+    def total(status: str) -> int:
+        return sum(q["counts"].get(status, 0) for q in queues.values())
+
+    waiting = sum(q["size"] for q in queues.values())
+    rate = points[-1].throughput if points else None
+    return div("#summary.cards")[
+        card("Waiting", f"{waiting:,}", hint=f"in {len(queues)} queue(s)"),
+        card("Running", f"{total('running'):,}", tone=".c-running"),
+        card("Succeeded", f"{total('success'):,}", tone=".c-success"),
+        card(
+            "Dead",
+            f"{total('dead'):,}",
+            tone=".c-dead" if total("dead") else "",
+            hint="dead letters to inspect" if total("dead") else "none",
+        ),
+        card(
+            "Workers",
+            "—" if workers is None else str(len(workers)),
+            hint="no registry on this backend"
+            if workers is None
+            else f"{sum(w['running'] for w in workers)} task(s) running",
+        ),
+        card(
+            "Throughput", "—" if rate is None else f"{rate:.1f}/s", hint="successes, last interval"
+        ),
+    ]
+
+
+def queue_table(ctx: Ctx, queues: dict[str, dict[str, Any]]) -> Node:
+    rows = []
+    for name, q in queues.items():
+        counts = q["counts"]
+        total = q["total"] or 1
+        # lists, not generators: htpy renders lazily, after this loop has moved on
+        bar = div(".bar")[
+            [
+                span(
+                    f".seg.s-{s}",
+                    style=f"width:{counts[s] / total * 100:.2f}%",
+                    title=f"{s}: {counts[s]:,}",
+                )
+                for s in STATUS_ORDER
+                if counts.get(s)
+            ]
+        ]
+        rows.append(
+            tr[
+                td[a(".strong", href=f"{ctx.base}/tasks?queue={name}")[name]],
+                td(".num")[f"{q['size']:,}"],
+                td[
+                    div(".counts")[
+                        [
+                            a(href=f"{ctx.base}/tasks?queue={name}&status={s}")[
+                                pill(s), span(".count")[f"{counts[s]:,}"]
+                            ]
+                            for s in STATUS_ORDER
+                            if counts.get(s)
+                        ]
+                    ]
+                ],
+                td(".bar-cell")[bar],
+                td(".num.strong")[f"{q['total']:,}"],
+            ]
+        )
+    return section("#queues.panel")[
+        h2["Queues"],
+        grid(
+            ["Queue", "Waiting", "By status", "", "Total"],
+            rows,
+            empty="No queues yet: nothing was ever enqueued here.",
+        ),
+    ]
+
+
+def worker_table(workers: list[dict[str, Any]] | None) -> Node:
+    if workers is None:
+        body: Node = div(".empty")["This backend keeps no worker registry."]
+    else:
+        rows = []
+        for w in workers:
+            late = w["seen_ago"] > LATE_AFTER
+            outcomes = [
+                span(f".tag.{tone}")[f"{w[key]:,} {name}"]
+                for key, name, tone in (
+                    ("succeeded", "ok", "ok"),
+                    ("failed", "failed", "warn"),
+                    ("retried", "retried", "warn"),
+                    ("dead", "dead", "bad"),
+                )
+                if w.get(key)
+            ]
+            rows.append(
+                tr[
+                    td[
+                        div(".strong.mono")[w["worker_id"]],
+                        div(".muted")[f"{w['hostname']} · pid {w['pid']}"],
+                    ],
+                    td[w["worker_type"]],
+                    td[", ".join(w["queues"])],
+                    td[span(f".pill.w-{w['state']}")[w["state"]]],
+                    td[
+                        div(".meter")[
+                            span(
+                                style=f"width:{min(1, w['running'] / max(1, w['concurrency'])) * 100:.0f}%"
+                            )
+                        ],
+                        span(".muted")[f"{w['running']}/{w['concurrency']} busy"],
+                    ],
+                    td[span(".strong")[f"{w['processed']:,}"], " ", outcomes],
+                    td[duration(w["uptime"])],
+                    td[
+                        span(".hb", class_={"late": late})[span(".dot")],
+                        f"{duration(w['seen_ago'])} ago",
+                    ],
+                ]
+            )
+        body = grid(
+            ["Worker", "Type", "Queues", "State", "Load", "Processed", "Up", "Heartbeat"],
+            rows,
+            empty="No live workers: none has reported within its time to live.",
+        )
+    return section("#workers.panel")[h2["Workers"], body]
+
+
+__all__ = ["LATE_AFTER", "overview", "queue_table", "summary_cards", "worker_table"]
