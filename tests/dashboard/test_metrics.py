@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from omniq.dashboard.metrics import Sampler
+from omniq.dashboard.metrics import BUSY_SHARE, Sampler, pace
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -63,3 +63,13 @@ def test_the_history_keeps_the_last_points_only() -> None:
 def test_a_non_positive_interval_is_refused() -> None:
     with pytest.raises(ValueError, match="-1"):
         Sampler(no_stats, interval=-1)
+
+
+def test_fast_work_keeps_the_interval() -> None:
+    assert pace(1.0, 0.01) == 1.0
+
+
+def test_slow_work_is_spaced_out_to_its_share_of_the_time() -> None:
+    took = 3.0
+    wait = pace(1.0, took)
+    assert took / (took + wait) == pytest.approx(BUSY_SHARE)

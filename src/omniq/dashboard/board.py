@@ -1,7 +1,8 @@
 """The live side of the dashboard: what each page's stream sends, and when.
 
 Every page opens one server-sent-event stream when it loads. The stream renders the page's live
-fragments at once, then again every ``refresh`` seconds or as soon as an action was taken here
+fragments at once, then again every ``refresh`` seconds (longer when rendering is slow, see
+:func:`omniq.dashboard.metrics.pace`) or as soon as an action was taken here
 (:meth:`Board.poke`), and sends only the fragments whose HTML changed. A page that changes its
 filters reopens its stream under the same client id; the older stream of that id ends, so a
 browser tab never holds two.
@@ -21,7 +22,7 @@ from datastar_py.sse import ServerSentEventGenerator as SSE
 from omniq._redact import redact_text
 from omniq.core import AsyncOmniQ
 from omniq.dashboard import overview, pages
-from omniq.dashboard.metrics import Sampler
+from omniq.dashboard.metrics import Sampler, pace
 from omniq.dashboard.queries import Queries, TaskFilter
 from omniq.dashboard.ui import Ctx, Node, banner
 from omniq.exceptions import OmniQError, TaskNotFound
@@ -120,8 +121,10 @@ class Board:
             self._by_client[cid] = live
         sent: dict[int, str] = {}
         problem_shown = False
+        loop = asyncio.get_running_loop()
         try:
             while not live.ended:
+                started = loop.time()
                 try:
                     nodes = await self.fragments(view, ctx, signals)
                 except (OmniQError, OSError) as exc:
@@ -139,7 +142,8 @@ class Board:
                         if sent.get(n) != html:
                             sent[n] = html
                             yield SSE.merge_fragments(html)
-                await live.sleep(self.refresh)
+                # a render that is slow on a big store spaces out the next one (see pace)
+                await live.sleep(pace(self.refresh, loop.time() - started))
         finally:
             self._live.discard(live)
             if cid and self._by_client.get(cid) is live:

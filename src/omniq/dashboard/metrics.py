@@ -20,6 +20,17 @@ from omniq._time import utcnow
 
 log = logging.getLogger("omniq.dashboard")
 
+#: Work of the dashboard's own (a sample, a page render) may take at most this share of the time
+#: between two of them: on a big store a slow query spaces the next one out instead of keeping
+#: the database busy.
+BUSY_SHARE = 0.25
+
+
+def pace(interval: float, took: float) -> float:
+    """Seconds to wait before doing again what just took ``took`` seconds."""
+    return max(interval, took / BUSY_SHARE - took)
+
+
 #: Statuses a task ends in; their totals only grow (until a purge or expiry sweep removes rows).
 FINISHED = ("success", "dead", "cancelled", "expired")
 
@@ -83,12 +94,14 @@ class Sampler:
         self.add(utcnow(), await self._read())
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             try:
                 await self.sample()
             except Exception as exc:  # a backend hiccup leaves a gap, not a dead sampler
                 log.warning("dashboard metrics sample failed: %s: %s", type(exc).__name__, exc)
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(pace(self.interval, loop.time() - started))
 
     def start(self) -> None:
         if self._task is None:
@@ -102,4 +115,4 @@ class Sampler:
                 await task
 
 
-__all__ = ["FINISHED", "Point", "Sampler"]
+__all__ = ["BUSY_SHARE", "FINISHED", "Point", "Sampler", "pace"]

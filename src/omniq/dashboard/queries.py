@@ -304,7 +304,7 @@ class Queries:
         skip = f.page * f.limit
         rows: list[dict[str, Any]] = []
         scanned = 0
-        chunk = 500
+        chunk = FUNC_SCAN_LIMIT // 2  # each read costs a scan up to its offset: few, large ones
         while end > 0 and len(rows) < f.limit and scanned < FUNC_SCAN_LIMIT:
             start = max(0, end - chunk)
             found = await self.queue.list_tasks(f.queue, f.status, end - start, start)
