@@ -70,12 +70,14 @@ class ScriptPlace:
         return path
 
 
-def script_env(folder: Path, **extra: str) -> dict[str, str]:
+def script_env(folder: Path, project: str, **extra: str) -> dict[str, str]:
     """This environment minus every OMNIQ_* setting (a user's shell has none), with the package
-    importable as installed and the embedded default kept inside ``folder``."""
+    importable as installed, the embedded default kept inside ``folder``, and ``project`` as the
+    default project name (so that examples that name none stay apart from every other run)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIQ_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
     env["OMNIQ_BASE_DIR"] = str(folder / ".omniq")
+    env["OMNIQ_PROJECT_NAME"] = project
     env["COLUMNS"] = "200"
     env.update(extra)
     return env
@@ -87,35 +89,38 @@ def open_place(backend: str, folder: Path) -> Iterator[ScriptPlace]:
     project = f"script-{uuid.uuid4().hex[:10]}"
     if backend == "sqlite":
         url = f"sqlite:///{folder}/omniq.db"
-        yield ScriptPlace(backend, folder, url, project, script_env(folder))
+        yield ScriptPlace(backend, folder, url, project, script_env(folder, project))
         return
     require_service(backend)
     host, port = service_address(backend)
     if backend == "redis":
         url = f"redis://{host}:{port}/{REDIS_TEST_DB}"
         try:
-            yield ScriptPlace(backend, folder, url, project, script_env(folder))
+            yield ScriptPlace(backend, folder, url, project, script_env(folder, project))
         finally:
             asyncio.run(_unlink_redis_project(host, port, project))
         return
     schema = f"omniq_test_{uuid.uuid4().hex[:12]}"
     url = f"postgresql://postgres@{host}:{port}/test?schema={schema}"
     try:
-        yield ScriptPlace(backend, folder, url, project, script_env(folder))
+        yield ScriptPlace(backend, folder, url, project, script_env(folder, project))
     finally:
         asyncio.run(_drop_schema(host, port, schema))
 
 
 async def _unlink_redis_project(host: str, port: int, project: str) -> None:
+    """The project's keys in database 9 and in database 0 (where a seed's ``RedisConfig(host=...,
+    port=...)`` writes as written: its unique project name, from OMNIQ_PROJECT_NAME, isolates it)."""
     import redis.asyncio as aioredis
 
-    client = aioredis.Redis(host=host, port=port, db=REDIS_TEST_DB)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"*{project}*", count=10_000)]
-        if keys:
-            await client.unlink(*keys)
-    finally:
-        await client.aclose()
+    for db in (REDIS_TEST_DB, 0):
+        client = aioredis.Redis(host=host, port=port, db=db)
+        try:
+            keys = [k async for k in client.scan_iter(match=f"*{project}*", count=10_000)]
+            if keys:
+                await client.unlink(*keys)
+        finally:
+            await client.aclose()
 
 
 async def _drop_schema(host: str, port: int, schema: str) -> None:

@@ -17,7 +17,7 @@ from omniq._lifecycle import AsyncConnectable
 from omniq._redact import redact_url
 from omniq._sync import SyncWrapper, run_sync, unwrap, wrap
 from omniq._time import as_seconds, utcnow
-from omniq.backend import AsyncBackend, create_backend
+from omniq.backend import AsyncBackend, create_backend, normalize_type, type_from_url
 from omniq.callbacks import CallbackManager
 from omniq.config import get_settings
 from omniq.config.env import setting_source
@@ -739,8 +739,19 @@ class AsyncTaskQueue(AsyncOmniQ):
         auto_start: bool = True,
         **storage_options: Any,
     ) -> None:
-        project = project_name or get_settings().PROJECT_NAME
+        settings = get_settings()
+        project = project_name or settings.PROJECT_NAME
         task_queue = None
+        configured = settings.TASK_QUEUE_URL
+        if (
+            url is None
+            and storage_type is not None
+            and configured
+            and type_from_url(configured) == normalize_type(storage_type)
+        ):
+            # storage_type says which backend; OMNIQ_TASK_QUEUE_URL, when it names the same
+            # one, says where (a server, a database file) instead of the backend's defaults
+            url = configured
         if storage_type is not None or url is not None:
             options = {"project_name": project, **storage_options}
             if queues is not None:
