@@ -588,8 +588,9 @@ def test_omniq_demo_runs_twice_on_the_same_sqlite_directory(tmp_path: Path) -> N
 
 
 def start_worker_process(cwd: Path, *args: str) -> subprocess.Popen[str]:
+    """A worker by URL, told that it runs the functions of the tests' task module."""
     return subprocess.Popen(
-        [sys.executable, "-m", "omniq", "worker", *args],
+        [sys.executable, "-m", "omniq", "worker", "--include", tasks_fixture.__name__, *args],
         cwd=cwd,
         env=subprocess_env(),
         stdout=subprocess.PIPE,

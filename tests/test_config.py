@@ -128,6 +128,8 @@ OVERRIDES: list[tuple[str, str, str, Any]] = [
     ("OMNIQ_LEASE_TIMEOUT", "90", "LEASE_TIMEOUT", 90.0),
     ("OMNIQ_SECRET_KEY", "k3y", "SECRET_KEY", "k3y"),
     ("OMNIQ_ALLOW_DILL", "false", "ALLOW_DILL", False),
+    ("OMNIQ_TASK_MODULES", "app.tasks, app.jobs", "TASK_MODULES", "app.tasks, app.jobs"),
+    ("OMNIQ_ALLOW_ANY_FUNCTION", "true", "ALLOW_ANY_FUNCTION", True),
     ("OMNIQ_DASHBOARD_PORT", "9000", "DASHBOARD_PORT", 9000),
     ("OMNIQ_DASHBOARD_ENABLED", "yes", "DASHBOARD_ENABLED", True),
     ("OMNIQ_TASK_STORAGE_TYPE", "nats", "TASK_QUEUE_TYPE", "nats"),

@@ -20,6 +20,7 @@ from omniq.core import (
 from omniq.exceptions import (
     BackendUnavailable,
     ConfigError,
+    FunctionNotAllowed,
     FunctionNotFound,
     LeaseLost,
     OmniQError,
@@ -66,6 +67,7 @@ __all__ = [
     "DependencyPolicy",
     "EventStore",
     "EventType",
+    "FunctionNotAllowed",
     "FunctionNotFound",
     "LeaseLost",
     "OmniQ",

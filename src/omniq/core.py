@@ -36,8 +36,9 @@ from omniq.models.result import ResultStatus, TaskResult
 from omniq.models.schedule import MissedRunPolicy, Schedule, ScheduleState
 from omniq.models.task import Task, TaskStatus, callable_name
 from omniq.models.worker import WorkerInfo
+from omniq.queue.builder import mark_enqueued
 from omniq.queue.scheduler import next_occurrence, validate_timing
-from omniq.registry import registry
+from omniq.registry import module_names, registry
 from omniq.storage.base import BaseEventStorage, BaseResultStorage, BaseTaskQueue
 from omniq.workers.worker import AsyncWorker
 from omniq.workflows.canvas import (
@@ -220,9 +221,16 @@ class AsyncOmniQ(AsyncConnectable):
         worker_type: str | None = None,
         worker_config: Mapping[str, Any] | None = None,
         callbacks: CallbackManager | None = None,
+        task_modules: str | Iterable[str] | None = None,
+        allow_any_function: bool | None = None,
     ) -> None:
         settings = get_settings()
         self.project_name = project_name or settings.PROJECT_NAME
+        #: modules whose functions this app's workers run (besides @task functions and what
+        #: this process enqueues), and the opt-out that lets them run any importable function
+        #: (see omniq.registry: anyone who can write to the broker could then run code)
+        self.task_modules = module_names(task_modules)
+        self.allow_any_function = allow_any_function
         #: lifecycle hooks of the workers this app starts (the process-wide
         #: ``omniq.callbacks.default_hooks`` apply as well)
         self.callbacks = callbacks if callbacks is not None else CallbackManager()
@@ -300,6 +308,8 @@ class AsyncOmniQ(AsyncConnectable):
         worker_type: str | None = None,
         worker_config: Mapping[str, Any] | None = None,
         events: bool = False,
+        task_modules: str | Iterable[str] | None = None,
+        allow_any_function: bool | None = None,
     ) -> Self:
         """One backend for everything, or separate ones for results and events. Events are on
         only when an event backend is given (or ``events=True`` to use ``backend``'s)."""
@@ -313,6 +323,8 @@ class AsyncOmniQ(AsyncConnectable):
             event_store=events_backend.event_storage if events_backend is not None else None,
             worker_type=worker_type,
             worker_config=worker_config,
+            task_modules=task_modules,
+            allow_any_function=allow_any_function,
         )
 
     @classmethod
@@ -424,7 +436,7 @@ class AsyncOmniQ(AsyncConnectable):
         built = []
         for item in tasks:
             if isinstance(item, Task):
-                built.append(item)
+                built.append(mark_enqueued(item))
             elif isinstance(item, Mapping):
                 opts = dict(item)
                 try:
@@ -698,6 +710,9 @@ class AsyncOmniQ(AsyncConnectable):
         options = {**self.worker_config, **config}
         cls = worker_class(worker_type or self.worker_type)
         options.setdefault("callbacks", self.callbacks)
+        options["task_modules"] = [*self.task_modules, *module_names(options.get("task_modules"))]
+        if self.allow_any_function is not None:
+            options.setdefault("allow_any_function", self.allow_any_function)
         return cls(
             self.task_queue,
             self.result_store,

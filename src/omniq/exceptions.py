@@ -40,6 +40,12 @@ class FunctionNotFound(OmniQError, LookupError):
     """A task's function reference names neither a registered task nor an importable callable."""
 
 
+class FunctionNotAllowed(FunctionNotFound):
+    """A worker was not told about a task's function (see ``omniq.registry``): refused before
+    anything is imported. A FunctionNotFound, so such a task goes DEAD at once like an unknown
+    one."""
+
+
 class BackendUnavailable(OmniQError, ConnectionError):
     """A storage backend cannot be reached, or its optional dependency is not installed."""
 
@@ -83,6 +89,7 @@ class TaskFailedError(OmniQError):
 __all__ = [
     "BackendUnavailable",
     "ConfigError",
+    "FunctionNotAllowed",
     "FunctionNotFound",
     "LeaseLost",
     "OmniQError",

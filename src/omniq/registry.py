@@ -10,6 +10,14 @@ script (``oq.start_worker()``), the script itself; for ``omniq worker --app scri
 ``script`` (Celery's ``app.main`` idea: the worker is told which module the script is). The
 registry is process-wide so that a worker process that imports the application module knows
 every ``@oq.task`` name.
+
+**What a worker runs** (ARCHITECTURE section 4). Anyone who can write to the broker can write any
+name into a task, so a worker resolves names through :meth:`TaskRegistry.resolve` with its
+:class:`FunctionPolicy`, which allows, *before anything is imported*: registered ``@oq.task``
+names; functions defined in the modules the worker was given (``--app``, ``--include``,
+``task_modules``, ``OMNIQ_TASK_MODULES``) or in the script that runs it; and functions this very
+process enqueued (an in-process worker). Everything else, stdlib and builtins included, is refused
+with :class:`~omniq.exceptions.FunctionNotAllowed`, unless the policy says ``allow_any``.
 """
 
 from __future__ import annotations
@@ -18,11 +26,11 @@ import contextlib
 import importlib
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType
 from typing import Any
 
-from omniq.exceptions import FunctionNotFound
+from omniq.exceptions import FunctionNotAllowed, FunctionNotFound
 from omniq.models.task import callable_name
 
 MAIN = "__main__"
@@ -36,12 +44,37 @@ MAIN_HINT = (
 
 _OWN_MAIN: Any = object()  # sentinel: resolve __main__ against this process's own __main__
 
+#: How to allow a function a worker refused (said in every refusal).
+ALLOW_HINT = (
+    "register it with @oq.task in a module the worker imports (`omniq worker --app "
+    "<module>:<app>`), or name its module with `omniq worker --include <module>` / "
+    "task_modules=[...] / OMNIQ_TASK_MODULES, or pass allow_any_function=True (any importable "
+    "function may then be run by whoever can write to the broker)"
+)
+
+
+class FunctionPolicy:
+    """Which task functions one worker may run, besides registered names and what this process
+    enqueued: the functions *defined in* ``modules`` (a name re-exported there, such as ``os``'s
+    ``system`` imported into a task module, does not count), or anything when ``allow_any``."""
+
+    __slots__ = ("allow_any", "modules")
+
+    def __init__(self, modules: Iterable[str] = (), *, allow_any: bool = False) -> None:
+        self.modules = frozenset(modules)
+        self.allow_any = allow_any
+
+    def __repr__(self) -> str:
+        return f"FunctionPolicy(modules={sorted(self.modules)}, allow_any={self.allow_any})"
+
 
 class TaskRegistry:
     def __init__(self) -> None:
         self._by_name: dict[str, Callable[..., Any]] = {}
         self._options: dict[str, dict[str, Any]] = {}
         self._imported: dict[str, Callable[..., Any]] = {}
+        #: references this process enqueued itself (an in-process worker may run them)
+        self._enqueued: set[str] = set()
         self._lock = threading.Lock()
         self._main: ModuleType | None = _OWN_MAIN
 
@@ -117,19 +150,65 @@ class TaskRegistry:
             return None
         return name if _unwrap(found) is _unwrap(func) else None
 
-    def resolve(self, ref: str) -> Callable[..., Any]:
+    # -- what a worker may run ----------------------------------------------------------------
+    def mark_enqueued(self, ref: str) -> None:
+        """Records that code of this process enqueued ``ref``: a worker of this process may run
+        it (the application asked for it; nobody writing to the broker can add to this set)."""
+        if ref not in self._enqueued:
+            with self._lock:
+                self._enqueued.add(ref)
+
+    def resolve(self, ref: str, policy: FunctionPolicy | None = None) -> Callable[..., Any]:
         """The callable for a registered name or an import path; raises FunctionNotFound naming
-        it and saying what to do."""
-        known = self._by_name.get(ref) or self._imported.get(ref)
+        it and saying what to do.
+
+        ``policy`` is given where the name comes from storage (a worker): a name the policy does
+        not allow raises :class:`FunctionNotAllowed` before anything is imported. Without one,
+        the caller vouches for the name (a producer checking its own reference)."""
+        known = self._by_name.get(ref)
+        if known is not None:
+            return known
+        if policy is not None and not policy.allow_any and ref not in self._enqueued:
+            return self._allowed_load(ref, policy)
+        known = self._imported.get(ref)
         if known is not None:
             return known
         module_name, qualname = _parse(ref)
         return self._load(ref, module_name, qualname)
 
+    def _allowed_load(self, ref: str, policy: FunctionPolicy) -> Callable[..., Any]:
+        """The check of a name that is neither registered nor enqueued here: its module must be
+        one the worker was given (or the script's own), and the function must be defined there."""
+        module_name, qualname = _parse(ref)
+        main = self._main_module() if module_name == MAIN else None
+        if module_name == MAIN:
+            homes = {MAIN} | ({main.__name__} if main is not None else set())
+            allowed = main is not None
+        else:
+            homes = {module_name}
+            allowed = module_name in policy.modules
+        if not allowed:
+            raise FunctionNotAllowed(
+                f"task function {ref!r} refused: this worker runs only functions it was told "
+                f"about (not registered with @oq.task, not in its task modules "
+                f"{sorted(policy.modules) or '(none)'}, not enqueued by this process); "
+                f"{ALLOW_HINT}"
+            )
+        func = self._imported.get(ref) or self._load(ref, module_name, qualname)
+        defined_in = getattr(func, "__module__", None)
+        if defined_in not in homes or getattr(func, "__qualname__", None) != qualname:
+            raise FunctionNotAllowed(
+                f"task function {ref!r} refused: it is defined in {defined_in!r} as "
+                f"{getattr(func, '__qualname__', '?')!r}, not in the task module {module_name!r}; "
+                "only functions a task module defines itself are allowed (a name it imports is "
+                f"not); {ALLOW_HINT}"
+            )
+        return func
+
     def _load(self, ref: str, module_name: str, qualname: str) -> Callable[..., Any]:
         """The one place where a reference that is not a registered name becomes code: the only
-        step that imports a module or reads the script's namespace. Whatever decides which
-        references a worker may run belongs at the top of this method, before the import."""
+        step that imports a module or reads the script's namespace. A worker's names pass
+        :meth:`_allowed_load` first, so nothing it was not told about is ever imported."""
         if module_name == MAIN:
             # not cached: which module stands for __main__ is decided when the worker starts
             module = self._main_module()
@@ -159,6 +238,42 @@ class TaskRegistry:
             return _unwrap(self.resolve(ref)) is _unwrap(func)
         except FunctionNotFound:
             return False
+
+
+def module_names(value: str | Iterable[str] | None) -> list[str]:
+    """``"a.tasks, b.jobs"`` or ``["a.tasks", "b.jobs"]`` -> the module names, blanks dropped."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"task_modules takes module names, got {item!r}")
+        if item.strip():
+            names.append(item.strip())
+    return names
+
+
+def worker_policy(
+    task_modules: str | Iterable[str] | None = None, allow_any_function: bool | None = None
+) -> FunctionPolicy:
+    """The policy of a worker: ``task_modules`` on top of the TASK_MODULES setting (each imported
+    now, so that their ``@oq.task`` functions register and a typo fails at start, naming the
+    module), and ``allow_any_function`` or else the ALLOW_ANY_FUNCTION setting."""
+    from omniq.config import get_settings
+    from omniq.exceptions import ConfigError
+
+    settings = get_settings()
+    modules = dict.fromkeys(module_names(settings.TASK_MODULES) + module_names(task_modules))
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            raise ConfigError(
+                f"task module {name!r} cannot be imported: {type(exc).__name__}: {exc}"
+            ) from exc
+    allow = settings.ALLOW_ANY_FUNCTION if allow_any_function is None else allow_any_function
+    return FunctionPolicy(modules, allow_any=bool(allow))
 
 
 def _unwrap(func: Any) -> Callable[..., Any]:
@@ -207,4 +322,13 @@ def _attribute(module: ModuleType | None, ref: str, qualname: str) -> Any:
 
 registry = TaskRegistry()
 
-__all__ = ["MAIN", "MAIN_HINT", "TaskRegistry", "registry"]
+__all__ = [
+    "ALLOW_HINT",
+    "MAIN",
+    "MAIN_HINT",
+    "FunctionPolicy",
+    "TaskRegistry",
+    "module_names",
+    "registry",
+    "worker_policy",
+]

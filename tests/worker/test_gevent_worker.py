@@ -53,6 +53,8 @@ def test_gevent_pool_of_200_overlaps_200_blocking_sleeps(tmp_path: Path) -> None
                 "gevent",
                 "--concurrency",
                 "200",
+                "--include",
+                tf.__name__,
             ],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -72,7 +74,8 @@ def _gevent_worker(url: str, *extra: str) -> subprocess.Popen[bytes]:
         **os.environ,
         "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
     }
-    command = [sys.executable, "-m", "omniq", "worker", "--url", url, "--type", "gevent", *extra]
+    command = [sys.executable, "-m", "omniq", "worker", "--url", url, "--type", "gevent"]
+    command += ["--include", tf.__name__, *extra]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
 
 

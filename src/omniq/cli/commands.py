@@ -41,6 +41,7 @@ from omniq.config.env import normalize_log_level
 from omniq.config.logging import console_handler
 from omniq.exceptions import OmniQError
 from omniq.queue.scheduler import AsyncScheduler
+from omniq.registry import module_names
 
 T = TypeVar("T")
 
@@ -196,6 +197,17 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--include",
+            "-I",
+            help="Module(s) whose functions this worker may run, imported at start "
+            "(repeat or comma-separate; also OMNIQ_TASK_MODULES). @task functions of the --app "
+            "module need none. Other functions are refused.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a worker until SIGINT/SIGTERM; a second signal stops at once."""  # fmt: skip
     if shutdown_timeout < 0:
@@ -211,6 +223,7 @@ def worker(
         concurrency=concurrency,
         worker_type=worker_type,
         shutdown_timeout=shutdown_timeout,
+        include=module_names(include),
     )
     selected = run_guarded(lambda: load_app(source))
     console = Console(stderr=True)

@@ -14,7 +14,7 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rich.console import Console
@@ -39,6 +39,8 @@ class WorkerOptions:
     concurrency: int | None = None
     worker_type: str | None = None
     shutdown_timeout: float = 30.0
+    #: ``--include``: modules whose functions the worker may run (the --app module is added)
+    include: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -77,6 +79,8 @@ def build_worker(app: AsyncOmniQ, options: WorkerOptions) -> AsyncWorker:
     event logger and worker settings (``worker:`` of a config file)."""
     worker_type = check_worker_type(options.worker_type or app.worker_type)
     config: dict[str, Any] = {"shutdown_timeout": options.shutdown_timeout}
+    if options.include:
+        config["task_modules"] = options.include
     if options.queues is not None:
         config["queues"] = options.queues
     if options.concurrency is not None:
@@ -126,6 +130,9 @@ async def serve(
     docstring). Returns the exit status; the application is closed on return."""
     out = console or Console(stderr=True)
     app = selected.app
+    if selected.module is not None:
+        # the --app module is the application: its functions are the worker's to run
+        options = replace(options, include=[*options.include, selected.module.__name__])
     worker = build_worker(app, options)
     stop_requested = asyncio.Event()
     force_requested = asyncio.Event()

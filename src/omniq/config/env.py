@@ -98,6 +98,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     LEASE_TIMEOUT: float = _defaults.LEASE_TIMEOUT
     SECRET_KEY: str | None = _defaults.SECRET_KEY
     ALLOW_DILL: bool | None = _defaults.ALLOW_DILL
+    TASK_MODULES: str | None = _defaults.TASK_MODULES
+    ALLOW_ANY_FUNCTION: bool = _defaults.ALLOW_ANY_FUNCTION
     DASHBOARD_PORT: int = _defaults.DASHBOARD_PORT
     DASHBOARD_ENABLED: bool = _defaults.DASHBOARD_ENABLED
 

@@ -71,6 +71,12 @@ LEASE_TIMEOUT: float = 30.0
 SECRET_KEY: str | None = None
 #: None: dill is allowed on local backends only (or wherever a SECRET_KEY signs payloads).
 ALLOW_DILL: bool | None = None
+#: Comma-separated modules whose functions workers may run (and import at start), besides
+#: ``@task`` functions and the module of ``omniq worker --app``.
+TASK_MODULES: str | None = None
+#: True lets workers run any importable function named in a task, stdlib included: then anyone
+#: who can write to the broker can run code in the workers. Off by default.
+ALLOW_ANY_FUNCTION: bool = False
 
 # --- dashboard -----------------------------------------------------------------------------------
 DASHBOARD_PORT: int = 8000

@@ -77,10 +77,26 @@ def func_reference(func: Callable[..., Any] | str) -> tuple[str, Callable[..., A
     (a lambda, a closure: those need dill)."""
     if isinstance(func, str):
         registry.resolve(func)  # raises FunctionNotFound naming it
+        registry.mark_enqueued(func)
         return func, None
     if not callable(func):
         raise TypeError(f"func must be a callable or a task name, got {func!r}")
-    return func_ref(func)
+    name, obj = func_ref(func)
+    if obj is None:
+        registry.mark_enqueued(name)
+    return name, obj
+
+
+def mark_enqueued(task: Task) -> Task:
+    """Records a ready-made ``Task`` the application enqueues (its function and callbacks), so
+    that a worker of this process may run them, as for one built by :func:`build_task`. Never
+    called for tasks read from storage: what the broker says is no instruction."""
+    registry.mark_enqueued(task.func)
+    for refs in task.callbacks.values():
+        for ref in refs:
+            if isinstance(ref, str):
+                registry.mark_enqueued(ref)
+    return task
 
 
 def _dependencies(depends_on: Iterable[str] | str | None) -> tuple[str, ...]:
@@ -121,6 +137,7 @@ def _callbacks(
         for f in items:
             if isinstance(f, str):
                 registry.resolve(f)  # raises FunctionNotFound naming it
+                registry.mark_enqueued(f)
                 merged.setdefault(event, []).append(f)
             elif callable(f):
                 name, obj = func_reference(f)

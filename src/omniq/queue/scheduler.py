@@ -127,7 +127,9 @@ class AsyncScheduler:
         task_id = None
         if not skip:
             task = occurrence_task(schedule, occurrence)
-            task_id = await self.queue.enqueue(task)
+            # enqueue_many, not enqueue: a stored schedule is no instruction to this process's
+            # workers (omniq.registry), so its function is not marked as enqueued here
+            (task_id,) = await self.queue.enqueue_many([task])
         runs = schedule.run_count + (0 if skip else 1)
         advanced = msgspec.structs.replace(schedule, run_count=runs)
         after = occurrence if policy is MissedRunPolicy.RUN_ALL else max(now, occurrence)

@@ -31,6 +31,7 @@ from omniq.queue.builder import (
     build_task,
     check_allowed_queue,
     default_queue_of,
+    mark_enqueued,
     validate_queue_name,
 )
 from omniq.serialization import Serializer
@@ -272,7 +273,7 @@ class BaseTaskQueue(Component):
                 raise TypeError(
                     f"options {sorted(extra)} cannot be combined with a Task object; set them on the Task"
                 )
-            return func
+            return mark_enqueued(func)
         return build_task(func, default_queue=self.default_queue, **options)
 
     async def enqueue(self, func: Callable[..., Any] | str | Task, **options: Any) -> str:

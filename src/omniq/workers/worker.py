@@ -16,7 +16,7 @@ import secrets
 import socket
 import time
 import traceback
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -41,7 +41,7 @@ from omniq.models.result import ResultStatus, TaskResult
 from omniq.models.task import PassResults, Task, TaskStatus
 from omniq.models.worker import WorkerInfo
 from omniq.queue.scheduler import AsyncScheduler
-from omniq.registry import registry
+from omniq.registry import registry, worker_policy
 from omniq.serialization.msgspec import is_lossless
 from omniq.storage.base import (
     BaseEventStorage,
@@ -137,8 +137,14 @@ class AsyncWorker:
         callbacks: CallbackManager | None = None,
         registry_ttl: float | None = None,
         summary_interval: float | None = 30.0,
+        task_modules: str | Iterable[str] | None = None,
+        allow_any_function: bool | None = None,
     ) -> None:
         self.queue: BaseTaskQueue = unwrap(queue)
+        #: which task functions this worker runs (omniq.registry): registered ones, those this
+        #: process enqueued, those of ``task_modules`` (and TASK_MODULES), or any when
+        #: ``allow_any_function`` (anyone who can write to the broker then runs any code here)
+        self.functions = worker_policy(task_modules, allow_any_function)
         if result_store is None:
             result_store = self.queue.result_storage or self.queue_default_result_storage()
         self.result_store: BaseResultStorage = unwrap(result_store)
@@ -400,7 +406,7 @@ class AsyncWorker:
         if self.callbacks:
             funcs += self.callbacks.hooks(event)
         for ref in task.callbacks.get(f"on_{event}", ()):
-            funcs.append(ref if callable(ref) else registry.resolve(ref))
+            funcs.append(ref if callable(ref) else registry.resolve(ref, self.functions))
         return funcs
 
     def _has_callbacks(self, task: Task) -> bool:
@@ -505,7 +511,7 @@ class AsyncWorker:
         if task.func_obj is not None:
             func: Callable[..., Any] = task.func_obj
             return func
-        return registry.resolve(task.func)
+        return registry.resolve(task.func, self.functions)
 
     async def _execute(self, running: _Running) -> None:
         task = running.task
