@@ -63,6 +63,8 @@ async def drain(
             worker_type,
             "--log-level",
             "WARNING",
+            "--include",
+            "benchmarks.noop",
         ]
         workers = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL) for _ in range(procs)]  # noqa: ASYNC220
         try:

@@ -75,6 +75,8 @@ def start_worker(url: str, project: str, concurrency: int | None) -> subprocess.
         project,
         "--log-level",
         "WARNING",
+        "--include",
+        TASK.partition(":")[0],
     ]
     if concurrency is not None:
         cmd += ["--concurrency", str(concurrency)]

@@ -113,6 +113,9 @@ class Target:
             self.project,
             "--log-level",
             "ERROR",
+            # the scenarios' task functions: a worker runs only functions it was told about
+            "--include",
+            "reliability.tasks",
             *extra,
         ]
 

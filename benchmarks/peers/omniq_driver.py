@@ -53,7 +53,7 @@ def worker(backend: str, variant: str) -> None:
     wtype, options = worker_type(variant)
     exec_module(
         "omniq", "worker", "--url", url(backend), "--project", PROJECT,
-        "--type", wtype, *options, "--log-level", "WARNING",
+        "--type", wtype, *options, "--log-level", "WARNING", "--include", "benchmarks.peers.omniq_tasks",
     )  # fmt: skip
 
 

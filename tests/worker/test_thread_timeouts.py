@@ -66,8 +66,18 @@ def test_the_pool_keeps_its_capacity_when_calls_are_abandoned() -> None:
 def test_a_worker_process_with_a_hung_thread_exits_on_sigterm(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'hang.db'}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "omniq", "worker", "--url", url, "--type", "thread"]
-        + ["--include", tf.__name__],
+        [
+            sys.executable,
+            "-m",
+            "omniq",
+            "worker",
+            "--url",
+            url,
+            "--type",
+            "thread",
+            "--include",
+            tf.__name__,
+        ],
         env=subprocess_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
