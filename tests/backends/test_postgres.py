@@ -543,7 +543,8 @@ def _serve(schema: str, stop: Any) -> None:
     async def main() -> None:
         # small pools: four processes share the server's connection limit with everyone else
         queue = AsyncPostgresQueue(**_options(schema), max_size=3)
-        worker = AsyncWorker(queue, concurrency=50)
+        # this module's functions: stored by the parent, so this process was told about them
+        worker = AsyncWorker(queue, concurrency=50, task_modules=[__name__])
         await worker.start()
         await asyncio.get_running_loop().run_in_executor(None, stop.wait)
         await worker.stop()

@@ -618,7 +618,10 @@ def _run_worker(options: dict[str, Any], stop: Any) -> None:
     async def main() -> None:
         queue = AsyncRedisQueue(**options)
         results = AsyncRedisResultStorage(**options)
-        worker = AsyncWorker(queue, results, concurrency=50, idle_timeout=0.5)
+        # this module's functions: stored by the parent, so this process was told about them
+        worker = AsyncWorker(
+            queue, results, concurrency=50, idle_timeout=0.5, task_modules=[__name__]
+        )
         await worker.start()
         # a multiprocessing event cannot be awaited: its wait runs in a thread
         await asyncio.to_thread(stop.wait)

@@ -65,7 +65,8 @@ async def _serve_async(db_path: str, ready: MPEvent, done: MPEvent) -> None:
     from omniq.workers import AsyncWorker
 
     queue = AsyncSQLiteQueue(path=db_path)
-    worker = AsyncWorker(queue, concurrency=50, idle_timeout=1.0)
+    # this module's functions: stored by the parent, so this process was told about them
+    worker = AsyncWorker(queue, concurrency=50, idle_timeout=1.0, task_modules=[__name__])
     await worker.start()
     ready.set()
     await asyncio.to_thread(done.wait)  # serve until the parent says the run is over
