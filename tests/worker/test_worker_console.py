@@ -180,7 +180,7 @@ def test_omniq_worker_prints_failures_by_default(tmp_path: Path) -> None:
     assert enqueue.returncode == 0, enqueue.stderr
     omniq = Path(sys.executable).with_name("omniq")
     proc = subprocess.Popen(
-        [str(omniq), "worker", "--url", url, "--project", "c"],
+        [str(omniq), "worker", "--url", url, "--project", "c", "--include", "console_tasks"],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
