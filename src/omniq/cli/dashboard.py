@@ -19,6 +19,7 @@ from omniq.cli.commands import (
     run_guarded,
 )
 from omniq.cli.source import AppSource, load_app
+from omniq.cli.worker import stop_signals
 from omniq.exceptions import ConfigError
 
 
@@ -72,13 +73,23 @@ def dashboard(
     selected = run_guarded(lambda: load_app(source))
     try:
         server = build_server(
-            selected.app, host=host, port=port, credentials=credentials_from_env(token, auth)
+            selected.app,
+            host=host,
+            port=port,
+            credentials=credentials_from_env(token, auth),
+            signals=False,
         )
     except ConfigError as exc:
         fail(str(exc))
     Console(stderr=True).print(
         f"omniq dashboard · {selected.where} · {server.url} · Ctrl-C to stop"
     )
-    run_guarded(lambda: _run(_guard_backend(server.serve())))
+
+    async def serve() -> None:
+        # SIGINT/SIGTERM stop it gracefully and the command exits 0, as omniq worker does
+        with stop_signals(lambda _signum: server.stop()):
+            await server.serve()
+
+    run_guarded(lambda: _run(_guard_backend(serve())))
     if not server.started:
         fail(f"the dashboard did not start: cannot open the backend {selected.where}", 1)

@@ -1,0 +1,74 @@
+"""``omniq dashboard``: refuses an open dashboard beyond loopback; serves until SIGINT."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from typer.testing import CliRunner
+
+from omniq.cli import app as typer_app
+from tests.dashboard.test_beside_worker import ROOT, free_port
+
+runner = CliRunner()
+
+
+def test_beyond_loopback_without_a_credential_is_refused(tmp_path: Path) -> None:
+    out = runner.invoke(
+        typer_app,
+        ["dashboard", "--url", f"sqlite:///{tmp_path / 'x.db'}", "--host", "0.0.0.0"],
+        env={"OMNIQ_DASHBOARD_TOKEN": ""},
+    )
+    assert out.exit_code == 2
+    assert "'0.0.0.0'" in out.output
+    assert "--token" in out.output
+
+
+def test_a_short_token_is_refused_naming_the_rule(tmp_path: Path) -> None:
+    out = runner.invoke(
+        typer_app, ["dashboard", "--url", f"sqlite:///{tmp_path / 'x.db'}", "--token", "abc"]
+    )
+    assert out.exit_code == 2
+    assert "16 characters" in out.output
+
+
+def test_the_dashboard_serves_until_sigint(tmp_path: Path) -> None:
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="200")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "omniq",
+            "dashboard",
+            "--url",
+            f"sqlite:///{tmp_path / 'x.db'}",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        answer = None
+        deadline = time.monotonic() + 30
+        while answer is None and time.monotonic() < deadline:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/api/queues", timeout=2)
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert answer is not None, "the dashboard did not answer"
+        assert answer.status_code == 200
+        assert answer.json() == {}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output
+    assert f"http://127.0.0.1:{port}" in output
