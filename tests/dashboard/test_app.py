@@ -311,3 +311,17 @@ def test_the_listening_socket_says_it_is_tcp() -> None:
         assert sock.proto == socket.IPPROTO_TCP
     finally:
         sock.close()
+
+
+async def test_a_task_id_with_spaces_and_hashes_links_to_its_page(dashboard: Any) -> None:
+    served = await dashboard()
+    task_id = await served.app.enqueue(
+        "tests.dashboard.sample:send_email", args=("a", "b"), task_id="order #7 retry?"
+    )
+    async with served.client() as client:
+        listing = (await client.get("/tasks")).text
+        assert 'href="/tasks/order%20%237%20retry%3F"' in listing
+        assert '@post("/ui/tasks/order%20%237%20retry%3F/cancel"' in listing.replace("&#34;", '"')
+        page = await client.get("/tasks/order%20%237%20retry%3F")
+        assert page.status_code == 200
+        assert task_id in page.text

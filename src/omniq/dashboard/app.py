@@ -159,7 +159,7 @@ def create_app(
             signals["task_id"] = task_id
         _parse(lambda: task_filter(signals) if view in ("tasks", "dead") else None)
         base = request.scope.get("root_path", "")
-        query = f"cid={cid}" + (f"&task_id={task_id}" if task_id else "")
+        query = f"cid={quote(cid)}" + (f"&task_id={quote(task_id)}" if task_id else "")
         c = Ctx(base, request.scope["state"]["csrf"], f"{base}/ui/stream/{view}?{query}")
         return DatastarResponse(board.stream(view, c, signals, cid))
 

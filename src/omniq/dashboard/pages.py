@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from htpy import (
     a,
@@ -282,7 +283,7 @@ def schedule_table(ctx: Ctx, schedules: list[dict[str, Any]]) -> Node:
     now = utcnow()
     rows = []
     for s in schedules:
-        path = f"{ctx.base}/ui/schedules/{s['id']}"
+        path = f"{ctx.base}/ui/schedules/{quote(s['id'])}"
         acts: list[Node] = []
         if s["state"] == "active":
             acts.append(action_button("Pause", f"{path}/pause", ctx.csrf, tone=".ghost"))
@@ -349,8 +350,8 @@ def dead_table(ctx: Ctx, page: TaskPage) -> Node:
             td(".mono.args", title=r["args"])[r["args"]],
             td[ago(r["finished_at"], now)],
             td(".actions")[
-                action_button("Requeue", f"{ctx.base}/ui/tasks/{r['id']}/requeue", ctx.csrf),
-                a(".btn.ghost", href=f"{ctx.base}/tasks/{r['id']}")["Inspect"],
+                action_button("Requeue", f"{ctx.base}/ui/tasks/{quote(r['id'])}/requeue", ctx.csrf),
+                a(".btn.ghost", href=f"{ctx.base}/tasks/{quote(r['id'])}")["Inspect"],
             ],
         ]
         for r in page.rows

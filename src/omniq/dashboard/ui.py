@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from htpy import (
     Node as HNode,
@@ -174,10 +175,12 @@ class Ctx:
         return f"@get({js_string(self.stream)})"
 
     def task_link(self, task_id: str) -> Node:
-        return a(".mono.id", href=f"{self.base}/tasks/{task_id}", title=task_id)[id_label(task_id)]
+        return a(".mono.id", href=f"{self.base}/tasks/{quote(task_id)}", title=task_id)[
+            id_label(task_id)
+        ]
 
     def task_actions(self, row: dict[str, Any]) -> list[Node]:
-        tid = row["id"]
+        tid = quote(row["id"])  # ids are free text (task_id=...): a path segment each
         out: list[Node] = []
         if row["status"] in CANCELLABLE and not row.get("cancel_requested"):
             out.append(
