@@ -300,12 +300,10 @@ def chart(
             span(".chart-label")[label],
             span(".chart-value")[shown, span(".chart-unit")[unit]],
         ],
-        div(".chart-box")[
-            svg,
-            span(".chart-top")[f"max {peak}"],
-        ],
+        div(".chart-box")[svg],
         div(".chart-foot")[
             span[f"{duration(span_seconds)} ago" if span_seconds else "collecting…"],
+            span[f"scale: 0 to {peak}"],
             span["now"],
         ],
     ]
