@@ -182,3 +182,24 @@ async def test_worker_memory_stays_flat_over_10000_tasks() -> None:
         await oq.result_store.cleanup()
         grown = _rss_kib() - before
     assert grown < 50 * 1024, f"worker RSS grew by {grown} KiB over 10,000 tasks"
+
+
+def test_a_child_whose_parent_is_gone_exits_quietly() -> None:
+    """The parent (a SIGKILLed worker) vanishes while its child runs a task: the child finishes,
+    finds nobody to answer and exits 0, without a BrokenPipeError traceback."""
+    import multiprocessing
+
+    from omniq.serialization import Serializer
+    from omniq.workers.process import _child_main
+
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=True)
+    process = ctx.Process(target=_child_main, args=(child,))
+    process.start()
+    child.close()
+    assert parent.recv_bytes()  # ready
+    task = Task(func="tests.tasks_fixture:sync_sleep", args=(0.2,))
+    parent.send_bytes(Serializer(local=True).encode_task(task))
+    parent.close()
+    process.join(30)
+    assert process.exitcode == 0

@@ -84,7 +84,12 @@ def _child_main(conn: Connection) -> None:
             out = serializer.dumps(
                 ("error", "SerializationError", f"the result cannot be sent back: {exc}", "")
             )
-        conn.send_bytes(out)
+        try:
+            conn.send_bytes(out)
+        except OSError:
+            # the parent is gone (a SIGKILLed worker): nobody to answer, nothing to report; its
+            # task was handed back by lease expiry. Leave quietly instead of a traceback.
+            return
 
 
 async def _awaited(value: Any) -> Any:
