@@ -10,8 +10,9 @@ closure, a nested function) also travels in ``func_obj`` and forces the dill for
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -53,6 +54,98 @@ class PassResults(enum.StrEnum):
 class DependencyPolicy(enum.StrEnum):
     CANCEL = "cancel"  # a dependency that ends DEAD/CANCELLED/EXPIRED cancels the dependent
     RUN_ANYWAY = "run_anyway"
+
+
+# -- the limits of a task's values -----------------------------------------------------------------
+# One set of ranges, checked at enqueue (omniq.queue.builder) before anything is stored, so that
+# every backend stores and returns every accepted value unchanged (tests/conformance/test_limits):
+#
+# ================================ =========================================================
+# ``priority``                     -2**31 .. 2**31-1 (a PostgreSQL ``integer``)
+# ``max_retries``                  0 .. 1,000,000
+# durations: ``run_in``, ``ttl``,  finite, 0 .. 50 years (seconds or a timedelta); ``ttl`` and
+# ``timeout``, ``retry_delay``,    ``timeout`` must be above 0
+# ``retry_max_delay``,
+# ``result_ttl``
+# ``retry_backoff``                finite, 0 .. 100
+# times: ``run_at``/``eta``,       1900-01-01 .. 2100-01-01 UTC (Redis orders 1843..2128 exactly)
+# ``expires_at`` (and ``run_in``
+# and ``ttl`` counted from now)
+# ``task_id``, ``depends_on`` ids  1 .. 200 characters, no control characters (NUL breaks
+#                                  PostgreSQL text) and no lone surrogates (not UTF-8)
+# ================================ =========================================================
+PRIORITY_RANGE = (-(2**31), 2**31 - 1)
+MAX_RETRIES_RANGE = (0, 1_000_000)
+MAX_SECONDS = 50 * 365 * 86_400.0
+MAX_BACKOFF = 100.0
+TIME_RANGE = (datetime(1900, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+MAX_ID_LENGTH = 200
+
+
+def check_int(value: Any, name: str, limits: tuple[int, int]) -> int:
+    """``value`` if it is an int within ``limits``; TypeError / ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    low, high = limits
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value!r}")
+    return value
+
+
+def check_seconds(
+    value: Any, name: str, *, allow_zero: bool = True, maximum: float = MAX_SECONDS
+) -> float:
+    """A duration in seconds (a number or a timedelta) within 0..``maximum``."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, int) and abs(value) > maximum:
+            seconds = math.inf  # maybe beyond a float too: refuse before converting
+        else:
+            seconds = float(value) if math.isfinite(value) else math.nan
+    else:
+        raise TypeError(f"{name} must be a timedelta or a number of seconds, got {value!r}")
+    low = "0" if allow_zero else "above 0"
+    if not (math.isfinite(seconds) and 0 <= seconds <= maximum) or (
+        seconds == 0 and not allow_zero
+    ):
+        raise ValueError(
+            f"{name} must be a finite number of seconds, {low} .. {maximum:g}, got {value!r}"
+        )
+    return seconds
+
+
+def check_time(value: Any, name: str) -> datetime:
+    """An aware UTC datetime within :data:`TIME_RANGE` (naive input is taken as UTC)."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime, got {value!r}")
+    low, high = TIME_RANGE
+    try:
+        when = as_utc(value)
+    except OverflowError:
+        when = high + timedelta(days=1)  # beyond the range whichever way it overflowed
+    if not low <= when <= high:
+        raise ValueError(
+            f"{name} must be between {low.isoformat()} and {high.isoformat()}, got {value!r}"
+        )
+    return when
+
+
+def check_id(value: Any, name: str) -> str:
+    """A task id every backend stores as given: 1..200 printable characters."""
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
+        raise ValueError(
+            f"{name} must be a non-empty string of at most {MAX_ID_LENGTH} characters, "
+            f"got {value!r}"
+        )
+    for char in value:
+        code = ord(char)
+        if code < 0x20 or code == 0x7F or 0xD800 <= code <= 0xDFFF:
+            raise ValueError(
+                f"{name} must not contain control characters or lone surrogates, got {value!r} "
+                f"(character {char!r})"
+            )
+    return value
 
 
 def callable_name(func: Callable[..., Any]) -> str:
@@ -183,6 +276,30 @@ class Task(msgspec.Struct, kw_only=True, omit_defaults=True):
         return self.lease_expires_at - utcnow()
 
 
+def check_task(task: Task) -> Task:
+    """A ready-made ``Task`` (given to ``enqueue_many`` as an object, not built from ``enqueue``
+    arguments) held to the same limits, so that no backend is handed a value it cannot store."""
+    check_id(task.id, f"task id of {task.func!r}")
+    for dep in task.depends_on:
+        check_id(dep, f"a depends_on id of task {task.id!r}")
+    check_int(task.priority, f"priority of task {task.id!r}", PRIORITY_RANGE)
+    check_int(task.max_retries, f"max_retries of task {task.id!r}", MAX_RETRIES_RANGE)
+    for name in ("result_ttl", "timeout", "retry_delay", "retry_max_delay"):
+        value = getattr(task, name)
+        if value is not None:
+            check_seconds(value, f"{name} of task {task.id!r}")
+    if not (math.isfinite(task.retry_backoff) and 0 <= task.retry_backoff <= MAX_BACKOFF):
+        raise ValueError(
+            f"retry_backoff of task {task.id!r} must be a finite number 0 .. {MAX_BACKOFF:g}, "
+            f"got {task.retry_backoff!r}"
+        )
+    for name in ("eta", "expires_at", "created_at"):
+        value = getattr(task, name)
+        if value is not None:
+            check_time(value, f"{name} of task {task.id!r}")
+    return task
+
+
 # State fields a backend tracks outside the encoded payload and lays back over a decoded task.
 STATE_FIELDS = (
     "status",
@@ -210,12 +327,23 @@ def copy_state(source: Task, target: Task) -> Task:
 __all__ = [
     "DEFAULT_QUEUE",
     "FINAL_STATUSES",
+    "MAX_BACKOFF",
+    "MAX_ID_LENGTH",
+    "MAX_RETRIES_RANGE",
+    "MAX_SECONDS",
+    "PRIORITY_RANGE",
     "STATE_FIELDS",
+    "TIME_RANGE",
     "DependencyPolicy",
     "PassResults",
     "Task",
     "TaskStatus",
     "callable_name",
+    "check_id",
+    "check_int",
+    "check_seconds",
+    "check_task",
+    "check_time",
     "copy_state",
     "func_ref",
 ]

@@ -5,15 +5,29 @@ Everything a user can get wrong is checked here, at enqueue time, before anythin
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from omniq._time import as_seconds, as_utc, utcnow
+from omniq._time import utcnow
 from omniq.config import get_settings
 from omniq.exceptions import QueueNameError
-from omniq.models.task import DEFAULT_QUEUE, DependencyPolicy, PassResults, Task, func_ref
+from omniq.models.task import (
+    DEFAULT_QUEUE,
+    MAX_BACKOFF,
+    MAX_RETRIES_RANGE,
+    PRIORITY_RANGE,
+    DependencyPolicy,
+    PassResults,
+    Task,
+    check_id,
+    check_int,
+    check_seconds,
+    check_time,
+    func_ref,
+)
 from omniq.registry import registry
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -57,19 +71,19 @@ def default_queue_of(queues: Sequence[str] | None, default_queue: str | None = N
     return queues[0]
 
 
-def _positive(value: Any, name: str, *, allow_zero: bool = False) -> float | None:
-    seconds = as_seconds(value, name=name)
-    if seconds is not None and seconds == 0 and not allow_zero:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    return seconds
+def _seconds(value: Any, name: str, *, allow_zero: bool = True) -> float | None:
+    """None stays None (no limit); anything else within the model's duration range."""
+    return None if value is None else check_seconds(value, name, allow_zero=allow_zero)
 
 
-def _int(value: Any, name: str, *, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return value
+def _backoff(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"retry_backoff must be a number, got {value!r}")
+    if not (math.isfinite(value) and 0 <= value <= MAX_BACKOFF):
+        raise ValueError(
+            f"retry_backoff must be a finite number 0 .. {MAX_BACKOFF:g}, got {value!r}"
+        )
+    return float(value)
 
 
 def func_reference(func: Callable[..., Any] | str) -> tuple[str, Callable[..., Any] | None]:
@@ -108,8 +122,9 @@ def _dependencies(depends_on: Iterable[str] | str | None) -> tuple[str, ...]:
     ids: list[str] = []
     for dep in depends_on:
         dep_id = dep.id if isinstance(dep, Task) else dep
-        if not isinstance(dep_id, str) or not dep_id:
+        if not isinstance(dep_id, str):
             raise TypeError(f"depends_on takes task ids, got {dep!r}")
+        check_id(dep_id, "a depends_on id")
         if dep_id in ids:
             raise ValueError(f"depends_on lists {dep_id!r} twice")
         ids.append(dep_id)
@@ -225,17 +240,13 @@ def build_task(
     start: datetime | None = None
     if run_at is not None or eta is not None:
         label, value = ("run_at", run_at) if run_at is not None else ("eta", eta)
-        if not isinstance(value, datetime):
-            raise TypeError(f"{label} must be a datetime, got {value!r}")
-        start = as_utc(value)
+        start = check_time(value, label)
     elif run_in is not None:
-        delay = as_seconds(run_in, name="run_in")
-        assert delay is not None
-        start = now + timedelta(seconds=delay)
+        start = now + timedelta(seconds=check_seconds(run_in, "run_in"))
 
     ttl_value = d.get("ttl", settings.TASK_TTL) if ttl is _UNSET else ttl
-    ttl_s = _positive(ttl_value, "ttl")
-    deadline = as_utc(expires_at) if expires_at is not None else None
+    ttl_s = _seconds(ttl_value, "ttl", allow_zero=False)
+    deadline = check_time(expires_at, "expires_at") if expires_at is not None else None
     if deadline is None and ttl_s is not None:
         deadline = now + timedelta(seconds=ttl_s)
     if deadline is not None and start is not None and deadline <= start:
@@ -299,18 +310,18 @@ def build_task(
         args=call_args,
         kwargs=call_kwargs,
         queue_name=validate_queue_name(queue),
-        priority=_int(prio, "priority"),
+        priority=check_int(prio, "priority", PRIORITY_RANGE),
         eta=start,
         expires_at=deadline,
-        result_ttl=_positive(result_ttl_value, "result_ttl", allow_zero=True),
-        max_retries=_int(retries, "max_retries", minimum=0),
-        retry_delay=as_seconds(delay_value, name="retry_delay") or 0.0,
-        retry_backoff=float(
+        result_ttl=_seconds(result_ttl_value, "result_ttl"),
+        max_retries=check_int(retries, "max_retries", MAX_RETRIES_RANGE),
+        retry_delay=_seconds(delay_value, "retry_delay") or 0.0,
+        retry_backoff=_backoff(
             retry_backoff if retry_backoff is not None else d.get("retry_backoff", 2.0)
         ),
-        retry_max_delay=as_seconds(
+        retry_max_delay=_seconds(
             retry_max_delay if retry_max_delay is not None else d.get("retry_max_delay", 300.0),
-            name="retry_max_delay",
+            "retry_max_delay",
         )
         or 0.0,
         retry_jitter=bool(
@@ -319,7 +330,7 @@ def build_task(
         retry_on=tuple(
             r if isinstance(r, str) else f"{r.__module__}.{r.__qualname__}" for r in policy_on
         ),
-        timeout=_positive(timeout_value, "timeout"),
+        timeout=_seconds(timeout_value, "timeout", allow_zero=False),
         depends_on=deps,
         dependency_policy=policy,
         pass_results=passing,
@@ -329,10 +340,6 @@ def build_task(
         created_at=now,
     )
     if task_id is not None:
-        if not isinstance(task_id, str) or not task_id or len(task_id) > 200:
-            raise ValueError(
-                f"task_id must be a non-empty string of at most 200 characters, got {task_id!r}"
-            )
-        task.id = task_id
+        task.id = check_id(task_id, "task_id")
     task.func_obj = func_obj
     return task

@@ -25,7 +25,7 @@ from omniq.exceptions import QueueNameError, TaskNotFound
 from omniq.models.event import EventType, TaskEvent
 from omniq.models.result import ResultStatus, TaskResult
 from omniq.models.schedule import Schedule, ScheduleState
-from omniq.models.task import DependencyPolicy, Task, TaskStatus
+from omniq.models.task import DependencyPolicy, Task, TaskStatus, check_task
 from omniq.models.worker import WorkerInfo
 from omniq.queue.builder import (
     build_task,
@@ -293,7 +293,7 @@ class BaseTaskQueue(Component):
             if not isinstance(task, Task):
                 raise TypeError(f"enqueue_many takes Task objects, got {task!r}")
             check_allowed_queue(task.queue_name, self.queues)
-            batch.append(task)
+            batch.append(check_task(task))
         if not batch:
             return []
         await self._ensure()
