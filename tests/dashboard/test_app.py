@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from omniq.dashboard.queries import Queries, TaskFilter
 from omniq.dashboard.security import CSRF_COOKIE, Credentials
 from omniq.dashboard.server import build_server, listen
 from omniq.exceptions import ConfigError
@@ -325,3 +326,29 @@ async def test_a_task_id_with_spaces_and_hashes_links_to_its_page(dashboard: Any
         page = await client.get("/tasks/order%20%237%20retry%3F")
         assert page.status_code == 200
         assert task_id in page.text
+
+
+async def test_one_reading_of_the_counts_serves_its_users_until_an_action(
+    sqlite_app: Any, monkeypatch: Any
+) -> None:
+    """The counts by status scan the whole store on most backends: within their time to live,
+    the queue list and the task list share one reading; forget() (after an action) drops it."""
+    await populate(sqlite_app, n=1)
+    calls = 0
+    real = sqlite_app.task_queue.stats
+
+    async def counted() -> dict[str, dict[str, int]]:
+        nonlocal calls
+        calls += 1
+        return await real()
+
+    monkeypatch.setattr(sqlite_app.task_queue, "stats", counted)
+    q = Queries(sqlite_app, stats_ttl=60)
+    queues = await q.queues()
+    page = await q.tasks(TaskFilter(queue="reports"))
+    assert calls == 1
+    assert queues["reports"]["size"] == page.total == 1
+    q.forget()
+    await q.queues()
+    assert calls == 2
+    await sqlite_app.close()

@@ -45,10 +45,11 @@ class Board:
         if refresh <= 0:
             raise ValueError(f"dashboard refresh must be positive, got {refresh!r}")
         self.app = app
-        self.q = Queries(app)
+        # one reading of the counts serves a render, the sampler and the other open pages
+        self.q = Queries(app, stats_ttl=min(refresh, metrics_interval) / 2)
         self.refresh = refresh
         self.owns_app = owns_app
-        self.sampler = Sampler(app.task_queue.stats, interval=metrics_interval)
+        self.sampler = Sampler(self.q.stats, interval=metrics_interval)
         self._live: set[_Live] = set()
         self._by_client: dict[str, _Live] = {}
 
@@ -65,6 +66,7 @@ class Board:
 
     def poke(self) -> None:
         """Something changed here (an action): every open stream renders again now."""
+        self.q.forget()
         for live in self._live:
             live.wake.set()
 

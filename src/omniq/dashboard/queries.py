@@ -8,6 +8,8 @@ extra.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -214,11 +216,33 @@ class TaskPage:
 
 
 class Queries:
-    """One application's data as the dashboard and the commands see it."""
+    """One application's data as the dashboard and the commands see it.
 
-    def __init__(self, app: AsyncOmniQ) -> None:
+    ``stats_ttl``: the counts by status (a scan of the whole store on most backends) are reused
+    for that many seconds, so one page render, the metrics sampler and every open page share one
+    reading; :meth:`forget` drops it after an action. The commands keep the default, 0.
+    """
+
+    def __init__(self, app: AsyncOmniQ, *, stats_ttl: float = 0.0) -> None:
         self.app = app
         self.queue = app.task_queue
+        self.stats_ttl = stats_ttl
+        self._stats: tuple[float, dict[str, dict[str, int]]] | None = None
+        self._stats_lock = asyncio.Lock()
+
+    async def stats(self) -> dict[str, dict[str, int]]:
+        """Counts by queue and status, at most ``stats_ttl`` seconds old; callers arriving while
+        a reading is under way wait for it instead of starting another."""
+        async with self._stats_lock:
+            now = time.monotonic()
+            if self._stats is not None and now - self._stats[0] < self.stats_ttl:
+                return self._stats[1]
+            value = await self.queue.stats()
+            self._stats = (time.monotonic(), value)
+            return value
+
+    def forget(self) -> None:
+        self._stats = None
 
     @property
     def has_events(self) -> bool:
@@ -226,15 +250,17 @@ class Queries:
 
     # -- overview ----------------------------------------------------------------------------
     async def queues(self) -> dict[str, dict[str, Any]]:
-        """Every queue with its waiting size and counts by status; configured queues first."""
-        stats = await self.queue.stats()
+        """Every queue with its waiting size and counts by status; configured queues first.
+        The size is the pending count of the same reading (what ``get_queue_size`` counts), so
+        the two never disagree and a big store is read once, not once more per queue."""
+        stats = await self.stats()
         names = list(self.queue.queues or [])
         names += [name for name in sorted(stats) if name not in names]
         out: dict[str, dict[str, Any]] = {}
         for name in names:
             counts = {status: n for status, n in stats.get(name, {}).items() if n}
             out[name] = {
-                "size": await self.queue.get_queue_size(name),
+                "size": counts.get(TaskStatus.PENDING.value, 0),
                 "total": sum(counts.values()),
                 "counts": counts,
             }
@@ -251,7 +277,7 @@ class Queries:
 
     # -- tasks -------------------------------------------------------------------------------
     async def _count(self, queue: str | None, status: TaskStatus | None) -> int:
-        stats = await self.queue.stats()
+        stats = await self.stats()
         return sum(
             n
             for q, counts in stats.items()
