@@ -78,7 +78,6 @@ def create_app(
     ) -> Response[str]:
         """The whole page, its live part rendered now so it shows before the stream opens."""
         c = ctx(request, view, **params)
-        top = filters(c, await board.queue_names()) if filters is not None else None
         try:
             live: list[Node] = await board.fragments(view, c, {**signals, **params})
         except TaskNotFound as exc:
@@ -87,6 +86,8 @@ def create_app(
             live = [
                 banner(f"cannot read the backend: {type(exc).__name__}: {redact_text(str(exc))}")
             ]
+        # after the live part: the queue names come from the counts it has just read
+        top = filters(c, await board.queue_names()) if filters is not None else None
         html = layout(
             page=view,
             heading=heading,

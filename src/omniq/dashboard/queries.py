@@ -230,12 +230,13 @@ class Queries:
         self._stats: tuple[float, dict[str, dict[str, int]]] | None = None
         self._stats_lock = asyncio.Lock()
 
-    async def stats(self) -> dict[str, dict[str, int]]:
-        """Counts by queue and status, at most ``stats_ttl`` seconds old; callers arriving while
-        a reading is under way wait for it instead of starting another."""
+    async def stats(self, *, fresh: bool = False) -> dict[str, dict[str, int]]:
+        """Counts by queue and status, at most ``stats_ttl`` seconds old (``fresh``: read now,
+        for the users that must see every task); callers arriving while a reading is under way
+        wait for it instead of starting another."""
         async with self._stats_lock:
             now = time.monotonic()
-            if self._stats is not None and now - self._stats[0] < self.stats_ttl:
+            if not fresh and self._stats is not None and now - self._stats[0] < self.stats_ttl:
                 return self._stats[1]
             value = await self.queue.stats()
             self._stats = (time.monotonic(), value)
@@ -277,7 +278,9 @@ class Queries:
 
     # -- tasks -------------------------------------------------------------------------------
     async def _count(self, queue: str | None, status: TaskStatus | None) -> int:
-        stats = await self.stats()
+        # fresh: the newest page is read from this count, a stale one would leave out the
+        # newest tasks
+        stats = await self.stats(fresh=True)
         return sum(
             n
             for q, counts in stats.items()
