@@ -287,19 +287,19 @@ async def test_an_action_updates_open_streams_at_once(dashboard: Any) -> None:
     served = await dashboard(refresh=60)
     await populate(served.app, n=1)
     async with csrf_client(served) as client:
+        first_render = asyncio.Event()
 
-        async def pause_soon() -> None:
-            await asyncio.sleep(0.5)
+        async def pause_after_the_first_render() -> None:
+            await first_render.wait()
             assert (await client.post("/api/schedules/nightly-sales/pause")).status_code == 200
 
-        pausing = asyncio.create_task(pause_soon())
-        seen = await sse_until(
-            client,
-            "/ui/stream/schedules?cid=s1",
-            {},
-            lambda text: 'data-schedule-id="nightly-sales" data-state="paused"' in text,
-            limit=10,
-        )
+        def done(text: str) -> bool:
+            if "datastar-merge-fragments" in text:
+                first_render.set()
+            return 'data-schedule-id="nightly-sales" data-state="paused"' in text
+
+        pausing = asyncio.create_task(pause_after_the_first_render())
+        seen = await sse_until(client, "/ui/stream/schedules?cid=s1", {}, done, limit=10)
         await pausing
     assert seen.count("datastar-merge-fragments") == 2  # the first render, then the change
 
