@@ -17,6 +17,7 @@ from redis.crc import key_slot
 
 from omniq import AsyncOmniQ
 from omniq.backend import create_backend
+from omniq.exceptions import ConfigError
 from omniq.models.config import RedisConfig
 from omniq.models.result import TaskResult
 from omniq.storage.redis import AsyncRedisQueue, AsyncRedisResultStorage
@@ -165,3 +166,8 @@ async def test_a_caller_waits_for_a_free_connection_at_most_socket_timeout(
             slots.release()
 
         assert await queue.get_queue_size() == 0
+
+
+def test_wait_replicas_is_refused_on_a_cluster() -> None:
+    with pytest.raises(ConfigError, match="wait_replicas=1 is not supported on Redis Cluster"):
+        AsyncRedisQueue(cluster_nodes=["127.0.0.1:7000"], wait_replicas=1)

@@ -8,13 +8,29 @@ restart, every waiting get_result answered, duplicates only of tasks running at 
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("redis.asyncio")
 
 from reliability import redis_ha
+from reliability.harness import ROOT
 
-from tests.backends.redis_servers import require_redis_server
+from omniq import AsyncOmniQ, BackendUnavailable
+from omniq.backend import create_backend
+from omniq.models.result import TaskResult
+from omniq.storage.redis import AsyncRedisResultStorage
+from tests import tasks_fixture as tf
+from tests.backends.redis_servers import HOST, Servers, free_port, require_redis_server
 from tests.faults.conftest import assert_passed
 
 SHORT = redis_ha.HAOptions(tasks=600, waiters=100, concurrency=20, work_ms=5, deadline=60)
@@ -28,3 +44,108 @@ SHORT = redis_ha.HAOptions(tasks=600, waiters=100, concurrency=20, work_ms=5, de
 async def test_a_redis_failover_loses_nothing_and_work_resumes_by_itself(fault: str) -> None:
     require_redis_server()
     assert_passed(await redis_ha.run(fault, SHORT))
+
+
+# -- a lone server that goes away ------------------------------------------------------------------
+@pytest.fixture
+def lone_server() -> Iterator[tuple[Servers, int]]:
+    """A private redis-server with a password, which the test kills and restarts."""
+    require_redis_server()
+    servers = Servers()
+    port = free_port()
+    servers.start(port, "--requirepass", _PASSWORD, password=_PASSWORD)
+    try:
+        yield servers, port
+    finally:
+        servers.stop()
+
+
+_PASSWORD = "lone-secret"
+
+
+async def test_a_waiting_get_result_waits_across_a_server_restart(
+    lone_server: tuple[Servers, int],
+) -> None:
+    servers, port = lone_server
+    url = f"redis://:{_PASSWORD}@{HOST}:{port}/0"
+    waiter_store = AsyncRedisResultStorage(url=url, project_name="restart")
+    writer_store = AsyncRedisResultStorage(url=url, project_name="restart")
+    async with waiter_store, writer_store:
+        waiting = asyncio.create_task(waiter_store.wait("t-1", timeout=None))
+        await asyncio.sleep(0.3)  # subscribed and waiting
+        servers.kill(port)
+        await asyncio.sleep(1.0)  # before: ConnectionError within 0.1 s
+        assert not waiting.done()
+        servers.start(port, "--requirepass", _PASSWORD, password=_PASSWORD)
+        await writer_store.set(TaskResult(task_id="t-1", result=42))
+
+        result = await asyncio.wait_for(waiting, 30)
+
+        assert result is not None
+        assert result.result == 42
+
+
+async def test_a_wait_whose_timeout_ends_while_the_server_is_down_names_the_server_only(
+    lone_server: tuple[Servers, int],
+) -> None:
+    servers, port = lone_server
+    url = f"redis://:{_PASSWORD}@{HOST}:{port}/0"
+    async with AsyncRedisResultStorage(url=url, project_name="gone") as store:
+        servers.kill(port)
+
+        with pytest.raises(BackendUnavailable) as raised:
+            await store.wait("t-1", timeout=1.5)
+
+        message = str(raised.value)
+        assert f"{HOST}:{port}" in message
+        assert "t-1" in message
+        assert _PASSWORD not in message
+
+
+@pytest.mark.timeout(120)
+def test_a_second_sigterm_stops_a_worker_whose_backend_is_gone(
+    lone_server: tuple[Servers, int], tmp_path: Path
+) -> None:
+    """The first SIGTERM starts the graceful stop, whose acknowledgement of the finished task
+    retries while Redis is down; the second one stops the worker within seconds (before, the
+    flush retried forever and the worker ignored every further signal)."""
+    servers, port = lone_server
+    url = f"redis://:{_PASSWORD}@{HOST}:{port}/0"
+    project = f"sigterm-{uuid.uuid4().hex[:8]}"
+
+    async def enqueue() -> str:
+        async with AsyncOmniQ.from_backend(create_backend(url=url, project_name=project)) as oq:
+            return await oq.enqueue(tf.async_sleep, args=(1.5,))
+
+    task_id = asyncio.run(enqueue())
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "omniq", "worker", "--url", url, "--project", project],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stderr is not None
+        assert worker.stderr.readline().startswith("omniq worker")  # serving
+        time.sleep(0.7)  # the task runs
+        servers.kill(port)
+        time.sleep(1.5)  # it finished; its acknowledgement fails
+        worker.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert worker.poll() is None, "the graceful stop waits for the acknowledgement"
+        worker.send_signal(signal.SIGTERM)
+
+        code = worker.wait(timeout=60)
+
+        assert code == 128 + signal.SIGTERM
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert task_id

@@ -19,7 +19,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError
 
-from omniq import AsyncOmniQ
+from omniq import AsyncOmniQ, BackendUnavailable, ConfigError
 from omniq.backend import create_backend
 from omniq.models.config import RedisConfig
 from omniq.storage.redis import AsyncRedisQueue
@@ -133,8 +133,6 @@ async def test_the_master_password_and_the_sentinel_password_each_reach_their_se
 async def test_a_wrong_master_password_is_reported_as_unavailable_without_showing_it(
     protected_sentinel: SentinelSetup,
 ) -> None:
-    """(A wrong sentinel password takes redis-py's retries, ~30 s, to be reported: its
-    MasterNotFoundError is a ConnectionError, retried as during a failover.)"""
     queue = AsyncRedisQueue(
         sentinels=protected_sentinel.sentinels,
         sentinel_master=protected_sentinel.master_name,
@@ -147,6 +145,66 @@ async def test_a_wrong_master_password_is_reported_as_unavailable_without_showin
     assert health["status"] == "unhealthy"
     assert "not-the-master-pw" not in health["error"]
     assert "sentinel-pw" not in health["error"]
+
+
+async def test_a_wrong_sentinel_password_is_reported_at_once_in_one_short_line(
+    protected_sentinel: SentinelSetup,
+) -> None:
+    """Before: 48-90 s of redis-py retries, then a multi-KB dump of connection objects."""
+    queue = AsyncRedisQueue(
+        sentinels=protected_sentinel.sentinels,
+        sentinel_master=protected_sentinel.master_name,
+        password="master-pw",
+        sentinel_password="not-the-sentinel-pw",
+    )
+    started = time.monotonic()
+
+    with pytest.raises(BackendUnavailable) as raised:
+        await queue.connect()
+
+    assert time.monotonic() - started < 5  # a bound on a hang, not a speed figure
+    message = str(raised.value)
+    assert "AuthenticationError" in message
+    assert all(s in message for s in protected_sentinel.sentinels)
+    assert "\n" not in message
+    assert len(message) < 1000
+    assert "not-the-sentinel-pw" not in message
+    assert "master-pw" not in message
+
+
+# -- wait_replicas --------------------------------------------------------------------------------
+async def test_with_wait_replicas_an_acknowledged_enqueue_is_already_on_the_replica(
+    sentinel: SentinelSetup, shared_project: str
+) -> None:
+    backend = create_backend(url=_url(sentinel), project_name=shared_project, wait_replicas=1)
+    replica = aioredis.Redis(host="127.0.0.1", port=sentinel.replica_port)
+    try:
+        async with AsyncOmniQ.from_backend(backend) as oq:
+            task_id = await oq.enqueue(tf.add, args=(2, 3))
+            keys = [k async for k in replica.scan_iter(match=f"*{{{shared_project}}}*{task_id}*")]
+            assert keys, "the enqueue returned before the replica had the task"
+
+            await oq.start_worker(concurrency=2)
+            assert await oq.get_result(task_id, timeout=30) == 5
+    finally:
+        await replica.aclose()
+
+
+async def test_wait_replicas_beyond_the_replicas_there_are_fails_the_enqueue_clearly(
+    sentinel: SentinelSetup, shared_project: str
+) -> None:
+    queue = AsyncRedisQueue(
+        url=_url(sentinel), project_name=shared_project, wait_replicas=2, socket_timeout=1.5
+    )
+    async with queue:
+        with pytest.raises(BackendUnavailable, match="only 1 of wait_replicas=2 replicas"):
+            await queue.enqueue(tf.add, args=(1, 1))
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True, "1"])
+def test_wait_replicas_must_be_a_count(value: object) -> None:
+    with pytest.raises(ConfigError, match="wait_replicas"):
+        AsyncRedisQueue(host="localhost", wait_replicas=value)
 
 
 # -- failover -------------------------------------------------------------------------------------

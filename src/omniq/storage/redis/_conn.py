@@ -760,8 +760,10 @@ class Script:
         replicas: int = 0,
         deadline: float | None = None,
         merge: Callable[[Any, Any], Any] | None = None,
+        where: str = "Redis",
     ) -> None:
         self._client = client
+        self._where = where
         self.source = source
         self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
         self.replicas = replicas
@@ -807,8 +809,8 @@ class Script:
                 return reply
             if time.monotonic() > deadline:
                 raise BackendUnavailable(
-                    f"only {int(acked)} of wait_replicas={self.replicas} replicas acknowledged "
-                    f"a write within {self._deadline:g}s"
+                    f"{self._where}: only {int(acked)} of wait_replicas={self.replicas} replicas "
+                    f"acknowledged a write within {self._deadline:g}s"
                 )
             log.warning(
                 "Redis: %d of %d replicas acknowledged a write; running it again",
@@ -823,9 +825,12 @@ def register(
     replicas: int = 0,
     deadline: float | None = None,
     merge: Callable[[Any, Any], Any] | None = None,
+    where: str = "Redis",
 ) -> Script:
     """The :class:`Script` of the concatenated ``lua/<name>.lua`` files."""
-    return Script(client, lua(*names), replicas=replicas, deadline=deadline, merge=merge)
+    return Script(
+        client, lua(*names), replicas=replicas, deadline=deadline, merge=merge, where=where
+    )
 
 
 def flags_merge(first: list[Any], again: list[Any]) -> list[Any]:
@@ -944,6 +949,20 @@ class RedisComponent:
             ) from exc
         self._redis = client
         return client
+
+    def _durable(
+        self, client: Client, *names: str, merge: Callable[[Any, Any], Any] | None = None
+    ) -> Script:
+        """A script whose writes are acknowledged only once ``wait_replicas`` replicas have them
+        (giving up after ``socket_timeout``); a plain script without ``wait_replicas``."""
+        return register(
+            client,
+            *names,
+            replicas=self._conn.wait_replicas,
+            deadline=self._conn.socket_timeout,
+            merge=merge,
+            where=f"Redis at {self._conn.describe()}",
+        )
 
     async def _close_client(self) -> None:
         client, self._redis = self._redis, None

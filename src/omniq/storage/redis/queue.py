@@ -170,9 +170,10 @@ class AsyncRedisQueue(RedisComponent, BaseTaskQueue):
         client = await self._open_client()
         self._scripts = {name: register(client, "tasks_lib", name) for name in _SCRIPTS}
         # what an acknowledged enqueue or acknowledgement promises: on wait_replicas replicas
-        durable: dict[str, Any] = {"replicas": self._conn.wait_replicas, "merge": flags_merge}
-        self._scripts["enqueue"] = register(client, "tasks_lib", "enqueue", **durable)
-        self._complete_script = register(client, "tasks_lib", "results_lib", "complete", **durable)
+        self._scripts["enqueue"] = self._durable(client, "tasks_lib", "enqueue", merge=flags_merge)
+        self._complete_script = self._durable(
+            client, "tasks_lib", "results_lib", "complete", merge=flags_merge
+        )
         self._blocking = self._conn.blocking_client()
 
     async def _close(self) -> None:

@@ -333,9 +333,7 @@ class AsyncRedisResultStorage(RedisComponent, BaseResultStorage):
     async def _connect(self) -> None:
         client = await self._open_client()
         self._scripts = {
-            "set": register(
-                client, "results_lib", "results_set", replicas=self._conn.wait_replicas
-            ),
+            "set": self._durable(client, "results_lib", "results_set"),
             "cleanup": register(client, "results_cleanup"),
         }
 
