@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -171,3 +173,18 @@ async def test_a_caller_waits_for_a_free_connection_at_most_socket_timeout(
 def test_wait_replicas_is_refused_on_a_cluster() -> None:
     with pytest.raises(ConfigError, match="wait_replicas=1 is not supported on Redis Cluster"):
         AsyncRedisQueue(cluster_nodes=["127.0.0.1:7000"], wait_replicas=1)
+
+
+async def test_a_hung_first_startup_node_does_not_hold_up_the_start(cluster: Cluster) -> None:
+    """A listening socket nobody reads from answers TCP and nothing else, as a stopped
+    (SIGSTOP) node does. Before, redis-py asked it for the slot map first and waited the
+    whole socket timeout (30 s per try) before asking the next node."""
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        nodes = [f"127.0.0.1:{hung.getsockname()[1]}", *cluster.nodes]
+        queue = AsyncRedisQueue(cluster_nodes=nodes, project_name=f"hung-{uuid.uuid4().hex[:8]}")
+        started = time.monotonic()
+        async with queue:
+            assert await queue.get_queue_size("default") == 0
+        assert time.monotonic() - started < 10  # a bound on a hang, not a speed figure

@@ -201,6 +201,16 @@ async def test_wait_replicas_beyond_the_replicas_there_are_fails_the_enqueue_cle
             await queue.enqueue(tf.add, args=(1, 1))
 
 
+def test_wait_replicas_is_read_from_a_url_and_taken_out_of_it() -> None:
+    single = AsyncRedisQueue(url="redis://localhost:6379/0?wait_replicas=2")
+    assert single._conn.wait_replicas == 2
+    assert "wait_replicas" not in single._conn.describe()
+    sentinel = AsyncRedisQueue(url="redis+sentinel://h1:26379,h2/m/0?wait_replicas=1")
+    assert sentinel._conn.wait_replicas == 1
+    with pytest.raises(ConfigError, match="wait_replicas must be a number, got 'x'"):
+        AsyncRedisQueue(url="redis://localhost/0?wait_replicas=x")
+
+
 @pytest.mark.parametrize("value", [-1, 1.5, True, "1"])
 def test_wait_replicas_must_be_a_count(value: object) -> None:
     with pytest.raises(ConfigError, match="wait_replicas"):

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any, TypeAlias, TypeVar
-from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, parse_qsl, unquote, urlencode, urlsplit
 
 from omniq._redact import redact_text, redact_url
 from omniq.exceptions import BackendUnavailable, ConfigError
@@ -72,6 +72,8 @@ _KEEPALIVE = {
 #: A pooled connection idle this long sends a PING before its next command, so one that died
 #: while idle is replaced before a command is lost on it.
 _HEALTH_CHECK_INTERVAL = 10
+#: Seconds a Cluster startup node has to answer a PING before the others are asked first.
+_PROBE = 2.0
 #: Seconds one WAIT may take before the write is run again (see :class:`Script`).
 _WAIT_ATTEMPT = 1.0
 
@@ -197,6 +199,22 @@ class _SentinelSSLConnection(_SentinelConnection, SSLConnection):
     pass
 
 
+def _take_wait_replicas(url: str, default: int) -> tuple[str, int]:
+    """``...?wait_replicas=N`` read from any Redis URL and removed from it (redis-py, which
+    parses the plain ``redis://`` URLs, would refuse an option it does not know)."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    values = [v for k, v in pairs if k == "wait_replicas"]
+    if not values:
+        return url, default
+    if not values[-1].isdigit():
+        raise ConfigError(
+            f"Redis URL {redact_url(url)!r}: wait_replicas must be a number, got {values[-1]!r}"
+        )
+    rest = urlencode([(k, v) for k, v in pairs if k != "wait_replicas"])
+    return parts._replace(query=rest).geturl(), int(values[-1])
+
+
 class _GatedSentinelPool(SentinelConnectionPool):
     """redis-py's Sentinel pool (it asks the sentinels where the master is at each connect)
     whose commands wait while a failover is under way (see :class:`SwitchWatcher`)."""
@@ -288,6 +306,8 @@ class RedisConnection:
         cluster_nodes: list[str] | None = None,
         wait_replicas: int = 0,
     ) -> None:
+        if url is not None and "wait_replicas=" in url:
+            url, wait_replicas = _take_wait_replicas(url, wait_replicas)
         if (
             isinstance(wait_replicas, bool)
             or not isinstance(wait_replicas, int)
@@ -391,7 +411,7 @@ class RedisConnection:
             if unknown:
                 raise ConfigError(
                     f"Redis URL {redact_url(url)!r}: unknown option(s) {unknown} "
-                    "(only sentinel_password is read from the query)"
+                    "(only sentinel_password and wait_replicas are read from the query)"
                 )
             if "sentinel_password" in query:
                 sentinel_password = query["sentinel_password"][-1]
@@ -507,6 +527,39 @@ class RedisConnection:
             *(connection.disconnect(nowait=True) for connection in connections),
             return_exceptions=True,
         )
+
+    async def order_cluster_nodes(self) -> None:
+        """Puts the startup nodes that answer a PING within :data:`_PROBE` seconds first.
+        redis-py asks them for the slot map one after the other, each with the full socket
+        timeout: with the first node hung (alive for TCP, answering nothing), every worker and
+        client took a minute to start."""
+        if len(self._nodes) < 2:
+            return
+
+        async def answers(host: str, port: int) -> bool:
+            probe = aioredis.Redis(
+                host=host,
+                port=port,
+                username=self._options.get("username"),
+                password=self._options.get("password"),
+                ssl=bool(self._options.get("ssl")),
+                socket_timeout=_PROBE,
+                socket_connect_timeout=_PROBE,
+                retry=Retry(NoBackoff(), 0),
+            )
+            try:
+                await done(probe.ping())
+            except (RedisError, OSError):
+                return False
+            finally:
+                await probe.aclose()
+            return True
+
+        good = await asyncio.gather(*(answers(h, p) for h, p in self._nodes))
+        ranked = sorted(
+            zip(good, range(len(good)), self._nodes, strict=True), key=lambda g: not g[0]
+        )
+        self._nodes = [node for _, _, node in ranked]
 
     async def check_sentinels(self) -> None:
         """Asks each sentinel for the master, once, and raises :class:`BackendUnavailable` with
@@ -932,6 +985,8 @@ class RedisComponent:
         return self._redis
 
     async def _open_client(self) -> Client:
+        if self._conn.mode == "cluster":
+            await self._conn.order_cluster_nodes()
         if self._conn.mode == "sentinel":
             try:
                 await self._conn.check_sentinels()
