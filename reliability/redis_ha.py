@@ -265,7 +265,8 @@ async def _drive(
         }
     )
     outcome.headline = (
-        f"{f'stall {stall:.1f}s' if busy else 'idle'}, resumed {resumed_at - promoted_at:.1f}s after promotion, "
+        f"{f'stall {stall:.1f}s' if busy else 'idle'}, "
+        f"resumed {resumed_at - promoted_at:.1f}s after promotion, "
         f"lost {len(lost)}, dup {len(duplicates)}, acked-missing {len(missing_tasks)}"
     )
     outcome.expect_equal("lost", len(lost), 0)
