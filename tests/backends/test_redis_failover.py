@@ -102,6 +102,14 @@ async def test_a_wait_whose_timeout_ends_while_the_server_is_down_names_the_serv
         assert _PASSWORD not in message
 
 
+async def _until_running(url: str, project: str, task_id: str) -> None:
+    async with AsyncOmniQ.from_backend(create_backend(url=url, project_name=project)) as oq:
+        deadline = time.monotonic() + 30
+        while (task := await oq.get_task(task_id)) is None or task.status != "running":
+            assert time.monotonic() < deadline, "the worker never started the task"
+            await asyncio.sleep(0.05)
+
+
 @pytest.mark.timeout(120)
 def test_a_second_sigterm_stops_a_worker_whose_backend_is_gone(
     lone_server: tuple[Servers, int], tmp_path: Path
@@ -115,27 +123,32 @@ def test_a_second_sigterm_stops_a_worker_whose_backend_is_gone(
 
     async def enqueue() -> str:
         async with AsyncOmniQ.from_backend(create_backend(url=url, project_name=project)) as oq:
-            return await oq.enqueue(tf.async_sleep, args=(1.5,))
+            return await oq.enqueue(tf.async_sleep, args=(1.0,))
 
     task_id = asyncio.run(enqueue())
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "omniq", "worker", "--url", url, "--project", project],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    include = ("--include", "tests.tasks_fixture")  # workers run only what they are told
+    log = tmp_path / "worker.log"
+    with open(log, "w") as out:  # a file, not a pipe: a full pipe would block the worker
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "omniq", "worker", "--url", url, "--project", project, *include],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
     try:
-        assert worker.stderr is not None
-        assert worker.stderr.readline().startswith("omniq worker")  # serving
-        time.sleep(0.7)  # the task runs
+        deadline = time.monotonic() + 60
+        while "omniq worker" not in log.read_text():  # the banner: serving
+            assert worker.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "no banner"
+            time.sleep(0.05)
+        asyncio.run(_until_running(url, project, task_id))
         servers.kill(port)
-        time.sleep(1.5)  # it finished; its acknowledgement fails
+        time.sleep(2.0)  # it finished; its acknowledgement fails
         worker.send_signal(signal.SIGTERM)
         time.sleep(1.0)
         assert worker.poll() is None, "the graceful stop waits for the acknowledgement"

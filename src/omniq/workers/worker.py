@@ -9,7 +9,6 @@ batches, retries with backoff, and hands running tasks back on shutdown. Executo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import os
 import secrets
@@ -267,10 +266,15 @@ class AsyncWorker:
         self._stop.set()
         if self.scheduler is not None:
             await self.scheduler.stop()
-        if self._main is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._main
+        main = self._main
+        if main is not None:
+            # wait() lets a cancellation of this stop through (a second signal cancels the
+            # graceful stop): awaiting the task under suppress(CancelledError) swallowed it, and
+            # the stop went on waiting for acknowledgements that could not be sent
+            await asyncio.wait([main])
             self._main = None
+            if not main.cancelled():
+                main.result()
         grace = 0.0 if not graceful else (self.shutdown_timeout if timeout is None else timeout)
         if not graceful and self._flush_give_up is None:
             self._flush_give_up = time.monotonic() + _FORCED_FLUSH
