@@ -86,6 +86,11 @@ class TaskFailedError(OmniQError):
         return (type(self), (self.task_id, self.error_type, self.error_message, self.traceback))
 
 
+class UnsupportedCapability(OmniQError, LookupError):
+    """A backend does not offer an optional capability (schedules, dependencies, ...) that a
+    caller asked for; the message names the backend and the capability."""
+
+
 __all__ = [
     "BackendUnavailable",
     "ConfigError",
@@ -101,4 +106,5 @@ __all__ = [
     "TaskFailedError",
     "TaskNotFound",
     "TaskTimeout",
+    "UnsupportedCapability",
 ]

@@ -26,11 +26,14 @@ from omniq.storage._waiters import QueueWaiters
 from omniq.storage.base import (
     BaseEventStorage,
     BaseResultStorage,
-    BaseTaskQueue,
     Completion,
     EventQuery,
     Failure,
     HeartbeatStatus,
+    SupportsDependencies,
+    SupportsPurge,
+    SupportsSchedules,
+    SupportsWorkerRegistry,
     new_claim,
 )
 
@@ -48,7 +51,9 @@ class _Entry:
         self.gen = 0  # bumped whenever the task is (re)queued: older heap items become stale
 
 
-class AsyncMemoryQueue(BaseTaskQueue):
+class AsyncMemoryQueue(
+    SupportsDependencies, SupportsSchedules, SupportsWorkerRegistry, SupportsPurge
+):
     """Tasks in this process only: the fastest backend, for tests and single-process apps."""
 
     backend_name = "memory"

@@ -47,6 +47,7 @@ from omniq.storage.base import (
     BaseEventStorage,
     BaseResultStorage,
     BaseTaskQueue,
+    Capability,
     Completion,
     HeartbeatStatus,
 )
@@ -373,11 +374,11 @@ class AsyncWorker:
     async def _register(self, state: str = "running") -> None:
         """Publishes this worker's record. Best effort: a store without a registry, or one that
         is down for a moment, must never stop the worker from serving."""
+        if not self.queue.supports(Capability.WORKERS):
+            return
         try:
             await self.queue.register_worker(self.info(state), self.registry_ttl)
             self._registry_ok = True
-        except NotImplementedError:
-            pass
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -391,6 +392,8 @@ class AsyncWorker:
             self._registry_ok = False
 
     async def _unregister(self) -> None:
+        if not self.queue.supports(Capability.WORKERS):
+            return
         try:
             await self.queue.unregister_worker(self.worker_id)
         except asyncio.CancelledError:

@@ -24,10 +24,13 @@ from omniq.models.task import STATE_FIELDS, Task, TaskStatus
 from omniq.storage._waiters import QueueWaiters
 from omniq.storage.base import (
     BaseResultStorage,
-    BaseTaskQueue,
     Completion,
     Failure,
     HeartbeatStatus,
+    SupportsDependencies,
+    SupportsPurge,
+    SupportsSchedules,
+    SupportsWorkerRegistry,
 )
 from omniq.storage.postgres._component import SNAPSHOT, PgComponent
 from omniq.storage.postgres._connection import Listener, channel_name
@@ -142,7 +145,13 @@ class _Unwatched:
         return known
 
 
-class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
+class AsyncPostgresQueue(
+    PgComponent,
+    SupportsDependencies,
+    SupportsSchedules,
+    SupportsWorkerRegistry,
+    SupportsPurge,
+):
     """Tasks in PostgreSQL: many workers on many hosts share one database.
 
     Connection options (besides the task-queue ones: ``project_name``, ``queues``,

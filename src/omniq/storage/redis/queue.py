@@ -39,10 +39,13 @@ from omniq.models.schedule import Schedule, ScheduleState
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import (
     BaseResultStorage,
-    BaseTaskQueue,
     Completion,
     Failure,
     HeartbeatStatus,
+    SupportsDependencies,
+    SupportsPurge,
+    SupportsSchedules,
+    SupportsWorkerRegistry,
 )
 from omniq.storage.redis._conn import (
     Client,
@@ -117,7 +120,13 @@ def _opt_text(value: str | None) -> str:
     return "" if value is None else f"={value}"
 
 
-class AsyncRedisQueue(RedisComponent, BaseTaskQueue):
+class AsyncRedisQueue(
+    RedisComponent,
+    SupportsDependencies,
+    SupportsSchedules,
+    SupportsWorkerRegistry,
+    SupportsPurge,
+):
     """Tasks in Redis, shared by any number of worker processes and hosts.
 
     Accepts every option of :class:`omniq.models.config.RedisConfig` (so one config serves all

@@ -32,10 +32,13 @@ from omniq.exceptions import SerializationError
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import (
     BaseResultStorage,
-    BaseTaskQueue,
     Completion,
     Failure,
     HeartbeatStatus,
+    SupportsDependencies,
+    SupportsPurge,
+    SupportsSchedules,
+    SupportsWorkerRegistry,
 )
 from omniq.storage.sqlite._db import from_us, to_us
 from omniq.storage.sqlite._schedules import ScheduleStore
@@ -187,7 +190,13 @@ def _lay_state(task: Task, row: Row) -> Task:
     return task
 
 
-class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
+class AsyncSQLiteQueue(
+    ScheduleStore,
+    SupportsDependencies,
+    SupportsSchedules,
+    SupportsWorkerRegistry,
+    SupportsPurge,
+):
     """Tasks in a SQLite file, shared safely by every process on this machine.
 
     ``path`` (or ``url``: ``sqlite:///relative.db``, ``sqlite:////absolute.db``) names the file;
