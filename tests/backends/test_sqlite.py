@@ -564,6 +564,41 @@ async def test_workers_of_two_projects_in_one_file_are_listed_apart_and_expired_
     assert stored == ["a-1", "b-1"]  # the expired record was deleted while listing
 
 
+# -- the migrations produce the schema ----------------------------------------------------------
+def _schema_of(conn: sqlite3.Connection) -> list[tuple[str, str, str, str]]:
+    """Every table, index and trigger, its SQL without comments or layout."""
+    rows = conn.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master"
+        " WHERE sql IS NOT NULL AND name <> 'omniq_schema_version' ORDER BY type, name"
+    ).fetchall()
+    return [
+        (kind, name, table, " ".join(re.sub(r"--[^\n]*", "", sql).split()))
+        for kind, name, table, sql in rows
+    ]
+
+
+def test_the_migrations_produce_schema_sql(tmp_path: Path) -> None:
+    from omniq.storage.sqlite._db import FILES, migrate
+
+    migrated = sqlite3.connect(tmp_path / "migrated.db", isolation_level=None)
+    described = sqlite3.connect(tmp_path / "described.db", isolation_level=None)
+    try:
+        assert migrate(migrated, tmp_path / "migrated.db") == len(FILES.migrations)
+        described.executescript(FILES.schema)
+        assert _schema_of(migrated) == _schema_of(described)
+        assert {name for kind, name, _, _ in _schema_of(described) if kind == "table"} >= {
+            "omniq_tasks",
+            "omniq_results",
+            "omniq_events",
+            "omniq_schedules",
+            "omniq_task_deps",
+            "omniq_workers",
+        }
+    finally:
+        migrated.close()
+        described.close()
+
+
 # -- indexes match the queries -----------------------------------------------------------------
 def _plan(conn: sqlite3.Connection, sql: str, params: Any) -> str:
     return " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))

@@ -56,7 +56,13 @@ from omniq.storage.base.listing import SupportsListing, SupportsPurge
 from omniq.storage.base.queue import BaseTaskQueue
 from omniq.storage.base.results import BaseResultStorage
 from omniq.storage.base.schedules import SupportsSchedules
-from omniq.storage.base.types import Completion, Failure, HeartbeatStatus, new_claim
+from omniq.storage.base.types import (
+    Completion,
+    Failure,
+    HeartbeatStatus,
+    decoded_or_shell,
+    new_claim,
+)
 from omniq.storage.base.workers import SupportsWorkerRegistry
 
 __all__ = [
@@ -76,6 +82,7 @@ __all__ = [
     "SupportsSchedules",
     "SupportsWorkerRegistry",
     "UnsupportedCapability",
+    "decoded_or_shell",
     "dependency_verdict",
     "new_claim",
 ]

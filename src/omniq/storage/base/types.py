@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import enum
 import secrets
+from collections.abc import Callable
 from datetime import datetime
 
 import msgspec
 
+from omniq.exceptions import SerializationError
 from omniq.models.result import TaskResult
-from omniq.models.task import TaskStatus
+from omniq.models.task import Task, TaskStatus
+from omniq.serialization import Serializer
 
 
 class HeartbeatStatus(enum.StrEnum):
@@ -42,3 +45,14 @@ class Failure(msgspec.Struct, frozen=True):
 def new_claim(worker_id: str | None, attempt: int) -> str:
     """A claim token: who claimed, which attempt, and randomness so no two claims are equal."""
     return f"{worker_id or 'anonymous'}:{attempt}:{secrets.token_hex(4)}"
+
+
+def decoded_or_shell(serializer: Serializer, payload: bytes, shell: Callable[[], Task]) -> Task:
+    """The task a stored payload holds, for readers. A payload that cannot be decoded (a poison
+    task, already DEAD) gives ``shell()`` instead, a task built from the stored columns, so that
+    it is still listed and inspectable, without its arguments. The caller lays the stored state
+    over either."""
+    try:
+        return serializer.decode_task(payload)
+    except SerializationError:
+        return shell()

@@ -30,6 +30,7 @@ from omniq.storage.base import (
     SupportsPurge,
     SupportsSchedules,
     SupportsWorkerRegistry,
+    decoded_or_shell,
     new_claim,
 )
 
@@ -129,10 +130,11 @@ class AsyncMemoryQueue(
     def _view(self, entry: _Entry) -> Task:
         """What readers (get_task, list_tasks) see: a task whose payload cannot be decoded (a
         poison task, already DEAD) is still shown, with its state and without its arguments."""
-        try:
-            return self._snapshot(entry)
-        except SerializationError:
-            return msgspec.structs.replace(entry.task)
+        task = decoded_or_shell(
+            self.serializer, entry.payload, lambda: msgspec.structs.replace(entry.task)
+        )
+        copy_state(entry.task, task)
+        return task
 
     def _finish(self, entry: _Entry, status: TaskStatus, now: datetime) -> None:
         task = entry.task

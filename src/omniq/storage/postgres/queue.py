@@ -31,6 +31,7 @@ from omniq.storage.base import (
     SupportsPurge,
     SupportsSchedules,
     SupportsWorkerRegistry,
+    decoded_or_shell,
 )
 from omniq.storage.postgres._component import SNAPSHOT, PgComponent
 from omniq.storage.postgres._connection import Listener, channel_name
@@ -145,6 +146,19 @@ class _Unwatched:
         return known
 
 
+def _shell(row: Any) -> Task:
+    return Task(
+        func=row["func"],
+        id=row["id"],
+        queue_name=row["queue"],
+        priority=row["priority"],
+        created_at=row["created_at"],
+        result_ttl=row["result_ttl"],
+        max_retries=max(0, row["max_attempts"] - 1),
+        schedule_id=row["schedule_id"],
+    )
+
+
 class AsyncPostgresQueue(
     PgComponent,
     SupportsDependencies,
@@ -210,21 +224,9 @@ class AsyncPostgresQueue(
     def _view(self, row: Any) -> Task:
         """What readers see: a task whose payload cannot be decoded (poison, already DEAD) is
         still shown, from its columns, without its arguments."""
-        try:
-            return self._task(row)
-        except SerializationError:
-            task = Task(
-                func=row["func"],
-                id=row["id"],
-                queue_name=row["queue"],
-                priority=row["priority"],
-                created_at=row["created_at"],
-                result_ttl=row["result_ttl"],
-                max_retries=max(0, row["max_attempts"] - 1),
-                schedule_id=row["schedule_id"],
-            )
-            self._overlay(task, row)
-            return task
+        task = decoded_or_shell(self.serializer, row["payload"], lambda: _shell(row))
+        self._overlay(task, row)
+        return task
 
     @staticmethod
     def _overlay(task: Task, row: Any) -> None:

@@ -46,6 +46,7 @@ from omniq.storage.base import (
     SupportsPurge,
     SupportsSchedules,
     SupportsWorkerRegistry,
+    decoded_or_shell,
 )
 from omniq.storage.redis._conn import (
     Client,
@@ -118,6 +119,20 @@ def _time(value: bytes | None) -> datetime | None:
 def _opt_text(value: str | None) -> str:
     """'' for None, '=text' for text (so an empty message stays distinct from None)."""
     return "" if value is None else f"={value}"
+
+
+def _shell(row: list[Any]) -> Task:
+    """A task from the identity fields a script returns after the state (see ``_lay_state``)."""
+    return Task(
+        func=row[15].decode(),
+        id=row[0].decode() if isinstance(row[0], bytes) else row[0],
+        queue_name=row[16].decode(),
+        priority=int(row[17]),
+        schedule_id=_str(row[18]),
+        created_at=from_us(row[19]),
+        result_ttl=float(row[20]) if row[20] is not None else None,
+        max_retries=int(row[21]) - 1,
+    )
 
 
 class AsyncRedisQueue(
@@ -242,20 +257,7 @@ class AsyncRedisQueue(
     def _view(self, row: list[Any]) -> Task:
         """What readers see: a task whose payload cannot be decoded (a poison task, already
         DEAD) is still shown, with its state and without its arguments."""
-        try:
-            return self._decode(row)
-        except SerializationError:
-            stub = Task(
-                func=row[15].decode(),
-                id=row[0].decode() if isinstance(row[0], bytes) else row[0],
-                queue_name=row[16].decode(),
-                priority=int(row[17]),
-                schedule_id=_str(row[18]),
-                created_at=from_us(row[19]),
-                result_ttl=float(row[20]) if row[20] is not None else None,
-                max_retries=int(row[21]) - 1,
-            )
-            return self._lay_state(stub, row)
+        return self._lay_state(decoded_or_shell(self.serializer, row[1], lambda: _shell(row)), row)
 
     # -- primitives ------------------------------------------------------------------------
     async def _enqueue(self, items: list[tuple[Task, bytes]]) -> list[bool]:

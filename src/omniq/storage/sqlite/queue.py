@@ -39,6 +39,7 @@ from omniq.storage.base import (
     SupportsPurge,
     SupportsSchedules,
     SupportsWorkerRegistry,
+    decoded_or_shell,
 )
 from omniq.storage.sqlite._db import from_us, to_us
 from omniq.storage.sqlite._schedules import ScheduleStore
@@ -190,6 +191,18 @@ def _lay_state(task: Task, row: Row) -> Task:
     return task
 
 
+def _shell(row: Row) -> Task:
+    return Task(
+        func=row[FUNC],
+        id=row[ID],
+        queue_name=row[QUEUE],
+        priority=row[PRIORITY],
+        schedule_id=row[SCHEDULE_ID],
+        max_retries=row[MAX_RETRIES],
+        created_at=from_us(row[CREATED_AT]) or utcnow(),
+    )
+
+
 class AsyncSQLiteQueue(
     ScheduleStore,
     SupportsDependencies,
@@ -240,21 +253,7 @@ class AsyncSQLiteQueue(
 
     def _view(self, row: Row) -> Task:
         """A task as readers see it; a poison payload still shows its state, without arguments."""
-        try:
-            return self._decode(row)
-        except SerializationError:
-            created = from_us(row[CREATED_AT])
-            assert created is not None
-            shell = Task(
-                func=row[FUNC],
-                id=row[ID],
-                queue_name=row[QUEUE],
-                priority=row[PRIORITY],
-                schedule_id=row[SCHEDULE_ID],
-                max_retries=row[MAX_RETRIES],
-                created_at=created,
-            )
-            return _lay_state(shell, row)
+        return _lay_state(decoded_or_shell(self.serializer, row[PAYLOAD], lambda: _shell(row)), row)
 
     def _params(self, **values: Any) -> dict[str, Any]:
         return {"project": self.project_name, **values}
