@@ -50,10 +50,6 @@ class BackendUnavailable(OmniQError, ConnectionError):
     """A storage backend cannot be reached, or its optional dependency is not installed."""
 
 
-class LeaseLost(OmniQError):
-    """A worker's claim on a task is no longer valid (the lease expired and the task was re-claimed)."""
-
-
 class TaskTimeout(OmniQError, TimeoutError):
     """A task ran past its ``timeout``."""
 
@@ -96,7 +92,6 @@ __all__ = [
     "ConfigError",
     "FunctionNotAllowed",
     "FunctionNotFound",
-    "LeaseLost",
     "OmniQError",
     "QueueNameError",
     "SerializationError",

@@ -52,7 +52,7 @@ from omniq.storage.base import (
     HeartbeatStatus,
 )
 from omniq.workers import _report
-from omniq.workers.executors import EXECUTORS, AsyncExecutor, Executor
+from omniq.workers.executors import AsyncExecutor, Executor
 
 log = get_logger("worker")
 
@@ -854,13 +854,4 @@ def _matches(retry_on: tuple[str, ...], exc: BaseException) -> bool:
     return False
 
 
-def create_executor(worker_type: str, max_workers: int) -> Executor:
-    try:
-        return EXECUTORS[worker_type](max_workers)
-    except KeyError:
-        raise ValueError(
-            f"unknown worker_type {worker_type!r}: available are {sorted(EXECUTORS)}"
-        ) from None
-
-
-__all__ = ["AsyncWorker", "WorkerStats", "create_executor"]
+__all__ = ["AsyncWorker", "WorkerStats"]

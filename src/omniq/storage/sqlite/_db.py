@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from omniq import _exit
@@ -384,11 +384,6 @@ async def release(db: Database) -> None:
     if databases.get(db.path) is db:
         del databases[db.path]
     await db.close()
-
-
-def options_of(**values: Any) -> dict[str, Any]:
-    """The keyword arguments that are set (for building sibling components)."""
-    return {k: v for k, v in values.items() if v is not None}
 
 
 __all__ = [
