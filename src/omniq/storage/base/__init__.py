@@ -11,9 +11,10 @@ The task queue: a required core plus optional capabilities
 ``_fail``, ``_release``, ``_cancel``, ``_requeue``, ``_recover_expired``, ``_expire`` (TTL) and
 ``_get_tasks``. ``_get_task`` falls back to ``_get_tasks``.
 
-Everything else is a capability. A backend declares what it offers by inheriting the mixin
-(listed before :class:`BaseTaskQueue`'s other subclasses in its bases), and writes that mixin's
-abstract primitives; a fallback is used where the mixin can build one from other primitives:
+Everything else is a capability. A backend declares what it offers by inheriting the mixin (a
+subclass of :class:`BaseTaskQueue`; classes of its own that implement primitives come first in its
+bases) and writes that mixin's abstract primitives; a fallback is used where the mixin can build
+one from other primitives:
 
 ================================  ==================================  ===========================
 mixin (module)                    must write                          falls back (override to go
