@@ -31,8 +31,12 @@ def parse_queries(text: str) -> dict[str, str]:
         name = match["name"]
         if name in queries:
             raise ValueError(f"query {name!r} is defined twice in queries.sql")
-        body = text[match.end() : following.start() if following else len(text)]
-        queries[name] = body.strip().rstrip(";")
+        body = text[match.end() : following.start() if following else len(text)].strip()
+        # comment lines at the end introduce the next statement, not this one
+        lines = body.splitlines()
+        while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith("--")):
+            lines.pop()
+        queries[name] = "\n".join(lines).strip().rstrip(";")
     return queries
 
 

@@ -313,11 +313,7 @@ class Database:
     async def _find_results(self, project: str, task_ids: list[str]) -> set[str]:
         ids = json.dumps(task_ids)
         rows = await self.run(
-            lambda raw: raw.execute(
-                "SELECT task_id FROM omniq_results WHERE project = ?"
-                " AND task_id IN (SELECT value FROM json_each(?))",
-                (project, ids),
-            ).fetchall()
+            lambda raw: raw.execute(FILES.queries["found_results"], (project, ids)).fetchall()
         )
         return {r[0] for r in rows}
 
