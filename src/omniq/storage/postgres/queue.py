@@ -146,6 +146,24 @@ class _Unwatched:
         return known
 
 
+def _columns(t: Task, payload: bytes) -> tuple[Any, ...]:
+    """A task's columns in the order every enqueue statement (and the COPY) takes them."""
+    return (
+        t.id,
+        t.queue_name,
+        t.func,
+        t.priority,
+        t.status.value,
+        t.created_at,
+        t.eta,
+        t.expires_at,
+        t.result_ttl,
+        t.max_attempts,
+        t.schedule_id,
+        payload,
+    )
+
+
 def _shell(row: Any) -> Task:
     return Task(
         func=row["func"],
@@ -252,42 +270,18 @@ class AsyncPostgresQueue(
     async def _enqueue_one(self, t: Task, payload: bytes) -> set[str]:
         """One task without dependencies (the sequential enqueue): one plain INSERT."""
         row = await self.pool.fetchrow(
-            self._sql["enqueue_one"],
-            self.project_name,
-            t.id,
-            t.queue_name,
-            t.func,
-            t.priority,
-            t.status.value,
-            t.created_at,
-            t.eta,
-            t.expires_at,
-            t.result_ttl,
-            t.max_attempts,
-            t.schedule_id,
-            payload,
-            self._channel,
+            self._sql["enqueue_one"], self.project_name, *_columns(t, payload), self._channel
         )
         return set(row["created"])
 
     async def _enqueue_arrays(self, items: list[tuple[Task, bytes]]) -> set[str]:
         """A small batch: one statement, one array per column (one round trip)."""
         tasks = [task for task, _ in items]
+        arrays = [list(column) for column in zip(*(_columns(*i) for i in items), strict=True)]
         row = await self.pool.fetchrow(
             self._sql["enqueue"],
             self.project_name,
-            [t.id for t in tasks],
-            [t.queue_name for t in tasks],
-            [t.func for t in tasks],
-            [t.priority for t in tasks],
-            [t.status.value for t in tasks],
-            [t.created_at for t in tasks],
-            [t.eta for t in tasks],
-            [t.expires_at for t in tasks],
-            [t.result_ttl for t in tasks],
-            [t.max_attempts for t in tasks],
-            [t.schedule_id for t in tasks],
-            [payload for _, payload in items],
+            *arrays,
             self._channel,
             [_json_ids(t.depends_on) if t.depends_on else None for t in tasks],
             _depended_on(tasks),
@@ -307,21 +301,7 @@ class AsyncPostgresQueue(
         between the two is one way to meet it). An id twice in the batch goes that way at once.
         """
         records = [
-            (
-                t.id,
-                t.queue_name,
-                t.func,
-                t.priority,
-                t.status.value,
-                t.created_at,
-                t.eta,
-                t.expires_at,
-                t.result_ttl,
-                t.max_attempts,
-                t.schedule_id,
-                payload,
-                _json_ids(t.depends_on) if t.depends_on else None,
-            )
+            (*_columns(t, payload), _json_ids(t.depends_on) if t.depends_on else None)
             for t, payload in items
         ]
         depended_on = _depended_on(t for t, _ in items)

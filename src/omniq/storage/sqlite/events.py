@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from datetime import datetime
 from typing import Any
@@ -23,18 +22,6 @@ _json_decode = msgspec.json.Decoder(dict[str, Any]).decode
 
 class AsyncSQLiteEventStorage(SQLiteComponent, BaseEventStorage):
     """Task events in a SQLite file; readable with any SQLite tool (``SELECT * FROM omniq_events``)."""
-
-    def __init__(
-        self,
-        *,
-        path: str | os.PathLike[str] | None = None,
-        url: str | None = None,
-        base_dir: str | os.PathLike[str] | None = None,
-        busy_timeout: float | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(**options)
-        self._locate(path, url, base_dir, busy_timeout)
 
     async def _log_events(self, events: list[TaskEvent]) -> None:
         rows = [

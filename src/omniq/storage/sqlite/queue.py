@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import sqlite3
 import weakref
 from datetime import datetime, timedelta
@@ -135,17 +134,8 @@ class AsyncSQLiteQueue(
     ``BASE_DIR``). ``busy_timeout`` is how long a write waits for another process's transaction.
     """
 
-    def __init__(
-        self,
-        *,
-        path: str | os.PathLike[str] | None = None,
-        url: str | None = None,
-        base_dir: str | os.PathLike[str] | None = None,
-        busy_timeout: float | None = None,
-        **options: Any,
-    ) -> None:
+    def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self._locate(path, url, base_dir, busy_timeout)
         # task generation seen by each claiming task before its claim (see _wake)
         self._claim_gens: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = (
             weakref.WeakKeyDictionary()
@@ -172,6 +162,15 @@ class AsyncSQLiteQueue(
     def _view(self, row: Row) -> Task:
         """A task as readers see it; a poison payload still shows its state, without arguments."""
         return _lay_state(decoded_or_shell(self.serializer, row[PAYLOAD], lambda: _shell(row)), row)
+
+    def _moved(self, row: Row | None) -> Task | None:
+        """The task a transition returned, if any; claimers are woken when it is PENDING."""
+        if row is None:
+            return None
+        task = self._view(row)
+        if task.status is TaskStatus.PENDING:
+            self.db.hub.notify_tasks([task.queue_name])
+        return task
 
     def _params(self, **values: Any) -> dict[str, Any]:
         return {"project": self.project_name, **values}
@@ -404,13 +403,7 @@ class AsyncSQLiteQueue(
                 row = raw.execute(SQL["fail_end"], {**params, "status": final.value}).fetchone()
             return row
 
-        row = await self.db.write(fail)
-        if row is None:
-            return None
-        task = self._view(row)
-        if task.status is TaskStatus.PENDING:
-            self.db.hub.notify_tasks([task.queue_name])
-        return task
+        return self._moved(await self.db.write(fail))
 
     async def _release(self, task_id: str, claim: str, now: datetime) -> Task | None:
         params = self._params(id=task_id, claim=claim, now=to_us(now))
@@ -421,13 +414,7 @@ class AsyncSQLiteQueue(
                 row = raw.execute(SQL["release"], params).fetchone()
             return row
 
-        row = await self.db.write(release)
-        if row is None:
-            return None
-        task = self._view(row)
-        if task.status is TaskStatus.PENDING:
-            self.db.hub.notify_tasks([task.queue_name])
-        return task
+        return self._moved(await self.db.write(release))
 
     async def _cancel(self, task_id: str, now: datetime) -> Task | None:
         params = self._params(id=task_id, now=to_us(now))
@@ -486,12 +473,9 @@ class AsyncSQLiteQueue(
 
     async def _requeue(self, task_id: str, reset_attempts: bool, now: datetime) -> Task | None:
         params = self._params(id=task_id, reset=int(reset_attempts))
-        row = await self.db.run(lambda raw: raw.execute(SQL["requeue"], params).fetchone())
-        if row is None:
-            return None
-        task = self._view(row)
-        self.db.hub.notify_tasks([task.queue_name])
-        return task
+        return self._moved(
+            await self.db.run(lambda raw: raw.execute(SQL["requeue"], params).fetchone())
+        )
 
     async def _recover_expired(self, now: datetime) -> list[Task]:
         params = self._params(now=to_us(now))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import time
 import weakref
@@ -41,17 +40,8 @@ class AsyncSQLiteResultStorage(SQLiteComponent, BaseResultStorage):
     datagram from any other process on this machine (see ``_wake``); never by polling.
     """
 
-    def __init__(
-        self,
-        *,
-        path: str | os.PathLike[str] | None = None,
-        url: str | None = None,
-        base_dir: str | os.PathLike[str] | None = None,
-        busy_timeout: float | None = None,
-        **options: Any,
-    ) -> None:
+    def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self._locate(path, url, base_dir, busy_timeout)
         # result generation seen by each reading task before it looked (see _wake)
         self._read_gens: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = (
             weakref.WeakKeyDictionary()
