@@ -244,3 +244,14 @@ async def test_a_dependent_task_is_refused_where_dependencies_are_not_offered() 
         with pytest.raises(UnsupportedCapability, match="'dependencies'"):
             await queue.enqueue(FUNC, depends_on=[parent])
         assert await queue.get_task(parent) is not None
+
+
+async def test_the_dashboard_shows_no_worker_registry_where_there_is_none() -> None:
+    pytest.importorskip("litestar", reason="the dashboard extra is not installed")
+    from omniq import AsyncOmniQ
+    from omniq.dashboard.queries import Queries
+    from omniq.storage.memory import AsyncMemoryResultStorage
+
+    app = AsyncOmniQ(task_queue=CoreOnlyQueue(), result_store=AsyncMemoryResultStorage())
+    async with app:
+        assert await Queries(app).workers() is None
