@@ -34,6 +34,7 @@ from omniq.cli.source import AppSource, Selected, load_app
 from omniq.cli.worker import WorkerOptions, WorkerOutcome, banner, build_worker, serve
 from omniq.demo import Step, build_app, plan, run_demo
 from omniq.models.worker import WorkerInfo
+from omniq.storage.base import Capability
 from omniq.storage.memory import AsyncMemoryQueue
 from tests import tasks_fixture
 
@@ -415,10 +416,9 @@ def test_info_on_a_backend_without_a_worker_registry_says_so(
 ) -> None:
     app = fill_info_app(monkeypatch)
 
-    async def no_registry(now: datetime) -> list[bytes]:
-        raise NotImplementedError("AsyncMemoryQueue does not keep a worker registry")
-
-    monkeypatch.setattr(app.task_queue, "_list_workers", no_registry)
+    # a backend declares what it offers: this one says it keeps no worker registry
+    offered = app.task_queue.capabilities() - {Capability.WORKERS}
+    monkeypatch.setattr(app.task_queue, "supports", lambda capability: capability in offered)
 
     as_json = runner.invoke(typer_app, ["info", "--app", "tests.test_cli:INFO_APP", "--json"])
     table = runner.invoke(typer_app, ["info", "--app", "tests.test_cli:INFO_APP"])

@@ -50,10 +50,6 @@ class BackendUnavailable(OmniQError, ConnectionError):
     """A storage backend cannot be reached, or its optional dependency is not installed."""
 
 
-class LeaseLost(OmniQError):
-    """A worker's claim on a task is no longer valid (the lease expired and the task was re-claimed)."""
-
-
 class TaskTimeout(OmniQError, TimeoutError):
     """A task ran past its ``timeout``."""
 
@@ -86,12 +82,16 @@ class TaskFailedError(OmniQError):
         return (type(self), (self.task_id, self.error_type, self.error_message, self.traceback))
 
 
+class UnsupportedCapability(OmniQError, LookupError):
+    """A backend does not offer an optional capability (schedules, dependencies, ...) that a
+    caller asked for; the message names the backend and the capability."""
+
+
 __all__ = [
     "BackendUnavailable",
     "ConfigError",
     "FunctionNotAllowed",
     "FunctionNotFound",
-    "LeaseLost",
     "OmniQError",
     "QueueNameError",
     "SerializationError",
@@ -101,4 +101,5 @@ __all__ = [
     "TaskFailedError",
     "TaskNotFound",
     "TaskTimeout",
+    "UnsupportedCapability",
 ]

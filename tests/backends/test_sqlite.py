@@ -564,6 +564,66 @@ async def test_workers_of_two_projects_in_one_file_are_listed_apart_and_expired_
     assert stored == ["a-1", "b-1"]  # the expired record was deleted while listing
 
 
+# -- the migrations produce the schema ----------------------------------------------------------
+def _schema_of(conn: sqlite3.Connection) -> list[tuple[str, str, str, str]]:
+    """Every table, index and trigger, its SQL without comments or layout."""
+    rows = conn.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master"
+        " WHERE sql IS NOT NULL AND name <> 'omniq_schema_version' ORDER BY type, name"
+    ).fetchall()
+    return [
+        (kind, name, table, " ".join(re.sub(r"--[^\n]*", "", sql).split()))
+        for kind, name, table, sql in rows
+    ]
+
+
+def test_the_migrations_produce_schema_sql(tmp_path: Path) -> None:
+    from omniq.storage.sqlite._db import FILES, migrate
+
+    migrated = sqlite3.connect(tmp_path / "migrated.db", isolation_level=None)
+    described = sqlite3.connect(tmp_path / "described.db", isolation_level=None)
+    try:
+        assert migrate(migrated, tmp_path / "migrated.db") == len(FILES.migrations)
+        described.executescript(FILES.schema)
+        assert _schema_of(migrated) == _schema_of(described)
+        assert {name for kind, name, _, _ in _schema_of(described) if kind == "table"} >= {
+            "omniq_tasks",
+            "omniq_results",
+            "omniq_events",
+            "omniq_schedules",
+            "omniq_task_deps",
+            "omniq_workers",
+        }
+    finally:
+        migrated.close()
+        described.close()
+
+
+def test_every_statement_of_queries_sql_compiles_against_the_schema(tmp_path: Path) -> None:
+    from omniq.storage.sqlite._db import migrate
+    from omniq.storage.sqlite.queue import SQL, _claim_sql, _due_sql
+
+    conn = sqlite3.connect(tmp_path / "compiled.db", isolation_level=None)
+    try:
+        migrate(conn, tmp_path / "compiled.db")
+        filled = {
+            name: sql.replace("{where}", "project = ?").replace("{order}", "ASC")
+            for name, sql in SQL.items()
+            if "{i}" not in sql and "{arms}" not in sql and "{names}" not in sql
+        }
+        filled.update(claim_expire=_claim_sql(3)[0], claim=_claim_sql(3)[1], due=_due_sql(3))
+        assert "{" not in "".join(filled.values())
+        for name, sql in filled.items():
+            named = set(re.findall(r"(?<!:):([a-z0-9_]+)", sql))
+            params: Any = dict.fromkeys(named) if named else (None,) * sql.count("?")
+            try:
+                conn.execute(f"EXPLAIN {sql}", params)
+            except sqlite3.Error as exc:  # a typo, a missing column, a bad join
+                pytest.fail(f"query {name!r} does not compile: {exc}")
+    finally:
+        conn.close()
+
+
 # -- indexes match the queries -----------------------------------------------------------------
 def _plan(conn: sqlite3.Connection, sql: str, params: Any) -> str:
     return " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
@@ -591,13 +651,13 @@ async def test_the_claim_walks_the_claim_index_of_each_queue_without_sorting_it(
 @pytest.mark.parametrize(
     ("name", "params", "index"),
     [
-        ("_WAITED_ON", ('["a", "b"]', "p"), "PRIMARY KEY"),
-        ("_DEPENDENTS", {"ids": '["a"]', "project": "p"}, "PRIMARY KEY"),
-        ("_PROMOTE", {"ids": '["a"]', "project": "p"}, "sqlite_autoindex_omniq_tasks_1"),
-        ("_CANCEL_WAITING", (0, "why", "p", "a"), "sqlite_autoindex_omniq_tasks_1"),
-        ("_GET_TASKS", {"ids": '["a"]', "project": "p"}, "sqlite_autoindex_omniq_tasks_1"),
-        ("_COMPLETE", {"pairs": '[["a", "c"]]', "project": "p", "now": 0}, "autoindex"),
-        ("_HEARTBEAT", {"pairs": '[["a", "c"]]', "project": "p", "until": 0}, "autoindex"),
+        ("waited_on", ('["a", "b"]', "p"), "PRIMARY KEY"),
+        ("dependents", {"ids": '["a"]', "project": "p"}, "PRIMARY KEY"),
+        ("promote", {"ids": '["a"]', "project": "p"}, "sqlite_autoindex_omniq_tasks_1"),
+        ("cancel_waiting", (0, "why", "p", "a"), "sqlite_autoindex_omniq_tasks_1"),
+        ("get_tasks", {"ids": '["a"]', "project": "p"}, "sqlite_autoindex_omniq_tasks_1"),
+        ("complete", {"pairs": '[["a", "c"]]', "project": "p", "now": 0}, "autoindex"),
+        ("heartbeat", {"pairs": '[["a", "c"]]', "project": "p", "until": 0}, "autoindex"),
     ],
 )
 async def test_batch_statements_find_rows_by_id_never_by_walking_a_status(
@@ -609,7 +669,7 @@ async def test_batch_statements_find_rows_by_id_never_by_walking_a_status(
     async with AsyncSQLiteQueue(path=str(path)):
         pass
     with sqlite3.connect(path) as conn:
-        plan = _plan(conn, getattr(sqlite_queue, name), params)
+        plan = _plan(conn, sqlite_queue.SQL[name], params)
 
     assert index in plan
     # neither the waiting rows of the status index nor a whole table, whatever its alias

@@ -14,8 +14,7 @@ import pytest
 
 from omniq._sync import SyncWrapper, run_sync, unwrap, wrap
 from omniq.models.task import Task
-from omniq.storage.memory import AsyncMemoryQueue
-from omniq.storage.memory_sync import MemoryQueue
+from omniq.storage.memory import AsyncMemoryQueue, MemoryQueue
 
 
 class GaugeError(Exception):

@@ -1,7 +1,7 @@
-"""Backend bundles and the registry that maps a type name or URL scheme to one.
+"""Backend bundles and ``create_backend``: a type name or URL scheme to a bundle.
 
-Adding a backend is one line in ``BACKENDS`` (and its scheme in ``SCHEMES``); nothing else in the
-library names backends.
+Which backends exist, their aliases, URL schemes and pip extras are read from the one registry,
+:mod:`omniq.storage.registry`; nothing here names a backend.
 """
 
 from __future__ import annotations
@@ -13,76 +13,50 @@ from urllib.parse import urlsplit
 from omniq._redact import redact_url
 from omniq.backend.base import AsyncBackend
 from omniq.exceptions import BackendUnavailable, ConfigError
-
-# type name -> (module, async bundle class, sync bundle class, pip extra)
-BACKENDS: dict[str, tuple[str, str, str, str | None]] = {
-    "memory": ("omniq.backend.memory", "AsyncMemoryBackend", "MemoryBackend", None),
-    "sqlite": ("omniq.backend.sqlite", "AsyncSQLiteBackend", "SQLiteBackend", "sqlite"),
-    "postgres": ("omniq.backend.postgres", "AsyncPostgresBackend", "PostgresBackend", "postgres"),
-    "redis": ("omniq.backend.redis", "AsyncRedisBackend", "RedisBackend", "redis"),
-    "nats": ("omniq.backend.nats", "AsyncNATSBackend", "NATSBackend", "nats"),
-    "file": ("omniq.backend.file", "AsyncFileBackend", "FileBackend", "cloud"),
-}
-ALIASES = {"postgresql": "postgres", "pg": "postgres", "sqlite3": "sqlite"}
-# URL scheme -> type name
-SCHEMES = {
-    "memory": "memory",
-    "sqlite": "sqlite",
-    "postgres": "postgres",
-    "postgresql": "postgres",
-    "redis": "redis",
-    "rediss": "redis",
-    "redis+sentinel": "redis",
-    "rediss+sentinel": "redis",
-    "redis+cluster": "redis",
-    "rediss+cluster": "redis",
-    "nats": "nats",
-    "tls": "nats",
-    "file": "file",
-    "s3": "file",
-    "gs": "file",
-    "gcs": "file",
-    "az": "file",
-    "abfs": "file",
-    "azure": "file",
-}
+from omniq.storage import registry
+from omniq.storage.registry import BackendEntry
 
 
 def normalize_type(type_name: str) -> str:
-    name = ALIASES.get(type_name.lower(), type_name.lower())
-    if name not in BACKENDS:
-        raise ConfigError(f"unknown backend type {type_name!r}: choose one of {sorted(BACKENDS)}")
-    return name
+    """The backend name for a type name or alias (``pg`` -> ``postgres``)."""
+    entry = registry.find(type_name)
+    if entry is None:
+        raise ConfigError(
+            f"unknown backend type {type_name!r}: choose one of {registry.backend_names()}"
+        )
+    return entry.name
 
 
 def backend_class(type_name: str, *, sync: bool = False) -> type[Any]:
     """The bundle class for a backend type, importing its module (and driver) only now."""
-    name = normalize_type(type_name)
-    module_name, async_name, sync_name, extra = BACKENDS[name]
+    entry = registry.BY_NAME[normalize_type(type_name)]
+    module_name = f"{entry.package}.backend"
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            raise BackendUnavailable(
-                f"the {name!r} backend is not part of this OmniQ version yet"
-            ) from exc
-        raise BackendUnavailable(
-            f"the {name!r} backend needs {exc.name!r}: pip install 'omniq-tasks[{extra}]'"
-        ) from exc
-    cls: type[Any] = getattr(module, sync_name if sync else async_name)
+        if exc.name is not None and exc.name.split(".")[0] == "omniq":
+            raise
+        hint = f": pip install 'omniq-tasks[{entry.extra}]'" if entry.extra else ""
+        raise BackendUnavailable(f"the {entry.name!r} backend needs {exc.name!r}{hint}") from exc
+    cls: type[Any] = getattr(module, _bundle_name(entry, sync=sync))
     return cls
+
+
+def _bundle_name(entry: BackendEntry, *, sync: bool) -> str:
+    return f"{'' if sync else 'Async'}{entry.stem}Backend"
 
 
 def type_from_url(url: str) -> str:
     scheme = urlsplit(url).scheme.lower()
     if not scheme:
         raise ConfigError(f"URL {redact_url(url)!r} has no scheme (e.g. redis://, sqlite:///)")
-    try:
-        return SCHEMES[scheme]
-    except KeyError:
+    entry = registry.BY_SCHEME.get(scheme)
+    if entry is None:
         raise ConfigError(
-            f"unknown URL scheme {scheme!r} in {redact_url(url)!r}: use one of {sorted(SCHEMES)}"
-        ) from None
+            f"unknown URL scheme {scheme!r} in {redact_url(url)!r}: "
+            f"use one of {sorted(registry.BY_SCHEME)}"
+        )
+    return entry.name
 
 
 def create_backend(
@@ -102,16 +76,14 @@ def create_backend(
 
 def __getattr__(name: str) -> Any:
     """``from omniq.backend import RedisBackend`` imports the Redis module on demand."""
-    for type_name, (_, async_name, sync_name, _) in BACKENDS.items():
-        if name in (async_name, sync_name):
-            return backend_class(type_name, sync=name == sync_name)
+    for entry in registry.BACKENDS:
+        for sync in (False, True):
+            if name == _bundle_name(entry, sync=sync):
+                return backend_class(entry.name, sync=sync)
     raise AttributeError(f"module 'omniq.backend' has no attribute {name!r}")
 
 
 __all__ = [
-    "ALIASES",
-    "BACKENDS",
-    "SCHEMES",
     "AsyncBackend",
     "backend_class",
     "create_backend",

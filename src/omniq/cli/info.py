@@ -25,6 +25,7 @@ from omniq.cli.source import BackendProblem, Selected
 from omniq.exceptions import OmniQError
 from omniq.models.task import TaskStatus
 from omniq.models.worker import WorkerInfo
+from omniq.storage.base import Capability
 
 #: Status columns of the queue table, in lifecycle order (those with no task are left out).
 STATUS_COLUMNS = tuple(TaskStatus)
@@ -49,9 +50,9 @@ async def collect(selected: Selected) -> dict[str, Any]:
                     "total": sum(counts.values()),
                     "counts": counts,
                 }
-            try:
+            if app.task_queue.supports(Capability.WORKERS):
                 workers = [worker_row(w) for w in await app.task_queue.list_workers()]
-            except NotImplementedError:  # a backend without a worker registry
+            else:
                 workers = None
     except (OmniQError, OSError) as exc:
         raise BackendProblem(

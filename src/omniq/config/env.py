@@ -40,11 +40,15 @@ import msgspec
 from omniq._redact import redact_value
 from omniq.config import settings as _defaults
 from omniq.exceptions import ConfigError
+from omniq.storage.registry import BACKENDS, backend_names
 
 ENV_PREFIX: Final = "OMNIQ_"
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "DISABLED")
-BACKEND_TYPES: Final = frozenset({"memory", "sqlite", "postgres", "redis", "nats", "file"})
-BACKEND_ALIASES: Final[Mapping[str, str]] = types.MappingProxyType({"postgresql": "postgres"})
+# read from the one list of backends (omniq.storage.registry): a type name, or one of its aliases
+BACKEND_TYPES: Final = frozenset(backend_names())
+BACKEND_ALIASES: Final[Mapping[str, str]] = types.MappingProxyType(
+    {alias: entry.name for entry in BACKENDS for alias in entry.aliases}
+)
 WORKER_TYPES: Final = frozenset(
     {"async", "thread", "thread_pool", "process", "process_pool", "gevent", "gevent_pool"}
 )

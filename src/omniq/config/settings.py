@@ -31,7 +31,7 @@ DISABLE_LOGGING: bool = False
 #: ``{"worker": "DEBUG", "storage.redis": "INFO"}``: levels of ``omniq.<component>`` loggers.
 COMPONENT_LOG_LEVELS: dict[str, str] = {}
 
-# --- backends: a type (memory, sqlite, postgres, redis, nats, file) and/or a URL -----------------
+# --- backends: a type (a name in omniq.storage.registry) and/or a URL -----------------------------
 TASK_QUEUE_TYPE: str = "sqlite"  # the embedded default: ./.omniq/<project>.db
 TASK_QUEUE_URL: str | None = None
 #: None: results live in the task queue's backend.

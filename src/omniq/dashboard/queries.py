@@ -27,6 +27,7 @@ from omniq.models.task import Task, TaskStatus
 from omniq.models.worker import WorkerInfo
 from omniq.queue.builder import validate_queue_name
 from omniq.queue.scheduler import occurrence_task
+from omniq.storage.base import Capability
 
 #: The longest text of an argument, result or error shown in a list; the detail shows it whole.
 SHORT = 120
@@ -269,10 +270,9 @@ class Queries:
 
     async def workers(self) -> list[dict[str, Any]] | None:
         """Live workers, or None when the backend keeps no worker registry."""
-        try:
-            found = await self.queue.list_workers()
-        except NotImplementedError:
+        if not self.queue.supports(Capability.WORKERS):
             return None
+        found = await self.queue.list_workers()
         now = utcnow()
         return [worker_row(w, now) for w in found]
 

@@ -53,13 +53,6 @@ class Serializer:
     def signed(self) -> bool:
         return self._key is not None
 
-    def compatible_with(self, other: Serializer) -> bool:
-        """True when what this one encodes the other decodes (same key, same dill policy): a
-        backend may then hand payloads between its components without re-encoding."""
-        return self is other or (
-            self._key == other._key and self.dill_allowed == other.dill_allowed
-        )
-
     @property
     def dill_allowed(self) -> bool:
         if self._key is not None:

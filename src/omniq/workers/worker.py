@@ -46,11 +46,12 @@ from omniq.storage.base import (
     BaseEventStorage,
     BaseResultStorage,
     BaseTaskQueue,
+    Capability,
     Completion,
     HeartbeatStatus,
 )
 from omniq.workers import _report
-from omniq.workers.executors import EXECUTORS, AsyncExecutor, Executor
+from omniq.workers.executors import AsyncExecutor, Executor
 
 log = get_logger("worker")
 
@@ -377,11 +378,11 @@ class AsyncWorker:
     async def _register(self, state: str = "running") -> None:
         """Publishes this worker's record. Best effort: a store without a registry, or one that
         is down for a moment, must never stop the worker from serving."""
+        if not self.queue.supports(Capability.WORKERS):
+            return
         try:
             await self.queue.register_worker(self.info(state), self.registry_ttl)
             self._registry_ok = True
-        except NotImplementedError:
-            pass
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -395,6 +396,8 @@ class AsyncWorker:
             self._registry_ok = False
 
     async def _unregister(self) -> None:
+        if not self.queue.supports(Capability.WORKERS):
+            return
         try:
             await self.queue.unregister_worker(self.worker_id)
         except asyncio.CancelledError:
@@ -855,13 +858,4 @@ def _matches(retry_on: tuple[str, ...], exc: BaseException) -> bool:
     return False
 
 
-def create_executor(worker_type: str, max_workers: int) -> Executor:
-    try:
-        return EXECUTORS[worker_type](max_workers)
-    except KeyError:
-        raise ValueError(
-            f"unknown worker_type {worker_type!r}: available are {sorted(EXECUTORS)}"
-        ) from None
-
-
-__all__ = ["AsyncWorker", "WorkerStats", "create_executor"]
+__all__ = ["AsyncWorker", "WorkerStats"]

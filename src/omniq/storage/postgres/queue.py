@@ -19,18 +19,22 @@ import msgspec
 from omniq._sync import SyncWrapper
 from omniq._time import utcnow
 from omniq.exceptions import SerializationError
-from omniq.models.schedule import Schedule, ScheduleState
 from omniq.models.task import STATE_FIELDS, Task, TaskStatus
 from omniq.storage._waiters import QueueWaiters
 from omniq.storage.base import (
     BaseResultStorage,
-    BaseTaskQueue,
     Completion,
     Failure,
     HeartbeatStatus,
+    SupportsDependencies,
+    SupportsPurge,
+    SupportsSchedules,
+    SupportsWorkerRegistry,
+    decoded_or_shell,
 )
-from omniq.storage.postgres._component import SNAPSHOT, PgComponent
+from omniq.storage.postgres._component import SNAPSHOT
 from omniq.storage.postgres._connection import Listener, channel_name
+from omniq.storage.postgres._schedules import PgScheduleStore
 from omniq.storage.postgres._sql import queries
 
 _STATE_COLUMNS = tuple(name for name in STATE_FIELDS if name != "status")
@@ -142,7 +146,44 @@ class _Unwatched:
         return known
 
 
-class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
+def _columns(t: Task, payload: bytes) -> tuple[Any, ...]:
+    """A task's columns in the order every enqueue statement (and the COPY) takes them."""
+    return (
+        t.id,
+        t.queue_name,
+        t.func,
+        t.priority,
+        t.status.value,
+        t.created_at,
+        t.eta,
+        t.expires_at,
+        t.result_ttl,
+        t.max_attempts,
+        t.schedule_id,
+        payload,
+    )
+
+
+def _shell(row: Any) -> Task:
+    return Task(
+        func=row["func"],
+        id=row["id"],
+        queue_name=row["queue"],
+        priority=row["priority"],
+        created_at=row["created_at"],
+        result_ttl=row["result_ttl"],
+        max_retries=max(0, row["max_attempts"] - 1),
+        schedule_id=row["schedule_id"],
+    )
+
+
+class AsyncPostgresQueue(
+    PgScheduleStore,
+    SupportsDependencies,
+    SupportsSchedules,
+    SupportsWorkerRegistry,
+    SupportsPurge,
+):
     """Tasks in PostgreSQL: many workers on many hosts share one database.
 
     Connection options (besides the task-queue ones: ``project_name``, ``queues``,
@@ -201,21 +242,9 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
     def _view(self, row: Any) -> Task:
         """What readers see: a task whose payload cannot be decoded (poison, already DEAD) is
         still shown, from its columns, without its arguments."""
-        try:
-            return self._task(row)
-        except SerializationError:
-            task = Task(
-                func=row["func"],
-                id=row["id"],
-                queue_name=row["queue"],
-                priority=row["priority"],
-                created_at=row["created_at"],
-                result_ttl=row["result_ttl"],
-                max_retries=max(0, row["max_attempts"] - 1),
-                schedule_id=row["schedule_id"],
-            )
-            self._overlay(task, row)
-            return task
+        task = decoded_or_shell(self.serializer, row["payload"], lambda: _shell(row))
+        self._overlay(task, row)
+        return task
 
     @staticmethod
     def _overlay(task: Task, row: Any) -> None:
@@ -241,42 +270,18 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
     async def _enqueue_one(self, t: Task, payload: bytes) -> set[str]:
         """One task without dependencies (the sequential enqueue): one plain INSERT."""
         row = await self.pool.fetchrow(
-            self._sql["enqueue_one"],
-            self.project_name,
-            t.id,
-            t.queue_name,
-            t.func,
-            t.priority,
-            t.status.value,
-            t.created_at,
-            t.eta,
-            t.expires_at,
-            t.result_ttl,
-            t.max_attempts,
-            t.schedule_id,
-            payload,
-            self._channel,
+            self._sql["enqueue_one"], self.project_name, *_columns(t, payload), self._channel
         )
         return set(row["created"])
 
     async def _enqueue_arrays(self, items: list[tuple[Task, bytes]]) -> set[str]:
         """A small batch: one statement, one array per column (one round trip)."""
         tasks = [task for task, _ in items]
+        arrays = [list(column) for column in zip(*(_columns(*i) for i in items), strict=True)]
         row = await self.pool.fetchrow(
             self._sql["enqueue"],
             self.project_name,
-            [t.id for t in tasks],
-            [t.queue_name for t in tasks],
-            [t.func for t in tasks],
-            [t.priority for t in tasks],
-            [t.status.value for t in tasks],
-            [t.created_at for t in tasks],
-            [t.eta for t in tasks],
-            [t.expires_at for t in tasks],
-            [t.result_ttl for t in tasks],
-            [t.max_attempts for t in tasks],
-            [t.schedule_id for t in tasks],
-            [payload for _, payload in items],
+            *arrays,
             self._channel,
             [_json_ids(t.depends_on) if t.depends_on else None for t in tasks],
             _depended_on(tasks),
@@ -296,21 +301,7 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
         between the two is one way to meet it). An id twice in the batch goes that way at once.
         """
         records = [
-            (
-                t.id,
-                t.queue_name,
-                t.func,
-                t.priority,
-                t.status.value,
-                t.created_at,
-                t.eta,
-                t.expires_at,
-                t.result_ttl,
-                t.max_attempts,
-                t.schedule_id,
-                payload,
-                _json_ids(t.depends_on) if t.depends_on else None,
-            )
+            (*_columns(t, payload), _json_ids(t.depends_on) if t.depends_on else None)
             for t, payload in items
         ]
         depended_on = _depended_on(t for t, _ in items)
@@ -551,75 +542,6 @@ class AsyncPostgresQueue(PgComponent, BaseTaskQueue):
     async def _purge(self, queue: str) -> int:
         count: int = await self.pool.fetchval(self._sql["purge"], self.project_name, queue)
         return count
-
-    # -- schedules -------------------------------------------------------------------------
-    async def _save_schedule(self, schedule: Schedule, payload: bytes) -> None:
-        await self.pool.execute(
-            self._sql["save_schedule"],
-            self.project_name,
-            schedule.id,
-            schedule.queue_name,
-            schedule.state.value,
-            schedule.next_run_at,
-            schedule.created_at,
-            payload,
-        )
-
-    async def _get_schedule(self, schedule_id: str) -> Schedule | None:
-        payload = await self.pool.fetchval(
-            self._sql["get_schedule"], self.project_name, schedule_id
-        )
-        return None if payload is None else self.serializer.decode_schedule(payload)
-
-    async def _list_schedules(self, state: ScheduleState | None) -> list[Schedule]:
-        rows = await self.pool.fetch(
-            self._sql["list_schedules"],
-            self.project_name,
-            state.value if state is not None else None,
-        )
-        return [self.serializer.decode_schedule(r["payload"]) for r in rows]
-
-    async def _update_schedule(
-        self,
-        schedule_id: str,
-        changes: dict[str, Any],
-        *,
-        expected_next_run_at: datetime | None = None,
-        check_next_run: bool = False,
-    ) -> bool:
-        """Read-modify-write under the row lock: of two schedulers advancing the same
-        occurrence, the second sees the first's ``next_run_at`` and loses the compare-and-set."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            payload = await conn.fetchval(
-                self._sql["lock_schedule"], self.project_name, schedule_id
-            )
-            if payload is None:
-                return False
-            schedule = self.serializer.decode_schedule(payload)
-            if check_next_run and schedule.next_run_at != expected_next_run_at:
-                return False
-            for key, value in changes.items():
-                setattr(schedule, key, value)
-            await conn.execute(
-                self._sql["update_schedule"],
-                self.project_name,
-                schedule_id,
-                schedule.queue_name,
-                ScheduleState(schedule.state).value,
-                schedule.next_run_at,
-                self.serializer.encode_schedule(schedule),
-            )
-        return True
-
-    async def _delete_schedule(self, schedule_id: str) -> bool:
-        gone = await self.pool.fetchval(
-            self._sql["delete_schedule"], self.project_name, schedule_id
-        )
-        return gone is not None
-
-    async def _due_schedules(self, now: datetime) -> list[Schedule]:
-        rows = await self.pool.fetch(self._sql["due_schedules"], self.project_name, now)
-        return [self.serializer.decode_schedule(r["payload"]) for r in rows]
 
     # -- the worker registry ---------------------------------------------------------------
     async def _save_worker(self, worker_id: str, payload: bytes, expires_at: datetime) -> None:

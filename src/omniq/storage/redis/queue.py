@@ -39,10 +39,14 @@ from omniq.models.schedule import Schedule, ScheduleState
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import (
     BaseResultStorage,
-    BaseTaskQueue,
     Completion,
     Failure,
     HeartbeatStatus,
+    SupportsDependencies,
+    SupportsPurge,
+    SupportsSchedules,
+    SupportsWorkerRegistry,
+    decoded_or_shell,
 )
 from omniq.storage.redis._conn import (
     Client,
@@ -117,7 +121,27 @@ def _opt_text(value: str | None) -> str:
     return "" if value is None else f"={value}"
 
 
-class AsyncRedisQueue(RedisComponent, BaseTaskQueue):
+def _shell(row: list[Any]) -> Task:
+    """A task from the identity fields a script returns after the state (see ``_lay_state``)."""
+    return Task(
+        func=row[15].decode(),
+        id=row[0].decode() if isinstance(row[0], bytes) else row[0],
+        queue_name=row[16].decode(),
+        priority=int(row[17]),
+        schedule_id=_str(row[18]),
+        created_at=from_us(row[19]),
+        result_ttl=float(row[20]) if row[20] is not None else None,
+        max_retries=int(row[21]) - 1,
+    )
+
+
+class AsyncRedisQueue(
+    RedisComponent,
+    SupportsDependencies,
+    SupportsSchedules,
+    SupportsWorkerRegistry,
+    SupportsPurge,
+):
     """Tasks in Redis, shared by any number of worker processes and hosts.
 
     Accepts every option of :class:`omniq.models.config.RedisConfig` (so one config serves all
@@ -234,20 +258,7 @@ class AsyncRedisQueue(RedisComponent, BaseTaskQueue):
     def _view(self, row: list[Any]) -> Task:
         """What readers see: a task whose payload cannot be decoded (a poison task, already
         DEAD) is still shown, with its state and without its arguments."""
-        try:
-            return self._decode(row)
-        except SerializationError:
-            stub = Task(
-                func=row[15].decode(),
-                id=row[0].decode() if isinstance(row[0], bytes) else row[0],
-                queue_name=row[16].decode(),
-                priority=int(row[17]),
-                schedule_id=_str(row[18]),
-                created_at=from_us(row[19]),
-                result_ttl=float(row[20]) if row[20] is not None else None,
-                max_retries=int(row[21]) - 1,
-            )
-            return self._lay_state(stub, row)
+        return self._lay_state(decoded_or_shell(self.serializer, row[1], lambda: _shell(row)), row)
 
     # -- primitives ------------------------------------------------------------------------
     async def _enqueue(self, items: list[tuple[Task, bytes]]) -> list[bool]:

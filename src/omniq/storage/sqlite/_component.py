@@ -16,6 +16,18 @@ class SQLiteComponent:
     is_local: ClassVar[bool] = True
     project_name: str
 
+    def __init__(
+        self,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        url: str | None = None,
+        base_dir: str | os.PathLike[str] | None = None,
+        busy_timeout: float | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        self._locate(path, url, base_dir, busy_timeout)
+
     def _locate(
         self,
         path: str | os.PathLike[str] | None,

@@ -23,15 +23,15 @@ import threading
 import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from omniq import _exit
 from omniq._redact import redact_url
 from omniq.config import get_logger, get_settings
 from omniq.exceptions import BackendUnavailable, ConfigError
+from omniq.storage._sql import Migration, SqlFiles
 from omniq.storage.sqlite._wake import WakeHub
 
 try:
@@ -42,6 +42,9 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     ) from exc
 
 log = get_logger("storage.sqlite")
+
+#: schema.sql, migrations/ and queries.sql under sql/ (see omniq.storage._sql)
+FILES = SqlFiles("omniq.storage.sqlite", "SQLite")
 
 T = TypeVar("T")
 
@@ -164,20 +167,9 @@ def check_location(path: Path) -> None:
 
 
 # -- migrations ------------------------------------------------------------------------------
-def load_migrations() -> list[tuple[int, str, str]]:
-    """``(version, name, sql)`` from ``migrations/NNNN_name.sql``, in version order."""
-    found = []
-    for entry in resources.files("omniq.storage.sqlite").joinpath("migrations").iterdir():
-        name = entry.name
-        if not name.endswith(".sql"):
-            continue
-        number, _, title = name[:-4].partition("_")
-        found.append((int(number), title, entry.read_text(encoding="utf-8")))
-    found.sort()
-    versions = [v for v, _, _ in found]
-    if versions != list(range(1, len(versions) + 1)):
-        raise RuntimeError(f"SQLite migrations must be numbered 1..n without gaps, got {versions}")
-    return found
+def load_migrations() -> tuple[Migration, ...]:
+    """``(version, name, sql)`` from ``sql/migrations/NNNN_name.sql``, in version order."""
+    return FILES.migrations
 
 
 def split_statements(script: str) -> list[str]:
@@ -321,11 +313,7 @@ class Database:
     async def _find_results(self, project: str, task_ids: list[str]) -> set[str]:
         ids = json.dumps(task_ids)
         rows = await self.run(
-            lambda raw: raw.execute(
-                "SELECT task_id FROM omniq_results WHERE project = ?"
-                " AND task_id IN (SELECT value FROM json_each(?))",
-                (project, ids),
-            ).fetchall()
+            lambda raw: raw.execute(FILES.queries["found_results"], (project, ids)).fetchall()
         )
         return {r[0] for r in rows}
 
@@ -392,11 +380,6 @@ async def release(db: Database) -> None:
     if databases.get(db.path) is db:
         del databases[db.path]
     await db.close()
-
-
-def options_of(**values: Any) -> dict[str, Any]:
-    """The keyword arguments that are set (for building sibling components)."""
-    return {k: v for k, v in values.items() if v is not None}
 
 
 __all__ = [

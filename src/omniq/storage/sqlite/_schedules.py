@@ -13,17 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from omniq.models.schedule import Schedule, ScheduleState
 from omniq.storage.sqlite._component import SQLiteComponent
-from omniq.storage.sqlite._db import to_us
+from omniq.storage.sqlite._db import FILES, to_us
 
 if TYPE_CHECKING:
     from omniq.serialization import Serializer
 
-_UPSERT = (
-    "INSERT INTO omniq_schedules (project, id, queue, state, next_run_at, payload)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (project, id) DO UPDATE SET queue = excluded.queue, state = excluded.state,"
-    " next_run_at = excluded.next_run_at, payload = excluded.payload"
-)
+SQL = FILES.queries
 
 
 class ScheduleStore(SQLiteComponent):
@@ -43,26 +38,23 @@ class ScheduleStore(SQLiteComponent):
 
     async def _save_schedule(self, schedule: Schedule, payload: bytes) -> None:
         row = self._schedule_row(schedule, payload)
-        await self.db.run(lambda raw: raw.execute(_UPSERT, row))
+        await self.db.run(lambda raw: raw.execute(SQL["save_schedule"], row))
 
     async def _get_schedule(self, schedule_id: str) -> Schedule | None:
         row = await self.db.run(
             lambda raw: raw.execute(
-                "SELECT payload FROM omniq_schedules WHERE project = ? AND id = ?",
-                (self.project_name, schedule_id),
+                SQL["get_schedule"], (self.project_name, schedule_id)
             ).fetchone()
         )
-        return None if row is None else self.serializer.decode_schedule(row[0])
+        return None if row is None else self.serializer.decode_schedule(row[1])
 
     async def _list_schedules(self, state: ScheduleState | None) -> list[Schedule]:
-        sql = "SELECT payload FROM omniq_schedules WHERE project = ?"
-        params: list[Any] = [self.project_name]
-        if state is not None:
-            sql += " AND state = ?"
-            params.append(state.value)
-        rows = await self.db.run(
-            lambda raw: raw.execute(sql + " ORDER BY rowid", params).fetchall()
-        )
+        params: tuple[str, ...]
+        if state is None:
+            sql, params = SQL["list_schedules"], (self.project_name,)
+        else:
+            sql, params = SQL["list_schedules_in_state"], (self.project_name, state.value)
+        rows = await self.db.run(lambda raw: raw.execute(sql, params).fetchall())
         return [self.serializer.decode_schedule(r[0]) for r in rows]
 
     async def _update_schedule(
@@ -76,27 +68,21 @@ class ScheduleStore(SQLiteComponent):
         expected = to_us(expected_next_run_at)
 
         def update(raw: sqlite3.Connection) -> bool:
-            found = raw.execute(
-                "SELECT next_run_at, payload FROM omniq_schedules WHERE project = ? AND id = ?",
-                (self.project_name, schedule_id),
-            ).fetchone()
+            found = raw.execute(SQL["get_schedule"], (self.project_name, schedule_id)).fetchone()
             if found is None or (check_next_run and found[0] != expected):
                 return False
             schedule = self.serializer.decode_schedule(found[1])
             for key, value in changes.items():
                 setattr(schedule, key, value)
             payload = self.serializer.encode_schedule(schedule)
-            raw.execute(_UPSERT, self._schedule_row(schedule, payload))
+            raw.execute(SQL["save_schedule"], self._schedule_row(schedule, payload))
             return True
 
         return await self.db.write(update)
 
     async def _delete_schedule(self, schedule_id: str) -> bool:
         def delete(raw: sqlite3.Connection) -> bool:
-            cur = raw.execute(
-                "DELETE FROM omniq_schedules WHERE project = ? AND id = ?",
-                (self.project_name, schedule_id),
-            )
+            cur = raw.execute(SQL["delete_schedule"], (self.project_name, schedule_id))
             return cur.rowcount > 0
 
         return await self.db.run(delete)
@@ -104,9 +90,7 @@ class ScheduleStore(SQLiteComponent):
     async def _due_schedules(self, now: datetime) -> list[Schedule]:
         rows = await self.db.run(
             lambda raw: raw.execute(
-                "SELECT payload FROM omniq_schedules WHERE project = ? AND state = 'active'"
-                " AND next_run_at IS NOT NULL AND next_run_at <= ? ORDER BY next_run_at",
-                (self.project_name, to_us(now)),
+                SQL["due_schedules"], (self.project_name, to_us(now))
             ).fetchall()
         )
         return [self.serializer.decode_schedule(r[0]) for r in rows]

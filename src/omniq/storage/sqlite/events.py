@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from datetime import datetime
 from typing import Any
@@ -13,16 +12,9 @@ from omniq._sync import SyncWrapper
 from omniq.models.event import EventType, TaskEvent
 from omniq.storage.base import BaseEventStorage, EventQuery
 from omniq.storage.sqlite._component import SQLiteComponent
-from omniq.storage.sqlite._db import from_us, to_us
+from omniq.storage.sqlite._db import FILES, from_us, to_us
 
-_INSERT = (
-    "INSERT INTO omniq_events (project, id, task_id, event_type, timestamp, queue, worker_id,"
-    " schedule_id, func, attempt, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (project, id) DO NOTHING"
-)
-_COLUMNS = (
-    "id, task_id, event_type, timestamp, queue, worker_id, schedule_id, func, attempt, details"
-)
+SQL = FILES.queries
 
 _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.Decoder(dict[str, Any]).decode
@@ -30,18 +22,6 @@ _json_decode = msgspec.json.Decoder(dict[str, Any]).decode
 
 class AsyncSQLiteEventStorage(SQLiteComponent, BaseEventStorage):
     """Task events in a SQLite file; readable with any SQLite tool (``SELECT * FROM omniq_events``)."""
-
-    def __init__(
-        self,
-        *,
-        path: str | os.PathLike[str] | None = None,
-        url: str | None = None,
-        base_dir: str | os.PathLike[str] | None = None,
-        busy_timeout: float | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(**options)
-        self._locate(path, url, base_dir, busy_timeout)
 
     async def _log_events(self, events: list[TaskEvent]) -> None:
         rows = [
@@ -60,7 +40,7 @@ class AsyncSQLiteEventStorage(SQLiteComponent, BaseEventStorage):
             )
             for e in events
         ]
-        await self.db.write(lambda raw: raw.executemany(_INSERT, rows))
+        await self.db.write(lambda raw: raw.executemany(SQL["insert_event"], rows))
 
     async def _get_events(self, query: EventQuery) -> list[TaskEvent]:
         where = ["project = ?"]
@@ -86,20 +66,14 @@ class AsyncSQLiteEventStorage(SQLiteComponent, BaseEventStorage):
             where.append("timestamp < ?")
             params.append(to_us(query.end_time))
         order = "DESC" if query.descending else "ASC"
-        sql = (
-            f"SELECT {_COLUMNS} FROM omniq_events WHERE {' AND '.join(where)}"
-            f" ORDER BY timestamp {order}, id {order} LIMIT ? OFFSET ?"
-        )
+        sql = SQL["get_events"].replace("{where}", " AND ".join(where)).replace("{order}", order)
         params += [query.limit, query.offset]
         rows = await self.db.run(lambda raw: raw.execute(sql, params).fetchall())
         return [_event(row) for row in rows]
 
     async def _cleanup_old_events(self, before: datetime) -> int:
         def sweep(raw: sqlite3.Connection) -> int:
-            cur = raw.execute(
-                "DELETE FROM omniq_events WHERE project = ? AND timestamp < ?",
-                (self.project_name, to_us(before)),
-            )
+            cur = raw.execute(SQL["delete_old_events"], (self.project_name, to_us(before)))
             return cur.rowcount
 
         return await self.db.run(sweep)

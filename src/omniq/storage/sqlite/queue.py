@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import sqlite3
 import weakref
 from datetime import datetime, timedelta
@@ -32,12 +31,16 @@ from omniq.exceptions import SerializationError
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import (
     BaseResultStorage,
-    BaseTaskQueue,
     Completion,
     Failure,
     HeartbeatStatus,
+    SupportsDependencies,
+    SupportsPurge,
+    SupportsSchedules,
+    SupportsWorkerRegistry,
+    decoded_or_shell,
 )
-from omniq.storage.sqlite._db import from_us, to_us
+from omniq.storage.sqlite._db import FILES, from_us, to_us
 from omniq.storage.sqlite._schedules import ScheduleStore
 from omniq.storage.sqlite._wake import SAFETY_RECHECK
 from omniq.storage.sqlite.results import (
@@ -63,110 +66,28 @@ T_COLUMNS = ", ".join(f"t.{name}" for name in _COLUMN_NAMES)  # the same, from `
     CANCEL_REQUESTED, ERROR_TYPE, ERROR_MESSAGE, ERROR_TRACEBACK, PAYLOAD,
 ) = range(len(_COLUMN_NAMES))  # fmt: skip
 
-_INSERT = (
-    "INSERT INTO omniq_tasks (project, id, queue, status, priority, ready_at, created_at, func,"
-    " schedule_id, max_retries, eta, expires_at, payload)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (project, id) DO NOTHING"
-)
-_INSERT_DEP = (
-    "INSERT INTO omniq_task_deps (project, dep_id, task_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
-)
-# a JSON array of ids, as a table
-_IDS = "(SELECT value FROM json_each(:ids))"
-# the claimed tasks of a batch, :pairs a JSON array of [id, claim]: each found by its id (the
-# "+status" keeps the planner off the status index, which would walk every running task of the
-# project once per batch)
-_BY_PAIRS = (
-    "project = :project AND (id, claim) IN (SELECT json_extract(value, '$[0]'),"
-    " json_extract(value, '$[1]') FROM json_each(:pairs)) AND +status = 'running'"
-)
-_HEARTBEAT = (
-    f"UPDATE omniq_tasks SET lease_expires_at = :until WHERE {_BY_PAIRS}"
-    " RETURNING id, cancel_requested"
-)
-_COMPLETE = (
-    "UPDATE omniq_tasks SET status = 'success', finished_at = :now, lease_expires_at = NULL"
-    f" WHERE {_BY_PAIRS} RETURNING id, claim"
-)
-_EXPIRE_SET = (
-    "UPDATE omniq_tasks SET status = 'expired', finished_at = :now, lease_expires_at = NULL,"
-    " error_type = 'TaskExpired', error_message = 'expired before it started'"
-    " WHERE project = :project AND expires_at IS NOT NULL AND status IN ('pending', 'waiting')"
-    " AND expires_at <= :now"
-)
-_MARK_DEAD = (
-    "UPDATE omniq_tasks SET status = 'dead', finished_at = ?, lease_expires_at = NULL,"
-    " error_type = 'SerializationError', error_message = ? WHERE seq = ?"
-)
-# -- dependencies: every statement finds its rows by id through an index (the CROSS JOINs fix
-# the join order, "+status" keeps the planner off the status index), never by walking the
-# waiting rows: a large graph waiting must not slow every acknowledgement down.
-# which of the ids (a JSON array) a WAITING task depends on
-_WAITED_ON = (
-    "SELECT DISTINCT d.dep_id FROM json_each(?) AS j"
-    " CROSS JOIN omniq_task_deps AS d ON d.project = ? AND d.dep_id = j.value"
-)
-# the WAITING tasks that depend on any of :ids (omniq_task_deps only holds waiting ones)
-_DEPENDENTS = (
-    f"SELECT {T_COLUMNS} FROM json_each(:ids) AS j"
-    " CROSS JOIN omniq_task_deps AS d ON d.project = :project AND d.dep_id = j.value"
-    " CROSS JOIN omniq_tasks AS t ON t.project = :project AND t.id = d.task_id"
-    " WHERE +t.status = 'waiting'"
-)
-_PROMOTE = (
-    "UPDATE omniq_tasks SET status = 'pending'"
-    f" WHERE project = :project AND id IN {_IDS} AND +status = 'waiting' RETURNING {COLUMNS}"
-)
-# one statement per task, run together in one transaction (an UPDATE ... FROM json_each would
-# let the planner walk the project's rows instead of finding each by id)
-_CANCEL_WAITING = (
-    "UPDATE omniq_tasks SET status = 'cancelled', finished_at = ?,"
-    " lease_expires_at = NULL, error_type = 'DependencyFailed', error_message = ?"
-    f" WHERE project = ? AND id = ? AND status = 'waiting' RETURNING {COLUMNS}"
-)
-_GET_TASKS = f"SELECT {COLUMNS} FROM omniq_tasks WHERE project = :project AND id IN {_IDS}"
+#: The statements of sql/queries.sql with the task columns filled in.
+SQL: dict[str, str] = {
+    name: sql.replace("{columns}", COLUMNS).replace("{t_columns}", T_COLUMNS)
+    for name, sql in FILES.queries.items()
+}
 #: Bound of the ids remembered as having no dependents (see ``_remember_no_dependents``).
 _NO_DEPENDENTS_CAP = 100_000
-_BY_CLAIM = "project = :project AND id = :id AND claim = :claim AND status = 'running'"
 
 
 @functools.lru_cache(maxsize=64)
 def _claim_sql(n_queues: int) -> tuple[str, str]:
     """(expire, claim) statements for ``n_queues`` queues; ``:q0``... name them in order."""
     names = ", ".join(f":q{i}" for i in range(n_queues))
-    expire = f"{_EXPIRE_SET} AND queue IN ({names}) RETURNING {COLUMNS}"
-    # per queue, its first `limit` tasks in claim order (an index walk each), then merged
-    arms = " UNION ALL ".join(
-        f"SELECT * FROM (SELECT seq, {i} AS pos, priority, ready_at"
-        # pinned: without statistics the planner may pick omniq_tasks_due and sort every
-        # ready task of the queue; the claim index yields them in claim order, LIMIT stops early
-        " FROM omniq_tasks INDEXED BY omniq_tasks_claim"
-        f" WHERE project = :project AND queue = :q{i} AND status = 'pending'"
-        f" AND ready_at <= :now ORDER BY priority DESC, ready_at, seq LIMIT :limit)"
-        for i in range(n_queues)
-    )
-    claim = (
-        "UPDATE omniq_tasks SET status = 'running', attempts = attempts + 1,"
-        " worker_id = :worker, started_at = :now, lease_expires_at = :lease_until,"
-        " cancel_requested = 0,"
-        " claim = COALESCE(:worker, 'anonymous') || ':' || (attempts + 1) || ':'"
-        " || lower(hex(randomblob(4)))"
-        f" WHERE seq IN (SELECT seq FROM ({arms}) ORDER BY pos, priority DESC, ready_at, seq"
-        " LIMIT :limit)"
-        f" RETURNING {COLUMNS}"
-    )
-    return expire, claim
+    expire = SQL["expire_queues"].replace("{names}", names)
+    arms = " UNION ALL ".join(SQL["claim_arm"].replace("{i}", str(i)) for i in range(n_queues))
+    return expire, SQL["claim"].replace("{arms}", arms)
 
 
 @functools.lru_cache(maxsize=64)
 def _due_sql(n_queues: int) -> str:
-    arms = " UNION ALL ".join(
-        f"SELECT MIN(ready_at) AS due FROM omniq_tasks WHERE project = :project"
-        f" AND queue = :q{i} AND status = 'pending' AND ready_at > :now"
-        for i in range(n_queues)
-    )
-    return f"SELECT MIN(due) FROM ({arms})"
+    arms = " UNION ALL ".join(SQL["due_arm"].replace("{i}", str(i)) for i in range(n_queues))
+    return SQL["due"].replace("{arms}", arms)
 
 
 def _lay_state(task: Task, row: Row) -> Task:
@@ -187,7 +108,25 @@ def _lay_state(task: Task, row: Row) -> Task:
     return task
 
 
-class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
+def _shell(row: Row) -> Task:
+    return Task(
+        func=row[FUNC],
+        id=row[ID],
+        queue_name=row[QUEUE],
+        priority=row[PRIORITY],
+        schedule_id=row[SCHEDULE_ID],
+        max_retries=row[MAX_RETRIES],
+        created_at=from_us(row[CREATED_AT]) or utcnow(),
+    )
+
+
+class AsyncSQLiteQueue(
+    ScheduleStore,
+    SupportsDependencies,
+    SupportsSchedules,
+    SupportsWorkerRegistry,
+    SupportsPurge,
+):
     """Tasks in a SQLite file, shared safely by every process on this machine.
 
     ``path`` (or ``url``: ``sqlite:///relative.db``, ``sqlite:////absolute.db``) names the file;
@@ -195,17 +134,8 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
     ``BASE_DIR``). ``busy_timeout`` is how long a write waits for another process's transaction.
     """
 
-    def __init__(
-        self,
-        *,
-        path: str | os.PathLike[str] | None = None,
-        url: str | None = None,
-        base_dir: str | os.PathLike[str] | None = None,
-        busy_timeout: float | None = None,
-        **options: Any,
-    ) -> None:
+    def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self._locate(path, url, base_dir, busy_timeout)
         # task generation seen by each claiming task before its claim (see _wake)
         self._claim_gens: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = (
             weakref.WeakKeyDictionary()
@@ -231,21 +161,16 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
 
     def _view(self, row: Row) -> Task:
         """A task as readers see it; a poison payload still shows its state, without arguments."""
-        try:
-            return self._decode(row)
-        except SerializationError:
-            created = from_us(row[CREATED_AT])
-            assert created is not None
-            shell = Task(
-                func=row[FUNC],
-                id=row[ID],
-                queue_name=row[QUEUE],
-                priority=row[PRIORITY],
-                schedule_id=row[SCHEDULE_ID],
-                max_retries=row[MAX_RETRIES],
-                created_at=created,
-            )
-            return _lay_state(shell, row)
+        return _lay_state(decoded_or_shell(self.serializer, row[PAYLOAD], lambda: _shell(row)), row)
+
+    def _moved(self, row: Row | None) -> Task | None:
+        """The task a transition returned, if any; claimers are woken when it is PENDING."""
+        if row is None:
+            return None
+        task = self._view(row)
+        if task.status is TaskStatus.PENDING:
+            self.db.hub.notify_tasks([task.queue_name])
+        return task
 
     def _params(self, **values: Any) -> dict[str, Any]:
         return {"project": self.project_name, **values}
@@ -272,20 +197,15 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
         ]
         waits = any(t.status is TaskStatus.WAITING for t, _ in items)
         if len(rows) == 1 and not waits:  # one statement is atomic on its own
-            created = await self.db.run(lambda raw: [raw.execute(_INSERT, rows[0]).rowcount == 1])
+            created = await self.db.run(
+                lambda raw: [raw.execute(SQL["insert_task"], rows[0]).rowcount == 1]
+            )
         else:
             ids = msgspec.json.encode([t.id for t, _ in items]).decode()
 
             def insert(raw: sqlite3.Connection) -> list[bool]:
-                seen = {
-                    r[0]
-                    for r in raw.execute(
-                        "SELECT id FROM omniq_tasks WHERE project = ?"
-                        " AND id IN (SELECT value FROM json_each(?))",
-                        (self.project_name, ids),
-                    )
-                }
-                raw.executemany(_INSERT, rows)
+                seen = {r[0] for r in raw.execute(SQL["seen_ids"], (self.project_name, ids))}
+                raw.executemany(SQL["insert_task"], rows)
                 flags = []
                 deps: list[tuple[str, str, str]] = []
                 for task, _ in items:
@@ -297,7 +217,7 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
                     if new and task.status is TaskStatus.WAITING:
                         deps.extend((self.project_name, dep, task.id) for dep in task.depends_on)
                 if deps:
-                    raw.executemany(_INSERT_DEP, deps)
+                    raw.executemany(SQL["insert_dep"], deps)
                 return flags
 
             created = await self.db.write(insert)
@@ -346,7 +266,7 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
                         claimed.append(self._decode(row))
                     except SerializationError as exc:
                         # poison payload: dead at once, with the reason; the claim carries on
-                        raw.execute(_MARK_DEAD, (now_us, str(exc), row[SEQ]))
+                        raw.execute(SQL["mark_dead"], (now_us, str(exc), row[SEQ]))
                         dead = self._view(row)
                         dead.status, dead.finished_at, dead.lease_expires_at = (
                             TaskStatus.DEAD,
@@ -390,7 +310,7 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
             until=to_us(now + timedelta(seconds=lease)),
             pairs=msgspec.json.encode(claims).decode(),
         )
-        rows = await self.db.run(lambda raw: raw.execute(_HEARTBEAT, params).fetchall())
+        rows = await self.db.run(lambda raw: raw.execute(SQL["heartbeat"], params).fetchall())
         renewed = {task_id: bool(cancel) for task_id, cancel in rows}
         return {
             task_id: (
@@ -425,14 +345,14 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
         )
 
         def complete(raw: sqlite3.Connection) -> tuple[set[tuple[str, str]], set[str]]:
-            acked = {(r[0], r[1]) for r in raw.execute(_COMPLETE, params).fetchall()}
+            acked = {(r[0], r[1]) for r in raw.execute(SQL["complete"], params).fetchall()}
             rows = [row for task_id, claim, row in results if (task_id, claim) in acked]
             if rows:
                 raw.executemany(UPSERT_RESULT, rows)
             waited: set[str] = set()
             if acked:
                 ids = msgspec.json.encode([task_id for task_id, _ in acked]).decode()
-                waited = {r[0] for r in raw.execute(_WAITED_ON, (ids, self.project_name))}
+                waited = {r[0] for r in raw.execute(SQL["waited_on"], (ids, self.project_name))}
             return acked, waited
 
         acked, waited = await self.db.write(complete)
@@ -468,15 +388,9 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
             error_message=failure.error_message,
             error_traceback=failure.error_traceback,
         )
-        errors = (
-            "error_type = :error_type, error_message = :error_message,"
-            " error_traceback = :error_traceback"
-        )
 
         def fail(raw: sqlite3.Connection) -> Row | None:
-            found = raw.execute(
-                f"SELECT attempts, max_retries FROM omniq_tasks WHERE {_BY_CLAIM}", params
-            ).fetchone()
+            found = raw.execute(SQL["attempts_of_claim"], params).fetchone()
             if found is None:
                 return None
             final = failure.status
@@ -484,71 +398,30 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
                 # out of attempts: the retry is refused here, atomically, as the lease path does
                 final = TaskStatus.DEAD
             if final is TaskStatus.PENDING:
-                sql = (
-                    "UPDATE omniq_tasks SET status = 'pending', eta = :retry_at,"
-                    " ready_at = COALESCE(:retry_at, created_at), claim = NULL,"
-                    f" lease_expires_at = NULL, {errors} WHERE {_BY_CLAIM} RETURNING {COLUMNS}"
-                )
+                row: Row = raw.execute(SQL["fail_retry"], params).fetchone()
             else:
-                sql = (
-                    f"UPDATE omniq_tasks SET status = '{final.value}', finished_at = :now,"
-                    f" lease_expires_at = NULL, {errors} WHERE {_BY_CLAIM} RETURNING {COLUMNS}"
-                )
-            row: Row = raw.execute(sql, params).fetchone()
+                row = raw.execute(SQL["fail_end"], {**params, "status": final.value}).fetchone()
             return row
 
-        row = await self.db.write(fail)
-        if row is None:
-            return None
-        task = self._view(row)
-        if task.status is TaskStatus.PENDING:
-            self.db.hub.notify_tasks([task.queue_name])
-        return task
+        return self._moved(await self.db.write(fail))
 
     async def _release(self, task_id: str, claim: str, now: datetime) -> Task | None:
         params = self._params(id=task_id, claim=claim, now=to_us(now))
 
         def release(raw: sqlite3.Connection) -> Row | None:
-            row: Row | None = raw.execute(
-                "UPDATE omniq_tasks SET status = 'cancelled', finished_at = :now,"
-                " lease_expires_at = NULL, error_type = 'Cancelled',"
-                " error_message = 'cancelled while running'"
-                f" WHERE {_BY_CLAIM} AND cancel_requested = 1 RETURNING {COLUMNS}",
-                params,
-            ).fetchone()
-            if row is None:
-                # handed back untouched: the attempt it was claimed for does not count
-                row = raw.execute(
-                    "UPDATE omniq_tasks SET status = 'pending', attempts = MAX(0, attempts - 1),"
-                    " claim = NULL, lease_expires_at = NULL, worker_id = NULL, started_at = NULL,"
-                    f" cancel_requested = 0 WHERE {_BY_CLAIM} RETURNING {COLUMNS}",
-                    params,
-                ).fetchone()
+            row: Row | None = raw.execute(SQL["release_cancelled"], params).fetchone()
+            if row is None:  # handed back untouched: its attempt does not count
+                row = raw.execute(SQL["release"], params).fetchone()
             return row
 
-        row = await self.db.write(release)
-        if row is None:
-            return None
-        task = self._view(row)
-        if task.status is TaskStatus.PENDING:
-            self.db.hub.notify_tasks([task.queue_name])
-        return task
+        return self._moved(await self.db.write(release))
 
     async def _cancel(self, task_id: str, now: datetime) -> Task | None:
         params = self._params(id=task_id, now=to_us(now))
-        by_id = "project = :project AND id = :id"
 
         def cancel(raw: sqlite3.Connection) -> Row | None:
-            for sql in (
-                "UPDATE omniq_tasks SET status = 'cancelled', finished_at = :now,"
-                " lease_expires_at = NULL, error_type = 'Cancelled',"
-                " error_message = 'cancelled before it started'"
-                f" WHERE {by_id} AND status IN ('pending', 'waiting') RETURNING {COLUMNS}",
-                "UPDATE omniq_tasks SET cancel_requested = 1"
-                f" WHERE {by_id} AND status = 'running' RETURNING {COLUMNS}",
-                f"SELECT {COLUMNS} FROM omniq_tasks WHERE {by_id}",
-            ):
-                row: Row | None = raw.execute(sql, params).fetchone()
+            for name in ("cancel_waiting_or_pending", "cancel_running", "task_by_id"):
+                row: Row | None = raw.execute(SQL[name], params).fetchone()
                 if row is not None:
                     return row
             return None
@@ -562,7 +435,7 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
         # its place in claim order as the memory backend does, and an eta still in the future
         # keeps it out of claims until then
         params = self._params(ids=msgspec.json.encode(task_ids).decode())
-        rows = await self.db.run(lambda raw: raw.execute(_PROMOTE, params).fetchall())
+        rows = await self.db.run(lambda raw: raw.execute(SQL["promote"], params).fetchall())
         tasks = [self._view(r) for r in rows]
         if tasks:
             self.db.hub.notify_tasks({t.queue_name for t in tasks})
@@ -575,7 +448,9 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
             # one statement per task, all in one transaction and one thread hop
             moved: list[Row] = []
             for task_id, reason in items:
-                cur = raw.execute(_CANCEL_WAITING, (now_us, reason, self.project_name, task_id))
+                cur = raw.execute(
+                    SQL["cancel_waiting"], (now_us, reason, self.project_name, task_id)
+                )
                 moved.extend(cur.fetchall())
             return moved
 
@@ -591,52 +466,23 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
         if not asked:
             return []
         params = self._params(ids=msgspec.json.encode(asked).decode())
-        rows = await self.db.run(lambda raw: raw.execute(_DEPENDENTS, params).fetchall())
+        rows = await self.db.run(lambda raw: raw.execute(SQL["dependents"], params).fetchall())
         # a task waiting on several of the ids comes once per id
         unique = {r[ID]: r for r in rows}
         return [self._view(r) for r in unique.values()]
 
     async def _requeue(self, task_id: str, reset_attempts: bool, now: datetime) -> Task | None:
         params = self._params(id=task_id, reset=int(reset_attempts))
-        sql = (
-            "UPDATE omniq_tasks SET status = 'pending',"
-            " attempts = CASE WHEN :reset THEN 0 ELSE attempts END,"
-            " eta = NULL, expires_at = NULL, ready_at = created_at, finished_at = NULL,"
-            " claim = NULL, worker_id = NULL, lease_expires_at = NULL, error_type = NULL,"
-            " error_message = NULL, error_traceback = NULL, cancel_requested = 0"
-            " WHERE project = :project AND id = :id"
-            " AND status IN ('dead', 'cancelled', 'expired', 'failed')"
-            f" RETURNING {COLUMNS}"
+        return self._moved(
+            await self.db.run(lambda raw: raw.execute(SQL["requeue"], params).fetchone())
         )
-        row = await self.db.run(lambda raw: raw.execute(sql, params).fetchone())
-        if row is None:
-            return None
-        task = self._view(row)
-        self.db.hub.notify_tasks([task.queue_name])
-        return task
 
     async def _recover_expired(self, now: datetime) -> list[Task]:
         params = self._params(now=to_us(now))
-        lapsed = (
-            "project = :project AND status = 'running' AND lease_expires_at IS NOT NULL"
-            " AND lease_expires_at <= :now"
-        )
 
         def recover(raw: sqlite3.Connection) -> list[Row]:
-            dead = raw.execute(
-                "UPDATE omniq_tasks SET status = 'dead', finished_at = :now,"
-                " lease_expires_at = NULL, error_type = 'LeaseExpired',"
-                " error_message = 'lease expired on attempt ' || attempts || ' of '"
-                " || (max_retries + 1)"
-                f" WHERE {lapsed} AND attempts >= max_retries + 1 RETURNING {COLUMNS}",
-                params,
-            ).fetchall()
-            back = raw.execute(
-                "UPDATE omniq_tasks SET status = 'pending', eta = NULL, ready_at = created_at,"
-                " claim = NULL, lease_expires_at = NULL"
-                f" WHERE {lapsed} RETURNING {COLUMNS}",
-                params,
-            ).fetchall()
+            dead = raw.execute(SQL["recover_dead"], params).fetchall()
+            back = raw.execute(SQL["recover_pending"], params).fetchall()
             return dead + back
 
         rows = await self.db.write(recover)
@@ -648,23 +494,19 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
 
     async def _expire(self, now: datetime) -> list[Task]:
         params = self._params(now=to_us(now))
-        sql = f"{_EXPIRE_SET} RETURNING {COLUMNS}"
-        rows = await self.db.run(lambda raw: raw.execute(sql, params).fetchall())
+        rows = await self.db.run(lambda raw: raw.execute(SQL["expire"], params).fetchall())
         return [self._view(r) for r in rows]
 
     # -- reading ---------------------------------------------------------------------------
     async def _get_task(self, task_id: str) -> Task | None:
         row = await self.db.run(
-            lambda raw: raw.execute(
-                f"SELECT {COLUMNS} FROM omniq_tasks WHERE project = ? AND id = ?",
-                (self.project_name, task_id),
-            ).fetchone()
+            lambda raw: raw.execute(SQL["task_by_id"], self._params(id=task_id)).fetchone()
         )
         return None if row is None else self._view(row)
 
     async def _get_tasks(self, task_ids: list[str]) -> dict[str, Task]:
         params = self._params(ids=msgspec.json.encode(task_ids).decode())
-        rows = await self.db.run(lambda raw: raw.execute(_GET_TASKS, params).fetchall())
+        rows = await self.db.run(lambda raw: raw.execute(SQL["get_tasks"], params).fetchall())
         return {r[ID]: self._view(r) for r in rows}
 
     async def _list_tasks(
@@ -677,30 +519,19 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
         if status is not None:
             where.append("status = ?")
             params.append(status.value)
-        sql = (
-            f"SELECT {COLUMNS} FROM omniq_tasks WHERE {' AND '.join(where)}"
-            " ORDER BY seq LIMIT ? OFFSET ?"
-        )
+        sql = SQL["list_tasks"].replace("{where}", " AND ".join(where))
         rows = await self.db.run(lambda raw: raw.execute(sql, [*params, limit, offset]).fetchall())
         return [self._view(r) for r in rows]
 
     async def _queue_size(self, queue: str) -> int:
         count: int = await self.db.run(
-            lambda raw: raw.execute(
-                "SELECT COUNT(*) FROM omniq_tasks WHERE project = ? AND queue = ?"
-                " AND status = 'pending'",
-                (self.project_name, queue),
-            ).fetchone()[0]
+            lambda raw: raw.execute(SQL["queue_size"], (self.project_name, queue)).fetchone()[0]
         )
         return count
 
     async def _stats(self) -> dict[str, dict[str, int]]:
         rows = await self.db.run(
-            lambda raw: raw.execute(
-                "SELECT queue, status, COUNT(*) FROM omniq_tasks WHERE project = ?"
-                " GROUP BY queue, status",
-                (self.project_name,),
-            ).fetchall()
+            lambda raw: raw.execute(SQL["stats"], (self.project_name,)).fetchall()
         )
         stats: dict[str, dict[str, int]] = {}
         for queue, status, count in rows:
@@ -709,11 +540,7 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
 
     async def _purge(self, queue: str) -> int:
         def purge(raw: sqlite3.Connection) -> int:
-            cur = raw.execute(
-                "DELETE FROM omniq_tasks WHERE project = ? AND queue = ?"
-                " AND status IN ('pending', 'waiting')",
-                (self.project_name, queue),
-            )
+            cur = raw.execute(SQL["purge"], (self.project_name, queue))
             return cur.rowcount
 
         return await self.db.run(purge)
@@ -721,42 +548,21 @@ class AsyncSQLiteQueue(ScheduleStore, BaseTaskQueue):
     # -- workers ---------------------------------------------------------------------------
     async def _save_worker(self, worker_id: str, payload: bytes, expires_at: datetime) -> None:
         params = (self.project_name, worker_id, to_us(expires_at), payload)
-        await self.db.run(
-            lambda raw: raw.execute(
-                "INSERT INTO omniq_workers (project, worker_id, expires_at, payload)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (project, worker_id)"
-                " DO UPDATE SET expires_at = excluded.expires_at, payload = excluded.payload",
-                params,
-            )
-        )
+        await self.db.run(lambda raw: raw.execute(SQL["save_worker"], params))
 
     async def _list_workers(self, now: datetime) -> list[bytes]:
         now_us = to_us(now)
 
         def listing(raw: sqlite3.Connection) -> list[bytes]:
             # a worker killed without saying goodbye leaves its record: drop it on the way
-            raw.execute(
-                "DELETE FROM omniq_workers WHERE project = ? AND expires_at <= ?",
-                (self.project_name, now_us),
-            )
-            return [
-                bytes(r[0])
-                for r in raw.execute(
-                    "SELECT payload FROM omniq_workers WHERE project = ? ORDER BY worker_id",
-                    (self.project_name,),
-                )
-            ]
+            raw.execute(SQL["drop_expired_workers"], (self.project_name, now_us))
+            return [bytes(r[0]) for r in raw.execute(SQL["list_workers"], (self.project_name,))]
 
         return await self.db.write(listing)
 
     async def _delete_worker(self, worker_id: str) -> bool:
         count: int = await self.db.run(
-            lambda raw: (
-                raw.execute(
-                    "DELETE FROM omniq_workers WHERE project = ? AND worker_id = ?",
-                    (self.project_name, worker_id),
-                ).rowcount
-            )
+            lambda raw: raw.execute(SQL["delete_worker"], (self.project_name, worker_id)).rowcount
         )
         return count == 1
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import time
 import weakref
@@ -15,16 +14,11 @@ from omniq._sync import SyncWrapper
 from omniq.models.result import TaskResult
 from omniq.storage.base import BaseResultStorage
 from omniq.storage.sqlite._component import SQLiteComponent
-from omniq.storage.sqlite._db import to_us
+from omniq.storage.sqlite._db import FILES, to_us
 
 #: Shared with the task queue, which writes results in its completion transaction.
-UPSERT_RESULT = (
-    "INSERT INTO omniq_results (project, task_id, status, schedule_id, finished_at, expires_at,"
-    " payload) VALUES (?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (project, task_id) DO UPDATE SET status = excluded.status,"
-    " schedule_id = excluded.schedule_id, finished_at = excluded.finished_at,"
-    " expires_at = excluded.expires_at, payload = excluded.payload"
-)
+SQL = FILES.queries
+UPSERT_RESULT = SQL["upsert_result"]
 
 
 def result_row(project: str, result: TaskResult, payload: bytes) -> tuple[Any, ...]:
@@ -46,17 +40,8 @@ class AsyncSQLiteResultStorage(SQLiteComponent, BaseResultStorage):
     datagram from any other process on this machine (see ``_wake``); never by polling.
     """
 
-    def __init__(
-        self,
-        *,
-        path: str | os.PathLike[str] | None = None,
-        url: str | None = None,
-        base_dir: str | os.PathLike[str] | None = None,
-        busy_timeout: float | None = None,
-        **options: Any,
-    ) -> None:
+    def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self._locate(path, url, base_dir, busy_timeout)
         # result generation seen by each reading task before it looked (see _wake)
         self._read_gens: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = (
             weakref.WeakKeyDictionary()
@@ -109,18 +94,13 @@ class AsyncSQLiteResultStorage(SQLiteComponent, BaseResultStorage):
         if len(task_ids) == 1:
             row = await self.db.run(
                 lambda raw: raw.execute(
-                    "SELECT task_id, payload FROM omniq_results WHERE project = ? AND task_id = ?",
-                    (self.project_name, task_ids[0]),
+                    SQL["get_result"], (self.project_name, task_ids[0])
                 ).fetchall()
             )
         else:
             ids = msgspec.json.encode(task_ids).decode()
             row = await self.db.run(
-                lambda raw: raw.execute(
-                    "SELECT task_id, payload FROM omniq_results WHERE project = ?"
-                    " AND task_id IN (SELECT value FROM json_each(?))",
-                    (self.project_name, ids),
-                ).fetchall()
+                lambda raw: raw.execute(SQL["get_results"], (self.project_name, ids)).fetchall()
             )
         return dict(row)
 
@@ -129,11 +109,7 @@ class AsyncSQLiteResultStorage(SQLiteComponent, BaseResultStorage):
             return {}
         ids = msgspec.json.encode(task_ids).decode()
         rows = await self.db.run(
-            lambda raw: raw.execute(
-                "SELECT task_id, payload FROM omniq_results WHERE project = ?"
-                " AND task_id IN (SELECT value FROM json_each(?))",
-                (self.project_name, ids),
-            ).fetchall()
+            lambda raw: raw.execute(SQL["get_results"], (self.project_name, ids)).fetchall()
         )
         return {task_id: self.serializer.decode_result(payload) for task_id, payload in rows}
 
@@ -152,31 +128,21 @@ class AsyncSQLiteResultStorage(SQLiteComponent, BaseResultStorage):
         now = to_us_now()
         row = await self.db.run(
             lambda raw: raw.execute(
-                "SELECT payload FROM omniq_results WHERE project = ? AND schedule_id = ?"
-                " AND (expires_at IS NULL OR expires_at > ?)"
-                " ORDER BY finished_at DESC, rowid DESC LIMIT 1",
-                (self.project_name, schedule_id, now),
+                SQL["latest_result"], (self.project_name, schedule_id, now)
             ).fetchone()
         )
         return None if row is None else self.serializer.decode_result(row[0])
 
     async def _delete(self, task_id: str) -> bool:
         def delete(raw: sqlite3.Connection) -> bool:
-            cur = raw.execute(
-                "DELETE FROM omniq_results WHERE project = ? AND task_id = ?",
-                (self.project_name, task_id),
-            )
+            cur = raw.execute(SQL["delete_result"], (self.project_name, task_id))
             return cur.rowcount > 0
 
         return await self.db.run(delete)
 
     async def _cleanup(self, now: Any) -> int:
         def sweep(raw: sqlite3.Connection) -> int:
-            cur = raw.execute(
-                "DELETE FROM omniq_results WHERE project = ? AND expires_at IS NOT NULL"
-                " AND expires_at <= ?",
-                (self.project_name, to_us(now)),
-            )
+            cur = raw.execute(SQL["expire_results"], (self.project_name, to_us(now)))
             return cur.rowcount
 
         return await self.db.run(sweep)

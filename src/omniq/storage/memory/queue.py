@@ -1,4 +1,4 @@
-"""The in-process memory backend: a heap per queue, futures for wake-ups (ARCHITECTURE 12.4).
+"""The memory task queue: a heap per queue, futures for wake-ups (ARCHITECTURE 12.4).
 
 It keeps encoded payloads, not live objects, so a task behaves exactly as on a real backend (the
 enqueuer cannot mutate arguments after the fact, and every payload passes the serializer). Every
@@ -18,19 +18,19 @@ import msgspec
 
 from omniq._sync import SyncWrapper
 from omniq.exceptions import SerializationError
-from omniq.models.event import TaskEvent
-from omniq.models.result import TaskResult
 from omniq.models.schedule import Schedule, ScheduleState
 from omniq.models.task import Task, TaskStatus, copy_state
 from omniq.storage._waiters import QueueWaiters
 from omniq.storage.base import (
-    BaseEventStorage,
     BaseResultStorage,
-    BaseTaskQueue,
     Completion,
-    EventQuery,
     Failure,
     HeartbeatStatus,
+    SupportsDependencies,
+    SupportsPurge,
+    SupportsSchedules,
+    SupportsWorkerRegistry,
+    decoded_or_shell,
     new_claim,
 )
 
@@ -48,7 +48,9 @@ class _Entry:
         self.gen = 0  # bumped whenever the task is (re)queued: older heap items become stale
 
 
-class AsyncMemoryQueue(BaseTaskQueue):
+class AsyncMemoryQueue(
+    SupportsDependencies, SupportsSchedules, SupportsWorkerRegistry, SupportsPurge
+):
     """Tasks in this process only: the fastest backend, for tests and single-process apps."""
 
     backend_name = "memory"
@@ -128,10 +130,11 @@ class AsyncMemoryQueue(BaseTaskQueue):
     def _view(self, entry: _Entry) -> Task:
         """What readers (get_task, list_tasks) see: a task whose payload cannot be decoded (a
         poison task, already DEAD) is still shown, with its state and without its arguments."""
-        try:
-            return self._snapshot(entry)
-        except SerializationError:
-            return msgspec.structs.replace(entry.task)
+        task = decoded_or_shell(
+            self.serializer, entry.payload, lambda: msgspec.structs.replace(entry.task)
+        )
+        copy_state(entry.task, task)
+        return task
 
     def _finish(self, entry: _Entry, status: TaskStatus, now: datetime) -> None:
         task = entry.task
@@ -504,106 +507,8 @@ class AsyncMemoryQueue(BaseTaskQueue):
         return {"tasks": len(self._tasks), "running": len(self._running)}
 
 
-class AsyncMemoryResultStorage(BaseResultStorage):
-    backend_name = "memory"
-    is_local = True
-
-    def __init__(self, *, name: str | None = None, **options: Any) -> None:
-        super().__init__(**options)
-        self.name = name
-        self._results: dict[str, tuple[datetime | None, bytes]] = {}
-        self._latest: dict[str, str] = {}
-        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
-
-    async def _set_many(self, items: list[tuple[TaskResult, bytes]]) -> None:
-        for result, payload in items:
-            self._results[result.task_id] = (result.expires_at, payload)
-            if result.schedule_id is not None:
-                self._latest[result.schedule_id] = result.task_id
-            for fut in self._waiters.pop(result.task_id, ()):
-                if not fut.done():
-                    fut.set_result(None)
-
-    async def _get(self, task_id: str) -> TaskResult | None:
-        stored = self._results.get(task_id)
-        return None if stored is None else self.serializer.decode_result(stored[1])
-
-    async def _wait_for(self, task_id: str, timeout: float | None) -> None:
-        if task_id in self._results:
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiters = self._waiters.setdefault(task_id, [])
-        waiters.append(fut)
-        try:
-            await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            pass
-        finally:
-            if fut in waiters:
-                waiters.remove(fut)
-            if not waiters:
-                self._waiters.pop(task_id, None)
-
-    async def _get_latest(self, schedule_id: str) -> TaskResult | None:
-        task_id = self._latest.get(schedule_id)
-        return None if task_id is None else await self.get(task_id)
-
-    async def _delete(self, task_id: str) -> bool:
-        return self._results.pop(task_id, None) is not None
-
-    async def _cleanup(self, now: datetime) -> int:
-        doomed = [k for k, (exp, _) in self._results.items() if exp is not None and exp <= now]
-        for key in doomed:
-            del self._results[key]
-        return len(doomed)
-
-
-class AsyncMemoryEventStorage(BaseEventStorage):
-    backend_name = "memory"
-    is_local = True
-
-    def __init__(
-        self, *, name: str | None = None, max_events: int = 100_000, **options: Any
-    ) -> None:
-        super().__init__(**options)
-        self.name = name
-        self._events: deque[TaskEvent] = deque(maxlen=max_events)
-
-    async def _log_events(self, events: list[TaskEvent]) -> None:
-        self._events.extend(events)
-
-    async def _get_events(self, query: EventQuery) -> list[TaskEvent]:
-        found = sorted(
-            (e for e in self._events if query.matches(e)),
-            key=lambda e: (e.timestamp, e.id),
-            reverse=query.descending,
-        )
-        return found[query.offset : query.offset + query.limit]
-
-    async def _cleanup_old_events(self, before: datetime) -> int:
-        kept = [e for e in self._events if e.timestamp >= before]
-        removed = len(self._events) - len(kept)
-        self._events = deque(kept, maxlen=self._events.maxlen)
-        return removed
-
-
 class MemoryQueue(SyncWrapper, async_class=AsyncMemoryQueue):
     """Blocking API of :class:`AsyncMemoryQueue`."""
 
 
-class MemoryResultStorage(SyncWrapper, async_class=AsyncMemoryResultStorage):
-    """Blocking API of :class:`AsyncMemoryResultStorage`."""
-
-
-class MemoryEventStorage(SyncWrapper, async_class=AsyncMemoryEventStorage):
-    """Blocking API of :class:`AsyncMemoryEventStorage`."""
-
-
-__all__ = [
-    "AsyncMemoryEventStorage",
-    "AsyncMemoryQueue",
-    "AsyncMemoryResultStorage",
-    "MemoryEventStorage",
-    "MemoryQueue",
-    "MemoryResultStorage",
-]
+__all__ = ["AsyncMemoryQueue", "MemoryQueue"]

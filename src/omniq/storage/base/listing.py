@@ -1,0 +1,105 @@
+"""Capabilities: listing and stats (``list_tasks``, ``list_dead``, ``get_queue_size``,
+``stats``), and purge.
+
+Listing needs one primitive, ``_list_tasks``, in a stable order so that offsets page through it.
+``_queue_size`` and ``_stats`` fall back to counting through it: correct everywhere, and a
+backend that keeps counts or can aggregate in the store overrides them.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import ClassVar
+
+from omniq.models.task import Task, TaskStatus
+from omniq.queue.builder import validate_queue_name
+from omniq.storage.base.capabilities import Capability
+from omniq.storage.base.queue import BaseTaskQueue
+
+#: How many tasks one page of a fallback scan reads.
+SCAN_PAGE = 500
+
+
+class SupportsListing(BaseTaskQueue):
+    """Offers reading the tasks by queue and status, and counting them."""
+
+    provides: ClassVar[Capability | None] = Capability.LISTING
+
+    async def list_tasks(
+        self,
+        queue: str | None = None,
+        status: TaskStatus | str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Task]:
+        if queue is not None:
+            validate_queue_name(queue)
+        st = TaskStatus(status) if status is not None else None
+        if limit < 0 or offset < 0:
+            raise ValueError(f"limit and offset must be >= 0, got {limit!r}, {offset!r}")
+        await self._ensure()
+        return await self._list_tasks(queue, st, limit, offset)
+
+    async def list_dead(
+        self, queue: str | None = None, *, limit: int = 100, offset: int = 0
+    ) -> list[Task]:
+        return await self.list_tasks(
+            queue=queue, status=TaskStatus.DEAD, limit=limit, offset=offset
+        )
+
+    async def get_queue_size(self, queue: str = "default") -> int:
+        """Tasks waiting in ``queue`` (pending, including delayed ones)."""
+        validate_queue_name(queue)
+        await self._ensure()
+        return await self._queue_size(queue)
+
+    async def stats(self) -> dict[str, dict[str, int]]:
+        """Counts by queue and status: ``{"default": {"pending": 3, "success": 10}}``."""
+        await self._ensure()
+        return await self._stats()
+
+    async def _scan(self, queue: str | None, status: TaskStatus | None) -> AsyncIterator[Task]:
+        """Every matching task, a page at a time (the fallbacks' way of reading everything)."""
+        offset = 0
+        while True:
+            page = await self._list_tasks(queue, status, SCAN_PAGE, offset)
+            for task in page:
+                yield task
+            if len(page) < SCAN_PAGE:
+                return
+            offset += len(page)
+
+    @abstractmethod
+    async def _list_tasks(
+        self, queue: str | None, status: TaskStatus | None, limit: int, offset: int
+    ) -> list[Task]:
+        """Matching tasks in a stable order (so that ``offset`` pages through them)."""
+
+    async def _queue_size(self, queue: str) -> int:
+        """Fallback: counts the PENDING tasks of ``queue`` through :meth:`_list_tasks`."""
+        return sum([1 async for _ in self._scan(queue, TaskStatus.PENDING)])
+
+    async def _stats(self) -> dict[str, dict[str, int]]:
+        """Fallback: counts every task through :meth:`_list_tasks`."""
+        counts: dict[str, Counter[str]] = {}
+        async for task in self._scan(None, None):
+            counts.setdefault(task.queue_name, Counter())[task.status.value] += 1
+        return {queue: dict(by_status) for queue, by_status in counts.items()}
+
+
+class SupportsPurge(BaseTaskQueue):
+    """Offers deleting the tasks waiting in a queue."""
+
+    provides: ClassVar[Capability | None] = Capability.PURGE
+
+    async def purge(self, queue: str = "default") -> int:
+        """Deletes the tasks waiting in ``queue`` (pending and waiting); returns how many."""
+        validate_queue_name(queue)
+        await self._ensure()
+        return await self._purge(queue)
+
+    @abstractmethod
+    async def _purge(self, queue: str) -> int:
+        """Deletes the PENDING and WAITING tasks of ``queue`` at once; returns how many."""

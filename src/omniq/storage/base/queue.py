@@ -1,0 +1,485 @@
+"""The task queue's required core: where tasks wait, are claimed under a lease, and end.
+
+Public methods live here once, SAQ-style: they validate, serialize, emit events and keep the
+semantics of ARCHITECTURE section 3, then call a backend's underscore primitives. The optional
+capabilities (dependencies, schedules, worker registry, listing, purge) are mixins beside this
+module; see the package docstring for what a backend must write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from omniq._time import as_utc, utcnow
+from omniq.config import get_settings
+from omniq.exceptions import QueueNameError, TaskNotFound
+from omniq.models.event import EventType, TaskEvent
+from omniq.models.result import ResultStatus, TaskResult
+from omniq.models.task import Task, TaskStatus, check_task
+from omniq.queue.builder import (
+    build_task,
+    check_allowed_queue,
+    default_queue_of,
+    mark_enqueued,
+    validate_queue_name,
+)
+from omniq.serialization import Serializer
+from omniq.storage.base.capabilities import OptionalSurface
+from omniq.storage.base.types import Completion, Failure, HeartbeatStatus
+
+if TYPE_CHECKING:
+    from omniq.events.logger import EventLogger
+    from omniq.storage.base.results import BaseResultStorage
+
+
+class BaseTaskQueue(OptionalSurface):
+    """Where tasks wait, are claimed under a lease, and reach a final state."""
+
+    def __init__(
+        self,
+        *,
+        project_name: str | None = None,
+        queues: Sequence[str] | None = None,
+        default_queue: str | None = None,
+        lease_timeout: float | None = None,
+        secret_key: str | bytes | None = None,
+        allow_dill: bool | None = None,
+        serializer: Serializer | None = None,
+    ) -> None:
+        super().__init__(
+            project_name=project_name,
+            secret_key=secret_key,
+            allow_dill=allow_dill,
+            serializer=serializer,
+        )
+        self.queues: list[str] | None = (
+            [validate_queue_name(q) for q in queues] if queues is not None else None
+        )
+        if self.queues is not None and not self.queues:
+            raise ValueError("queues must name at least one queue")
+        #: where a task goes when enqueue names no queue
+        self.default_queue = default_queue_of(self.queues, default_queue)
+        self.lease_timeout = float(lease_timeout or get_settings().LEASE_TIMEOUT)
+        if self.lease_timeout <= 0:
+            raise ValueError(f"lease_timeout must be positive, got {lease_timeout!r}")
+        #: Set by the façade or a worker; None means no event work at all.
+        self.event_logger: EventLogger | None = None
+        #: Where final outcomes decided by the queue itself (expiry, cancellation, a lease that ran
+        #: out of attempts) are written, so that ``get_result`` waiters wake up.
+        self.result_storage: BaseResultStorage | None = None
+
+    def create_result_storage(self) -> BaseResultStorage:
+        """A result storage of this queue's own kind, on the same connection settings: the
+        default wherever results are needed and none was configured. Backends override it."""
+        from omniq.storage.memory import AsyncMemoryResultStorage
+
+        return AsyncMemoryResultStorage(project_name=self.project_name, serializer=self.serializer)
+
+    # -- events ----------------------------------------------------------------------------
+    def _emit(self, event_type: EventType, task: Task, **details: Any) -> None:
+        if self.event_logger is not None:
+            self.event_logger.emit(TaskEvent.for_task(task, event_type, **details))
+
+    async def _write_final_results(self, tasks: Iterable[Task]) -> None:
+        """Results for outcomes no worker produced (EXPIRED, CANCELLED, DEAD by lease)."""
+        if self.result_storage is None:
+            return
+        status_map = {
+            TaskStatus.EXPIRED: ResultStatus.EXPIRED,
+            TaskStatus.CANCELLED: ResultStatus.CANCELLED,
+            TaskStatus.DEAD: ResultStatus.ERROR,
+        }
+        results = [
+            TaskResult.for_task(
+                t,
+                status_map[t.status],
+                error=t.error_message or t.status.value,
+                error_type=t.error_type,
+            )
+            for t in tasks
+            if t.status in status_map
+        ]
+        if results:
+            await self.result_storage.set_many(results)
+
+    # -- enqueue ---------------------------------------------------------------------------
+    def _resolve_queues(self, queues: str | Sequence[str] | None) -> list[str]:
+        if queues is None:
+            return list(self.queues) if self.queues else [self.default_queue]
+        if isinstance(queues, str):
+            queues = [q.strip() for q in queues.split(",") if q.strip()]
+        names = [check_allowed_queue(q, self.queues) for q in queues]
+        if not names:
+            raise QueueNameError(f"no queue to serve in {queues!r}")
+        return names
+
+    def build_task(self, func: Callable[..., Any] | str | Task, **options: Any) -> Task:
+        if isinstance(func, Task):
+            extra = {k: v for k, v in options.items() if v is not None}
+            if extra:
+                raise TypeError(
+                    f"options {sorted(extra)} cannot be combined with a Task object; set them on the Task"
+                )
+            return mark_enqueued(func)
+        return build_task(func, default_queue=self.default_queue, **options)
+
+    async def enqueue(self, func: Callable[..., Any] | str | Task, **options: Any) -> str:
+        """Stores one task and returns its id. Idempotent on ``task_id``."""
+        ids = await self.enqueue_many([self.build_task(func, **options)])
+        return ids[0]
+
+    async def enqueue_many(self, tasks: Iterable[Task]) -> list[str]:
+        """Stores many tasks in one round trip where the backend allows; returns their ids.
+
+        A task with ``depends_on`` is stored WAITING and becomes PENDING when every dependency
+        has succeeded (see :meth:`_settle`). Dependencies must exist already or come in the same
+        batch; an unknown id or a cycle inside the batch is refused before anything is stored.
+        """
+        batch: list[Task] = []
+        for task in tasks:
+            if not isinstance(task, Task):
+                raise TypeError(f"enqueue_many takes Task objects, got {task!r}")
+            check_allowed_queue(task.queue_name, self.queues)
+            batch.append(check_task(task))
+        if not batch:
+            return []
+        await self._ensure()
+        dependents = [t for t in batch if t.depends_on]
+        if dependents:
+            await self._check_dependencies(batch, dependents)
+        prepared: list[tuple[Task, bytes]] = []
+        for task in batch:
+            task.status = TaskStatus.WAITING if task.depends_on else TaskStatus.PENDING
+            prepared.append((task, self.serializer.encode_task(task)))
+        created = await self._enqueue(prepared)
+        if self.event_logger is not None:
+            for task, new in zip(batch, created, strict=True):
+                if not new:
+                    continue
+                if task.status is TaskStatus.WAITING:
+                    self._emit(EventType.WAITING, task, depends_on=list(task.depends_on))
+                else:
+                    self._emit(
+                        EventType.ENQUEUED, task, eta=task.eta.isoformat() if task.eta else None
+                    )
+        # a dependency may have finished before its dependent was stored, with nobody left to
+        # notice: settle the new ones now (settling twice is harmless, it is compare-and-set)
+        fresh = [t for t, new in zip(batch, created, strict=True) if new and t.depends_on]
+        if fresh:
+            await self._settle(fresh)
+        return [task.id for task in batch]
+
+    # -- claim -----------------------------------------------------------------------------
+    async def dequeue(
+        self,
+        queues: str | Sequence[str] | None = None,
+        *,
+        worker_id: str | None = None,
+        lease: float | None = None,
+        timeout: float | None = None,
+    ) -> Task | None:
+        """Claims one task (RUNNING, under a lease). ``timeout`` seconds to wait; None: don't wait."""
+        tasks = await self.dequeue_many(
+            queues, 1, worker_id=worker_id, lease=lease, timeout=timeout
+        )
+        return tasks[0] if tasks else None
+
+    async def dequeue_many(
+        self,
+        queues: str | Sequence[str] | None = None,
+        limit: int = 1,
+        *,
+        worker_id: str | None = None,
+        lease: float | None = None,
+        timeout: float | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> list[Task]:
+        """Claims up to ``limit`` tasks in one step: the first non-empty queue first, then by
+        priority, eta and enqueue order. Waits on the store's native wake-up, never a sleep loop.
+        Setting ``stop`` ends the wait early (a worker shutting down); a claim in flight is never
+        interrupted, so no claimed task is dropped on the floor."""
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit!r}")
+        names = self._resolve_queues(queues)
+        lease_s = float(lease or self.lease_timeout)
+        await self._ensure()
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        while True:
+            claimed, ended = await self._claim(names, limit, worker_id, lease_s, utcnow())
+            if ended:
+                for task in ended:
+                    if task.status is TaskStatus.EXPIRED:
+                        self._emit(EventType.EXPIRED, task, reason="ttl")
+                    else:
+                        self._emit(
+                            EventType.DEAD,
+                            task,
+                            reason="undecodable payload",
+                            error=task.error_message,
+                        )
+                await self._write_final_results(ended)
+                await self._settle_dependents([t.id for t in ended])
+            if claimed:
+                return claimed
+            if deadline is None:
+                return []
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or (stop is not None and stop.is_set()):
+                return []
+            await self._wait_for_tasks(names, remaining, stop)
+            if stop is not None and stop.is_set():
+                return []
+
+    async def heartbeat(
+        self, task_id: str, claim: str, *, lease: float | None = None
+    ) -> HeartbeatStatus:
+        result = await self.heartbeat_many([(task_id, claim)], lease=lease)
+        return result[task_id]
+
+    async def heartbeat_many(
+        self, claims: Sequence[tuple[str, str]], *, lease: float | None = None
+    ) -> dict[str, HeartbeatStatus]:
+        """Renews the leases of running tasks in one round trip."""
+        if not claims:
+            return {}
+        await self._ensure()
+        return await self._heartbeat(list(claims), float(lease or self.lease_timeout), utcnow())
+
+    # -- outcomes --------------------------------------------------------------------------
+    def stores_results_with(self, result_storage: BaseResultStorage | None) -> bool:
+        """True when ``result_storage`` lives in this queue's database, so a completion writes the
+        result and the acknowledgement in one transaction."""
+        return False
+
+    async def complete(
+        self,
+        task_id: str,
+        claim: str,
+        result: TaskResult | None = None,
+        *,
+        result_storage: BaseResultStorage | None = None,
+    ) -> bool:
+        acks = await self.complete_many(
+            [Completion(task_id, claim, result)], result_storage=result_storage
+        )
+        return acks[0]
+
+    async def complete_many(
+        self,
+        completions: Sequence[Completion],
+        *,
+        result_storage: BaseResultStorage | None = None,
+    ) -> list[bool]:
+        """Marks tasks SUCCESS. Results are stored *before* the acknowledgement (or with it, in one
+        transaction, when the result store shares this queue's database). A stale claim is
+        refused (False), so a zombie worker cannot finish a task another worker re-claimed."""
+        if not completions:
+            return []
+        await self._ensure()
+        together = result_storage is not None and self.stores_results_with(result_storage)
+        if result_storage is not None and not together:
+            results = [c.result for c in completions if c.result is not None]
+            if results:
+                await result_storage.set_many(results)
+        acks = await self._complete(
+            list(completions), utcnow(), result_storage if together else None
+        )
+        await self._settle_dependents(
+            [c.task_id for c, ack in zip(completions, acks, strict=True) if ack]
+        )
+        return acks
+
+    async def fail(
+        self,
+        task_id: str,
+        claim: str,
+        *,
+        error_type: str | None = None,
+        error_message: str | None = None,
+        error_traceback: str | None = None,
+        retry_at: datetime | None = None,
+        status: TaskStatus | None = None,
+    ) -> Task | None:
+        """Records a failed attempt: back to PENDING at ``retry_at`` (event RETRY), or DEAD when
+        ``retry_at`` is None or no attempt is left (event DEAD); ``status=CANCELLED`` ends a
+        cancelled running task. Returns the updated task, or None when the claim is stale."""
+        final = status or (TaskStatus.PENDING if retry_at is not None else TaskStatus.DEAD)
+        if final not in (TaskStatus.PENDING, TaskStatus.DEAD, TaskStatus.CANCELLED):
+            raise ValueError(f"fail() cannot move a task to {final!r}")
+        await self._ensure()
+        task = await self._fail(
+            Failure(
+                task_id,
+                claim,
+                final,
+                error_type,
+                error_message,
+                error_traceback,
+                as_utc(retry_at) if retry_at is not None else None,
+            ),
+            utcnow(),
+        )
+        if task is None:
+            return None
+        # the backend has the last word: a retry asked for on the last attempt ends DEAD
+        if task.status is TaskStatus.PENDING:
+            self._emit(
+                EventType.RETRY,
+                task,
+                retry_at=task.eta.isoformat() if task.eta else None,
+                error_type=error_type,
+                error=error_message,
+            )
+        elif task.status is TaskStatus.DEAD:
+            self._emit(EventType.DEAD, task, error_type=error_type, error=error_message)
+            if retry_at is not None:  # the caller expected a retry, so it will not write a result
+                await self._write_final_results([task])
+        else:
+            self._emit(EventType.CANCELLED, task, reason="cancelled while running")
+        if task.status.is_final:
+            await self._settle_dependents([task.id])
+        return task
+
+    async def release(self, task_id: str, claim: str) -> bool:
+        """Hands a claimed task back untouched (a worker shutting down): PENDING at once, and the
+        attempt it was claimed for does not count. False when the claim is stale."""
+        await self._ensure()
+        task = await self._release(task_id, claim, utcnow())
+        if task is not None and task.status is TaskStatus.CANCELLED:  # cancel was requested
+            self._emit(EventType.CANCELLED, task, reason="cancelled while handed back")
+            await self._write_final_results([task])
+            await self._settle_dependents([task.id])
+        return task is not None
+
+    async def cancel(self, task_id: str) -> bool:
+        """Cancels a pending, delayed or waiting task at once; a running one is asked to stop (its
+        worker sees the request at its next heartbeat). False if the task had already finished."""
+        await self._ensure()
+        task = await self._cancel(task_id, utcnow())
+        if task is None:
+            raise TaskNotFound(f"no task with id {task_id!r}")
+        if task.status is TaskStatus.CANCELLED:
+            self._emit(EventType.CANCELLED, task, reason="cancelled")
+            await self._write_final_results([task])
+            await self._settle_dependents([task.id])
+            return True
+        return task.status is TaskStatus.RUNNING and task.cancel_requested
+
+    async def requeue(self, task_id: str, *, reset_attempts: bool = True) -> bool:
+        """Puts a DEAD, CANCELLED or EXPIRED task back to PENDING (dead-letter re-drive)."""
+        await self._ensure()
+        task = await self._requeue(task_id, reset_attempts, utcnow())
+        if task is None:
+            if await self._get_task(task_id) is None:
+                raise TaskNotFound(f"no task with id {task_id!r}")
+            return False
+        self._emit(EventType.REQUEUED, task)
+        return True
+
+    async def recover_expired(self) -> int:
+        """Running tasks whose lease ran out go back to PENDING, or to DEAD when out of attempts."""
+        await self._ensure()
+        tasks = await self._recover_expired(utcnow())
+        for task in tasks:
+            self._emit(EventType.LEASE_EXPIRED, task)
+            self._emit(
+                EventType.RETRY if task.status is TaskStatus.PENDING else EventType.DEAD,
+                task,
+                reason="lease expired",
+            )
+        dead = [t for t in tasks if t.status is TaskStatus.DEAD]
+        await self._write_final_results(dead)
+        await self._settle_dependents([t.id for t in dead])
+        return len(tasks)
+
+    async def cleanup(self) -> dict[str, int]:
+        """TTL sweep: pending tasks past ``expires_at`` become EXPIRED (event EXPIRED)."""
+        await self._ensure()
+        expired = await self._expire(utcnow())
+        for task in expired:
+            self._emit(EventType.EXPIRED, task, reason="ttl")
+        await self._write_final_results(expired)
+        await self._settle_dependents([t.id for t in expired])
+        return {"expired_tasks": len(expired)}
+
+    # -- reading ---------------------------------------------------------------------------
+    async def get_task(self, task_id: str) -> Task | None:
+        await self._ensure()
+        return await self._get_task(task_id)
+
+    # -- backend primitives (each atomic in its store) -------------------------------------
+    @abstractmethod
+    async def _enqueue(self, items: list[tuple[Task, bytes]]) -> list[bool]:
+        """Stores tasks; an id that already exists is left alone (False in the returned flags)."""
+
+    @abstractmethod
+    async def _claim(
+        self, queues: list[str], limit: int, worker_id: str | None, lease: float, now: datetime
+    ) -> tuple[list[Task], list[Task]]:
+        """Atomically claims up to ``limit`` ready tasks. Returns (claimed, ended): tasks that ended
+        on the way instead of being claimed, EXPIRED by their TTL or DEAD because their payload
+        cannot be decoded."""
+
+    @abstractmethod
+    async def _wait_for_tasks(
+        self, queues: list[str], timeout: float, stop: asyncio.Event | None
+    ) -> None:
+        """Returns when a task may be ready in ``queues`` (or a delayed one comes due), when
+        ``stop`` is set, or after ``timeout`` seconds; uses the store's native wake-up. The
+        subscription must be in place before the first ``await``: an enqueue that lands between
+        the caller's empty claim and this wait must still wake it."""
+
+    @abstractmethod
+    async def _heartbeat(
+        self, claims: list[tuple[str, str]], lease: float, now: datetime
+    ) -> dict[str, HeartbeatStatus]: ...
+
+    @abstractmethod
+    async def _complete(
+        self,
+        completions: list[Completion],
+        now: datetime,
+        result_storage: BaseResultStorage | None,
+    ) -> list[bool]:
+        """RUNNING with this claim -> SUCCESS, one flag per completion (False: stale claim).
+        ``result_storage`` is given only when :meth:`stores_results_with` said True: the results
+        are then written in the same transaction/script, encoded with *its* serializer, and its
+        waiters are woken."""
+
+    @abstractmethod
+    async def _fail(self, failure: Failure, now: datetime) -> Task | None:
+        """RUNNING with this claim -> PENDING at ``retry_at`` (refused, hence DEAD, when no
+        attempt is left), DEAD or CANCELLED, with the error recorded. None when the claim is
+        stale. Atomic: the attempts check and the change are one step."""
+
+    @abstractmethod
+    async def _release(self, task_id: str, claim: str, now: datetime) -> Task | None:
+        """RUNNING with this claim -> PENDING, ready now, ``attempts`` back down by one."""
+
+    @abstractmethod
+    async def _cancel(self, task_id: str, now: datetime) -> Task | None:
+        """PENDING/WAITING -> CANCELLED; RUNNING -> cancel_requested. Returns the task after the
+        change (unchanged if final), or None if unknown."""
+
+    @abstractmethod
+    @abstractmethod
+    async def _get_tasks(self, task_ids: list[str]) -> dict[str, Task]:
+        """Many tasks by id (unknown ids are absent), in one round trip."""
+
+    @abstractmethod
+    async def _requeue(self, task_id: str, reset_attempts: bool, now: datetime) -> Task | None: ...
+
+    @abstractmethod
+    async def _recover_expired(self, now: datetime) -> list[Task]: ...
+
+    @abstractmethod
+    async def _expire(self, now: datetime) -> list[Task]: ...
+
+    async def _get_task(self, task_id: str) -> Task | None:
+        """Fallback: one id through :meth:`_get_tasks`; a backend may read a single row faster."""
+        return (await self._get_tasks([task_id])).get(task_id)

@@ -1,0 +1,58 @@
+"""The small values that cross the seam between the public methods and a backend's primitives."""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+
+import msgspec
+
+from omniq.exceptions import SerializationError
+from omniq.models.result import TaskResult
+from omniq.models.task import Task, TaskStatus
+from omniq.serialization import Serializer
+
+
+class HeartbeatStatus(enum.StrEnum):
+    OK = "ok"  # lease renewed
+    LOST = "lost"  # the claim is stale: stop, the task belongs to someone else now
+    CANCEL = "cancel"  # lease renewed, but cancellation was requested: stop the task
+
+
+class Completion(msgspec.Struct):
+    """A finished task to acknowledge, with the result to store before the acknowledgement."""
+
+    task_id: str
+    claim: str
+    result: TaskResult | None = None
+
+
+class Failure(msgspec.Struct, frozen=True):
+    """A failed attempt to record (see ``BaseTaskQueue._fail``): where the task goes
+    (``status``: PENDING to retry at ``retry_at``, DEAD or CANCELLED) and the error."""
+
+    task_id: str
+    claim: str
+    status: TaskStatus
+    error_type: str | None = None
+    error_message: str | None = None
+    error_traceback: str | None = None
+    retry_at: datetime | None = None
+
+
+def new_claim(worker_id: str | None, attempt: int) -> str:
+    """A claim token: who claimed, which attempt, and randomness so no two claims are equal."""
+    return f"{worker_id or 'anonymous'}:{attempt}:{secrets.token_hex(4)}"
+
+
+def decoded_or_shell(serializer: Serializer, payload: bytes, shell: Callable[[], Task]) -> Task:
+    """The task a stored payload holds, for readers. A payload that cannot be decoded (a poison
+    task, already DEAD) gives ``shell()`` instead, a task built from the stored columns, so that
+    it is still listed and inspectable, without its arguments. The caller lays the stored state
+    over either."""
+    try:
+        return serializer.decode_task(payload)
+    except SerializationError:
+        return shell()
