@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
-from omniq import AsyncOmniQ, TaskStatus
+from omniq import AsyncOmniQ, Task, TaskStatus
 from omniq.exceptions import TaskCancelledError, TaskNotFound
 from omniq.storage.memory import AsyncMemoryQueue
 from tests import tasks_fixture as tf
@@ -91,3 +92,33 @@ async def test_cancel_of_a_finished_task_is_false(oq: AsyncOmniQ) -> None:
 async def test_cancel_of_an_unknown_task_raises(oq: AsyncOmniQ) -> None:
     with pytest.raises(TaskNotFound):
         await oq.cancel("no-such-task")
+
+
+async def test_a_task_stopped_between_its_claim_and_its_first_step_ends_cancelled(
+    oq: AsyncOmniQ,
+) -> None:
+    """A stop that lands after the claim but before the task's runner took its first step (a
+    cancel signal racing the claim) is recorded, not lost with the task left RUNNING."""
+    worker = oq.create_worker(heartbeat_interval=600)
+    queue = oq.task_queue
+    claim_many = queue.dequeue_many
+
+    async def claim_then_stop(*args: Any, **kwargs: Any) -> list[Task]:
+        tasks = await claim_many(*args, **kwargs)
+        for task in tasks:
+            await queue.cancel(task.id)
+            # runs after the worker created the runner, before the runner's first step
+            asyncio.get_running_loop().call_soon(worker._stop_running, task.id, "cancel")
+        return tasks
+
+    queue.dequeue_many = claim_then_stop  # type: ignore[method-assign]
+    tid = await oq.enqueue(tf.async_sleep, args=(30,))
+    await worker.start()
+    try:
+        with pytest.raises(TaskCancelledError):
+            await oq.get_result(tid, timeout=5)
+        task = await oq.get_task(tid)
+        assert task is not None
+        assert task.status is TaskStatus.CANCELLED
+    finally:
+        await worker.stop(graceful=False)

@@ -94,11 +94,12 @@ class WorkerStats:
 
 
 class _Running:
-    __slots__ = ("runner", "stop_reason", "task")
+    __slots__ = ("runner", "started", "stop_reason", "task")
 
     def __init__(self, task: Task) -> None:
         self.task = task
         self.runner: asyncio.Task[None] | None = None
+        self.started = False  # its runner took its first step
         self.stop_reason: str | None = None  # "cancel" | "lost" | "shutdown"
 
 
@@ -283,9 +284,7 @@ class AsyncWorker:
         if runners and grace > 0:
             await asyncio.wait(runners, timeout=grace)
         for running in list(self._running.values()):
-            if running.runner is not None and not running.runner.done():
-                running.stop_reason = "shutdown"
-                running.runner.cancel()
+            self._stop_running(running.task.id, "shutdown")
         runners = [r.runner for r in self._running.values() if r.runner is not None]
         if runners:
             await asyncio.wait(runners)
@@ -521,6 +520,7 @@ class AsyncWorker:
         return registry.resolve(task.func, self.functions)
 
     async def _execute(self, running: _Running) -> None:
+        running.started = True
         task = running.task
         self._emit(EventType.EXECUTING, task)
         started = time.perf_counter()
@@ -528,6 +528,8 @@ class AsyncWorker:
         if notify:
             self._spawn_callbacks(TaskOutcome("start", task, self.worker_id), "start")
         try:
+            if running.stop_reason is not None:
+                raise asyncio.CancelledError  # stopped before it began: recorded as any stop
             # no TTL check here: the claim is where an expired task is refused, atomically
             func = self._resolve(task)
             call = task
@@ -783,10 +785,22 @@ class AsyncWorker:
                 )
                 continue
             for task_id, state in states.items():
-                running = self._running.get(task_id)
-                if running is None or running.runner is None or state is HeartbeatStatus.OK:
-                    continue
-                running.stop_reason = "lost" if state is HeartbeatStatus.LOST else "cancel"
+                if state is not HeartbeatStatus.OK:
+                    self._stop_running(
+                        task_id, "lost" if state is HeartbeatStatus.LOST else "cancel"
+                    )
+
+    def _stop_running(self, task_id: str, reason: str) -> None:
+        """Stops a task this worker runs; its runner records the first reason given. A runner
+        that has not taken its first step is not cancelled (a coroutine cancelled before it
+        starts never reaches the code that records the stop): it finds the reason when it
+        starts."""
+        running = self._running.get(task_id)
+        if running is None or running.runner is None or running.runner.done():
+            return
+        if running.stop_reason is None:
+            running.stop_reason = reason
+            if running.started:
                 running.runner.cancel()
 
     async def _summary_loop(self) -> None:
