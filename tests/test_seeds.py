@@ -440,14 +440,12 @@ def test_seed_003_working_with_multiple_queues(place: ScriptPlace) -> None:
         cls={"postgres": "Postgres", "sqlite": "SQLite", "redis": "Redis"}[place.backend],
         queue=queue_lines[place.backend],
     )
-    out = place.run(script).stdout.splitlines()
+    out = place.run(script).stdout
 
-    assert out[-1] == "High Priority|Medium Priority|Low Priority"
-    assert sorted(out[:-1]) == [
-        "Hello High Priority",
-        "Hello Low Priority",
-        "Hello Medium Priority",
-    ]
+    assert out.splitlines()[-1] == "High Priority|Medium Priority|Low Priority"
+    # the three tasks print from pool threads at once: their lines may interleave
+    for name in ("High", "Medium", "Low"):
+        assert f"Hello {name} Priority" in out
 
 
 SEED_004_ASYNC = """
