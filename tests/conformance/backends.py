@@ -204,6 +204,64 @@ async def open_redis_sentinel(*, queues: Sequence[str] | None = None) -> AsyncIt
         yield stores
 
 
+@asynccontextmanager
+async def _file_stores(
+    base_dir: str, options: dict[str, str] | None, queues: Sequence[str] | None
+) -> AsyncIterator[Stores]:
+    """The three file components on ``base_dir`` under a fresh project name (its own prefix)."""
+    from omniq.storage.file import AsyncFileEventStorage, AsyncFileQueue, AsyncFileResultStorage
+
+    common = {
+        "base_dir": base_dir,
+        "storage_options": options,
+        "project_name": unique_namespace(),
+    }
+    async with (
+        AsyncFileQueue(queues=queues, secret_key=TEST_SECRET_KEY, **common) as queue,
+        AsyncFileResultStorage(secret_key=TEST_SECRET_KEY, **common) as results,
+        AsyncFileEventStorage(**common) as events,
+    ):
+        yield Stores(queue, results, events)
+
+
+@asynccontextmanager
+async def open_file_local(*, queues: Sequence[str] | None = None) -> AsyncIterator[Stores]:
+    """A fresh local folder, removed on exit."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="omniq-conformance-") as folder:
+        async with _file_stores(folder, None, queues) as stores:
+            yield stores
+
+
+@asynccontextmanager
+async def open_file_memory(*, queues: Sequence[str] | None = None) -> AsyncIterator[Stores]:
+    async with _file_stores(f"memory://{uuid.uuid4().hex}", None, queues) as stores:
+        yield stores
+
+
+@asynccontextmanager
+async def open_file_s3(*, queues: Sequence[str] | None = None) -> AsyncIterator[Stores]:
+    """A fresh bucket on moto's S3 server, which the suite starts itself."""
+    from tests.backends.object_servers import shared_s3
+
+    server = shared_s3()
+    bucket = server.create_bucket()
+    async with _file_stores(f"s3://{bucket}/omniq", server.options(), queues) as stores:
+        yield stores
+
+
+@asynccontextmanager
+async def open_file_azure(*, queues: Sequence[str] | None = None) -> AsyncIterator[Stores]:
+    """A fresh container on Azurite, which the suite starts (and installs) itself."""
+    from tests.backends.object_servers import shared_azurite
+
+    server = shared_azurite()
+    container = server.create_container()
+    async with _file_stores(f"az://{container}/omniq", server.options(), queues) as stores:
+        yield stores
+
+
 BACKENDS: list[BackendSpec] = [
     BackendSpec("memory", open_memory),
     BackendSpec("sqlite", open_sqlite),
@@ -212,5 +270,8 @@ BACKENDS: list[BackendSpec] = [
     BackendSpec("redis-cluster", open_redis_cluster),
     BackendSpec("redis-sentinel", open_redis_sentinel),
     # BackendSpec("nats", open_nats, service="nats"),
-    # BackendSpec("file", open_file),
+    BackendSpec("file-local", open_file_local),
+    BackendSpec("file-memory", open_file_memory),
+    BackendSpec("file-s3", open_file_s3),
+    BackendSpec("file-azure", open_file_azure),
 ]

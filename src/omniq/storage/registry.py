@@ -88,6 +88,19 @@ BACKENDS: tuple[BackendEntry, ...] = (
         extra="redis",
         configs=("RedisConfig",),
     ),
+    BackendEntry(
+        "file",
+        "File",
+        schemes=("file", "s3", "gs", "gcs", "az", "abfs", "abfss"),
+        aliases=("obstore", "fsspec", "object", "s3", "gcs", "azure"),
+        extra="cloud",
+        configs=(
+            "FileConfig",
+            "FileTaskQueueConfig",
+            "FileResultStorageConfig",
+            "FileEventStorageConfig",
+        ),
+    ),
 )
 
 BY_NAME: Mapping[str, BackendEntry] = {
