@@ -67,7 +67,9 @@ class LocalWake:
         if stopper is not None:
             waits.append(stopper)
         try:
-            await asyncio.wait(waits, timeout=max(0.0, timeout), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                waits, timeout=max(0.0, timeout), return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             if stopper is not None:
                 stopper.cancel()

@@ -11,6 +11,7 @@ exact between processes of one machine, which is what a local folder is shared b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import re
@@ -49,7 +50,9 @@ _AZURE_NAMES = {
 }
 _GCS_NAMES = {"anon": "skip_signature", "endpoint_url": "base_url"}
 #: What fsspec accepts and means nothing here: accepted and dropped rather than refused.
-_IGNORED = frozenset({"use_listings_cache", "listings_expiry_time", "skip_instance_cache", "asynchronous", "auto_mkdir"})
+_IGNORED = frozenset(
+    {"use_listings_cache", "listings_expiry_time", "skip_instance_cache", "asynchronous"}
+)
 _SECRET_QUERY = re.compile(r"\?[^\s\"']*")
 
 #: ``memory://name`` stores, shared by every component of this process that names them.
@@ -85,8 +88,7 @@ def _options_for(kind: str, options: Mapping[str, Any] | None, shown: str) -> di
             continue
         if name == "client_kwargs" and isinstance(value, Mapping):  # s3fs: endpoint/region here
             for inner, inner_value in value.items():
-                mapped = _S3_NAMES.get(inner, inner)
-                out[mapped] = inner_value
+                out[_S3_NAMES.get(str(inner), str(inner))] = inner_value
             continue
         if name == "client_options" and isinstance(value, Mapping):
             client.update(value)
@@ -241,7 +243,12 @@ class ObjectStore:
         self.requests += 1
         try:
             return await op()
-        except (FileNotFoundError, oe.NotModifiedError, oe.AlreadyExistsError, oe.PreconditionError):
+        except (
+            FileNotFoundError,
+            oe.NotModifiedError,
+            oe.AlreadyExistsError,
+            oe.PreconditionError,
+        ):
             raise
         except Exception as exc:
             raise translate(exc, self.shown, what, key) from exc
@@ -258,7 +265,7 @@ class ObjectStore:
 
     async def read_if_changed(
         self, key: str, etag: str | None
-    ) -> tuple[bytes, str | None] | None | bool:
+    ) -> tuple[bytes, str | None] | bool | None:
         """False when the object still has ``etag``; else as :meth:`read`."""
         if etag is None:
             return await self.read(key)
@@ -339,10 +346,8 @@ class ObjectStore:
     async def delete(self, keys: list[str]) -> None:
         if not keys:
             return
-        try:
+        with contextlib.suppress(FileNotFoundError):
             await self._call("delete", keys[0], lambda: obstore.delete_async(self.store, keys))
-        except FileNotFoundError:
-            pass
 
     async def list(self, prefix: str) -> list[dict[str, Any]]:
         """Every object under ``prefix`` (its ``path``, ``size``, ``e_tag``...)."""
@@ -350,7 +355,7 @@ class ObjectStore:
         try:
             found: list[dict[str, Any]] = []
             async for chunk in obstore.list(self.store, prefix):
-                found.extend(chunk)
+                found.extend(dict(meta) for meta in chunk)
         except FileNotFoundError as exc:
             _raise_if_bucket_missing(exc, self.shown)
             return []

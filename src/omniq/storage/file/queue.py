@@ -63,7 +63,9 @@ def _unref(state: QueueState, txn: Txn, rec: Rec) -> None:
         txn.freed.add(rec.blob)
 
 
-class AsyncFileQueue(SupportsDependencies, SupportsSchedules, SupportsWorkerRegistry, SupportsPurge):
+class AsyncFileQueue(
+    SupportsDependencies, SupportsSchedules, SupportsWorkerRegistry, SupportsPurge
+):
     """Tasks as objects in a folder or a bucket, claimed by compare-and-set."""
 
     backend_name = "file"
@@ -188,7 +190,9 @@ class AsyncFileQueue(SupportsDependencies, SupportsSchedules, SupportsWorkerRegi
                     created.append(False)
                     continue
                 state.seq += 1
-                state.tasks[task.id] = Rec(msgspec.structs.replace(task), state.seq, blob, start, end)
+                state.tasks[task.id] = Rec(
+                    msgspec.structs.replace(task), state.seq, blob, start, end
+                )
                 refs += 1
                 if task.status is TaskStatus.PENDING:
                     txn.woken.add(task.queue_name)
@@ -230,7 +234,10 @@ class AsyncFileQueue(SupportsDependencies, SupportsSchedules, SupportsWorkerRegi
                     task = rec.task
                     txn.touch()
                     if task.expires_at is not None and task.expires_at <= now:
-                        task.error_type, task.error_message = "TaskExpired", "expired before it started"
+                        task.error_type, task.error_message = (
+                            "TaskExpired",
+                            "expired before it started",
+                        )
                         _finish(task, TaskStatus.EXPIRED, now)
                         ended.append(msgspec.structs.replace(task))
                         continue
@@ -313,7 +320,11 @@ class AsyncFileQueue(SupportsDependencies, SupportsSchedules, SupportsWorkerRegi
             out: dict[str, HeartbeatStatus] = {}
             for task_id, claim in claims:
                 rec = state.tasks.get(task_id)
-                if rec is None or rec.task.status is not TaskStatus.RUNNING or rec.task.claim != claim:
+                if (
+                    rec is None
+                    or rec.task.status is not TaskStatus.RUNNING
+                    or rec.task.claim != claim
+                ):
                     out[task_id] = HeartbeatStatus.LOST
                     continue
                 rec.task.lease_expires_at = until

@@ -87,7 +87,9 @@ class AsyncFileResultStorage(_FileComponent, BaseResultStorage):
                     self.objects.write(f"{self._root}/expiry/{deadline}-{result.task_id}", b"")
                 )
             if result.schedule_id is not None:
-                writes.append(self.objects.write(f"{self._root}/latest/{result.schedule_id}", payload))
+                writes.append(
+                    self.objects.write(f"{self._root}/latest/{result.schedule_id}", payload)
+                )
         await asyncio.gather(*writes)
         self._wake.notify({f"{self._root}:{r.task_id}" for r, _ in items})
 
@@ -133,7 +135,9 @@ class AsyncFileResultStorage(_FileComponent, BaseResultStorage):
                 doomed.append(task_id)
         # a result stored again without a TTL after its marker was written must survive
         results = await asyncio.gather(*(self._get(t) for t in doomed))
-        expired = [t for t, r in zip(doomed, results, strict=True) if r is not None and r.is_expired(now)]
+        expired = [
+            t for t, r in zip(doomed, results, strict=True) if r is not None and r.is_expired(now)
+        ]
         await self.objects.delete([self._key(t) for t in expired] + markers)
         return len(expired)
 
@@ -209,7 +213,7 @@ class AsyncFileEventStorage(_FileComponent, BaseEventStorage):
         removed = 0
         doomed: list[str] = []
         for path, count in await self._objects(None, before):
-            lo, hi = (int(x) for x in path.rsplit("/", 1)[-1].split("-")[:2])
+            hi = int(path.rsplit("/", 1)[-1].split("-")[1])
             if hi < cutoff:
                 doomed.append(path)
                 removed += count
