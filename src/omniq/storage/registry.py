@@ -92,7 +92,7 @@ BACKENDS: tuple[BackendEntry, ...] = (
         "file",
         "File",
         schemes=("file", "s3", "gs", "gcs", "az", "abfs", "abfss"),
-        aliases=("obstore", "fsspec", "object", "s3", "gcs", "azure"),
+        aliases=("obstore", "fsspec"),
         extra="cloud",
         configs=(
             "FileConfig",
