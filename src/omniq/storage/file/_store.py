@@ -329,7 +329,12 @@ class ObjectStore:
         assert self.location.local_root is not None
         lock_path = self.location.local_root / (key + ".lock")
         loop = asyncio.get_running_loop()
-        fd = await loop.run_in_executor(None, _lock, lock_path)
+        try:
+            fd = await loop.run_in_executor(None, _lock, lock_path)
+        except OSError as exc:
+            raise BackendUnavailable(
+                f"{self.shown} is not writable (could not lock {key!r}: {exc.strerror})"
+            ) from exc
         try:
             try:
                 head = await self._call("read", key, lambda: obstore.head_async(self.store, key))
