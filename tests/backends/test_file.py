@@ -52,13 +52,13 @@ def _where(kind: str, tmp_path: Path) -> tuple[str, dict[str, str] | None]:
 
 # -- several worker processes ------------------------------------------------------------------
 def _serve(
-    base_dir: str, options: dict[str, str] | None, lease: float, ready: MPEvent, done: MPEvent
+    base_dir: str, options: dict[str, str] | None, lease: float, ready: MPEvent, done: str
 ) -> None:
     asyncio.run(_serve_async(base_dir, options, lease, ready, done))
 
 
 async def _serve_async(
-    base_dir: str, options: dict[str, str] | None, lease: float, ready: MPEvent, done: MPEvent
+    base_dir: str, options: dict[str, str] | None, lease: float, ready: MPEvent, done: str
 ) -> None:
     from omniq.workers import AsyncWorker
 
@@ -66,7 +66,8 @@ async def _serve_async(
     worker = AsyncWorker(queue, concurrency=50, idle_timeout=1.0, recover_interval=1.0)
     await worker.start()
     ready.set()
-    await asyncio.to_thread(done.wait)  # serve until the parent says the run is over
+    while not os.path.exists(done):  # serve until the parent says the run is over (a file:
+        await asyncio.sleep(0.1)  # an Event's set() hangs once a waiter was SIGKILLed)
     await worker.stop()
     await worker.result_store.close()
     await queue.close()
@@ -76,13 +77,18 @@ class Workers:
     """Worker processes (spawned, so nothing of the test's loop leaks into them)."""
 
     def __init__(
-        self, n: int, base_dir: str, options: dict[str, str] | None, lease: float = 30.0
+        self,
+        n: int,
+        base_dir: str,
+        options: dict[str, str] | None,
+        done: Path,
+        lease: float = 30.0,
     ) -> None:
         ctx = multiprocessing.get_context("spawn")
-        self.done = ctx.Event()
+        self.done = done
         self.ready = [ctx.Event() for _ in range(n)]
         self.procs = [
-            ctx.Process(target=_serve, args=(base_dir, options, lease, r, self.done))
+            ctx.Process(target=_serve, args=(base_dir, options, lease, r, str(done)))
             for r in self.ready
         ]
 
@@ -93,11 +99,22 @@ class Workers:
             assert await asyncio.to_thread(event.wait, 60), "a worker process did not start"
 
     async def stop(self) -> None:
-        self.done.set()
+        self.done.touch()
         for proc in self.procs:
             await asyncio.to_thread(proc.join, 30)
             if proc.is_alive():
                 proc.kill()
+
+
+async def _drained(queue: AsyncFileQueue, tasks: int, timeout: float) -> dict[str, dict[str, int]]:
+    """The queue's counts once every task succeeded (or at the deadline): one read a poll,
+    where thousands of result waiters would flood a small S3 server."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = await queue.stats()
+        if stats.get("default", {}).get("success", 0) >= tasks or time.monotonic() > deadline:
+            return stats
+        await asyncio.sleep(0.2)
 
 
 def _executions(out_dir: Path) -> Counter[int]:
@@ -112,7 +129,7 @@ async def test_worker_processes_on_one_store_run_every_task_exactly_once(
     base_dir, options = _where(kind, tmp_path)
     out_dir = tmp_path / "executions"
     out_dir.mkdir()
-    workers = Workers(WORKER_PROCESSES, base_dir, options)
+    workers = Workers(WORKER_PROCESSES, base_dir, options, tmp_path / "stop")
     await workers.start()
     try:
         async with (
@@ -127,12 +144,12 @@ async def test_worker_processes_on_one_store_run_every_task_exactly_once(
                         for i in range(start, start + 250)
                     ]
                 )
-            found = await asyncio.gather(*(results.wait(t, timeout=240) for t in ids))
-            stats = await queue.stats()
+            stats = await _drained(queue, TASKS, 240)
+            found = await results.get_many(ids)
     finally:
         await workers.stop()
 
-    assert [r.result if r is not None else None for r in found] == list(range(TASKS))
+    assert [found[t].result if t in found else None for t in ids] == list(range(TASKS))
     assert stats == {"default": {"success": TASKS}}
     executions = _executions(out_dir)
     assert sorted(executions) == list(range(TASKS)), "some task never ran"
@@ -147,7 +164,7 @@ async def test_a_worker_killed_with_sigkill_loses_no_task(tmp_path: Path) -> Non
     out_dir = tmp_path / "executions"
     out_dir.mkdir()
     tasks = 400
-    workers = Workers(2, base_dir, None, lease=2.0)
+    workers = Workers(2, base_dir, None, tmp_path / "stop", lease=2.0)
     await workers.start()
     victim = workers.procs[0]
     try:
@@ -170,12 +187,12 @@ async def test_a_worker_killed_with_sigkill_loses_no_task(tmp_path: Path) -> Non
                 await asyncio.sleep(0.02)
             assert victim.pid is not None
             os.kill(victim.pid, signal.SIGKILL)
-            found = await asyncio.gather(*(results.wait(t, timeout=120) for t in ids))
-            stats = await queue.stats()
+            stats = await _drained(queue, tasks, 120)
+            found = await results.get_many(ids)
     finally:
         await workers.stop()
 
-    assert [r.result if r is not None else None for r in found] == list(range(tasks))
+    assert [found[t].result if t in found else None for t in ids] == list(range(tasks))
     assert stats == {"default": {"success": tasks}}
     executions = _executions(out_dir)
     assert sorted(executions) == list(range(tasks)), "a task was lost"

@@ -100,6 +100,17 @@ class AsyncFileResultStorage(_FileComponent, BaseResultStorage):
         self._polls.pop(task_id, None)
         return self.serializer.decode_result(found[0])
 
+    async def _get_many(self, task_ids: list[str]) -> dict[str, TaskResult]:
+        found: dict[str, TaskResult] = {}
+        for start in range(0, len(task_ids), 64):  # parallel reads, a bounded number at once
+            chunk = task_ids[start : start + 64]
+            for task_id, result in zip(
+                chunk, await asyncio.gather(*(self._get(t) for t in chunk)), strict=True
+            ):
+                if result is not None:
+                    found[task_id] = result
+        return found
+
     async def _wait_for(self, task_id: str, timeout: float | None) -> None:
         backoff = self._polls.get(task_id)
         if backoff is None:
