@@ -101,7 +101,7 @@ class Workers:
     async def stop(self) -> None:
         self.done.touch()
         for proc in self.procs:
-            await asyncio.to_thread(proc.join, 30)
+            await asyncio.to_thread(proc.join, 90)
             if proc.is_alive():
                 proc.kill()
 
