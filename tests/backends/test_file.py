@@ -43,6 +43,15 @@ async def record_execution(index: int, out_dir: str, work: float = 0.0) -> int:
     return index
 
 
+def _until(condition: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def _where(kind: str, tmp_path: Path) -> tuple[str, dict[str, str] | None]:
     if kind == "local":
         return str(tmp_path / "objects"), None
@@ -66,8 +75,9 @@ async def _serve_async(
     worker = AsyncWorker(queue, concurrency=50, idle_timeout=1.0, recover_interval=1.0)
     await worker.start()
     ready.set()
-    while not os.path.exists(done):  # serve until the parent says the run is over (a file:
-        await asyncio.sleep(0.1)  # an Event's set() hangs once a waiter was SIGKILLed)
+    # serve until the parent says the run is over: a file, as an Event's set() hangs once one of
+    # its waiters was SIGKILLed
+    await asyncio.to_thread(_until, lambda: os.path.exists(done), 600)
     await worker.stop()
     await worker.result_store.close()
     await queue.close()
@@ -183,8 +193,12 @@ async def test_a_worker_killed_with_sigkill_loses_no_task(tmp_path: Path) -> Non
                 ]
             )
             victim_log = out_dir / f"{victim.pid}.log"
-            while not victim_log.exists() or len(victim_log.read_text().splitlines()) < 20:
-                await asyncio.sleep(0.02)
+            started = await asyncio.to_thread(
+                _until,
+                lambda: victim_log.exists() and len(victim_log.read_text().splitlines()) >= 20,
+                60,
+            )
+            assert started, "the worker to kill never ran a task"
             assert victim.pid is not None
             os.kill(victim.pid, signal.SIGKILL)
             stats = await _drained(queue, tasks, 120)
@@ -296,8 +310,7 @@ async def test_cleanup_sweeps_expired_results_and_keeps_the_rest(tmp_path: Path)
         await asyncio.sleep(0.05)
         assert await results.cleanup() == 1
         left = sorted(
-            o["path"].rsplit("/", 1)[-1]
-            for o in await results.objects.list(results._root + "/r/")
+            o["path"].rsplit("/", 1)[-1] for o in await results.objects.list(results._root + "/r/")
         )
         markers = await results.objects.list(results._root + "/expiry/")
     assert left == ["forever", "new"]
@@ -313,7 +326,9 @@ async def test_a_folder_that_cannot_be_created_is_named_at_start(tmp_path: Path)
     assert str(blocker / "queue") in str(caught.value)
 
 
-@pytest.mark.parametrize("component", [AsyncFileQueue, AsyncFileResultStorage, AsyncFileEventStorage])
+@pytest.mark.parametrize(
+    "component", [AsyncFileQueue, AsyncFileResultStorage, AsyncFileEventStorage]
+)
 async def test_a_folder_that_cannot_be_written_is_named_at_start(component: Any) -> None:
     # /proc/self exists and refuses new files even to root, unlike a chmod-ed folder
     store = component(base_dir="/proc/self")
@@ -324,7 +339,7 @@ async def test_a_folder_that_cannot_be_written_is_named_at_start(component: Any)
 async def test_a_missing_bucket_is_named_at_start() -> None:
     server = shared_s3()
     queue = AsyncFileQueue(base_dir="s3://no-such-bucket-here/x", storage_options=server.options())
-    with pytest.raises(BackendUnavailable, match="no-such-bucket-here.*does not exist") as caught:
+    with pytest.raises(BackendUnavailable, match=r"no-such-bucket-here.*does not exist") as caught:
         await queue.connect()
     assert "testing" not in str(caught.value)
 

@@ -113,7 +113,9 @@ def test_file_backend_alone_runs_a_task_and_logs_its_events() -> None:
     from omniq.backend import FileBackend
 
     file_backend = FileBackend(project_name="my_project", base_dir="some/path")
-    oq = OmniQ.from_backend(file_backend, worker_type="thread_pool", worker_config={"max_workers": 4})
+    oq = OmniQ.from_backend(
+        file_backend, worker_type="thread_pool", worker_config={"max_workers": 4}
+    )
     try:
         oq.start_worker()
         task_id = oq.enqueue(func=simple_task, func_args=dict(name="Tom"))
