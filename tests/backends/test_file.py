@@ -413,3 +413,21 @@ async def test_memory_urls_name_one_store_per_process() -> None:
     async with AsyncFileQueue(base_dir=name) as a, AsyncFileQueue(base_dir=name) as b:
         task_id = await a.enqueue(FUNC)
         assert await b.get_task(task_id) is not None
+
+
+async def test_a_result_written_by_another_process_wakes_its_waiter_through_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # two spellings of one folder: two object stores, as two processes would have, so the
+    # writer's local wake-up cannot reach the waiter
+    waiter_side = AsyncFileResultStorage(base_dir=str(tmp_path))
+    writer_side = AsyncFileResultStorage(base_dir=f"file://{tmp_path}")
+    assert waiter_side.objects is not writer_side.objects
+    monkeypatch.setattr(AsyncFileResultStorage, "RECHECK", 120.0)  # no waiter re-reads its own
+    async with waiter_side, writer_side:
+        waiting = asyncio.ensure_future(waiter_side.wait("t-1", timeout=100))
+        await asyncio.sleep(0.2)
+        await writer_side.set(TaskResult(task_id="t-1", status=ResultStatus.SUCCESS, result=7))
+        got = await asyncio.wait_for(waiting, 60)  # only the log poller can wake it this soon
+    assert got is not None
+    assert got.result == 7

@@ -354,12 +354,13 @@ class ObjectStore:
         with contextlib.suppress(FileNotFoundError):
             await self._call("delete", keys[0], lambda: obstore.delete_async(self.store, keys))
 
-    async def list(self, prefix: str) -> list[dict[str, Any]]:
-        """Every object under ``prefix`` (its ``path``, ``size``, ``e_tag``...)."""
+    async def list(self, prefix: str, offset: str | None = None) -> list[dict[str, Any]]:
+        """Every object under ``prefix`` (its ``path``, ``size``, ``e_tag``...); with ``offset``,
+        only those whose key sorts after it."""
         self.requests += 1
         try:
             found: list[dict[str, Any]] = []
-            async for chunk in obstore.list(self.store, prefix):
+            async for chunk in obstore.list(self.store, prefix, offset=offset, chunk_size=1000):
                 found.extend(dict(meta) for meta in chunk)
         except FileNotFoundError as exc:
             _raise_if_bucket_missing(exc, self.shown)

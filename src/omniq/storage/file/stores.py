@@ -1,9 +1,15 @@
 """The file result storage and event storage.
 
-Results: ``results/<task id>`` (the encoded result), ``latest/<schedule id>`` (the last result of
-a schedule) and, for a result with a TTL, an empty marker ``expiry/<deadline>-<task id>`` whose
+Results: ``results/r/<task id>`` (the encoded result), ``latest/<schedule id>`` (the last result
+of a schedule) and, for a result with a TTL, an empty marker ``expiry/<deadline>-<task id>`` whose
 name sorts by deadline, so ``cleanup()`` lists only the markers, never reads a result. Expiry is
 also honoured on read (the base class refuses an expired result).
+
+Waiting for results: every batch of results written also writes ``log/<µs>-<uuid>`` naming its
+task ids. One poller per storage lists the log after the last key it saw (one LIST per poll,
+however many callers wait) and wakes the waiters it names; a writer of the same process wakes them
+at once. Each waiter still reads its own result every few seconds, so a clock skew between hosts
+cannot make it miss one.
 
 Events: one immutable JSON-lines object per batch written by the EventLogger,
 ``events/<first µs>-<last µs>-<count>-<uuid>.jsonl``; ``get_events`` reads the objects whose time
@@ -19,13 +25,13 @@ import tempfile
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
 
 from omniq._sync import SyncWrapper
-from omniq._time import as_utc
+from omniq._time import as_utc, utcnow
 from omniq.models.event import TaskEvent
 from omniq.models.result import TaskResult
 from omniq.storage.base import BaseEventStorage, BaseResultStorage, EventQuery
@@ -68,11 +74,24 @@ class AsyncFileResultStorage(_FileComponent, BaseResultStorage):
     ) -> None:
         super().__init__(**options)
         self._locate(base_dir, storage_options, self.project_name, "results")
-        self._poll = (poll_interval, max_poll_interval)
-        self._polls: dict[str, Backoff] = {}
+        self._poll = Backoff(poll_interval, max_poll_interval)
+        self._waiting = 0
+        self._poller: asyncio.Task[None] | None = None
+        self._log_offset: str | None = None
+
+    #: How often a waiter reads its own result besides the shared log poller.
+    RECHECK = 5.0
+    #: Log entries older than this are removed by cleanup().
+    LOG_KEEP = 600.0
 
     async def _connect(self) -> None:
         await self._probe()
+
+    async def _close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+            self._poller = None
 
     def _key(self, task_id: str) -> str:
         return f"{self._root}/r/{task_id}"
@@ -91,13 +110,15 @@ class AsyncFileResultStorage(_FileComponent, BaseResultStorage):
                     self.objects.write(f"{self._root}/latest/{result.schedule_id}", payload)
                 )
         await asyncio.gather(*writes)
+        # after the results, so a waiter woken through the log always finds its result
+        ids = "\n".join(r.task_id for r, _ in items).encode()
+        await self.objects.write(f"{self._root}/log/{_log_key(utcnow())}", ids)
         self._wake.notify({f"{self._root}:{r.task_id}" for r, _ in items})
 
     async def _get(self, task_id: str) -> TaskResult | None:
         found = await self.objects.read(self._key(task_id))
         if found is None:
             return None
-        self._polls.pop(task_id, None)
         return self.serializer.decode_result(found[0])
 
     async def _get_many(self, task_ids: list[str]) -> dict[str, TaskResult]:
@@ -112,13 +133,43 @@ class AsyncFileResultStorage(_FileComponent, BaseResultStorage):
         return found
 
     async def _wait_for(self, task_id: str, timeout: float | None) -> None:
-        backoff = self._polls.get(task_id)
-        if backoff is None:
-            if len(self._polls) > 10_000:  # waiters that gave up never come back for theirs
-                self._polls.clear()
-            backoff = self._polls[task_id] = Backoff(*self._poll)
-        wait = backoff.next() if timeout is None else min(timeout, backoff.next())
-        await self._wake.wait([f"{self._root}:{task_id}"], wait, None)
+        wait = self.RECHECK if timeout is None else min(timeout, self.RECHECK)
+        self._waiting += 1
+        if self._poller is None or self._poller.done():
+            if self._log_offset is None:  # results written a moment ago count too
+                earlier = utcnow() - timedelta(seconds=self.RECHECK)
+                self._log_offset = f"{self._root}/log/{_log_key(earlier)}"
+            self._poll.reset()
+            self._poller = asyncio.ensure_future(self._poll_log())
+        try:
+            await self._wake.wait([f"{self._root}:{task_id}"], wait, None)
+        finally:
+            self._waiting -= 1
+
+    async def _poll_log(self) -> None:
+        """Wakes this process's waiters for results other processes wrote; runs while any
+        waiter waits."""
+        while self._waiting > 0:
+            try:
+                listed = await self.objects.list(f"{self._root}/log/", self._log_offset)
+            except Exception:
+                listed = []  # a waiter's own recheck still runs; the next poll tries again
+            if listed:
+                listed.sort(key=lambda o: o["path"])
+                self._log_offset = listed[-1]["path"]
+                bodies = await asyncio.gather(
+                    *(self.objects.read(o["path"]) for o in listed), return_exceptions=True
+                )
+                ids = {
+                    f"{self._root}:{t}"
+                    for body in bodies
+                    if isinstance(body, tuple)
+                    for t in body[0].decode().split("\n")
+                    if t
+                }
+                self._wake.notify(ids)
+                self._poll.reset()
+            await asyncio.sleep(self._poll.next())
 
     async def _get_latest(self, schedule_id: str) -> TaskResult | None:
         found = await self.objects.read(f"{self._root}/latest/{schedule_id}")
@@ -245,6 +296,10 @@ class AsyncFileEventStorage(_FileComponent, BaseEventStorage):
         for path in doomed:
             self._cache.pop(path, None)
         return removed
+
+
+def _log_key(moment: datetime) -> str:
+    return f"{_us(moment):016d}-{uuid.uuid4().hex}"
 
 
 def _us(moment: datetime) -> int:
