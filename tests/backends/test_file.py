@@ -344,6 +344,16 @@ async def test_a_missing_bucket_is_named_at_start() -> None:
     assert "testing" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "component", [AsyncFileQueue, AsyncFileResultStorage, AsyncFileEventStorage]
+)
+async def test_a_missing_container_is_named_at_start(component: Any) -> None:
+    server = shared_azurite()
+    store = component(base_dir="az://no-such-container/x", storage_options=server.options())
+    with pytest.raises(BackendUnavailable, match=r"az://no-such-container/x.*does not exist"):
+        await store.connect()
+
+
 async def test_refused_credentials_are_reported_without_them() -> None:
     server = shared_azurite()
     container = server.create_container()

@@ -243,12 +243,11 @@ class ObjectStore:
         self.requests += 1
         try:
             return await op()
-        except (
-            FileNotFoundError,
-            oe.NotModifiedError,
-            oe.AlreadyExistsError,
-            oe.PreconditionError,
-        ):
+        except FileNotFoundError as exc:
+            # a missing object is an answer; a missing bucket or container is an error
+            _raise_if_bucket_missing(exc, self.shown)
+            raise
+        except (oe.NotModifiedError, oe.AlreadyExistsError, oe.PreconditionError):
             raise
         except Exception as exc:
             raise translate(exc, self.shown, what, key) from exc
