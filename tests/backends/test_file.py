@@ -72,7 +72,10 @@ async def _serve_async(
     from omniq.workers import AsyncWorker
 
     queue = AsyncFileQueue(base_dir=base_dir, storage_options=options, lease_timeout=lease)
-    worker = AsyncWorker(queue, concurrency=50, idle_timeout=1.0, recover_interval=1.0)
+    # this module's functions: stored by the parent, so this process was told about them
+    worker = AsyncWorker(
+        queue, concurrency=50, idle_timeout=1.0, recover_interval=1.0, task_modules=[__name__]
+    )
     await worker.start()
     ready.set()
     # serve until the parent says the run is over: a file, as an Event's set() hangs once one of
@@ -117,12 +120,14 @@ class Workers:
 
 
 async def _drained(queue: AsyncFileQueue, tasks: int, timeout: float) -> dict[str, dict[str, int]]:
-    """The queue's counts once every task succeeded (or at the deadline): one read a poll,
-    where thousands of result waiters would flood a small S3 server."""
+    """The queue's counts once every task ended (or at the deadline): one read a poll, where
+    thousands of result waiters would flood a small S3 server."""
     deadline = time.monotonic() + timeout
+    final = ("success", "dead", "cancelled", "expired")
     while True:
         stats = await queue.stats()
-        if stats.get("default", {}).get("success", 0) >= tasks or time.monotonic() > deadline:
+        ended = sum(stats.get("default", {}).get(s, 0) for s in final)
+        if ended >= tasks or time.monotonic() > deadline:
             return stats
         await asyncio.sleep(0.2)
 
