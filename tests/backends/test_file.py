@@ -95,7 +95,7 @@ class Workers:
         base_dir: str,
         options: dict[str, str] | None,
         done: Path,
-        lease: float = 30.0,
+        lease: float = 120.0,  # exactly-once is the point here, not lease recovery under load
     ) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.done = done
