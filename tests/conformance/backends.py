@@ -262,6 +262,29 @@ async def open_file_azure(*, queues: Sequence[str] | None = None) -> AsyncIterat
         yield stores
 
 
+@asynccontextmanager
+async def open_nats(*, queues: Sequence[str] | None = None) -> AsyncIterator[Stores]:
+    """A fresh project name (its own stream, KV buckets and events stream) on the loopback NATS
+    server; everything it created is deleted on exit."""
+    from omniq.storage.nats import AsyncNATSEventStorage, AsyncNATSQueue, AsyncNATSResultStorage
+    from omniq.storage.nats._conn import delete_project
+    from tests.conftest import service_address
+
+    host, port = service_address("nats")
+    common = {"servers": [f"nats://{host}:{port}"], "project_name": unique_namespace()}
+    queue = AsyncNATSQueue(queues=queues, secret_key=TEST_SECRET_KEY, **common)
+    try:
+        async with (
+            queue,
+            AsyncNATSResultStorage(secret_key=TEST_SECRET_KEY, **common) as results,
+            AsyncNATSEventStorage(**common) as events,
+        ):
+            yield Stores(queue, results, events)
+    finally:
+        async with AsyncNATSQueue(**common) as cleaner:
+            await delete_project(cleaner)
+
+
 BACKENDS: list[BackendSpec] = [
     BackendSpec("memory", open_memory),
     BackendSpec("sqlite", open_sqlite),
@@ -269,9 +292,9 @@ BACKENDS: list[BackendSpec] = [
     BackendSpec("redis", open_redis, service="redis"),
     BackendSpec("redis-cluster", open_redis_cluster),
     BackendSpec("redis-sentinel", open_redis_sentinel),
-    # BackendSpec("nats", open_nats, service="nats"),
     BackendSpec("file-local", open_file_local),
     BackendSpec("file-memory", open_file_memory),
     BackendSpec("file-s3", open_file_s3),
     BackendSpec("file-azure", open_file_azure),
+    BackendSpec("nats", open_nats, service="nats"),
 ]

@@ -101,6 +101,14 @@ BACKENDS: tuple[BackendEntry, ...] = (
             "FileEventStorageConfig",
         ),
     ),
+    BackendEntry(
+        "nats",
+        "NATS",
+        schemes=("nats", "tls"),
+        aliases=("jetstream",),
+        extra="nats",
+        configs=("NATSConfig",),
+    ),
 )
 
 BY_NAME: Mapping[str, BackendEntry] = {

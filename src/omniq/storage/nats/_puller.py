@@ -1,0 +1,190 @@
+"""Pull requests to the queues' durable consumers, on one inbox subscription per process.
+
+nats-py's ``fetch`` owns one subscription per consumer and gives up its messages only to the
+call that made the request. A worker serving several queues needs more: one wait over all of
+them, and messages that arrive for an abandoned wait must not be lost. So the requests are sent
+here by hand (``$JS.API.CONSUMER.MSG.NEXT``), every delivery lands in a per-consumer stash, and
+claims take from the stash first. A delivery is a lease held by this process from the moment the
+server sends it; one that sat in the stash for half the server's ack wait is left to expire and
+be delivered again rather than risk running it after another worker got it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+import msgspec
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
+
+#: Longest lingering pull request: a request lost in a reconnect is renewed after this.
+LINGER = 5.0
+
+
+class Delivery:
+    """One delivered message: where to acknowledge it and what the ack subject tells."""
+
+    __slots__ = ("arrived", "consumer", "data", "delivered", "reply", "seq")
+
+    def __init__(self, reply: str, data: bytes, arrived: float) -> None:
+        tokens = reply.split(".")
+        # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending> (9 tokens), or
+        # the 12-token form with domain and account hash after ACK
+        base = 2 if len(tokens) == 9 else 4
+        self.reply = reply
+        self.data = data
+        self.arrived = arrived
+        self.consumer = tokens[base + 1]
+        self.delivered = int(tokens[base + 2])
+        self.seq = int(tokens[base + 3])
+
+
+class _Request:
+    __slots__ = ("batch", "consumer", "done", "expires", "received")
+
+    def __init__(self, consumer: str, batch: int, expires: float | None) -> None:
+        self.consumer = consumer
+        self.batch = batch
+        self.received = 0
+        self.expires = expires
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+
+class Puller:
+    def __init__(self, nc: Client, stream: str, hold: float, request_timeout: float) -> None:
+        self._nc = nc
+        self._stream = stream
+        self._hold = hold
+        self._request_timeout = request_timeout
+        self._inbox = nc.new_inbox()
+        self._sub: Subscription | None = None
+        self._requests: dict[str, _Request] = {}
+        self._lingering: dict[str, _Request] = {}
+        self._stash: dict[str, deque[Delivery]] = {}
+        self._arrived = asyncio.Event()
+        self._ids = itertools.count()
+
+    async def start(self) -> None:
+        self._sub = await self._nc.subscribe(f"{self._inbox}.*", cb=self._on_msg)
+
+    async def stop(self) -> None:
+        """Hands the stashed deliveries back at once (they were never claimed)."""
+        for stash in self._stash.values():
+            while stash:
+                with contextlib.suppress(Exception):
+                    await self._nc.publish(stash.popleft().reply, b"-NAK")
+        for req in self._requests.values():
+            if not req.done.done():
+                req.done.set_result(None)
+        self._requests.clear()
+        self._lingering.clear()
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+
+    async def _on_msg(self, msg: Msg) -> None:
+        token = msg.subject.rpartition(".")[2]
+        req = self._requests.get(token)
+        status = msg.headers.get("Status") if msg.headers else None
+        if status:
+            if status != "100" and req is not None:  # 404/408/409: the request is over
+                self._end(token, req)
+            return
+        if not msg.reply:
+            return
+        delivery = Delivery(msg.reply, msg.data, time.monotonic())
+        self._stash.setdefault(delivery.consumer, deque()).append(delivery)
+        if req is not None:
+            req.received += 1
+            if req.received >= req.batch:
+                self._end(token, req)
+        self._arrived.set()
+
+    def _end(self, token: str, req: _Request) -> None:
+        self._requests.pop(token, None)
+        if self._lingering.get(req.consumer) is req:
+            del self._lingering[req.consumer]
+        if not req.done.done():
+            req.done.set_result(None)
+
+    def take(self, consumer: str, limit: int) -> list[Delivery]:
+        stash = self._stash.get(consumer)
+        out: list[Delivery] = []
+        if not stash:
+            return out
+        oldest = time.monotonic() - self._hold
+        while stash and len(out) < limit:
+            delivery = stash.popleft()
+            if delivery.arrived >= oldest:
+                out.append(delivery)
+        return out
+
+    def stashed(self, consumers: list[str]) -> bool:
+        return any(self._stash.get(c) for c in consumers)
+
+    async def _request(self, consumer: str, body: dict[str, object], req: _Request) -> str:
+        token = str(next(self._ids))
+        self._requests[token] = req
+        await self._nc.publish(
+            f"$JS.API.CONSUMER.MSG.NEXT.{self._stream}.{consumer}",
+            msgspec.json.encode(body),
+            reply=f"{self._inbox}.{token}",
+        )
+        return token
+
+    async def fetch(self, consumer: str, limit: int) -> list[Delivery]:
+        """Up to ``limit`` deliveries available now (the stash first), without waiting for new
+        ones: one pull request for what the stash lacks."""
+        got = self.take(consumer, limit)
+        if len(got) >= limit:
+            return got
+        need = limit - len(got)
+        req = _Request(consumer, need, None)
+        token = await self._request(consumer, {"batch": need, "no_wait": True}, req)
+        try:
+            await asyncio.wait_for(asyncio.shield(req.done), self._request_timeout)
+        except TimeoutError:
+            self._requests.pop(token, None)
+            raise
+        return got + self.take(consumer, need)
+
+    async def wait(
+        self, consumers: list[str], timeout: float, stop: asyncio.Event | None = None
+    ) -> None:
+        """Returns once a delivery is stashed for any of ``consumers``, ``stop`` is set, or
+        ``timeout`` passed. Each consumer keeps one lingering request; a request still open when
+        this returns may deliver later, into the stash, where the next claim finds it."""
+        self._arrived.clear()
+        if self.stashed(consumers):
+            return
+        now = time.monotonic()
+        linger = min(max(timeout, 0.05), LINGER)
+        for consumer in consumers:
+            req = self._lingering.get(consumer)
+            if req is not None and req.expires is not None and req.expires > now + 0.05:
+                continue
+            req = _Request(consumer, 1, now + linger)
+            self._lingering[consumer] = req
+            await self._request(
+                consumer, {"batch": 1, "expires": int(linger * 1e9) - 1_000_000}, req
+            )
+        waiters = [asyncio.ensure_future(self._arrived.wait())]
+        if stop is not None:
+            waiters.append(asyncio.ensure_future(stop.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=min(timeout, linger), return_when="FIRST_COMPLETED")
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+
+__all__ = ["Delivery", "Puller"]

@@ -1,0 +1,123 @@
+"""NATS result storage: one KV bucket per project, ``r.<task id>`` and ``l.<schedule id>`` (the
+latest result of a schedule). The bucket's ``max_age`` expires entries on the server (native
+TTL); a shorter ``result_ttl`` of one task is honoured on read and by :meth:`cleanup`. Waiting
+for a result is a KV watch on its key: the server pushes the write, nobody polls."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import nats.errors
+
+from omniq._sync import SyncWrapper
+from omniq.config import get_settings
+from omniq.models.result import TaskResult
+from omniq.storage.base import BaseResultStorage
+from omniq.storage.nats._conn import KeyValue, NATSComponent, key_token
+from omniq.storage.nats._kv import gather, kv_delete, kv_get, kv_keys
+
+#: The bucket keeps entries at least this long even when RESULT_TTL is shorter or unset.
+_DEFAULT_MAX_AGE = 7 * 86_400.0
+
+
+class AsyncNATSResultStorage(NATSComponent, BaseResultStorage):
+    """Results in a JetStream KV bucket with a TTL."""
+
+    def __init__(self, *, results_max_age: float | None = None, **options: Any) -> None:
+        for unused in ("queues", "lease_timeout"):
+            options.pop(unused, None)
+        super().__init__(**options)
+        ttl = results_max_age if results_max_age is not None else get_settings().RESULT_TTL
+        self.results_max_age = float(ttl) if ttl else _DEFAULT_MAX_AGE
+        self._bucket: KeyValue | None = None
+
+    def __repr__(self) -> str:
+        return f"AsyncNATSResultStorage(servers={self.where!r}, project_name={self.project_name!r})"
+
+    async def _prepare(self) -> None:
+        self._bucket = await self.ensure_bucket(self.names.results_bucket, self.results_max_age)
+
+    @property
+    def _kv(self) -> KeyValue:
+        assert self._bucket is not None, "connect() first"
+        return self._bucket
+
+    async def _set_many(self, items: list[tuple[TaskResult, bytes]]) -> None:
+        writes = []
+        for result, payload in items:
+            writes.append(
+                self._kv.put(f"r.{key_token(result.task_id)}", payload, validate_keys=False)
+            )
+            if result.schedule_id:
+                key = f"l.{key_token(result.schedule_id)}"
+                writes.append(self._kv.put(key, payload, validate_keys=False))
+        async with self.guard("storing results"):
+            await gather(writes)
+
+    async def _get(self, task_id: str) -> TaskResult | None:
+        async with self.guard("reading a result"):
+            found = await kv_get(self._kv, f"r.{key_token(task_id)}")
+        return None if found is None else self.serializer.decode_result(found[0])
+
+    async def _get_many(self, task_ids: list[str]) -> dict[str, TaskResult]:
+        async with self.guard("reading results"):
+            found = await gather(kv_get(self._kv, f"r.{key_token(i)}") for i in task_ids)
+        return {
+            i: self.serializer.decode_result(f[0])
+            for i, f in zip(task_ids, found, strict=True)
+            if f is not None
+        }
+
+    async def _wait_for(self, task_id: str, timeout: float | None) -> None:
+        # the watch delivers the key's current value first: a result written after the
+        # caller's last read is never missed
+        async with self.guard("waiting for a result"):
+            watcher = await self._kv.watch(f"r.{key_token(task_id)}")
+            try:
+                while True:
+                    try:
+                        entry = await watcher.updates(timeout=timeout if timeout else 60.0)
+                    except nats.errors.TimeoutError:
+                        if timeout:
+                            return
+                        continue
+                    if entry is not None and entry.value:
+                        return
+            finally:
+                await watcher.stop()
+
+    async def _get_latest(self, schedule_id: str) -> TaskResult | None:
+        async with self.guard("reading a result"):
+            found = await kv_get(self._kv, f"l.{key_token(schedule_id)}")
+        return None if found is None else self.serializer.decode_result(found[0])
+
+    async def _delete(self, task_id: str) -> bool:
+        key = f"r.{key_token(task_id)}"
+        async with self.guard("deleting a result"):
+            if await kv_get(self._kv, key) is None:
+                return False
+            return await kv_delete(self._kv, key)
+
+    async def _cleanup(self, now: datetime) -> int:
+        """Results whose own ``result_ttl`` ran out before the bucket's ``max_age``."""
+        async with self.guard("cleaning results"):
+            keys = await kv_keys(self._kv, "r.>")
+            values = await gather(kv_get(self._kv, k) for k in keys)
+            doomed = [
+                (k, v[1])
+                for k, v in zip(keys, values, strict=True)
+                if v is not None and self.serializer.decode_result(v[0]).is_expired(now)
+            ]
+            await gather(kv_delete(self._kv, k, rev) for k, rev in doomed)
+        return len(doomed)
+
+    async def _health(self) -> dict[str, Any]:
+        return {"servers": self.where, "bucket": self.names.results_bucket}
+
+
+class NATSResultStorage(SyncWrapper, async_class=AsyncNATSResultStorage):
+    """Blocking API of :class:`AsyncNATSResultStorage`."""
+
+
+__all__ = ["AsyncNATSResultStorage", "NATSResultStorage"]
