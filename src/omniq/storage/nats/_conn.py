@@ -382,6 +382,7 @@ async def delete_project(component: NATSComponent) -> None:
 __all__ = [
     "DEFAULT_SERVER",
     "DRIVER_ERRORS",
+    "KeyValue",
     "NATSComponent",
     "Names",
     "delete_project",

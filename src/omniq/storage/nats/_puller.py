@@ -1,12 +1,14 @@
-"""Pull requests to the queues' durable consumers, on one inbox subscription per process.
+"""Pull requests to the queues' durable consumers.
 
 nats-py's ``fetch`` owns one subscription per consumer and gives up its messages only to the
 call that made the request. A worker serving several queues needs more: one wait over all of
 them, and messages that arrive for an abandoned wait must not be lost. So the requests are sent
-here by hand (``$JS.API.CONSUMER.MSG.NEXT``), every delivery lands in a per-consumer stash, and
-claims take from the stash first. A delivery is a lease held by this process from the moment the
-server sends it; one that sat in the stash for half the server's ack wait is left to expire and
-be delivered again rather than risk running it after another worker got it.
+here by hand (``$JS.API.CONSUMER.MSG.NEXT``), each on its own inbox subscription (a delivery
+carries its original subject, so only the subscription tells which request it answers); every
+delivery lands in a per-consumer stash, and claims take from the stash first. A delivery is a
+lease held by this process from the moment the server sends it; one that sat in the stash for
+half the server's ack wait is left to expire and be delivered again rather than risk running it
+after another worker got it.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class Delivery:
 
 
 class _Request:
-    __slots__ = ("batch", "consumer", "done", "expires", "received")
+    __slots__ = ("batch", "consumer", "done", "expires", "received", "sub")
 
     def __init__(self, consumer: str, batch: int, expires: float | None) -> None:
         self.consumer = consumer
@@ -56,6 +58,7 @@ class _Request:
         self.received = 0
         self.expires = expires
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sub: Subscription | None = None
 
 
 class Puller:
@@ -65,15 +68,12 @@ class Puller:
         self._hold = hold
         self._request_timeout = request_timeout
         self._inbox = nc.new_inbox()
-        self._sub: Subscription | None = None
-        self._requests: dict[str, _Request] = {}
+        self._requests: set[_Request] = set()
+        self._closing: set[asyncio.Future[None]] = set()
         self._lingering: dict[str, _Request] = {}
         self._stash: dict[str, deque[Delivery]] = {}
         self._arrived = asyncio.Event()
         self._ids = itertools.count()
-
-    async def start(self) -> None:
-        self._sub = await self._nc.subscribe(f"{self._inbox}.*", cb=self._on_msg)
 
     async def stop(self) -> None:
         """Hands the stashed deliveries back at once (they were never claimed)."""
@@ -81,40 +81,46 @@ class Puller:
             while stash:
                 with contextlib.suppress(Exception):
                     await self._nc.publish(stash.popleft().reply, b"-NAK")
-        for req in self._requests.values():
-            if not req.done.done():
-                req.done.set_result(None)
-        self._requests.clear()
+        for req in list(self._requests):
+            self._end(req)
+            if req.sub is not None:
+                with contextlib.suppress(Exception):
+                    await req.sub.unsubscribe()
         self._lingering.clear()
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
 
-    async def _on_msg(self, msg: Msg) -> None:
-        token = msg.subject.rpartition(".")[2]
-        req = self._requests.get(token)
+    async def _on_msg(self, req: _Request, msg: Msg) -> None:
         status = msg.headers.get("Status") if msg.headers else None
         if status:
-            if status != "100" and req is not None:  # 404/408/409: the request is over
-                self._end(token, req)
+            if status != "100":  # 404/408/409: the request is over
+                self._end(req)
             return
         if not msg.reply:
             return
         delivery = Delivery(msg.reply, msg.data, time.monotonic())
         self._stash.setdefault(delivery.consumer, deque()).append(delivery)
-        if req is not None:
-            req.received += 1
-            if req.received >= req.batch:
-                self._end(token, req)
+        req.received += 1
+        if req.received >= req.batch:
+            self._end(req)
         self._arrived.set()
 
-    def _end(self, token: str, req: _Request) -> None:
-        self._requests.pop(token, None)
+    def _end(self, req: _Request) -> None:
+        if req not in self._requests:
+            return
+        self._requests.discard(req)
         if self._lingering.get(req.consumer) is req:
             del self._lingering[req.consumer]
         if not req.done.done():
             req.done.set_result(None)
+        if req.sub is not None:
+            # not from inside the callback: unsubscribing cancels the task that runs it
+            closing = asyncio.ensure_future(self._unsubscribe(req.sub))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+
+    @staticmethod
+    async def _unsubscribe(sub: Subscription) -> None:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
 
     def take(self, consumer: str, limit: int) -> list[Delivery]:
         stash = self._stash.get(consumer)
@@ -131,15 +137,19 @@ class Puller:
     def stashed(self, consumers: list[str]) -> bool:
         return any(self._stash.get(c) for c in consumers)
 
-    async def _request(self, consumer: str, body: dict[str, object], req: _Request) -> str:
-        token = str(next(self._ids))
-        self._requests[token] = req
+    async def _request(self, consumer: str, body: dict[str, object], req: _Request) -> None:
+        inbox = f"{self._inbox}.{next(self._ids)}"
+
+        async def on_msg(msg: Msg) -> None:
+            await self._on_msg(req, msg)
+
+        req.sub = await self._nc.subscribe(inbox, cb=on_msg)
+        self._requests.add(req)
         await self._nc.publish(
             f"$JS.API.CONSUMER.MSG.NEXT.{self._stream}.{consumer}",
             msgspec.json.encode(body),
-            reply=f"{self._inbox}.{token}",
+            reply=inbox,
         )
-        return token
 
     async def fetch(self, consumer: str, limit: int) -> list[Delivery]:
         """Up to ``limit`` deliveries available now (the stash first), without waiting for new
@@ -149,12 +159,12 @@ class Puller:
             return got
         need = limit - len(got)
         req = _Request(consumer, need, None)
-        token = await self._request(consumer, {"batch": need, "no_wait": True}, req)
+        await self._request(consumer, {"batch": need, "no_wait": True}, req)
         try:
             await asyncio.wait_for(asyncio.shield(req.done), self._request_timeout)
         except TimeoutError:
-            self._requests.pop(token, None)
-            raise
+            self._end(req)
+            raise TimeoutError(f"no answer to a pull request on {consumer!r}") from None
         return got + self.take(consumer, need)
 
     async def wait(

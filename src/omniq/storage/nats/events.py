@@ -6,11 +6,10 @@ the first message at or after ``start_time`` through a short-lived consumer and 
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-import nats.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 from omniq._sync import SyncWrapper
@@ -60,7 +59,9 @@ class AsyncNATSEventStorage(NATSComponent, BaseEventStorage):
         config = ConsumerConfig(
             ack_policy=AckPolicy.NONE,
             deliver_policy=DeliverPolicy.BY_START_TIME if start else DeliverPolicy.ALL,
-            opt_start_time=start.isoformat() if start else None,
+            # the stream's own clock stamps a message when it is stored, after the event was
+            # made (and maybe on another host): start a minute early, filter exactly below
+            opt_start_time=start - timedelta(seconds=60) if start else None,
             inactive_threshold=30.0,
         )
         sub = await js.pull_subscribe(
@@ -68,10 +69,12 @@ class AsyncNATSEventStorage(NATSComponent, BaseEventStorage):
         )
         out: list[tuple[int, TaskEvent]] = []
         try:
+            if not (await sub.consumer_info()).num_pending:
+                return out
             while True:
                 try:
                     msgs = await sub.fetch(_BATCH, timeout=1.0)
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nats.errors.TimeoutError is one too
                     break
                 pending = 0
                 for msg in msgs:

@@ -60,6 +60,8 @@ from omniq.storage.nats._records import (
 #: Hints fetched beyond the free capacity, so that priority and ready time order the claim
 #: across that many more waiting tasks than are claimed (JetStream itself delivers FIFO).
 WINDOW = 16
+#: Fetches one claim makes per queue at most while hints turn out not claimable.
+MAX_ROUNDS = 8
 _REQUEUEABLE = ("dead", "cancelled", "expired", "failed")
 _FINAL = ("success", "dead", "cancelled", "expired")
 _WAITING_MARK = "m.waiting"
@@ -113,7 +115,6 @@ class AsyncNATSQueue(
         self._puller = Puller(
             self.nc, self.names.stream, self._ack_wait / 2, self.config.request_timeout
         )
-        await self._puller.start()
         self._consumers.clear()
 
     async def _close(self) -> None:
@@ -267,38 +268,56 @@ class AsyncNATSQueue(
         ended: list[Task] = []
         now_us = to_us(now) or 0
         for queue in queues:
-            need = limit - len(claimed)
-            if need <= 0:
-                break
             consumer = await self._consumer(queue)
-            async with self.guard(f"fetching from queue {queue!r}"):
-                deliveries = await self.puller.fetch(consumer, need + WINDOW)
-            if not deliveries:
+            # hints that end up not claimable (expired, poison, stale) are settled on the way;
+            # fetch again while something was settled and the claim is not full
+            for _ in range(MAX_ROUNDS):
+                need = limit - len(claimed)
+                if need <= 0:
+                    break
+                async with self.guard(f"fetching from queue {queue!r}"):
+                    deliveries = await self.puller.fetch(consumer, need + WINDOW)
+                if not deliveries:
+                    break
+                got, gone = await self._round(deliveries, need, worker_id, lease, now, now_us)
+                claimed.extend(got)
+                ended.extend(gone)
+                if len(got) >= need:
+                    break
+            if len(claimed) >= limit:
+                break
+        return claimed, ended
+
+    async def _round(
+        self,
+        deliveries: list[Delivery],
+        need: int,
+        worker_id: str | None,
+        lease: float,
+        now: datetime,
+        now_us: int,
+    ) -> tuple[list[Task], list[Task]]:
+        ready: list[tuple[tuple[int, int, int], Delivery, Hint]] = []
+        held: list[Any] = []
+        for d in deliveries:
+            try:
+                hint = HINT_DECODER.decode(d.data)
+            except msgspec.DecodeError:
+                held.append(self._ack(d.reply, b"+TERM"))  # not ours: never again
                 continue
-            ready: list[tuple[tuple[int, int, int], Delivery, Hint]] = []
-            held: list[Any] = []
-            for d in deliveries:
-                try:
-                    hint = HINT_DECODER.decode(d.data)
-                except msgspec.DecodeError:
-                    held.append(self._ack(d.reply, b"+TERM"))  # not ours: never again
-                    continue
-                if hint.ready_us > now_us:  # delayed: the server holds it until it is due
-                    held.append(self._nak(d.reply, (hint.ready_us - now_us) / 1e6))
-                    continue
-                ready.append(((-hint.priority, hint.ready_us, d.seq), d, hint))
-            ready.sort(key=lambda item: item[0])
-            chosen, rest = ready[:need], ready[need:]
-            held.extend(self._nak(d.reply) for _, d, _ in rest)
-            await gather(held)
-            outcomes = await gather(
-                self._take(d, hint.task_id, worker_id, lease, now, now_us) for _, d, hint in chosen
-            )
-            for got, gone in outcomes:
-                if got is not None:
-                    claimed.append(got)
-                if gone is not None:
-                    ended.append(gone)
+            if hint.ready_us > now_us:  # delayed: the server holds it until it is due
+                held.append(self._nak(d.reply, (hint.ready_us - now_us) / 1e6))
+                continue
+            ready.append(((-hint.priority, hint.ready_us, d.seq), d, hint))
+        ready.sort(key=lambda item: item[0])
+        chosen, rest = ready[:need], ready[need:]
+        held.extend(self._nak(d.reply) for _, d, _ in rest)
+        await gather(held)
+        outcomes = await gather(
+            self._take(d, hint.task_id, worker_id, lease, now, now_us) for _, d, hint in chosen
+        )
+        claimed = [got for got, _ in outcomes if got is not None]
+        ended = [gone for _, gone in outcomes if gone is not None]
         return claimed, ended
 
     async def _nak(self, reply: str, delay: float = 0.0) -> None:
@@ -390,7 +409,8 @@ class AsyncNATSQueue(
                 await self._settle_dependents([task_id])
                 return None, None
             return None, view
-        assert task is not None and record.claim is not None
+        assert task is not None
+        assert record.claim is not None
         assert record.lease_us is not None
         self._local[task_id] = (record.claim, record.lease_us)
         self._known[task_id] = (value, revision)

@@ -77,7 +77,9 @@ class AsyncNATSResultStorage(NATSComponent, BaseResultStorage):
             try:
                 while True:
                     try:
-                        entry = await watcher.updates(timeout=timeout if timeout else 60.0)
+                        entry = await watcher.updates(  # type: ignore[no-untyped-call]
+                            timeout=timeout if timeout else 60.0
+                        )
                     except nats.errors.TimeoutError:
                         if timeout:
                             return
@@ -85,7 +87,7 @@ class AsyncNATSResultStorage(NATSComponent, BaseResultStorage):
                     if entry is not None and entry.value:
                         return
             finally:
-                await watcher.stop()
+                await watcher.stop()  # type: ignore[no-untyped-call]
 
     async def _get_latest(self, schedule_id: str) -> TaskResult | None:
         async with self.guard("reading a result"):
