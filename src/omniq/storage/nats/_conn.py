@@ -247,7 +247,9 @@ class NATSComponent(Component):
         options: dict[str, Any] = {
             "servers": self._servers,
             "connect_timeout": self.config.connect_timeout,
-            "max_reconnect_attempts": -1,
+            # the first connection gives up soon (a wrong address is reported, not retried
+            # for ever); once connected, the client reconnects without limit (see below)
+            "max_reconnect_attempts": 1,
             "reconnect_time_wait": 0.5,
             "allow_reconnect": True,
             "name": f"omniq:{self.project_name}",
@@ -260,6 +262,7 @@ class NATSComponent(Component):
             self.nc = await nats.connect(**options)
         except (TimeoutError, nats.errors.Error, OSError) as exc:
             raise self._unavailable(exc, "connecting") from exc
+        self.nc.options["max_reconnect_attempts"] = -1
         self.js = self.nc.jetstream(timeout=self.config.request_timeout)
         try:
             await self._prepare()
