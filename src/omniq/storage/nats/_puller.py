@@ -134,6 +134,11 @@ class Puller:
                 out.append(delivery)
         return out
 
+    def give_back(self, deliveries: list[Delivery]) -> None:
+        """Deliveries fetched but not claimed: first in line for the next claim here."""
+        for delivery in reversed(deliveries):
+            self._stash.setdefault(delivery.consumer, deque()).appendleft(delivery)
+
     def stashed(self, consumers: list[str]) -> bool:
         return any(self._stash.get(c) for c in consumers)
 

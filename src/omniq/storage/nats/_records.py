@@ -110,11 +110,16 @@ class Record(msgspec.Struct, array_like=True, omit_defaults=False):
 
 
 class Hint(msgspec.Struct, array_like=True):
-    """What a stream message says: which task, and what orders it in its queue."""
+    """What a stream message says: which task, what orders it in its queue and, when it was
+    published right after the record was written, that record and its revision, so that the
+    first claim is one compare-and-set without a read (it falls back to reading when the record
+    moved on since)."""
 
     task_id: str
     priority: int
     ready_us: int
+    revision: int = 0
+    record: bytes | None = None
 
 
 RECORD_ENCODER = msgspec.msgpack.Encoder()

@@ -199,16 +199,17 @@ class AsyncNATSQueue(
             else:
                 await self.nc.publish(reply, verb)
 
-    async def _hint(self, task: Task | Record, task_id: str) -> None:
-        """Publishes the message that makes a PENDING task claimable."""
-        if isinstance(task, Task):
-            queue, priority, ready = task.queue_name, task.priority, to_us(task.ready_at) or 0
-        else:
-            queue, priority = task.queue, task.priority
-            ready = task.eta_us or task.created_us
+    async def _hint(
+        self, record: Record, task_id: str, written: tuple[bytes, int] | None = None
+    ) -> None:
+        """Publishes the message that makes a PENDING task claimable (with the record as
+        ``written`` at its revision, when the caller has it: see :class:`Hint`)."""
+        hint = Hint(task_id, record.priority, record.eta_us or record.created_us)
+        if written is not None:
+            hint.record, hint.revision = written
         await self.jetstream.publish(
-            self.names.queue_subject(queue),
-            RECORD_ENCODER.encode(Hint(task_id, priority, ready)),
+            self.names.queue_subject(record.queue),
+            RECORD_ENCODER.encode(hint),
             stream=self.names.stream,
         )
 
@@ -218,14 +219,18 @@ class AsyncNATSQueue(
 
     # -- enqueue ---------------------------------------------------------------------------
     async def _enqueue(self, items: list[tuple[Task, bytes]]) -> list[bool]:
+        records = [(task, RECORD_ENCODER.encode(Record.of(task, p))) for task, p in items]
         async with self.guard("enqueueing"):
             created = await gather(
-                kv_create(self._kv, _task_key(task.id), RECORD_ENCODER.encode(Record.of(task, p)))
-                for task, p in items
+                kv_create(self._kv, _task_key(task.id), value) for task, value in records
             )
             flags = [rev is not None for rev in created]
+            await gather(
+                self._hint(RECORD_DECODER.decode(value), task.id, (value, rev))
+                for (task, value), rev in zip(records, created, strict=True)
+                if rev is not None and task.status is TaskStatus.PENDING
+            )
             new = [task for (task, _), ok in zip(items, flags, strict=True) if ok]
-            await gather(self._hint(t, t.id) for t in new if t.status is TaskStatus.PENDING)
             waiting = [t for t in new if t.status is TaskStatus.WAITING]
             if waiting:
                 await self._mark(_WAITING_MARK)
@@ -306,42 +311,66 @@ class AsyncNATSQueue(
                 held.append(self._ack(d.reply, b"+TERM"))  # not ours: never again
                 continue
             if hint.ready_us > now_us:  # delayed: the server holds it until it is due
-                held.append(self._nak(d.reply, (hint.ready_us - now_us) / 1e6))
+                held.append(self._nak(d.reply, (hint.ready_us - now_us) / 1e6, confirm=False))
                 continue
             ready.append(((-hint.priority, hint.ready_us, d.seq), d, hint))
         ready.sort(key=lambda item: item[0])
         chosen, rest = ready[:need], ready[need:]
-        held.extend(self._nak(d.reply) for _, d, _ in rest)
+        # the rest stays with this process, first in line for its next claim
+        self.puller.give_back([d for _, d, _ in rest])
         await gather(held)
         outcomes = await gather(
-            self._take(d, hint.task_id, worker_id, lease, now, now_us) for _, d, hint in chosen
+            self._take(d, hint, worker_id, lease, now, now_us) for _, d, hint in chosen
         )
         claimed = [got for got, _ in outcomes if got is not None]
         ended = [gone for _, gone in outcomes if gone is not None]
         return claimed, ended
 
-    async def _nak(self, reply: str, delay: float = 0.0) -> None:
+    async def _nak(self, reply: str, delay: float = 0.0, *, confirm: bool = True) -> None:
         payload = b"-NAK"
         if delay > 0:
             payload += b' {"delay": %d}' % int(delay * 1e9)
-        await self._ack(reply, payload, confirm=True)
+        await self._ack(reply, payload, confirm=confirm)
 
     async def _take(
         self,
         d: Delivery,
-        task_id: str,
+        hint: Hint,
         worker_id: str | None,
         lease: float,
         now: datetime,
         now_us: int,
     ) -> tuple[Task | None, Task | None]:
         """One hint: claim its task, or settle the hint. Returns (claimed, ended)."""
+        task_id = hint.task_id
         key = _task_key(task_id)
-        async with self.guard(f"claiming task {task_id}"):
-            found = await kv_get(self._kv, key)
-        if found is None:  # purged, or its record aged out: nothing to run
-            await self._ack(d.reply, b"+ACK")
-            return None, None
+        found = (hint.record, hint.revision) if hint.record is not None else None
+        for _ in range(2):
+            if found is None:
+                async with self.guard(f"claiming task {task_id}"):
+                    found = await kv_get(self._kv, key)
+            if found is None:  # purged, or its record aged out: nothing to run
+                await self._ack(d.reply, b"+ACK")
+                return None, None
+            outcome = await self._take_record(d, task_id, found, worker_id, lease, now_us)
+            if outcome is not None:
+                return outcome
+            found = None  # the record moved on since the hint was written: read it
+        await self._nak(d.reply, 0.05, confirm=False)  # still changing: look again soon
+        return None, None
+
+    async def _take_record(
+        self,
+        d: Delivery,
+        task_id: str,
+        found: tuple[bytes, int],
+        worker_id: str | None,
+        lease: float,
+        now_us: int,
+    ) -> tuple[Task | None, Task | None] | None:
+        """Claims (or settles) with a compare-and-set on the record as ``found``; None when
+        the record changed meanwhile."""
+        key = _task_key(task_id)
         record = RECORD_DECODER.decode(found[0])
         status = record.status
         lost_lease = False
@@ -391,9 +420,8 @@ class AsyncNATSQueue(
         value = RECORD_ENCODER.encode(record)
         async with self.guard(f"claiming task {task_id}"):
             revision = await kv_update(self._kv, key, value, found[1])
-        if revision is None:  # changed meanwhile (cancelled, claimed): look again later
-            await self._nak(d.reply, 0.05)
-            return None, None
+        if revision is None:  # changed meanwhile (cancelled, claimed, retried)
+            return None
         if lost_lease:
             view = self._view(task_id, record)
             self._emit(EventType.LEASE_EXPIRED, view)
