@@ -185,21 +185,23 @@ async def test_a_lost_lease_on_the_last_attempt_ends_dead(project: str) -> None:
         # which finds the only attempt spent
         assert await second.dequeue(worker_id="next", timeout=3) is None
         stored = await second.get_task(task_id)
-        assert stored is not None and stored.status.value == "dead"
+        assert stored is not None
+        assert stored.status.value == "dead"
         assert stored.error_type == "LeaseExpired"
         result = await results.get(task_id)
-        assert result is not None and result.status.value == "error"
+        assert result is not None
+        assert result.status.value == "error"
 
 
 # -- worker processes -----------------------------------------------------------------------------
 
 
-def _serve(url: str, project: str, stop: Any) -> None:
+def _serve(url: str, project: str, stop: Any, lease: float = 30.0) -> None:
     """A worker process: one AsyncWorker on the shared queue until ``stop`` is set."""
     from omniq.workers import AsyncWorker
 
     async def main() -> None:
-        queue = AsyncNATSQueue(servers=[url], project_name=project)
+        queue = AsyncNATSQueue(servers=[url], project_name=project, lease_timeout=lease)
         worker = AsyncWorker(queue, concurrency=50)
         await worker.start()
         await asyncio.get_running_loop().run_in_executor(None, stop.wait)
@@ -258,19 +260,24 @@ async def test_a_sigkilled_worker_process_loses_no_task(project: str) -> None:
             )
             ctx = multiprocessing.get_context("spawn")
             stop = ctx.Event()
-            workers = [ctx.Process(target=_serve, args=(_url(), project, stop)) for _ in range(2)]
+            workers = [
+                ctx.Process(target=_serve, args=(_url(), project, stop, 3.0)) for _ in range(2)
+            ]
             for w in workers:
                 w.start()
             try:
-                while sum(_executions(log).values()) < total // 4:
+                for _ in range(3000):
+                    if sum(_executions(log).values()) >= total // 4:
+                        break
                     await asyncio.sleep(0.02)
                 os.kill(workers[0].pid, signal.SIGKILL)  # type: ignore[arg-type]
-                # the survivor finishes its share and, after AckWait (the default lease,
-                # 30 s), what the killed one held
+                # the survivor finishes its share and, after AckWait (the lease, 3 s), what
+                # the killed one held
                 for _ in range(1200):
-                    if await _success_count(queue) >= total:
+                    if len(_executions(log)) >= total:
                         break
                     await asyncio.sleep(0.1)
+                await asyncio.sleep(1.0)  # the last acknowledgements
             finally:
                 stop.set()
                 for w in workers:
@@ -352,6 +359,7 @@ async def test_a_cluster_node_killed_mid_run_loses_no_task() -> None:
             assert done == len(ids)
             got = await results.get_many(ids)
             assert sorted(got) == sorted(ids)
-            assert oq.worker is not None and oq.worker.is_running
+            assert oq.worker is not None
+            assert oq.worker.is_running
     finally:
         await asyncio.to_thread(cluster.stop)

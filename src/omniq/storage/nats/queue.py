@@ -23,6 +23,7 @@ as retries: a hint that is not due yet is nak'ed with the delay left.
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime
 from typing import Any
 
@@ -92,6 +93,8 @@ class AsyncNATSQueue(
         self._local: dict[str, tuple[str, int]] = {}
         #: the record as this process last wrote it, to skip a read on completion
         self._known: dict[str, tuple[bytes, int]] = {}
+        self._waiting_seen = False
+        self._waiting_checked = 0.0
 
     def __repr__(self) -> str:
         return f"AsyncNATSQueue(servers={self.where!r}, project_name={self.project_name!r})"
@@ -234,6 +237,7 @@ class AsyncNATSQueue(
             waiting = [t for t in new if t.status is TaskStatus.WAITING]
             if waiting:
                 await self._mark(_WAITING_MARK)
+                self._waiting_seen = True
                 for task in waiting:
                     await gather(self._index_waiter(dep, task.id) for dep in task.depends_on)
             if any(t.expires_at is not None for t in new):
@@ -746,12 +750,33 @@ class AsyncNATSQueue(
                 out.append(self._view(task_id, done[1]))
         return out
 
+    async def _ever_waiting(self) -> bool:
+        """Whether this project ever stored a WAITING task. Once seen, remembered; absent, asked
+        again after a second (a dependent stored meanwhile by another process and missed here
+        is settled by the enqueuer itself or by the upkeep sweep)."""
+        if self._waiting_seen:
+            return True
+        now = time.monotonic()
+        if now - self._waiting_checked < 1.0:
+            return False
+        self._waiting_checked = now
+        async with self.guard("reading"):
+            self._waiting_seen = await kv_get(self._kv, _WAITING_MARK) is not None
+        return self._waiting_seen
+
+    async def settle_waiting(self, limit: int = 1000) -> int:
+        """The upkeep sweep, skipped without a read of every record when no task ever waited."""
+        self._waiting_checked = 0.0
+        if not await self._ever_waiting():
+            return 0
+        return await super().settle_waiting(limit)
+
     async def _dependents(self, task_ids: list[str]) -> list[Task]:
         """Through the ``d.<id>`` index, and not at all until a project ever stored a WAITING
         task (one read of a marker key per acknowledgement batch)."""
+        if not await self._ever_waiting():
+            return []
         async with self.guard("reading dependents"):
-            if await kv_get(self._kv, _WAITING_MARK) is None:
-                return []
             lists = await gather(kv_get(self._kv, f"d.{key_token(i)}") for i in task_ids)
             ids = sorted(
                 {

@@ -5,12 +5,13 @@ for a result is a KV watch on its key: the server pushes the write, nobody polls
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import nats.errors
 
 from omniq._sync import SyncWrapper
+from omniq._time import utcnow
 from omniq.config import get_settings
 from omniq.models.result import TaskResult
 from omniq.storage.base import BaseResultStorage
@@ -19,6 +20,7 @@ from omniq.storage.nats._kv import gather, kv_delete, kv_get, kv_keys
 
 #: The bucket keeps entries at least this long even when RESULT_TTL is shorter or unset.
 _DEFAULT_MAX_AGE = 7 * 86_400.0
+_SHORT_LIVED = "m.short-lived"
 
 
 class AsyncNATSResultStorage(NATSComponent, BaseResultStorage):
@@ -31,6 +33,7 @@ class AsyncNATSResultStorage(NATSComponent, BaseResultStorage):
         ttl = results_max_age if results_max_age is not None else get_settings().RESULT_TTL
         self.results_max_age = float(ttl) if ttl else _DEFAULT_MAX_AGE
         self._bucket: KeyValue | None = None
+        self._short_lived = False
 
     def __repr__(self) -> str:
         return f"AsyncNATSResultStorage(servers={self.where!r}, project_name={self.project_name!r})"
@@ -45,6 +48,14 @@ class AsyncNATSResultStorage(NATSComponent, BaseResultStorage):
 
     async def _set_many(self, items: list[tuple[TaskResult, bytes]]) -> None:
         writes = []
+        if not self._short_lived and any(
+            r.expires_at is not None
+            and r.expires_at < utcnow() + timedelta(seconds=self.results_max_age)
+            for r, _ in items
+        ):
+            # a result that expires before the bucket drops it: cleanup() has work to do
+            writes.append(self._kv.put(_SHORT_LIVED, b"1", validate_keys=False))
+            self._short_lived = True
         for result, payload in items:
             writes.append(
                 self._kv.put(f"r.{key_token(result.task_id)}", payload, validate_keys=False)
@@ -102,8 +113,11 @@ class AsyncNATSResultStorage(NATSComponent, BaseResultStorage):
             return await kv_delete(self._kv, key)
 
     async def _cleanup(self, now: datetime) -> int:
-        """Results whose own ``result_ttl`` ran out before the bucket's ``max_age``."""
+        """Results whose own ``result_ttl`` ran out before the bucket's ``max_age`` (none to look
+        for until such a result was ever stored)."""
         async with self.guard("cleaning results"):
+            if await kv_get(self._kv, _SHORT_LIVED) is None:
+                return 0
             keys = await kv_keys(self._kv, "r.>")
             values = await gather(kv_get(self._kv, k) for k in keys)
             doomed = [
