@@ -78,6 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", help="contender keys to run, comma-separated (see --list)")
     parser.add_argument("--skip", help="contender keys to leave out, comma-separated")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--nats-url", default="nats://127.0.0.1:4222")
     parser.add_argument("--pg-dsn", default="postgresql://postgres@127.0.0.1:5432/omniq_bench")
     parser.add_argument("--venvs", type=Path, default=DEFAULT_VENVS)
     parser.add_argument("--json", type=Path, help="also write the results to this file")
@@ -130,7 +131,7 @@ def median(values: list[float | None]) -> float | None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    services = Services(redis_url=args.redis_url, pg_dsn=args.pg_dsn)
+    services = Services(redis_url=args.redis_url, pg_dsn=args.pg_dsn, nats_url=args.nats_url)
     runner = Runner(
         services,
         n=args.n,
@@ -202,7 +203,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.list:
-        runner = Runner(Services(args.redis_url, args.pg_dsn), n=args.n, venvs=args.venvs)
+        runner = Runner(
+            Services(args.redis_url, args.pg_dsn, args.nats_url), n=args.n, venvs=args.venvs
+        )
         for c in select(args):
             where = runner.python(c)
             state = "ready" if where else f"missing: scripts/bench-setup {c.venv}"

@@ -10,7 +10,8 @@ schedule, one task every ``--interval`` ms, each carrying the ``CLOCK_MONOTONIC`
 its enqueue call as its argument, so the task's completion record gives enqueue -> start latency
 (``ticks``). ``worker`` runs one worker process in the foreground
 until SIGTERM. Where the servers are comes from the environment (set by the harness):
-``OMNIQ_BENCH_REDIS_URL``, ``OMNIQ_BENCH_PG_DSN``, ``OMNIQ_BENCH_DIR`` (SQLite files).
+``OMNIQ_BENCH_REDIS_URL``, ``OMNIQ_BENCH_PG_DSN``, ``OMNIQ_BENCH_NATS_URL``,
+``OMNIQ_BENCH_DIR`` (SQLite files).
 
 Standard library only: this module runs inside every peer's virtualenv.
 """
@@ -33,6 +34,10 @@ Worker = Callable[[str, str], None]
 
 def redis_url() -> str:
     return os.environ.get("OMNIQ_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def nats_url() -> str:
+    return os.environ.get("OMNIQ_BENCH_NATS_URL", "nats://127.0.0.1:4222")
 
 
 def pg_dsn() -> str:

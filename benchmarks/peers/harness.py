@@ -43,7 +43,7 @@ PEERS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PEERS_DIR.parent.parent
 DEFAULT_VENVS = REPO_ROOT / ".bench" / "venvs"
 
-BROKERS = ("redis", "postgres", "sqlite")
+BROKERS = ("redis", "postgres", "sqlite", "nats")
 
 #: seconds after the workers' start at which the start gate opens even if not every process has
 #: checked in. It bounds how long a checked-in task is held, so it stays below the shortest
@@ -102,6 +102,14 @@ PEERS: tuple[Contender, ...] = (
         "procrastinate",
     ),
     Contender("huey-sqlite", "Huey", "sqlite", "huey_driver.py", "huey", "huey"),
+    Contender(
+        "taskiq-nats",
+        "taskiq-nats (pull)",
+        "nats",
+        "taskiq_nats_driver.py",
+        "taskiq-nats",
+        "taskiq-nats",
+    ),
 )
 
 #: OmniQ worker types measured unless told otherwise (``async`` is the default type and the one
@@ -143,6 +151,9 @@ class Services:
 
     redis_url: str = "redis://127.0.0.1:6379/15"
     pg_dsn: str = "postgresql://postgres@127.0.0.1:5432/omniq_bench"
+    #: NATS: the benchmark's streams and buckets are the ones named ``*bench*`` (both drivers
+    #: name theirs so), deleted before and after each phase
+    nats_url: str = "nats://127.0.0.1:4222"
     tmp_root: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
 
     def __post_init__(self) -> None:
@@ -173,6 +184,24 @@ class Services:
                 client.close()
 
         _while_restarting(flush, "Redis")
+
+    def wipe_nats(self) -> None:
+        """Deletes the benchmark's streams (OmniQ's project ``bench`` with its KV buckets, and
+        taskiq-nats's stream), leaving everything else on the server alone."""
+        import nats
+
+        async def wipe() -> None:
+            nc = await nats.connect(self.nats_url, max_reconnect_attempts=1)
+            try:
+                js = nc.jetstream()
+                for name in await js.streams_info():
+                    stream = name.config.name or ""
+                    if "bench" in stream.lower():
+                        await js.delete_stream(stream)
+            finally:
+                await nc.close()
+
+        _while_restarting(lambda: asyncio.run(wipe()), "NATS")
 
     def recreate_postgres(self) -> None:
         """Drops and recreates the benchmark database, so that each library's schema (and any
@@ -213,11 +242,15 @@ class Services:
                 self.flush_redis()
             elif broker == "postgres":
                 self.recreate_postgres()
+            elif broker == "nats":
+                self.wipe_nats()
             yield scratch
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
             if broker == "redis":
                 self.flush_redis()
+            elif broker == "nats":
+                self.wipe_nats()
 
     def cleanup(self) -> None:
         """What a whole run leaves behind on the servers: nothing."""
@@ -267,6 +300,7 @@ class Runner:
             PYTHONPATH=os.pathsep.join(paths),
             PYTHONUNBUFFERED="1",
             OMNIQ_BENCH_REDIS_URL=self.services.redis_url,
+            OMNIQ_BENCH_NATS_URL=self.services.nats_url,
             OMNIQ_BENCH_PG_DSN=self.services.pg_dsn,
             OMNIQ_BENCH_DIR=str(scratch),
             OMNIQ_BENCH_BACKEND=contender.broker,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from _driver import exec_module, main, pg_dsn, redis_url, sqlite_path, ticks
+from _driver import exec_module, main, nats_url, pg_dsn, redis_url, sqlite_path, ticks
 
 from benchmarks.peers.omniq_tasks import noop, noop_sync
 from omniq import AsyncOmniQ
@@ -21,6 +21,8 @@ def url(backend: str) -> str:
         return redis_url()
     if backend == "postgres":
         return pg_dsn()
+    if backend == "nats":
+        return nats_url()
     return "sqlite:///" + sqlite_path("omniq.db")
 
 
@@ -60,4 +62,4 @@ def worker(backend: str, variant: str) -> None:
 if __name__ == "__main__":
     import omniq_driver
 
-    main(("redis", "postgres", "sqlite"), omniq_driver.enqueue, omniq_driver.worker)
+    main(("redis", "postgres", "sqlite", "nats"), omniq_driver.enqueue, omniq_driver.worker)
