@@ -18,7 +18,7 @@ from typing import Any
 #: the ratio OmniQ must reach against the fastest peer of each broker (issue 9)
 TARGET_RATIO = 2.0
 
-BROKER_NAMES = {"redis": "Redis", "postgres": "PostgreSQL", "sqlite": "SQLite"}
+BROKER_NAMES = {"redis": "Redis", "postgres": "PostgreSQL", "sqlite": "SQLite", "nats": "NATS"}
 
 
 def metric_names(result: dict[str, Any]) -> list[tuple[str, str]]:
