@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
+import msgspec
 import nats.js.errors
 from nats.js.kv import KeyValue
 
@@ -49,18 +50,27 @@ async def kv_delete(kv: KeyValue, key: str, revision: int | None = None) -> bool
 
 
 async def kv_keys(kv: KeyValue, pattern: str) -> list[str]:
-    """The live keys matching a subject ``pattern`` (``t.>``), filtered by the server (the
-    driver's ``keys(filters=...)`` reads every key and matches substrings)."""
-    watcher = await kv.watch(pattern, ignore_deletes=True, meta_only=True)
+    """The keys matching a subject ``pattern`` (``t.>``), from the bucket stream's subject
+    list, page by page; keys whose last operation was a delete are included (their reads come
+    back empty, and callers skip them). Not the driver's ``keys()``: it reads every key and
+    matches substrings, and its watcher may report the end before the keys have come."""
+    js = kv._js
+    prefix = f"$KV.{kv._name}."
     keys: list[str] = []
-    try:
-        async for entry in watcher:
-            if entry is None:  # the end of what exists now
-                break
-            keys.append(entry.key)
-    finally:
-        await watcher.stop()  # type: ignore[no-untyped-call]
-    return keys
+    offset = 0
+    while True:
+        body = msgspec.json.encode({"subjects_filter": prefix + pattern, "offset": offset})
+        reply = await js._nc.request(
+            f"$JS.API.STREAM.INFO.{kv._stream}", body, timeout=js._timeout
+        )
+        info = msgspec.json.decode(reply.data)
+        if "error" in info:
+            raise nats.js.errors.APIError(description=str(info["error"]))
+        subjects = (info.get("state") or {}).get("subjects") or {}
+        keys.extend(subject[len(prefix) :] for subject in subjects)
+        offset += len(subjects)
+        if not subjects or offset >= info.get("total", 0):
+            return keys
 
 
 async def gather(items: Iterable[Awaitable[T]]) -> list[T]:
