@@ -60,9 +60,7 @@ async def kv_keys(kv: KeyValue, pattern: str) -> list[str]:
     offset = 0
     while True:
         body = msgspec.json.encode({"subjects_filter": prefix + pattern, "offset": offset})
-        reply = await js._nc.request(
-            f"$JS.API.STREAM.INFO.{kv._stream}", body, timeout=js._timeout
-        )
+        reply = await js._nc.request(f"$JS.API.STREAM.INFO.{kv._stream}", body, timeout=js._timeout)
         info = msgspec.json.decode(reply.data)
         if "error" in info:
             raise nats.js.errors.APIError(description=str(info["error"]))
