@@ -259,9 +259,11 @@ async def test_a_sigkilled_worker_process_loses_no_task(project: str) -> None:
                 [Task(func=RECORD, args=(i, str(log)), max_retries=3) for i in range(total)]
             )
             ctx = multiprocessing.get_context("spawn")
-            stop = ctx.Event()
+            # one stop event each: setting an event a SIGKILLed process was waiting on blocks
+            # (multiprocessing's notify_all waits for every sleeper to wake)
+            stops = [ctx.Event() for _ in range(2)]
             workers = [
-                ctx.Process(target=_serve, args=(_url(), project, stop, 3.0)) for _ in range(2)
+                ctx.Process(target=_serve, args=(_url(), project, stop, 3.0)) for stop in stops
             ]
             for w in workers:
                 w.start()
@@ -279,7 +281,7 @@ async def test_a_sigkilled_worker_process_loses_no_task(project: str) -> None:
                     await asyncio.sleep(0.1)
                 await asyncio.sleep(1.0)  # the last acknowledgements
             finally:
-                stop.set()
+                stops[1].set()
                 for w in workers:
                     await asyncio.to_thread(w.join, 60)
                     if w.is_alive():
