@@ -202,7 +202,7 @@ def _serve(url: str, project: str, stop: Any, lease: float = 30.0) -> None:
 
     async def main() -> None:
         queue = AsyncNATSQueue(servers=[url], project_name=project, lease_timeout=lease)
-        worker = AsyncWorker(queue, concurrency=50)
+        worker = AsyncWorker(queue, concurrency=50, task_modules=[__name__])
         await worker.start()
         await asyncio.get_running_loop().run_in_executor(None, stop.wait)
         await worker.stop()
