@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
@@ -257,3 +258,43 @@ async def test_a_closed_redis_queue_leaves_no_connection_to_the_garbage_collecto
         gc.collect()
     leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     assert leaks == []
+
+
+def _network_url(kind: str) -> str:
+    host, port = service_address(kind)
+    if kind == "redis":
+        return f"redis://{host}:{port}/7"
+    return f"postgresql://postgres@{host}:{port}/test"
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("redis", marks=pytest.mark.services("redis")),
+        pytest.param("postgres", marks=pytest.mark.services("postgres")),
+    ],
+)
+def test_network_backends_left_open_are_closed_at_exit(tmp_path: Path, kind: str) -> None:
+    project = f"exit-{uuid.uuid4().hex[:8]}"
+    proc = run_script(tmp_path, NEWCOMER_ASYNC, _network_url(kind), project)
+    assert_clean_exit(proc)
+    assert proc.stdout.strip() == "ok"
+    assert "unclosed" not in proc.stderr, proc.stderr  # no socket left to the garbage collector
+    assert len(left_open_warnings(proc.stderr)) == 1
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("redis", marks=pytest.mark.services("redis")),
+        pytest.param("postgres", marks=pytest.mark.services("postgres")),
+    ],
+)
+def test_network_worker_running_when_the_script_raises_hands_back(
+    tmp_path: Path, kind: str
+) -> None:
+    project = f"exit-{uuid.uuid4().hex[:8]}"
+    proc = run_script(tmp_path, RAISE_WHILE_RUNNING, _network_url(kind), project)
+    assert_clean_exit(proc, rc=1)
+    assert "unclosed" not in proc.stderr, proc.stderr
+    assert len(left_open_warnings(proc.stderr)) == 1

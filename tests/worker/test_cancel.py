@@ -5,15 +5,23 @@ heartbeat."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from omniq import AsyncOmniQ, Task, TaskStatus
+from omniq.backend import create_backend
 from omniq.exceptions import TaskCancelledError, TaskNotFound
 from omniq.storage.memory import AsyncMemoryQueue
 from tests import tasks_fixture as tf
+from tests.conftest import service_address
 
 
 async def finishes_anyway() -> str:
@@ -32,8 +40,8 @@ async def oq() -> AsyncIterator[AsyncOmniQ]:
         yield app
 
 
-async def wait_running(oq: AsyncOmniQ, task_id: str) -> None:
-    for _ in range(500):
+async def wait_running(oq: AsyncOmniQ, task_id: str, tries: int = 500) -> None:
+    for _ in range(tries):
         task = await oq.get_task(task_id)
         if task is not None and task.status is TaskStatus.RUNNING:
             return
@@ -122,3 +130,74 @@ async def test_a_task_stopped_between_its_claim_and_its_first_step_ends_cancelle
         assert task.status is TaskStatus.CANCELLED
     finally:
         await worker.stop(graceful=False)
+
+
+def _url(kind: str, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'cancel.db'}"
+    if kind == "memory":
+        return "memory://"
+    host, port = service_address(kind)
+    return (
+        f"redis://{host}:{port}/7"
+        if kind == "redis"
+        else f"postgresql://postgres@{host}:{port}/test"
+    )
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "memory",
+        "sqlite",
+        pytest.param("redis", marks=pytest.mark.services("redis")),
+        pytest.param("postgres", marks=pytest.mark.services("postgres")),
+    ],
+)
+async def test_a_running_task_is_stopped_without_waiting_for_a_heartbeat(
+    kind: str, tmp_path: Path
+) -> None:
+    backend = create_backend(url=_url(kind, tmp_path), project_name=f"c-{uuid.uuid4().hex[:8]}")
+    async with AsyncOmniQ.from_backend(backend) as app:
+        # no heartbeat during the test: only the cancel signal can reach the worker
+        await app.start_worker(heartbeat_interval=600)
+        tid = await app.enqueue(tf.async_sleep, args=(60,))
+        await wait_running(app, tid)
+
+        assert await app.cancel(tid, wait=10) is True
+
+        task = await app.get_task(tid)
+        assert task is not None
+        assert task.status is TaskStatus.CANCELLED
+
+
+def test_a_worker_in_another_process_hears_the_cancel_through_the_wake_sockets(
+    tmp_path: Path,
+) -> None:
+    """SQLite has no server: the signal crosses processes as a datagram beside the database."""
+    url = f"sqlite:///{tmp_path / 'cross.db'}"
+    repo = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIQ_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "omniq", "worker", "--url", url, "--project", "x"]
+    command += ["--include", "tests.tasks_fixture", "--log-level", "WARNING"]
+    worker = subprocess.Popen(
+        command,
+        cwd=repo,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    async def scenario() -> bool:
+        async with AsyncOmniQ.from_backend(create_backend(url=url, project_name="x")) as app:
+            tid = await app.enqueue("tests.tasks_fixture:async_sleep", args=(60,))
+            await wait_running(app, tid, tries=3000)
+            # the worker's heartbeat comes every 10 s: well after this wait
+            return await app.cancel(tid, wait=5)
+
+    try:
+        assert asyncio.run(scenario()) is True
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)

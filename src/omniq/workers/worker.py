@@ -182,6 +182,8 @@ class AsyncWorker:
         self.scheduler = AsyncScheduler(self.queue) if scheduler else None
         self._running: dict[str, _Running] = {}
         self._callback_tasks: set[asyncio.Task[None]] = set()
+        #: cancel signals for tasks not running here (yet): checked as claims come back
+        self._early_cancels: dict[str, None] = {}
         self._completions: list[Completion] = []
         self._completed_tasks: list[tuple[Task, float]] = []
         self._flush_wake: asyncio.Event | None = None
@@ -230,6 +232,10 @@ class AsyncWorker:
             asyncio.create_task(self._heartbeat_loop(), name=f"omniq-heartbeat-{self.name}"),
             asyncio.create_task(self._upkeep_loop(), name=f"omniq-upkeep-{self.name}"),
         ]
+        if self.queue.supports(Capability.CANCEL_SIGNAL):
+            self._tasks.append(
+                asyncio.create_task(self._cancel_loop(), name=f"omniq-cancels-{self.name}")
+            )
         if self.summary_interval:
             self._tasks.append(
                 asyncio.create_task(self._summary_loop(), name=f"omniq-summary-{self.name}")
@@ -511,6 +517,9 @@ class AsyncWorker:
                     self._execute(running), name=f"omniq-task-{task.id}"
                 )
                 _report.received(task)
+                if task.id in self._early_cancels:  # its signal came before the claim returned
+                    del self._early_cancels[task.id]
+                    self._stop_running(task.id, "cancel")
 
     # -- running ---------------------------------------------------------------------------
     def _resolve(self, task: Task) -> Callable[..., Any]:
@@ -797,11 +806,35 @@ class AsyncWorker:
         starts."""
         running = self._running.get(task_id)
         if running is None or running.runner is None or running.runner.done():
+            if reason == "cancel" and running is None:
+                # perhaps claimed here but not yet registered: remembered for a while
+                self._early_cancels[task_id] = None
+                while len(self._early_cancels) > 1024:
+                    del self._early_cancels[next(iter(self._early_cancels))]
             return
         if running.stop_reason is None:
             running.stop_reason = reason
             if running.started:
                 running.runner.cancel()
+
+    async def _cancel_loop(self) -> None:
+        """Stops a running task as soon as its cancellation is signalled through the store
+        (SupportsCancelSignal) instead of at the next heartbeat, which still catches whatever a
+        lost signal missed."""
+        while True:
+            try:
+                async for task_id in self.queue.cancel_signals():
+                    self._stop_running(task_id, "cancel")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "worker %s: cancel signals failed (%s: %s); listening again",
+                    self.name,
+                    type(exc).__name__,
+                    exc,
+                )
+                await asyncio.sleep(1.0)
 
     async def _summary_loop(self) -> None:
         assert self.summary_interval

@@ -31,6 +31,8 @@ SupportsSchedules (schedules)     ``_save_schedule``,                 ``_due_sch
                                   ``_delete_schedule``
 SupportsWorkerRegistry (workers)  ``_save_worker``, ``_list_workers``,  --
                                   ``_delete_worker``
+SupportsCancelSignal (cancels)    ``_signal_cancel``,                 the heartbeat (the
+                                  ``_listen_cancels``                 worker sees it there)
 ================================  ==================================  ===========================
 
 Callers ask with ``queue.supports(Capability.SCHEDULES)``; a public method of a capability the
@@ -49,6 +51,7 @@ Results and events
 """
 
 from omniq.exceptions import UnsupportedCapability
+from omniq.storage.base.cancels import SupportsCancelSignal
 from omniq.storage.base.capabilities import Capability, OptionalSurface
 from omniq.storage.base.component import Component
 from omniq.storage.base.dependencies import SupportsDependencies, dependency_verdict
@@ -77,6 +80,7 @@ __all__ = [
     "Failure",
     "HeartbeatStatus",
     "OptionalSurface",
+    "SupportsCancelSignal",
     "SupportsDependencies",
     "SupportsListing",
     "SupportsPurge",

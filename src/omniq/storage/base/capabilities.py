@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -20,6 +20,7 @@ class Capability(enum.StrEnum):
     WORKERS = "workers"  # the worker registry behind `omniq info`
     LISTING = "listing"  # list_tasks, list_dead, get_queue_size, stats
     PURGE = "purge"  # deleting the waiting tasks of a queue
+    CANCEL_SIGNAL = "cancel_signal"  # a running task's cancellation reaches its worker at once
 
 
 def unsupported(backend: str, owner: str, capability: Capability) -> UnsupportedCapability:
@@ -62,6 +63,13 @@ class OptionalSurface(Component):
     async def settle_waiting(self, limit: int = 1000) -> int:
         """Nothing waits where dependencies are not offered: the sweep has nothing to do."""
         return 0
+
+    # -- cancel signal: without it a worker sees the request at its next heartbeat ----------
+    async def _cancel_requested(self, task: Task) -> None:
+        """Nothing to publish: the worker learns of the request when it renews its lease."""
+
+    def cancel_signals(self) -> AsyncIterator[str]:
+        raise self._unsupported(Capability.CANCEL_SIGNAL)
 
     # -- listing ----------------------------------------------------------------------------
     async def list_tasks(

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Self
 
 import msgspec
 
+from omniq import _exit
 from omniq._lifecycle import AsyncConnectable
 from omniq.config import get_settings
 from omniq.queue.builder import validate_queue_name
@@ -55,10 +56,15 @@ class Component(AsyncConnectable, ABC):
             if not self._connected:
                 await self._connect()
                 self._connected = True
+                # closed for the program at exit if it forgets to (omniq._exit)
+                _exit.opened(
+                    self, f"{type(self).__name__} of project {self.project_name!r}", self.close
+                )
 
     async def close(self) -> None:
         if self._connected:
             self._connected = False
+            _exit.closed(self)
             await self._close()
 
     async def _ensure(self) -> None:

@@ -358,7 +358,8 @@ class BaseTaskQueue(OptionalSurface):
 
     async def cancel(self, task_id: str) -> bool:
         """Cancels a pending, delayed or waiting task at once; a running one is asked to stop (its
-        worker sees the request at its next heartbeat). False if the task had already finished."""
+        worker hears of it through the cancel signal where the store has one, else at its next
+        heartbeat). False if the task had already finished."""
         await self._ensure()
         task = await self._cancel(task_id, utcnow())
         if task is None:
@@ -368,7 +369,10 @@ class BaseTaskQueue(OptionalSurface):
             await self._write_final_results([task])
             await self._settle_dependents([task.id])
             return True
-        return task.status is TaskStatus.RUNNING and task.cancel_requested
+        if task.status is TaskStatus.RUNNING and task.cancel_requested:
+            await self._cancel_requested(task)  # the cancel signal, where the store has one
+            return True
+        return False
 
     async def requeue(self, task_id: str, *, reset_attempts: bool = True) -> bool:
         """Puts a DEAD, CANCELLED or EXPIRED task back to PENDING (dead-letter re-drive)."""

@@ -8,9 +8,11 @@ primitive runs without an ``await`` inside, which makes each one atomic on the e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import time
 from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +28,7 @@ from omniq.storage.base import (
     Completion,
     Failure,
     HeartbeatStatus,
+    SupportsCancelSignal,
     SupportsDependencies,
     SupportsPurge,
     SupportsSchedules,
@@ -49,7 +52,11 @@ class _Entry:
 
 
 class AsyncMemoryQueue(
-    SupportsDependencies, SupportsSchedules, SupportsWorkerRegistry, SupportsPurge
+    SupportsCancelSignal,
+    SupportsDependencies,
+    SupportsSchedules,
+    SupportsWorkerRegistry,
+    SupportsPurge,
 ):
     """Tasks in this process only: the fastest backend, for tests and single-process apps."""
 
@@ -75,6 +82,7 @@ class AsyncMemoryQueue(
         self._counts: dict[str, Counter[TaskStatus]] = {}
         self._seq = 0
         self._waiters = QueueWaiters()
+        self._cancel_listeners: set[Callable[[str], None]] = set()
 
     def __repr__(self) -> str:
         return f"AsyncMemoryQueue(project_name={self.project_name!r}, queues={self.queues!r})"
@@ -505,6 +513,19 @@ class AsyncMemoryQueue(
 
     async def _health(self) -> dict[str, Any]:
         return {"tasks": len(self._tasks), "running": len(self._running)}
+
+    # -- cancel signal: in-process callbacks ----------------------------------------------
+    async def _signal_cancel(self, task_id: str) -> None:
+        for deliver in list(self._cancel_listeners):
+            deliver(task_id)
+
+    @contextlib.asynccontextmanager
+    async def _listen_cancels(self, deliver: Callable[[str], None]) -> AsyncIterator[None]:
+        self._cancel_listeners.add(deliver)
+        try:
+            yield
+        finally:
+            self._cancel_listeners.discard(deliver)
 
 
 class MemoryQueue(SyncWrapper, async_class=AsyncMemoryQueue):

@@ -9,15 +9,18 @@ the arguments travel in the serializer's envelope (``payload``) and are decoded 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import msgspec
 
+from omniq._aio import cancel_and_wait
 from omniq._sync import SyncWrapper
 from omniq._time import utcnow
+from omniq.config import get_logger
 from omniq.exceptions import SerializationError
 from omniq.models.task import STATE_FIELDS, Task, TaskStatus
 from omniq.storage._waiters import QueueWaiters
@@ -26,6 +29,7 @@ from omniq.storage.base import (
     Completion,
     Failure,
     HeartbeatStatus,
+    SupportsCancelSignal,
     SupportsDependencies,
     SupportsPurge,
     SupportsSchedules,
@@ -38,6 +42,8 @@ from omniq.storage.postgres._schedules import PgScheduleStore
 from omniq.storage.postgres._sql import queries
 
 _STATE_COLUMNS = tuple(name for name in STATE_FIELDS if name != "status")
+
+log = get_logger("storage.postgres")
 
 
 #: From this many tasks on, enqueue_many COPYs the batch instead of sending arrays (measured:
@@ -179,6 +185,7 @@ def _shell(row: Any) -> Task:
 
 class AsyncPostgresQueue(
     PgScheduleStore,
+    SupportsCancelSignal,
     SupportsDependencies,
     SupportsSchedules,
     SupportsWorkerRegistry,
@@ -197,6 +204,7 @@ class AsyncPostgresQueue(
         super().__init__(**options)
         self._sql = queries()
         self._channel = channel_name("q", self.pg.schema, self.project_name)
+        self._cancel_channel = channel_name("c", self.pg.schema, self.project_name)
         self._results_channel = channel_name("r", self.pg.schema, self.project_name)
         self._waiters = _QueueWaiters()
         self._unwatched = _Unwatched()
@@ -560,6 +568,32 @@ class AsyncPostgresQueue(
     async def _health(self) -> dict[str, Any]:
         details = await super()._health()
         return {**details, "listening": self._listener.alive}
+
+    # -- cancel signal: NOTIFY on the project's cancel channel -----------------------------
+    async def _signal_cancel(self, task_id: str) -> None:
+        await self.pool.execute("SELECT pg_notify($1, $2)", self._cancel_channel, task_id)
+
+    @contextlib.asynccontextmanager
+    async def _listen_cancels(self, deliver: Callable[[str], None]) -> AsyncIterator[None]:
+        listener = Listener(self.pg, self._cancel_channel, deliver, lambda: None)
+
+        async def keep() -> None:
+            # a lost LISTEN connection is re-established; what was published meanwhile is seen
+            # at the workers' next heartbeat
+            while True:
+                try:
+                    await listener.ensure()
+                except Exception as exc:
+                    log.warning("cancel channel: cannot LISTEN (%s); retrying", exc)
+                await asyncio.sleep(1.0)
+
+        await listener.ensure()
+        keeper = asyncio.create_task(keep(), name="omniq-pg-cancels")
+        try:
+            yield
+        finally:
+            await cancel_and_wait(keeper)
+            await listener.close()
 
 
 class PostgresQueue(SyncWrapper, async_class=AsyncPostgresQueue):

@@ -25,7 +25,9 @@ Keys, under ``B = <tasks_prefix>:{<project>}`` (one Cluster slot, see ``_conn``)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +36,7 @@ import msgspec
 from omniq._aio import cancel_and_wait
 from omniq._sync import SyncWrapper
 from omniq._time import utcnow
+from omniq.config import get_logger
 from omniq.exceptions import SerializationError
 from omniq.models.schedule import Schedule, ScheduleState
 from omniq.models.task import Task, TaskStatus
@@ -42,6 +45,7 @@ from omniq.storage.base import (
     Completion,
     Failure,
     HeartbeatStatus,
+    SupportsCancelSignal,
     SupportsDependencies,
     SupportsPurge,
     SupportsSchedules,
@@ -107,6 +111,8 @@ _ROW_FIELDS = (
 )
 _HEARTBEAT = {b"ok": HeartbeatStatus.OK, b"cancel": HeartbeatStatus.CANCEL}
 
+log = get_logger("storage.redis")
+
 
 def _str(value: bytes | None) -> str | None:
     return None if value is None else value.decode()
@@ -137,6 +143,7 @@ def _shell(row: list[Any]) -> Task:
 
 class AsyncRedisQueue(
     RedisComponent,
+    SupportsCancelSignal,
     SupportsDependencies,
     SupportsSchedules,
     SupportsWorkerRegistry,
@@ -173,6 +180,7 @@ class AsyncRedisQueue(
         self.tasks_prefix = tasks_prefix
         self.results_prefix = results_prefix
         self._base = key_base(tasks_prefix, self.project_name, option="tasks_prefix")
+        self._cancel_channel = f"{self._base}:cancels"
         key_base(results_prefix, self.project_name, option="results_prefix")
         self._scripts: dict[str, Script] = {}
         self._complete_script: Script | None = None
@@ -610,6 +618,51 @@ class AsyncRedisQueue(
             and s.next_run_at is not None
             and s.next_run_at <= now
         ]
+
+    # -- cancel signal: PUBLISH on the project's cancel channel -----------------------------
+    async def _signal_cancel(self, task_id: str) -> None:
+        # PUBLISH reaches every node of a Cluster; its async client has no publish() helper
+        await done(self.redis.execute_command("PUBLISH", self._cancel_channel, task_id))
+
+    @contextlib.asynccontextmanager
+    async def _listen_cancels(self, deliver: Callable[[str], None]) -> AsyncIterator[None]:
+        subscribed = asyncio.Event()
+
+        async def read() -> None:
+            while True:
+                client = pubsub = None
+                try:
+                    client = await self._conn.subscriber(self._cancel_channel)
+                    pubsub = client.pubsub()
+                    await pubsub.subscribe(self._cancel_channel)
+                    subscribed.set()
+                    while True:
+                        message = await pubsub.get_message(
+                            ignore_subscribe_messages=True, timeout=1.0
+                        )
+                        if message is not None and message["type"] == "message":
+                            data = message["data"]
+                            deliver(data.decode() if isinstance(data, bytes) else str(data))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # missed meanwhile: seen at the next heartbeat
+                    log.warning("cancel subscription lost (%s); resubscribing", exc)
+                    await asyncio.sleep(1.0)
+                finally:
+                    if pubsub is not None:
+                        with contextlib.suppress(Exception):
+                            await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    if client is not None:
+                        with contextlib.suppress(Exception):
+                            await client.aclose()
+
+        reader = asyncio.create_task(read(), name="omniq-redis-cancels")
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(subscribed.wait()), 5.0)
+            yield
+        finally:
+            await cancel_and_wait(reader)
 
 
 class RedisQueue(SyncWrapper, async_class=AsyncRedisQueue):

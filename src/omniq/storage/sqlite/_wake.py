@@ -10,6 +10,8 @@ buffer, and platforms without Unix datagram sockets fall back to it alone.
 
 Datagrams say what changed: ``t`` + queue names, or ``r`` + task ids of new results, so a process
 with thousands of result waiters wakes only the ones concerned. A bare ``t``/``r`` wakes everyone.
+``c`` + task ids says that the cancellation of those running tasks was requested: workers stop
+them at once instead of at their next heartbeat.
 
 Races are closed with generation counters: a claimer or reader notes the generation before it
 looks at the database, and its wait returns at once if a notification arrived since (even one
@@ -50,6 +52,7 @@ _RECENT_RESULTS = 8_192
 _MAX_SOCKET_PATH = 100
 _KIND_TASKS = b"t"
 _KIND_RESULTS = b"r"
+_KIND_CANCELS = b"c"
 
 #: ``(project, task_ids) -> the ids among them that have a result``: the batched re-check.
 ResultFinder = Callable[[str, list[str]], Awaitable[set[str]]]
@@ -86,6 +89,7 @@ class WakeHub:
         self._sock_path: Path | None = None
         self._listen_failed = False
         self._sender: socket.socket | None = None
+        self._cancel_listeners: set[Callable[[str], None]] = set()
 
     # -- listening -------------------------------------------------------------------------
     def listen(self) -> bool:
@@ -132,6 +136,7 @@ class WakeHub:
         self._task_waiters.clear()
         self._result_waiters.clear()
         self._result_projects.clear()
+        self._cancel_listeners.clear()
         if self._sock is not None:
             with contextlib.suppress(Exception):
                 self._loop.remove_reader(self._sock.fileno())
@@ -162,6 +167,8 @@ class WakeHub:
                 self._wake_tasks(names)
             elif kind == _KIND_RESULTS:
                 self._wake_results(names)
+            elif kind == _KIND_CANCELS and names:
+                self._deliver_cancels(names)
 
     # -- notifying -------------------------------------------------------------------------
     def notify_tasks(self, queues: Iterable[str]) -> None:
@@ -184,6 +191,25 @@ class WakeHub:
         ids = [task_id for task_id, _ in written]
         self._wake_results(ids)
         self._send(_KIND_RESULTS, ids)
+
+    def notify_cancels(self, task_ids: Sequence[str]) -> None:
+        """The cancellation of running tasks ``task_ids`` was requested: tell the workers here and
+        in every other process (each stops those it runs)."""
+        self._deliver_cancels(list(task_ids))
+        self._send(_KIND_CANCELS, list(task_ids))
+
+    def add_cancel_listener(self, listener: Callable[[str], None]) -> None:
+        """``listener(task_id)`` for every cancellation requested from now on."""
+        self.listen()
+        self._cancel_listeners.add(listener)
+
+    def remove_cancel_listener(self, listener: Callable[[str], None]) -> None:
+        self._cancel_listeners.discard(listener)
+
+    def _deliver_cancels(self, task_ids: list[str]) -> None:
+        for listener in list(self._cancel_listeners):
+            for task_id in task_ids:
+                listener(task_id)
 
     def take_handoff(self, project: str, task_id: str) -> bytes | None:
         """The payload this process just wrote for ``task_id``, once, if a waiter was woken."""

@@ -17,9 +17,11 @@ Workers publish JSON records in ``omniq_workers``, each with its expiry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sqlite3
 import weakref
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +36,7 @@ from omniq.storage.base import (
     Completion,
     Failure,
     HeartbeatStatus,
+    SupportsCancelSignal,
     SupportsDependencies,
     SupportsPurge,
     SupportsSchedules,
@@ -122,6 +125,7 @@ def _shell(row: Row) -> Task:
 
 class AsyncSQLiteQueue(
     ScheduleStore,
+    SupportsCancelSignal,
     SupportsDependencies,
     SupportsSchedules,
     SupportsWorkerRegistry,
@@ -565,6 +569,19 @@ class AsyncSQLiteQueue(
             lambda raw: raw.execute(SQL["delete_worker"], (self.project_name, worker_id)).rowcount
         )
         return count == 1
+
+    # -- cancel signal: the wake sockets beside the database ------------------------------
+    async def _signal_cancel(self, task_id: str) -> None:
+        self.db.hub.notify_cancels([task_id])
+
+    @contextlib.asynccontextmanager
+    async def _listen_cancels(self, deliver: Callable[[str], None]) -> AsyncIterator[None]:
+        hub = self.db.hub
+        hub.add_cancel_listener(deliver)
+        try:
+            yield
+        finally:
+            hub.remove_cancel_listener(deliver)
 
 
 class SQLiteQueue(SyncWrapper, async_class=AsyncSQLiteQueue):
