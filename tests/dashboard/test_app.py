@@ -21,6 +21,7 @@ from omniq.dashboard.server import build_server, listen
 from omniq.exceptions import ConfigError
 from omniq.models.schedule import ScheduleState
 from omniq.models.task import TaskStatus
+from tests.dashboard.conftest import serve
 from tests.dashboard.sample import populate
 
 TOKEN = "s3cret-token-of-the-dashboard"
@@ -355,3 +356,29 @@ async def test_one_reading_of_the_counts_serves_its_users_until_an_action(
     await q.queues()
     assert calls == 2
     await sqlite_app.close()
+
+
+async def test_a_page_whose_capability_the_backend_lacks_says_so() -> None:
+    from omniq import AsyncOmniQ
+    from omniq.storage.base import Capability
+    from omniq.storage.memory import AsyncMemoryQueue
+
+    class NoSchedules(AsyncMemoryQueue):
+        """A real memory queue declaring one capability fewer, as a backend without it would."""
+
+        @classmethod
+        def capabilities(cls) -> frozenset[Capability]:
+            return super().capabilities() - {Capability.SCHEDULES}
+
+    app = AsyncOmniQ(project_name="caps", task_queue=NoSchedules(project_name="caps"))
+    server, serving = await serve(app)
+    try:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            page = await client.get("/schedules")
+            assert page.status_code == 200
+            assert "backend does not offer schedules" in page.text
+            assert (await client.get("/")).status_code == 200
+    finally:
+        server.stop()
+        await serving
+        await app.close()

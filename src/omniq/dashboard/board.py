@@ -18,6 +18,7 @@ from typing import Any
 
 from datastar_py.sse import DatastarEvent
 from datastar_py.sse import ServerSentEventGenerator as SSE
+from htpy import div, section
 
 from omniq._redact import redact_text
 from omniq.core import AsyncOmniQ
@@ -26,8 +27,18 @@ from omniq.dashboard.metrics import Sampler, pace
 from omniq.dashboard.queries import Queries, TaskFilter
 from omniq.dashboard.ui import Ctx, Node, banner
 from omniq.exceptions import OmniQError, TaskNotFound
+from omniq.storage.base import Capability
 
 log = logging.getLogger("omniq.dashboard")
+
+#: The capability each page reads through, and the id of its live element.
+NEEDS = {
+    "overview": Capability.LISTING,
+    "tasks": Capability.LISTING,
+    "dead": Capability.LISTING,
+    "schedules": Capability.SCHEDULES,
+}
+ELEMENT = {"overview": "queues", "tasks": "tasks", "dead": "dead", "schedules": "schedules"}
 
 #: How many events the live stream shows.
 EVENT_ROWS = 100
@@ -55,7 +66,8 @@ class Board:
 
     async def start(self) -> None:
         await self.app.connect()
-        self.sampler.start()
+        if self.app.task_queue.supports(Capability.LISTING):  # the sampler reads the counts
+            self.sampler.start()
 
     async def stop(self) -> None:
         await self.sampler.stop()
@@ -78,7 +90,15 @@ class Board:
             return list(self.app.task_queue.queues or [])
 
     async def fragments(self, view: str, ctx: Ctx, signals: dict[str, Any]) -> list[Node]:
-        """The live fragments of one page for the given signals (its filters)."""
+        """The live fragments of one page for the given signals (its filters); a page whose
+        capability the backend does not offer says so instead."""
+        need = NEEDS.get(view)
+        if need is not None and not self.app.task_queue.supports(need):
+            text = (
+                f"The {self.app.task_queue.backend_name} backend does not offer "
+                f"{need.value}: this page has nothing to show on it."
+            )
+            return [section(f"#{ELEMENT[view]}.panel")[div(".empty")[text]]]
         if view == "overview":
             return overview.overview(
                 ctx, await self.q.queues(), await self.q.workers(), list(self.sampler.points)
