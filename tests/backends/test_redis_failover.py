@@ -162,3 +162,18 @@ def test_a_second_sigterm_stops_a_worker_whose_backend_is_gone(
             worker.kill()
             worker.wait()
     assert task_id
+
+
+async def test_a_wait_on_a_storage_closed_meanwhile_ends_instead_of_retrying(
+    lone_server: tuple[Servers, int],
+) -> None:
+    """Waits retry what a failover breaks, not OmniQ's own 'not connected' verdict."""
+    _, port = lone_server
+    store = AsyncRedisResultStorage(url=f"redis://:{_PASSWORD}@{HOST}:{port}/0", project_name="c")
+    await store.connect()
+    waiting = asyncio.create_task(store.wait("t-1", timeout=None))
+    await asyncio.sleep(0.3)
+    await store.close()
+
+    with pytest.raises(BackendUnavailable, match="not connected"):
+        await asyncio.wait_for(waiting, 10)

@@ -395,6 +395,8 @@ class AsyncRedisResultStorage(RedisComponent, BaseResultStorage):
             try:
                 return await super().wait(task_id, remaining)
             except TRANSIENT as exc:
+                if isinstance(exc, BackendUnavailable):
+                    raise  # OmniQ's own verdict (not connected, closed): no retry changes it
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise BackendUnavailable(
