@@ -358,6 +358,8 @@ class RedisConnection:
         #: cleared while Sentinel fails the master over: no command starts meanwhile
         self.gate = asyncio.Event()
         self.gate.set()
+        #: master switches heard so far (a write that spanned one is run again, see Script)
+        self.switches = 0
         #: old master address -> new one, as announced by the last switches (see the pool)
         self.moved: dict[tuple[str, int], tuple[str, int]] = {}
         scheme = url.partition("://")[0].lower() if url is not None else None
@@ -726,14 +728,24 @@ class SwitchWatcher:
             client = aioredis.Redis(host=host, port=port, **kwargs)
             try:
                 pubsub = client.pubsub()
-                await pubsub.subscribe("+switch-master", "+failover-state-send-slaveof-noone")
+                await pubsub.subscribe(
+                    "+switch-master", "+try-failover", "+failover-state-send-slaveof-noone"
+                )
+                await pubsub.psubscribe("-failover-abort-*")
                 async for message in pubsub.listen():
-                    if message["type"] != "message":
+                    if message["type"] not in ("message", "pmessage"):
                         continue
                     fields = as_bytes(message["data"]).decode().split()
-                    if as_bytes(message["channel"]) != b"+switch-master":
+                    channel = as_bytes(message["channel"])
+                    if channel != b"+switch-master":
+                        # "master <name> <ip> <port>" (+try-failover, -failover-abort-...) or
                         # "slave <ip>:<port> <ip> <port> @ <master name> <ip> <port>"
-                        if len(fields) == 8 and fields[4] == "@" and fields[5] == name:
+                        ours = (len(fields) >= 2 and fields[:2] == ["master", name]) or (
+                            len(fields) == 8 and fields[4] == "@" and fields[5] == name
+                        )
+                        if ours and channel.startswith(b"-failover-abort"):
+                            self._release()
+                        elif ours:
                             self._hold()
                         continue
                     # "<master name> <old ip> <old port> <new ip> <new port>"
@@ -753,6 +765,7 @@ class SwitchWatcher:
                         fields[2],
                         new,
                     )
+                    self._connection.switches += 1
                     await self._connection.drop_pools()
                     self._release()
             except asyncio.CancelledError:
@@ -814,9 +827,11 @@ class Script:
         deadline: float | None = None,
         merge: Callable[[Any, Any], Any] | None = None,
         where: str = "Redis",
+        connection: RedisConnection | None = None,
     ) -> None:
         self._client = client
         self._where = where
+        self._connection = connection
         self.source = source
         self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
         self.replicas = replicas
@@ -841,7 +856,9 @@ class Script:
         deadline = time.monotonic() + self._deadline
         earlier: Any = None
         ran = False
+        conn = self._connection
         while True:
+            switches = conn.switches if conn is not None else 0
             async with client.pipeline(transaction=False) as pipe:
                 pipe.evalsha(self.sha, len(keys), *keys, *args)
                 pipe.execute_command("WAIT", self.replicas, int(_WAIT_ATTEMPT * 1000))
@@ -858,6 +875,16 @@ class Script:
             if ran and self._merge is not None:
                 reply = self._merge(earlier, reply)
             earlier, ran = reply, True
+            if conn is not None:
+                await asyncio.sleep(0)  # let the sentinel watcher read what has arrived
+            if conn is not None and (conn.switches != switches or not conn.gate.is_set()):
+                # a failover began while this write was under way: the replica that acknowledged
+                # it may not be the one promoted, so it is written again on the new master
+                log.warning("Redis: a write raced a failover; running it again on the new master")
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(SwitchWatcher._HOLD):
+                        await conn.gate.wait()
+                continue
             if int(acked) >= self.replicas:
                 return reply
             if time.monotonic() > deadline:
@@ -879,10 +906,17 @@ def register(
     deadline: float | None = None,
     merge: Callable[[Any, Any], Any] | None = None,
     where: str = "Redis",
+    connection: RedisConnection | None = None,
 ) -> Script:
     """The :class:`Script` of the concatenated ``lua/<name>.lua`` files."""
     return Script(
-        client, lua(*names), replicas=replicas, deadline=deadline, merge=merge, where=where
+        client,
+        lua(*names),
+        replicas=replicas,
+        deadline=deadline,
+        merge=merge,
+        where=where,
+        connection=connection,
     )
 
 
@@ -1017,6 +1051,7 @@ class RedisComponent:
             deadline=self._conn.socket_timeout,
             merge=merge,
             where=f"Redis at {self._conn.describe()}",
+            connection=self._conn if self._conn.mode == "sentinel" else None,
         )
 
     async def _close_client(self) -> None:
