@@ -9,6 +9,8 @@ Scenarios (see each module's docstring for its pass criteria):
   d, poison       a task that kills its process with os._exit(1)
   e, bad-input    bad input refused clearly; damaged stored payloads go DEAD; data intact
   f, sqlite-disk  SQLite in a read-only or full directory
+  g, trust        attacker processes writing to the store: forbidden functions, a signed payload
+                  copied into another task, crafted pickles in a task and a result
   g, redis-ha     Redis Cluster / Sentinel failovers (kill -9, SENTINEL FAILOVER, SIGSTOP)
                   under draining workers, waiting clients and a producer (private servers)
   all             every scenario on every backend it applies to, at full size
@@ -24,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 
-from reliability import bad_input, kill, poison, redis_ha, restart, sqlite_disk, timeout
+from reliability import bad_input, kill, poison, redis_ha, restart, sqlite_disk, timeout, trust
 from reliability.harness import BACKENDS, Outcome
 
 Runner = Callable[[str, bool], Awaitable[list[Outcome]]]
@@ -69,6 +71,10 @@ async def _redis_ha(backend: str, short: bool) -> list[Outcome]:
     return [await redis_ha.run(fault, options) for fault in redis_ha.FAULTS]
 
 
+async def _trust(backend: str, short: bool) -> list[Outcome]:
+    return [await trust.run(backend)]
+
+
 #: name -> (aliases, runner, backends it applies to)
 SCENARIOS: dict[str, tuple[tuple[str, ...], Runner, tuple[str, ...]]] = {
     "kill": (("a",), _kill, BACKENDS),
@@ -77,6 +83,7 @@ SCENARIOS: dict[str, tuple[tuple[str, ...], Runner, tuple[str, ...]]] = {
     "poison": (("d",), _poison, BACKENDS),
     "bad-input": (("e",), _bad_input, BACKENDS),
     "sqlite-disk": (("f",), _sqlite_disk, ("sqlite",)),
+    "trust": (("g",), _trust, BACKENDS),
     "redis-ha": (("g",), _redis_ha, ("redis",)),
 }
 

@@ -7,7 +7,9 @@ formats, signing and the dill policy for the whole library.
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
@@ -18,7 +20,7 @@ from omniq.models.schedule import Schedule
 from omniq.models.task import Task
 from omniq.serialization import dill as dill_format
 from omniq.serialization.msgspec import MsgspecCodec, Untaggable, args_are_lossless, is_lossless
-from omniq.serialization.signing import MAC_SIZE, as_key, sign, verify
+from omniq.serialization.signing import MAC_SIZE, as_key, local_key, sign, verify
 
 FORMAT_MSGPACK = 0x01
 FORMAT_DILL = 0x02
@@ -45,16 +47,33 @@ class Serializer:
         local: bool = True,
     ) -> None:
         self._key = as_key(secret_key)
+        #: a local store's own key file, read (or made) on first use when no key is configured
+        self._key_file: Path | None = None
+        #: the key came from the store's key file, not from the configuration
+        self._auto_key = False
         self.allow_dill = allow_dill
         self.local = local
         self._codec = MsgspecCodec()
 
+    def use_local_key(self, key_file: str | os.PathLike[str]) -> None:
+        """Signs with the key kept in ``key_file`` (made on first use, random, 0600) unless a key
+        is configured: a local store's payloads are then signed without any setup, and every
+        process that opens the store shares its key (ARCHITECTURE section 4)."""
+        if self._key is None:
+            self._key_file = Path(key_file)
+
+    def _load_key(self) -> None:
+        if self._key_file is not None:
+            self._key, self._key_file, self._auto_key = local_key(self._key_file), None, True
+
     @property
     def signed(self) -> bool:
+        self._load_key()
         return self._key is not None
 
     @property
     def dill_allowed(self) -> bool:
+        self._load_key()
         if self._key is not None:
             return True
         if self.allow_dill is not None:
@@ -63,6 +82,8 @@ class Serializer:
 
     # -- envelopes -------------------------------------------------------------------------
     def _wrap(self, fmt: int, body: bytes) -> bytes:
+        if self._key_file is not None:
+            self._load_key()
         if self._key is None:
             return bytes((fmt,)) + body
         header = bytes((fmt | FLAG_SIGNED,))
@@ -70,6 +91,8 @@ class Serializer:
         return header + sign(self._key, header + body) + body
 
     def _unwrap(self, data: bytes | bytearray | memoryview, what: str) -> tuple[int, memoryview]:
+        if self._key_file is not None:
+            self._load_key()
         view = memoryview(data)
         if len(view) == 0:
             raise SerializationError(f"{what}: empty payload")
@@ -92,8 +115,13 @@ class Serializer:
                     f"{what}: HMAC signature does not match (tampered, or signed with another key)"
                 )
             return fmt, body
-        if self._key is not None:
-            raise SignatureError(f"{what}: unsigned payload refused because SECRET_KEY is set")
+        if self._key is not None and not (self._auto_key and fmt == FORMAT_MSGPACK):
+            # A store's own key (no SECRET_KEY) still reads unsigned msgpack, as stored before
+            # it had one: msgpack runs no code, and names only functions a worker allows.
+            raise SignatureError(
+                f"{what}: unsigned {_FORMAT_NAMES[fmt]} payload refused because "
+                + ("SECRET_KEY is set" if not self._auto_key else "this store signs its payloads")
+            )
         if fmt == FORMAT_DILL and not self.dill_allowed:
             raise SerializationError(
                 f"{what}: dill payload refused on a network backend without SECRET_KEY; "
@@ -132,8 +160,17 @@ class Serializer:
                 return encoded
         return self._wrap(FORMAT_DILL, self._dill_task(task, task.func_obj, task.args, task.kwargs))
 
-    def decode_task(self, data: bytes | bytearray | memoryview) -> Task:
-        return self._decode_typed(data, Task, "task")
+    def decode_task(self, data: bytes | bytearray | memoryview, task_id: str | None = None) -> Task:
+        """The task a payload holds; ``task_id``, the id of the record it was read from, must be
+        the task's own: the signature covers the id inside the payload, so a signed payload
+        copied into another task's record is refused like a tampered one."""
+        task = self._decode_typed(data, Task, "task")
+        if task_id is not None and task.id != task_id:
+            raise SignatureError(
+                f"task {task_id!r}: its payload belongs to task {task.id!r} (copied from another "
+                "task's record); refused"
+            )
+        return task
 
     def encode_schedule(self, schedule: Schedule) -> bytes:
         if schedule.func_obj is None:
@@ -167,8 +204,18 @@ class Serializer:
             FORMAT_DILL, self._dill_dumps(result, f"result of task {result.task_id!r}")
         )
 
-    def decode_result(self, data: bytes | bytearray | memoryview) -> TaskResult:
-        return self._decode_typed(data, TaskResult, "result")
+    def decode_result(
+        self, data: bytes | bytearray | memoryview, task_id: str | None = None
+    ) -> TaskResult:
+        """The result a payload holds; as for :meth:`decode_task`, ``task_id`` (the task whose
+        result was read) must be the one the signed payload names."""
+        result = self._decode_typed(data, TaskResult, "result")
+        if task_id is not None and result.task_id != task_id:
+            raise SignatureError(
+                f"result of task {task_id!r}: its payload is the result of task "
+                f"{result.task_id!r} (copied from another record); refused"
+            )
+        return result
 
     def format_of(self, data: bytes | bytearray | memoryview) -> str:
         view = memoryview(data)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import os
+import secrets
+import tempfile
+from pathlib import Path
 
 MAC_SIZE = 32
 
@@ -20,3 +25,31 @@ def sign(key: bytes, data: bytes) -> bytes:
 
 def verify(key: bytes, data: bytes, mac: bytes) -> bool:
     return hmac.compare_digest(sign(key, data), mac)
+
+
+def local_key(path: Path) -> bytes:
+    """The key kept in ``path``, made on first use: 32 random bytes (hex), readable by the owner
+    only (0600). Processes racing to make it agree on one: each writes a private file and links
+    it into place, and the first link wins."""
+    try:
+        return _read_key(path)
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, draft = tempfile.mkstemp(dir=path.parent, prefix=".omniq-key-")  # created 0600
+    try:
+        os.write(fd, secrets.token_hex(32).encode())
+        os.fsync(fd)
+        os.close(fd)
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+    finally:
+        os.unlink(draft)
+    return _read_key(path)
+
+
+def _read_key(path: Path) -> bytes:
+    text = path.read_text().strip()
+    if len(text) < 32:
+        raise ValueError(f"the store's key file {str(path)!r} is damaged (too short)")
+    return text.encode()

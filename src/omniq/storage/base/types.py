@@ -47,12 +47,15 @@ def new_claim(worker_id: str | None, attempt: int) -> str:
     return f"{worker_id or 'anonymous'}:{attempt}:{secrets.token_hex(4)}"
 
 
-def decoded_or_shell(serializer: Serializer, payload: bytes, shell: Callable[[], Task]) -> Task:
+def decoded_or_shell(
+    serializer: Serializer, payload: bytes, shell: Callable[[], Task], task_id: str | None = None
+) -> Task:
     """The task a stored payload holds, for readers. A payload that cannot be decoded (a poison
-    task, already DEAD) gives ``shell()`` instead, a task built from the stored columns, so that
+    task, already DEAD), or that belongs to another task than ``task_id`` (the record's own id:
+    a copied payload), gives ``shell()`` instead, a task built from the stored columns, so that
     it is still listed and inspectable, without its arguments. The caller lays the stored state
     over either."""
     try:
-        return serializer.decode_task(payload)
+        return serializer.decode_task(payload, task_id)
     except SerializationError:
         return shell()

@@ -131,7 +131,7 @@ class AsyncMemoryQueue(
 
     def _snapshot(self, entry: _Entry) -> Task:
         """A private copy for the caller: decoded payload with the current state laid over it."""
-        task = self.serializer.decode_task(entry.payload)
+        task = self.serializer.decode_task(entry.payload, entry.task.id)
         copy_state(entry.task, task)
         return task
 
@@ -139,7 +139,10 @@ class AsyncMemoryQueue(
         """What readers (get_task, list_tasks) see: a task whose payload cannot be decoded (a
         poison task, already DEAD) is still shown, with its state and without its arguments."""
         task = decoded_or_shell(
-            self.serializer, entry.payload, lambda: msgspec.structs.replace(entry.task)
+            self.serializer,
+            entry.payload,
+            lambda: msgspec.structs.replace(entry.task),
+            entry.task.id,
         )
         copy_state(entry.task, task)
         return task

@@ -39,7 +39,7 @@ class AsyncMemoryResultStorage(BaseResultStorage):
 
     async def _get(self, task_id: str) -> TaskResult | None:
         stored = self._results.get(task_id)
-        return None if stored is None else self.serializer.decode_result(stored[1])
+        return None if stored is None else self.serializer.decode_result(stored[1], task_id)
 
     async def _wait_for(self, task_id: str, timeout: float | None) -> None:
         if task_id in self._results:

@@ -243,14 +243,14 @@ class AsyncPostgresQueue(
     # -- rows <-> tasks --------------------------------------------------------------------
     def _task(self, row: Any) -> Task:
         """The task a row holds: the decoded payload with the row's state laid over it."""
-        task = self.serializer.decode_task(row["payload"])
+        task = self.serializer.decode_task(row["payload"], row["id"])
         self._overlay(task, row)
         return task
 
     def _view(self, row: Any) -> Task:
         """What readers see: a task whose payload cannot be decoded (poison, already DEAD) is
         still shown, from its columns, without its arguments."""
-        task = decoded_or_shell(self.serializer, row["payload"], lambda: _shell(row))
+        task = decoded_or_shell(self.serializer, row["payload"], lambda: _shell(row), row["id"])
         self._overlay(task, row)
         return task
 

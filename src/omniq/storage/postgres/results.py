@@ -152,11 +152,13 @@ class AsyncPostgresResultStorage(PgComponent, BaseResultStorage):
             (id(self), self._listener.epoch if self._listener.alive else -1, self._waiters.heard)
         )
         payload = await self._read(task_id)
-        return None if payload is None else self.serializer.decode_result(payload)
+        return None if payload is None else self.serializer.decode_result(payload, task_id)
 
     async def _get_many(self, task_ids: list[str]) -> dict[str, TaskResult]:
         rows = await self.pool.fetch(self._sql["get_results"], self.project_name, task_ids)
-        return {r["task_id"]: self.serializer.decode_result(r["payload"]) for r in rows}
+        return {
+            r["task_id"]: self.serializer.decode_result(r["payload"], r["task_id"]) for r in rows
+        }
 
     async def _wait_for(self, task_id: str, timeout: float | None) -> None:
         snapshot = SNAPSHOT.get()

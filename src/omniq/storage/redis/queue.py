@@ -261,12 +261,14 @@ class AsyncRedisQueue(
         return task
 
     def _decode(self, row: list[Any]) -> Task:
-        return self._lay_state(self.serializer.decode_task(row[1]), row)
+        task_id = row[0].decode() if isinstance(row[0], bytes) else row[0]
+        return self._lay_state(self.serializer.decode_task(row[1], task_id), row)
 
     def _view(self, row: list[Any]) -> Task:
         """What readers see: a task whose payload cannot be decoded (a poison task, already
         DEAD) is still shown, with its state and without its arguments."""
-        return self._lay_state(decoded_or_shell(self.serializer, row[1], lambda: _shell(row)), row)
+        task = decoded_or_shell(self.serializer, row[1], lambda: _shell(row), _str(row[0]))
+        return self._lay_state(task, row)
 
     # -- primitives ------------------------------------------------------------------------
     async def _enqueue(self, items: list[tuple[Task, bytes]]) -> list[bool]:

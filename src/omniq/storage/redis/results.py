@@ -371,7 +371,7 @@ class AsyncRedisResultStorage(RedisComponent, BaseResultStorage):
                 if token is not None:
                     self._waiters.note_miss(task_id, token)
                 return None
-        return self.serializer.decode_result(payload)
+        return self.serializer.decode_result(payload, task_id)
 
     async def _get_many(self, task_ids: list[str]) -> dict[str, TaskResult]:
         found: dict[str, TaskResult] = {}
@@ -380,7 +380,7 @@ class AsyncRedisResultStorage(RedisComponent, BaseResultStorage):
             payloads = await self.redis.mget([self._key(t) for t in chunk])
             for task_id, payload in zip(chunk, payloads, strict=True):
                 if payload is not None:
-                    found[task_id] = self.serializer.decode_result(as_bytes(payload))
+                    found[task_id] = self.serializer.decode_result(as_bytes(payload), task_id)
         return found
 
     async def wait(self, task_id: str, timeout: float | None = None) -> TaskResult | None:

@@ -6,6 +6,7 @@ import os
 from typing import Any, ClassVar
 
 from omniq.exceptions import BackendUnavailable, ConfigError
+from omniq.serialization import Serializer
 from omniq.storage.sqlite._db import DEFAULT_BUSY_TIMEOUT, Database, acquire, release, resolve_path
 
 
@@ -15,6 +16,7 @@ class SQLiteComponent:
     backend_name: ClassVar[str] = "sqlite"
     is_local: ClassVar[bool] = True
     project_name: str
+    serializer: Serializer
 
     def __init__(
         self,
@@ -38,6 +40,8 @@ class SQLiteComponent:
         self.path = resolve_path(
             path=path, url=url, base_dir=base_dir, project_name=self.project_name
         )
+        # no key configured: the file's own key signs its payloads (made beside it on first use)
+        self.serializer.use_local_key(self.path.with_name(self.path.name + ".key"))
         timeout = DEFAULT_BUSY_TIMEOUT if busy_timeout is None else busy_timeout
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise ConfigError(f"busy_timeout must be a positive number of seconds, got {timeout!r}")

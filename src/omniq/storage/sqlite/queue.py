@@ -161,11 +161,13 @@ class AsyncSQLiteQueue(
 
     # -- rows to tasks ---------------------------------------------------------------------
     def _decode(self, row: Row) -> Task:
-        return _lay_state(self.serializer.decode_task(row[PAYLOAD]), row)
+        return _lay_state(self.serializer.decode_task(row[PAYLOAD], row[ID]), row)
 
     def _view(self, row: Row) -> Task:
         """A task as readers see it; a poison payload still shows its state, without arguments."""
-        return _lay_state(decoded_or_shell(self.serializer, row[PAYLOAD], lambda: _shell(row)), row)
+        return _lay_state(
+            decoded_or_shell(self.serializer, row[PAYLOAD], lambda: _shell(row), row[ID]), row
+        )
 
     def _moved(self, row: Row | None) -> Task | None:
         """The task a transition returned, if any; claimers are woken when it is PENDING."""

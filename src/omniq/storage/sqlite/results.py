@@ -62,14 +62,14 @@ class AsyncSQLiteResultStorage(SQLiteComponent, BaseResultStorage):
     async def _get(self, task_id: str) -> TaskResult | None:
         handed = self.db.hub.take_handoff(self.project_name, task_id)
         if handed is not None:
-            return self.serializer.decode_result(handed)
+            return self.serializer.decode_result(handed, task_id)
         self._note_read()
         fut: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
         if not self._pending_reads:
             asyncio.get_running_loop().call_soon(self._start_reads)
         self._pending_reads.setdefault(task_id, []).append(fut)
         payload = await fut
-        return None if payload is None else self.serializer.decode_result(payload)
+        return None if payload is None else self.serializer.decode_result(payload, task_id)
 
     def _start_reads(self) -> None:
         batch, self._pending_reads = self._pending_reads, {}
@@ -111,7 +111,9 @@ class AsyncSQLiteResultStorage(SQLiteComponent, BaseResultStorage):
         rows = await self.db.run(
             lambda raw: raw.execute(SQL["get_results"], (self.project_name, ids)).fetchall()
         )
-        return {task_id: self.serializer.decode_result(payload) for task_id, payload in rows}
+        return {
+            task_id: self.serializer.decode_result(payload, task_id) for task_id, payload in rows
+        }
 
     async def _wait_for(self, task_id: str, timeout: float | None) -> None:
         hub = self.db.hub
