@@ -9,10 +9,10 @@ Scenarios (see each module's docstring for its pass criteria):
   d, poison       a task that kills its process with os._exit(1)
   e, bad-input    bad input refused clearly; damaged stored payloads go DEAD; data intact
   f, sqlite-disk  SQLite in a read-only or full directory
-  g, trust        attacker processes writing to the store: forbidden functions, a signed payload
-                  copied into another task, crafted pickles in a task and a result
   g, redis-ha     Redis Cluster / Sentinel failovers (kill -9, SENTINEL FAILOVER, SIGSTOP)
                   under draining workers, waiting clients and a producer (private servers)
+  h, trust        attacker processes writing to the store: forbidden functions, a signed payload
+                  copied into another task, crafted pickles in a task and a result
   all             every scenario on every backend it applies to, at full size
 """
 
@@ -83,8 +83,8 @@ SCENARIOS: dict[str, tuple[tuple[str, ...], Runner, tuple[str, ...]]] = {
     "poison": (("d",), _poison, BACKENDS),
     "bad-input": (("e",), _bad_input, BACKENDS),
     "sqlite-disk": (("f",), _sqlite_disk, ("sqlite",)),
-    "trust": (("g",), _trust, BACKENDS),
     "redis-ha": (("g",), _redis_ha, ("redis",)),
+    "trust": (("h",), _trust, BACKENDS),
 }
 
 
@@ -119,7 +119,7 @@ async def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("scenario", help="a..g, a scenario name, or all")
+    parser.add_argument("scenario", help="a..h, a scenario name, or all")
     parser.add_argument(
         "--backend",
         "-b",

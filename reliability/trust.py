@@ -1,4 +1,4 @@
-"""Scenario (g): the trust boundary, attacked by real processes writing to the real store.
+"""Scenario (h): the trust boundary, attacked by real processes writing to the real store.
 
 Three attacks, each by a separate attacker process (``python -m reliability.trust <attack>``)
 that writes to the store directly, never through the application, while real worker processes
@@ -48,7 +48,7 @@ FORBIDDEN = ("os:system", "subprocess:call", "builtins:exec", "builtins:eval")
 
 
 async def run(backend: str) -> Outcome:
-    outcome = Outcome("g-trust", backend)
+    outcome = Outcome("h-trust", backend)
     started = time.monotonic()
     async with target(backend) as t:
         marks = t.workdir / "marks"
@@ -214,7 +214,7 @@ async def _copied_payload(t: Target, outcome: Outcome) -> None:
     outcome.figures["copied payload"] = (
         f"{copied.status.value}: {copied.error_message}"[:160] if copied else None
     )
-    outcome.check("the original ran", ran is not None and ran.result == 1, repr(ran))
+    outcome.check("the original ran", ran is not None and ran.result == 1, repr(ran and ran.result))
     outcome.expect_equal("the copied payload's status", copied and copied.status, TaskStatus.DEAD)
     outcome.check(
         "the reason says the payload belongs to another task",
