@@ -267,7 +267,8 @@ class AsyncRedisQueue(
     def _view(self, row: list[Any]) -> Task:
         """What readers see: a task whose payload cannot be decoded (a poison task, already
         DEAD) is still shown, with its state and without its arguments."""
-        task = decoded_or_shell(self.serializer, row[1], lambda: _shell(row), _str(row[0]))
+        task_id = row[0].decode() if isinstance(row[0], bytes) else row[0]
+        task = decoded_or_shell(self.serializer, row[1], lambda: _shell(row), task_id)
         return self._lay_state(task, row)
 
     # -- primitives ------------------------------------------------------------------------
