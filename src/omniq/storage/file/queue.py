@@ -161,7 +161,7 @@ class AsyncFileQueue(
             payload = payloads.get(rec.task.id)
             shell = rec.task
             task = (
-                decoded_or_shell(self.serializer, payload, lambda s=shell: s)  # type: ignore[misc]
+                decoded_or_shell(self.serializer, payload, lambda s=shell: s, rec.task.id)  # type: ignore[misc]
                 if payload is not None
                 else shell
             )
@@ -263,7 +263,8 @@ class AsyncFileQueue(
             try:
                 if payload is None:
                     raise SerializationError(f"the payload of task {rec.task.id!r} is missing")
-                claimed.append(copy_state(rec.task, self.serializer.decode_task(payload)))
+                task = self.serializer.decode_task(payload, rec.task.id)
+                claimed.append(copy_state(rec.task, task))
             except SerializationError as exc:
                 poison.append((rec, str(exc)))
         if poison:

@@ -119,7 +119,7 @@ class AsyncFileResultStorage(_FileComponent, BaseResultStorage):
         found = await self.objects.read(self._key(task_id))
         if found is None:
             return None
-        return self.serializer.decode_result(found[0])
+        return self.serializer.decode_result(found[0], task_id)
 
     async def _get_many(self, task_ids: list[str]) -> dict[str, TaskResult]:
         found: dict[str, TaskResult] = {}
