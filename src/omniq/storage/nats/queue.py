@@ -159,7 +159,9 @@ class AsyncNATSQueue(
 
     # -- records ---------------------------------------------------------------------------
     def _view(self, task_id: str, record: Record) -> Task:
-        task = decoded_or_shell(self.serializer, record.payload, lambda: record.shell(task_id))
+        task = decoded_or_shell(
+            self.serializer, record.payload, lambda: record.shell(task_id), task_id
+        )
         return record.lay_over(task)
 
     async def _read(self, task_id: str) -> tuple[Record, int] | None:
@@ -404,7 +406,7 @@ class AsyncNATSQueue(
         task: Task | None = None
         if ending is None:
             try:
-                task = self.serializer.decode_task(record.payload)
+                task = self.serializer.decode_task(record.payload, task_id)
             except SerializationError as exc:
                 record.status, ending = "dead", "poison"
                 record.error_type, record.error_message = "SerializationError", str(exc)

@@ -69,13 +69,13 @@ class AsyncNATSResultStorage(NATSComponent, BaseResultStorage):
     async def _get(self, task_id: str) -> TaskResult | None:
         async with self.guard("reading a result"):
             found = await kv_get(self._kv, f"r.{key_token(task_id)}")
-        return None if found is None else self.serializer.decode_result(found[0])
+        return None if found is None else self.serializer.decode_result(found[0], task_id)
 
     async def _get_many(self, task_ids: list[str]) -> dict[str, TaskResult]:
         async with self.guard("reading results"):
             found = await gather(kv_get(self._kv, f"r.{key_token(i)}") for i in task_ids)
         return {
-            i: self.serializer.decode_result(f[0])
+            i: self.serializer.decode_result(f[0], i)
             for i, f in zip(task_ids, found, strict=True)
             if f is not None
         }
