@@ -193,3 +193,25 @@ def test_unsigned_msgpack_stored_before_the_key_existed_still_reads(tmp_path: Pa
     reader.use_local_key(tmp_path / "old.db.key")
     assert reader.decode_task(payload, "old").args == (1, 2)
     assert reader.signed
+
+
+async def test_a_file_store_without_a_key_signs_with_one_kept_in_its_folder(
+    tmp_path: Path,
+) -> None:
+    oq = AsyncOmniQ.from_backend(create_backend(url=f"file://{tmp_path / 'files'}"))
+    try:
+        task_id = await oq.enqueue(tf.add, args=(1, 2))
+        stored = await oq.get_task(task_id)
+        assert stored is not None
+        assert stored.args == (1, 2)
+    finally:
+        await oq.close()
+    key_file = tmp_path / "files" / ".omniq.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    again = AsyncOmniQ.from_backend(create_backend(url=f"file://{tmp_path / 'files'}"))
+    try:
+        found = await again.get_task(task_id)  # another opener shares the folder's key
+        assert found is not None
+        assert found.args == (1, 2)
+    finally:
+        await again.close()

@@ -83,6 +83,9 @@ class AsyncFileQueue(
     ) -> None:
         super().__init__(**options)
         self.objects = object_store(base_dir, storage_options)
+        if self.objects.location.local_root is not None:
+            # no key configured: the folder's own key signs its payloads (made on first use)
+            self.serializer.use_local_key(self.objects.location.local_root / ".omniq.key")
         self.base_dir = self.objects.shown
         self._where = (base_dir, storage_options)
         if keep_finished < 0:

@@ -34,12 +34,15 @@ from omniq._sync import SyncWrapper
 from omniq._time import as_utc, utcnow
 from omniq.models.event import TaskEvent
 from omniq.models.result import TaskResult
+from omniq.serialization import Serializer
 from omniq.storage.base import BaseEventStorage, BaseResultStorage, EventQuery
 from omniq.storage.file._common import Backoff, local_wake, object_store
 
 
 class _FileComponent:
     """Where a component keeps its objects, and its start-up check."""
+
+    serializer: Serializer
 
     def _locate(
         self,
@@ -49,6 +52,9 @@ class _FileComponent:
         area: str,
     ) -> None:
         self.objects = object_store(base_dir, storage_options)
+        if self.objects.location.local_root is not None:
+            # no key configured: the folder's own key signs its payloads (made on first use)
+            self.serializer.use_local_key(self.objects.location.local_root / ".omniq.key")
         self.base_dir = self.objects.shown
         self._root = self.objects.key(project_name, area)
         self._wake = local_wake(self.objects)
