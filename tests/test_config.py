@@ -23,7 +23,6 @@ from omniq.config import env as env_module
 from omniq.config import settings as settings_module
 from omniq.exceptions import ConfigError
 from omniq.models.config import ComponentSpec, OmniQConfig, WorkerSpec
-from omniq.storage import registry
 
 SEED_003_YAML = """\
 project_name: my_project
@@ -572,9 +571,6 @@ def test_substituted_values_stay_strings(tmp_path: Path) -> None:
 
 
 # --- load_config -------------------------------------------------------------------------------
-@pytest.mark.skipif(
-    registry.find("file") is None, reason="the file backend the seed names is not in this tree yet"
-)
 def test_load_config_builds_the_seed_003_example(tmp_path: Path) -> None:
     config = load_config(_write(tmp_path, SEED_003_YAML))
     assert config.project_name == "my_project"
