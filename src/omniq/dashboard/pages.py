@@ -101,6 +101,25 @@ def queue_filter(ctx: Ctx, queue_names: Sequence[str]) -> Node:
     return task_filters(ctx, queue_names, with_status=False, with_search=False)
 
 
+def page_buttons(ctx: Ctx, page: TaskPage) -> list[Node]:
+    """Newer/older buttons of a paged list: they move the page signal and re-render in place,
+    so a page stays live while it is read."""
+    return [
+        button(
+            ".btn.ghost",
+            type="button",
+            disabled=page.page == 0,
+            data_on_click=f"$page = Math.max(0, $page - 1); {ctx.refresh}",
+        )["← Newer"],
+        button(
+            ".btn.ghost",
+            type="button",
+            disabled=not page.has_more,
+            data_on_click=f"$page = $page + 1; {ctx.refresh}",
+        )["Older →"],
+    ]
+
+
 def task_table(ctx: Ctx, page: TaskPage, *, element_id: str = "tasks") -> Node:
     now = utcnow()
     rows = []
@@ -131,18 +150,7 @@ def task_table(ctx: Ctx, page: TaskPage, *, element_id: str = "tasks") -> Node:
     of = f" of {page.total:,}" if page.total is not None else ""
     pager = div(".pager")[
         span(".muted")[f"{first:,} to {first + shown - 1 if shown else 0:,}{of}"],
-        button(
-            ".btn.ghost",
-            type="button",
-            disabled=page.page == 0,
-            data_on_click=f"$page = Math.max(0, $page - 1); {ctx.refresh}",
-        )["← Newer"],
-        button(
-            ".btn.ghost",
-            type="button",
-            disabled=not page.has_more,
-            data_on_click=f"$page = $page + 1; {ctx.refresh}",
-        )["Older →"],
+        *page_buttons(ctx, page),
     ]
     return section(f"#{element_id}.panel")[
         div(".note")[page.note] if page.note else None,
@@ -376,20 +384,7 @@ def dead_table(ctx: Ctx, page: TaskPage) -> Node:
             rows,
             empty="Nothing died. Tasks that run out of attempts land here.",
         ),
-        div(".pager")[
-            button(
-                ".btn.ghost",
-                type="button",
-                disabled=page.page == 0,
-                data_on_click=f"$page = Math.max(0, $page - 1); {ctx.refresh}",
-            )["← Newer"],
-            button(
-                ".btn.ghost",
-                type="button",
-                disabled=not page.has_more,
-                data_on_click=f"$page = $page + 1; {ctx.refresh}",
-            )["Older →"],
-        ],
+        div(".pager")[page_buttons(ctx, page)],
     ]
 
 
