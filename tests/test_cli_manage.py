@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from omniq import AsyncOmniQ
 from omniq.backend import create_backend
 from omniq.cli import app as typer_app
+from omniq.models.result import ResultStatus
 from omniq.models.schedule import ScheduleState
 from omniq.models.task import TaskStatus
 from tests.dashboard.sample import populate
@@ -194,6 +195,45 @@ def test_dlq_requeue_needs_ids_or_all(fresh: Any) -> None:
     out = runner.invoke(typer_app, ["dlq", "requeue", "--url", url])
     assert out.exit_code == 2
     assert "--all" in out.output
+
+
+def test_dlq_purge_deletes_the_dead_tasks_only_and_keeps_their_results(fresh: Any) -> None:
+    url, ids = fresh
+    other = cli("dlq", "purge", "--queue", "high", "--yes", "--url", url, "--project", "shop")
+    assert other.exit_code == 0, other.output
+    assert "deleted 0 dead task(s) of queue 'high'" in other.output
+    out = cli("dlq", "purge", "--yes", "--url", url, "--project", "shop", "--json")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output) == {"queue": None, "deleted": len(ids["dead"])}
+
+    async def left(app: AsyncOmniQ) -> tuple[list[Any], bool, list[Any]]:
+        return (
+            [await app.get_task(i) for i in ids["dead"]],
+            await app.get_task(ids["ok"][0]) is not None,
+            [await app.result_store.get(i) for i in ids["dead"]],
+        )
+
+    tasks, ok_kept, results = read(url, left)
+    assert tasks == [None] * len(ids["dead"])
+    assert ok_kept
+    assert all(r is not None and r.status is ResultStatus.ERROR for r in results)
+    listed = json.loads(cli("dlq", "list", "--url", url, "--project", "shop", "--json").output)
+    assert listed["tasks"] == []
+
+
+def test_dlq_purge_asks_first_and_refuses_a_bad_queue_name(fresh: Any) -> None:
+    url, ids = fresh
+    no = runner.invoke(typer_app, ["dlq", "purge", "--url", url, "--project", "shop"], input="n\n")
+    assert no.exit_code == 1
+    assert "Delete every dead task of every queue?" in no.output
+    bad = runner.invoke(typer_app, ["dlq", "purge", "--queue", "bad queue!", "--url", url])
+    assert bad.exit_code == 2
+    assert "bad queue!" in bad.output
+
+    async def dead(app: AsyncOmniQ) -> int:
+        return len(await app.list_dead())
+
+    assert read(url, dead) == len(ids["dead"])
 
 
 def test_purge_deletes_only_the_waiting_tasks_of_the_queue(fresh: Any) -> None:

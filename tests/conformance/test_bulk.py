@@ -179,6 +179,73 @@ async def test_purge_leaves_running_and_finished_tasks_alone(queue: BaseTaskQueu
     assert await queue.complete(running.id, claim_token(running)) is True
 
 
+async def _dead(queue: BaseTaskQueue, queue_name: str = "default") -> Task:
+    """A task of ``queue_name`` that ran out of attempts."""
+    await queue.enqueue(FUNC, queue_name=queue_name)
+    task = await claim(queue, queue_name, lease=5)
+    await queue.fail(task.id, claim_token(task), error_type="ValueError")
+    stored = await queue.get_task(task.id)
+    assert stored is not None
+    assert stored.status is TaskStatus.DEAD
+    return stored
+
+
+async def test_purge_dead_deletes_the_dead_letters_of_that_queue_only(
+    queue: BaseTaskQueue,
+) -> None:
+    dead = [await _dead(queue) for _ in range(2)]
+    elsewhere = await _dead(queue, "other")
+    pending = await queue.enqueue(FUNC)
+
+    assert await queue.purge_dead("default") == 2
+
+    for task in dead:
+        assert await queue.get_task(task.id) is None
+    assert [t.id for t in await queue.list_dead()] == [elsewhere.id]
+    assert await queue.get_queue_size("default") == 1
+    assert await queue.get_task(pending) is not None
+    assert "dead" not in nonzero_stats(await queue.stats()).get("default", {})
+
+
+async def test_purge_dead_of_no_queue_deletes_every_queues_dead_letters(
+    queue: BaseTaskQueue,
+) -> None:
+    for name in ("default", "other", "third"):
+        await _dead(queue, name)
+    kept = await queue.enqueue(FUNC, queue_name="other")
+
+    assert await queue.purge_dead() == 3
+
+    assert await queue.list_dead() == []
+    assert await queue.get_task(kept) is not None
+    assert await queue.purge_dead() == 0
+
+
+async def test_purge_takes_the_statuses_to_delete(queue: BaseTaskQueue) -> None:
+    dead = await _dead(queue)
+    waiting = await queue.enqueue(FUNC)
+
+    assert await queue.purge("default", statuses=["dead", TaskStatus.PENDING]) == 2
+
+    assert await queue.get_task(dead.id) is None
+    assert await queue.get_task(waiting) is None
+
+
+@pytest.mark.parametrize("status", ["running", "success", "finished", ""])
+async def test_purge_refuses_a_status_it_may_not_delete_naming_it(
+    queue: BaseTaskQueue, status: str
+) -> None:
+    await queue.enqueue(FUNC)
+    running = await claim(queue, lease=5)
+
+    with pytest.raises(ValueError, match=repr(status)):
+        await queue.purge("default", statuses=[status])
+    with pytest.raises(ValueError, match="at least one status"):
+        await queue.purge("default", statuses=[])
+
+    assert await queue.complete(running.id, claim_token(running)) is True
+
+
 async def test_task_queue_health_check_reports_healthy(queue: BaseTaskQueue) -> None:
     health = await queue.health_check()
 

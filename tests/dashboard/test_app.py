@@ -97,6 +97,7 @@ async def test_openapi_schema_describes_the_api(dashboard: Any) -> None:
         "/api/tasks/{task_id}",
         "/api/schedules/{schedule_id}/{action}",
         "/api/dead/requeue",
+        "/api/dead/purge",
         "/api/events",
     } <= set(schema["paths"])
     assert not any(p.startswith("/ui/") for p in schema["paths"])
@@ -176,6 +177,25 @@ async def test_requeue_all_moves_every_dead_task_back(dashboard: Any) -> None:
         moved = (await client.post("/api/dead/requeue")).json()
     assert moved == {"requeued": len(ids["dead"])}
     assert await served.app.list_dead() == []
+
+
+async def test_purge_dead_deletes_the_dead_tasks_of_the_queue_asked(dashboard: Any) -> None:
+    served = await dashboard()
+    ids = await populate(served.app, n=1)
+    async with csrf_client(served) as client:
+        none = (await client.post("/api/dead/purge", params={"queue": "high"})).json()
+        assert none == {"purged": 0}
+        bad = await client.post("/api/dead/purge", params={"queue": "bad queue!"})
+        assert bad.status_code == 400
+        assert "bad queue!" in bad.text
+        purged = (await client.post("/api/dead/purge")).json()
+        assert purged == {"purged": len(ids["dead"])}
+        listed = (await client.get("/api/dead")).json()
+    assert listed["tasks"] == []
+    assert listed["total"] == 0
+    assert await served.app.list_dead() == []
+    assert await served.app.get_task(ids["dead"][0]) is None
+    assert await served.app.get_task(ids["ok"][0]) is not None
 
 
 async def test_a_token_is_required_and_kept_in_a_cookie(dashboard: Any) -> None:

@@ -8,11 +8,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from typer.testing import CliRunner
 
 from omniq.cli import app as typer_app
+from omniq.config import get_settings, reload_settings
+from omniq.dashboard.server import DEFAULT_PORT, default_port
 from tests.dashboard.test_beside_worker import ROOT, free_port
 
 runner = CliRunner()
@@ -27,6 +30,19 @@ def test_beyond_loopback_without_a_credential_is_refused(tmp_path: Path) -> None
     assert out.exit_code == 2
     assert "'0.0.0.0'" in out.output
     assert "--token" in out.output
+
+
+def test_the_command_and_the_worker_default_to_one_port(monkeypatch: Any) -> None:
+    try:
+        monkeypatch.delenv("OMNIQ_DASHBOARD_PORT", raising=False)
+        reload_settings()
+        assert default_port() == DEFAULT_PORT == get_settings().DASHBOARD_PORT == 8765
+        monkeypatch.setenv("OMNIQ_DASHBOARD_PORT", "9123")
+        reload_settings()
+        assert default_port() == get_settings().DASHBOARD_PORT == 9123
+    finally:
+        monkeypatch.undo()
+        reload_settings()
 
 
 def test_a_short_token_is_refused_naming_the_rule(tmp_path: Path) -> None:

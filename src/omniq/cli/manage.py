@@ -63,7 +63,7 @@ schedules_app = typer.Typer(
     help="List schedules; pause, resume, run now or delete one.", no_args_is_help=True
 )
 dlq_app = typer.Typer(
-    help="The dead-letter queue: tasks out of attempts. List and requeue them.",
+    help="The dead-letter queue: tasks out of attempts. List, requeue or delete them.",
     no_args_is_help=True,
 )
 app.add_typer(tasks_app, name="tasks")
@@ -420,6 +420,34 @@ def dlq_requeue(
                 typer.echo(f"task {tid} was not dead, cancelled or expired: left as it is")
     if not all_dead and outcome["requeued"] < len(task_ids or []):
         raise typer.Exit(1)
+
+
+@dlq_app.command("purge")
+def dlq_purge(
+    queue: Annotated[str | None, typer.Option("--queue", "-q", help="Only this queue.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+    app_spec: AppOption = None,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete every dead task (of --queue). Their results stay until their own result TTL."""
+    if queue is not None:
+        try:
+            validate_queue_name(queue)
+        except ValueError as exc:
+            fail(str(exc))
+    where = f"queue {queue!r}" if queue else "every queue"
+    if not yes and not typer.confirm(f"Delete every dead task of {where}?"):
+        raise typer.Exit(1)
+    source = AppSource(url=url, config=config, app=app_spec, project=project)
+    deleted = with_queries(source, lambda q: q.purge_dead(queue))
+    typer.echo(
+        to_json({"queue": queue, "deleted": deleted})
+        if as_json
+        else f"deleted {deleted} dead task(s) of {where}"
+    )
 
 
 # -- maintenance ----------------------------------------------------------------------------------

@@ -79,5 +79,5 @@ TASK_MODULES: str | None = None
 ALLOW_ANY_FUNCTION: bool = False
 
 # --- dashboard -----------------------------------------------------------------------------------
-DASHBOARD_PORT: int = 8000
+DASHBOARD_PORT: int = 8765  # `omniq dashboard` and OMNIQ_DASHBOARD_ENABLED=1 on a worker
 DASHBOARD_ENABLED: bool = False

@@ -204,6 +204,15 @@ def create_app(
             lambda moved: f"requeued {moved} dead task(s)",
         )
 
+    @post("/ui/dead/purge", include_in_schema=False, status_code=HTTP_200_OK)
+    async def purge_dead_ui(request: Request[Any, Any, Any]) -> DatastarResponse:
+        signals = await read_signals(request) or {}
+        queue = str(signals.get("queue") or "") or None
+        return await ui_action(
+            lambda: board.act(lambda: board.q.purge_dead(queue)),
+            lambda purged: f"deleted {purged} dead task(s)",
+        )
+
     # -- JSON API ------------------------------------------------------------------------------
     @get("/overview", summary="Queues, workers and recent throughput in one call")
     async def api_overview() -> dict[str, Any]:
@@ -287,6 +296,15 @@ def create_app(
     async def api_requeue_all(queue: FromQuery[str] = "") -> dict[str, Any]:
         return {"requeued": await board.act(lambda: board.q.requeue_all_dead(queue or None))}
 
+    @post(
+        "/dead/purge",
+        status_code=HTTP_200_OK,
+        summary="Delete every dead task (of a queue); their results expire by their own TTL",
+    )
+    async def api_purge_dead(queue: FromQuery[str] = "") -> dict[str, Any]:
+        purged = await board.act(lambda: _parse_async(board.q.purge_dead(queue or None)))
+        return {"purged": purged}
+
     @get("/events", summary="Events, newest first (null when no event store is configured)")
     async def api_events(
         task_id: FromQuery[str] = "",
@@ -327,6 +345,7 @@ def create_app(
             api_schedule_action,
             api_dead,
             api_requeue_all,
+            api_purge_dead,
             api_events,
             api_health,
         ],
@@ -352,6 +371,7 @@ def create_app(
             task_action_ui,
             schedule_action_ui,
             requeue_all_ui,
+            purge_dead_ui,
             api,
             create_static_files_router(
                 path="/static", directories=[STATIC], include_in_schema=False

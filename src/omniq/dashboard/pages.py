@@ -378,6 +378,15 @@ def dead_table(ctx: Ctx, page: TaskPage) -> Node:
             )
             if total
             else None,
+            action_button(
+                "Delete all",
+                f"{ctx.base}/ui/dead/purge",
+                ctx.csrf,
+                tone=".danger",
+                confirm="Delete every dead task shown by this filter? This cannot be undone.",
+            )
+            if total
+            else None,
         ],
         grid(
             ["Task", "Function", "Queue", "Tries", "Error", "Arguments", "Died", ""],

@@ -402,6 +402,15 @@ class Queries:
             if not progressed:  # another process holds them: do not spin
                 return moved
 
+    async def purge_dead(self, queue: str | None = None) -> int:
+        """Deletes every dead task (of ``queue``) at once; returns how many. Their results
+        stay in the result store until their own TTL (see :class:`SupportsPurge`)."""
+        if queue is not None:
+            validate_queue_name(queue)
+        purged = await self.queue.purge_dead(queue)
+        self.forget()
+        return purged
+
     # -- schedules ---------------------------------------------------------------------------
     async def schedules(self, state: str | None = None) -> list[dict[str, Any]]:
         st = ScheduleState(state) if state else None

@@ -15,21 +15,21 @@ from typing import Any
 
 import uvicorn
 
-from omniq.config import get_settings
+from omniq.config import get_settings, settings
 from omniq.dashboard.app import create_app
 from omniq.dashboard.security import Credentials
 from omniq.exceptions import ConfigError
 
 DEFAULT_HOST = "127.0.0.1"
-#: The port when OMNIQ_DASHBOARD_PORT is not set.
-DEFAULT_PORT = 8765
+#: The port when OMNIQ_DASHBOARD_PORT is not set: the settings' default, one number for
+#: ``omniq dashboard`` and a worker's dashboard.
+DEFAULT_PORT = settings.DASHBOARD_PORT
 
 
 def default_port() -> int:
-    """``OMNIQ_DASHBOARD_PORT`` when it is set (validated by the settings), else 8765."""
-    if os.environ.get("OMNIQ_DASHBOARD_PORT"):
-        return int(get_settings().DASHBOARD_PORT)
-    return DEFAULT_PORT
+    """``OMNIQ_DASHBOARD_PORT`` when it is set (validated by the settings), else 8765: the
+    port a worker's dashboard takes too."""
+    return int(get_settings().DASHBOARD_PORT)
 
 
 def credentials_from_env(token: str | None = None, basic: str | None = None) -> Credentials:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -92,7 +92,15 @@ class OptionalSurface(Component):
     async def stats(self) -> dict[str, dict[str, int]]:
         raise self._unsupported(Capability.LISTING)
 
-    async def purge(self, queue: str = "default") -> int:
+    async def purge(
+        self,
+        queue: str | None = "default",
+        *,
+        statuses: Iterable[TaskStatus | str] = (TaskStatus.PENDING, TaskStatus.WAITING),
+    ) -> int:
+        raise self._unsupported(Capability.PURGE)
+
+    async def purge_dead(self, queue: str | None = None) -> int:
         raise self._unsupported(Capability.PURGE)
 
     # -- worker registry ----------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import ClassVar
 
 from omniq.models.task import Task, TaskStatus
@@ -89,17 +89,63 @@ class SupportsListing(BaseTaskQueue):
         return {queue: dict(by_status) for queue, by_status in counts.items()}
 
 
+#: What ``purge`` deletes unless told otherwise: the tasks waiting in a queue.
+WAITING_STATUSES = frozenset({TaskStatus.PENDING, TaskStatus.WAITING})
+#: What a purge may delete. A RUNNING task is held by a worker whose acknowledgement must find
+#: it; SUCCESS tasks are what dependents and ``keep_finished`` look at (``cleanup`` owns them).
+PURGEABLE_STATUSES = frozenset(TaskStatus) - {TaskStatus.RUNNING, TaskStatus.SUCCESS}
+
+
+def purge_statuses(statuses: Iterable[TaskStatus | str]) -> frozenset[TaskStatus]:
+    """The statuses a purge was asked for, checked: a name that is no status, a status a purge
+    may not delete, or none at all is refused naming it."""
+    wanted: set[TaskStatus] = set()
+    for status in statuses:
+        try:
+            st = TaskStatus(status)
+        except ValueError:
+            allowed = ", ".join(sorted(s.value for s in PURGEABLE_STATUSES))
+            raise ValueError(f"status {status!r} cannot be purged; one of {allowed}") from None
+        if st not in PURGEABLE_STATUSES:
+            allowed = ", ".join(sorted(s.value for s in PURGEABLE_STATUSES))
+            raise ValueError(f"status {st.value!r} cannot be purged; one of {allowed}")
+        wanted.add(st)
+    if not wanted:
+        raise ValueError("purge needs at least one status")
+    return frozenset(wanted)
+
+
 class SupportsPurge(BaseTaskQueue):
-    """Offers deleting the tasks waiting in a queue."""
+    """Offers deleting tasks of a queue by status at once: the waiting ones (``purge``) or the
+    dead letters (``purge_dead``).
+
+    Only task records go. Results live in the result store, possibly another backend, and
+    expire by their own ``result_ttl`` (a day by default): a purged dead task's result still
+    answers ``get_result`` until then, and ``cleanup`` removes it afterwards.
+    """
 
     provides: ClassVar[Capability | None] = Capability.PURGE
 
-    async def purge(self, queue: str = "default") -> int:
-        """Deletes the tasks waiting in ``queue`` (pending and waiting); returns how many."""
-        validate_queue_name(queue)
+    async def purge(
+        self,
+        queue: str | None = "default",
+        *,
+        statuses: Iterable[TaskStatus | str] = WAITING_STATUSES,
+    ) -> int:
+        """Deletes the tasks of ``queue`` (None: of every queue) in ``statuses`` (by default
+        pending, delayed ones included, and waiting on dependencies); returns how many.
+        RUNNING and SUCCESS tasks cannot be purged (:data:`PURGEABLE_STATUSES`)."""
+        if queue is not None:
+            validate_queue_name(queue)
+        wanted = purge_statuses(statuses)
         await self._ensure()
-        return await self._purge(queue)
+        return await self._purge(queue, wanted)
+
+    async def purge_dead(self, queue: str | None = None) -> int:
+        """Deletes the dead letters of ``queue`` (None: of every queue); returns how many."""
+        return await self.purge(queue, statuses=(TaskStatus.DEAD,))
 
     @abstractmethod
-    async def _purge(self, queue: str) -> int:
-        """Deletes the PENDING and WAITING tasks of ``queue`` at once; returns how many."""
+    async def _purge(self, queue: str | None, statuses: frozenset[TaskStatus]) -> int:
+        """Deletes the tasks of ``queue`` (None: every queue) whose status is one of
+        ``statuses`` (never RUNNING or SUCCESS) at once; returns how many."""

@@ -73,13 +73,12 @@ class FileReads(FileArchive):
 
         return await self.log.run(op)
 
-    async def _purge(self, queue: str) -> int:
+    async def _purge(self, queue: str | None, statuses: frozenset[TaskStatus]) -> int:
         def op(state: QueueState, txn: Txn) -> int:
             doomed = [
                 r
                 for r in state.tasks.values()
-                if r.task.queue_name == queue
-                and r.task.status in (TaskStatus.PENDING, TaskStatus.WAITING)
+                if (queue is None or r.task.queue_name == queue) and r.task.status in statuses
             ]
             for rec in doomed:
                 del state.tasks[rec.task.id]

@@ -459,12 +459,11 @@ class AsyncMemoryQueue(
             if any(counts.values())
         }
 
-    async def _purge(self, queue: str) -> int:
+    async def _purge(self, queue: str | None, statuses: frozenset[TaskStatus]) -> int:
         doomed = [
             task_id
             for task_id, e in self._tasks.items()
-            if e.task.queue_name == queue
-            and e.task.status in (TaskStatus.PENDING, TaskStatus.WAITING)
+            if (queue is None or e.task.queue_name == queue) and e.task.status in statuses
         ]
         for task_id in doomed:
             self._delete(task_id)

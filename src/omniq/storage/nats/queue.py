@@ -707,11 +707,11 @@ class AsyncNATSQueue(
             by_status[r.status] = by_status.get(r.status, 0) + 1
         return counts
 
-    async def _purge(self, queue: str) -> int:
+    async def _purge(self, queue: str | None, statuses: frozenset[TaskStatus]) -> int:
         doomed = [
             i
             for i, r in await self._records()
-            if r.queue == queue and r.status in ("pending", "waiting")
+            if (queue is None or r.queue == queue) and r.status in statuses
         ]
         async with self.guard("purging"):
             # their hints stay in the stream and are dropped when delivered (no record)

@@ -547,8 +547,10 @@ class AsyncPostgresQueue(
             out.setdefault(row["queue"], {})[row["status"]] = row["n"]
         return out
 
-    async def _purge(self, queue: str) -> int:
-        count: int = await self.pool.fetchval(self._sql["purge"], self.project_name, queue)
+    async def _purge(self, queue: str | None, statuses: frozenset[TaskStatus]) -> int:
+        count: int = await self.pool.fetchval(
+            self._sql["purge"], self.project_name, queue, sorted(statuses)
+        )
         return count
 
     # -- the worker registry ---------------------------------------------------------------

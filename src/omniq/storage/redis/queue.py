@@ -542,10 +542,11 @@ class AsyncRedisQueue(
                 stats[flat[i].decode()] = counts
         return stats
 
-    async def _purge(self, queue: str) -> int:
+    async def _purge(self, queue: str | None, statuses: frozenset[TaskStatus]) -> int:
         total = 0
         while True:
-            count = int(await self._run("purge", utcnow(), queue, _CHUNK))
+            # a bounded step per call; a call that found less than a chunk left nothing behind
+            count = int(await self._run("purge", utcnow(), queue or "", _CHUNK, *statuses))
             total += count
             if count < _CHUNK:
                 return total

@@ -544,9 +544,17 @@ class AsyncSQLiteQueue(
             stats.setdefault(queue, {})[status] = count
         return stats
 
-    async def _purge(self, queue: str) -> int:
+    async def _purge(self, queue: str | None, statuses: frozenset[TaskStatus]) -> int:
+        where, params = ["project = ?"], [self.project_name]
+        if queue is not None:
+            where.append("queue = ?")
+            params.append(queue)
+        where.append(f"status IN ({', '.join('?' * len(statuses))})")
+        params += sorted(statuses)
+        sql = SQL["purge"].replace("{where}", " AND ".join(where))
+
         def purge(raw: sqlite3.Connection) -> int:
-            cur = raw.execute(SQL["purge"], (self.project_name, queue))
+            cur = raw.execute(sql, params)
             return cur.rowcount
 
         return await self.db.run(purge)

@@ -378,9 +378,10 @@ SELECT count(*) FROM tasks WHERE project = $1 AND queue = $2 AND status = 'pendi
 SELECT queue, status, count(*) AS n FROM tasks WHERE project = $1 GROUP BY queue, status;
 
 -- name: purge
+-- $1 project, $2 queue or NULL (every queue), $3 the statuses to delete.
 WITH gone AS (
     DELETE FROM tasks
-    WHERE project = $1 AND queue = $2 AND status IN ('pending', 'waiting')
+    WHERE project = $1 AND ($2::text IS NULL OR queue = $2) AND status = ANY($3::text[])
     RETURNING 1
 )
 SELECT count(*) FROM gone;

@@ -162,8 +162,9 @@ SELECT COUNT(*) FROM omniq_tasks WHERE project = ? AND queue = ? AND status = 'p
 -- name: stats
 SELECT queue, status, COUNT(*) FROM omniq_tasks WHERE project = ? GROUP BY queue, status;
 
+-- {where}: `project = ?`, `queue = ?` when one queue is purged, and `status IN (...)`.
 -- name: purge
-DELETE FROM omniq_tasks WHERE project = ? AND queue = ? AND status IN ('pending', 'waiting');
+DELETE FROM omniq_tasks WHERE {where};
 
 -- ---------------------------------------------------------------------------- dependencies --
 -- Every statement finds its rows by id through an index (the CROSS JOINs fix the join order,
