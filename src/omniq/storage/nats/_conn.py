@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 
 from omniq.exceptions import BackendUnavailable, ConfigError
 from omniq.storage.base import Component
+from omniq.storage.nats._kv import Bucket
+from omniq.storage.nats._pipe import Pipeline
 
 try:
     import nats
@@ -214,6 +216,7 @@ class NATSComponent(Component):
         self.names = Names(self.project_name, config.to_dict())
         self.nc: Client | None = None
         self.js: JetStreamContext | None = None
+        self._pipe: Pipeline | None = None
 
     @property
     def where(self) -> str:
@@ -265,10 +268,12 @@ class NATSComponent(Component):
         self.nc.options["max_reconnect_attempts"] = -1
         self.js = self.nc.jetstream(timeout=self.config.request_timeout)
         try:
+            self._pipe = Pipeline(self.nc, self.config.request_timeout)
+            await self._pipe.start()
             await self._prepare()
         except BaseException:
             await self.nc.close()
-            self.nc = self.js = None
+            self.nc = self.js = self._pipe = None
             raise
 
     async def _on_error(self, exc: Exception) -> None:
@@ -279,7 +284,7 @@ class NATSComponent(Component):
         """Creates (or checks) what the component needs on the server."""
 
     async def _close(self) -> None:
-        nc, self.nc, self.js = self.nc, None, None
+        nc, self.nc, self.js, self._pipe = self.nc, None, None, None
         if nc is not None:
             with contextlib.suppress(Exception):
                 await nc.drain()
@@ -291,6 +296,12 @@ class NATSComponent(Component):
         if self.js is None:
             raise BackendUnavailable(f"NATS at {self.where}: not connected")
         return self.js
+
+    @property
+    def pipe(self) -> Pipeline:
+        if self._pipe is None:
+            raise BackendUnavailable(f"NATS at {self.where}: not connected")
+        return self._pipe
 
     # -- idempotent creation ---------------------------------------------------------------
     async def ensure_stream(self, config: StreamConfig) -> None:
@@ -346,7 +357,11 @@ class NATSComponent(Component):
                 await js.add_consumer(self.names.stream, config)
         return name
 
-    async def ensure_bucket(self, bucket: str, ttl: float | None, history: int = 1) -> KeyValue:
+    async def ensure_bucket(self, bucket: str, ttl: float | None, history: int = 1) -> Bucket:
+        kv = await self._key_value(bucket, ttl, history)
+        return Bucket(kv, self.pipe, bool(kv._direct))
+
+    async def _key_value(self, bucket: str, ttl: float | None, history: int) -> KeyValue:
         js = self.jetstream
         async with self.guard(f"creating KV bucket {bucket}"):
             try:
@@ -385,7 +400,7 @@ async def delete_project(component: NATSComponent) -> None:
 __all__ = [
     "DEFAULT_SERVER",
     "DRIVER_ERRORS",
-    "KeyValue",
+    "Bucket",
     "NATSComponent",
     "Names",
     "delete_project",

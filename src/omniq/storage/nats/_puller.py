@@ -50,13 +50,21 @@ class Delivery:
 
 
 class _Request:
-    __slots__ = ("batch", "consumer", "done", "expires", "received", "sub")
+    __slots__ = ("batch", "collect", "consumer", "done", "expires", "received", "sub")
 
-    def __init__(self, consumer: str, batch: int, expires: float | None) -> None:
+    def __init__(
+        self,
+        consumer: str,
+        batch: int,
+        expires: float | None,
+        collect: list[Delivery] | None = None,
+    ) -> None:
         self.consumer = consumer
         self.batch = batch
         self.received = 0
         self.expires = expires
+        #: where its deliveries go when not to the stash (recovery reads them itself)
+        self.collect = collect
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.sub: Subscription | None = None
 
@@ -97,11 +105,14 @@ class Puller:
         if not msg.reply:
             return
         delivery = Delivery(msg.reply, msg.data, time.monotonic())
-        self._stash.setdefault(delivery.consumer, deque()).append(delivery)
         req.received += 1
+        if req.collect is not None:
+            req.collect.append(delivery)
+        else:
+            self._stash.setdefault(delivery.consumer, deque()).append(delivery)
+            self._arrived.set()
         if req.received >= req.batch:
             self._end(req)
-        self._arrived.set()
 
     def _end(self, req: _Request) -> None:
         if req not in self._requests:
@@ -156,27 +167,50 @@ class Puller:
             reply=inbox,
         )
 
+    def _listening(self, consumer: str) -> bool:
+        """Whether a lingering request on ``consumer`` is still open: the server pushes every
+        message it has to an open request, so while one is, nothing else waits there."""
+        req = self._lingering.get(consumer)
+        return req is not None and req.expires is not None and req.expires > time.monotonic()
+
     async def fetch(self, consumer: str, limit: int) -> list[Delivery]:
         """Up to ``limit`` deliveries available now (the stash first), without waiting for new
-        ones: one pull request for what the stash lacks."""
+        ones: one pull request for what the stash lacks, unless a lingering request is open
+        (then the server has nothing more, and the round trip is saved: a task that woke a
+        waiting worker starts at once)."""
         got = self.take(consumer, limit)
-        if len(got) >= limit:
+        if len(got) >= limit or self._listening(consumer):
             return got
         need = limit - len(got)
-        req = _Request(consumer, need, None)
-        await self._request(consumer, {"batch": need, "no_wait": True}, req)
+        return got + await self._pull(consumer, need, None)
+
+    async def pull(self, consumer: str, limit: int) -> list[Delivery]:
+        """Up to ``limit`` deliveries straight from the server, past the stash (recovery looks at
+        what the server delivers again; the stash stays for this process's claims)."""
+        return await self._pull(consumer, limit, [])
+
+    async def _pull(
+        self, consumer: str, limit: int, collect: list[Delivery] | None
+    ) -> list[Delivery]:
+        req = _Request(consumer, limit, None, collect)
+        await self._request(consumer, {"batch": limit, "no_wait": True}, req)
         try:
             await asyncio.wait_for(asyncio.shield(req.done), self._request_timeout)
         except TimeoutError:
             self._end(req)
             raise TimeoutError(f"no answer to a pull request on {consumer!r}") from None
-        return got + self.take(consumer, need)
+        return collect if collect is not None else self.take(consumer, limit)
 
     async def wait(
-        self, consumers: list[str], timeout: float, stop: asyncio.Event | None = None
+        self,
+        consumers: list[str],
+        timeout: float,
+        stop: asyncio.Event | None = None,
+        batch: int = 1,
     ) -> None:
         """Returns once a delivery is stashed for any of ``consumers``, ``stop`` is set, or
-        ``timeout`` passed. Each consumer keeps one lingering request; a request still open when
+        ``timeout`` passed. Each consumer keeps one lingering request for up to ``batch``
+        messages (the free capacity of the claim that found nothing); a request still open when
         this returns may deliver later, into the stash, where the next claim finds it."""
         self._arrived.clear()
         if self.stashed(consumers):
@@ -187,10 +221,10 @@ class Puller:
             req = self._lingering.get(consumer)
             if req is not None and req.expires is not None and req.expires > now + 0.05:
                 continue
-            req = _Request(consumer, 1, now + linger)
+            req = _Request(consumer, batch, now + linger)
             self._lingering[consumer] = req
             await self._request(
-                consumer, {"batch": 1, "expires": int(linger * 1e9) - 1_000_000}, req
+                consumer, {"batch": batch, "expires": int(linger * 1e9) - 1_000_000}, req
             )
         waiters = [asyncio.ensure_future(self._arrived.wait())]
         if stop is not None:

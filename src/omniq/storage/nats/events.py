@@ -16,7 +16,7 @@ from omniq._sync import SyncWrapper
 from omniq.models.event import TaskEvent
 from omniq.storage.base import BaseEventStorage, EventQuery
 from omniq.storage.nats._conn import NATSComponent
-from omniq.storage.nats._kv import gather
+from omniq.storage.nats._pipe import check
 
 _BATCH = 1000
 _DECODER = msgspec.json.Decoder(TaskEvent)
@@ -45,10 +45,13 @@ class AsyncNATSEventStorage(NATSComponent, BaseEventStorage):
         )
 
     async def _log_events(self, events: list[TaskEvent]) -> None:
-        js = self.jetstream
         subject = self.names.events_subject
         async with self.guard("logging events"):
-            await gather(js.publish(subject, msgspec.json.encode(e)) for e in events)
+            acks = await self.pipe.publish(
+                [(subject, msgspec.json.encode(e), None) for e in events]
+            )
+            for ack in acks:
+                check(ack)
 
     async def _read(self, start: datetime | None) -> list[tuple[int, TaskEvent]]:
         """(stream sequence, event) from ``start`` (or the first) to the last, in order."""

@@ -15,8 +15,7 @@ from omniq._time import utcnow
 from omniq.config import get_settings
 from omniq.models.result import TaskResult
 from omniq.storage.base import BaseResultStorage
-from omniq.storage.nats._conn import KeyValue, NATSComponent, key_token
-from omniq.storage.nats._kv import gather, kv_delete, kv_get, kv_keys
+from omniq.storage.nats._conn import Bucket, NATSComponent, key_token
 
 #: The bucket keeps entries at least this long even when RESULT_TTL is shorter or unset.
 _DEFAULT_MAX_AGE = 7 * 86_400.0
@@ -32,7 +31,7 @@ class AsyncNATSResultStorage(NATSComponent, BaseResultStorage):
         super().__init__(**options)
         ttl = results_max_age if results_max_age is not None else get_settings().RESULT_TTL
         self.results_max_age = float(ttl) if ttl else _DEFAULT_MAX_AGE
-        self._bucket: KeyValue | None = None
+        self._bucket: Bucket | None = None
         self._short_lived = False
 
     def __repr__(self) -> str:
@@ -42,38 +41,35 @@ class AsyncNATSResultStorage(NATSComponent, BaseResultStorage):
         self._bucket = await self.ensure_bucket(self.names.results_bucket, self.results_max_age)
 
     @property
-    def _kv(self) -> KeyValue:
+    def _kv(self) -> Bucket:
         assert self._bucket is not None, "connect() first"
         return self._bucket
 
     async def _set_many(self, items: list[tuple[TaskResult, bytes]]) -> None:
-        writes = []
+        writes: list[tuple[str, bytes]] = []
         if not self._short_lived and any(
             r.expires_at is not None
             and r.expires_at < utcnow() + timedelta(seconds=self.results_max_age)
             for r, _ in items
         ):
             # a result that expires before the bucket drops it: cleanup() has work to do
-            writes.append(self._kv.put(_SHORT_LIVED, b"1", validate_keys=False))
+            writes.append((_SHORT_LIVED, b"1"))
             self._short_lived = True
         for result, payload in items:
-            writes.append(
-                self._kv.put(f"r.{key_token(result.task_id)}", payload, validate_keys=False)
-            )
+            writes.append((f"r.{key_token(result.task_id)}", payload))
             if result.schedule_id:
-                key = f"l.{key_token(result.schedule_id)}"
-                writes.append(self._kv.put(key, payload, validate_keys=False))
+                writes.append((f"l.{key_token(result.schedule_id)}", payload))
         async with self.guard("storing results"):
-            await gather(writes)
+            await self._kv.put_many(writes)
 
     async def _get(self, task_id: str) -> TaskResult | None:
         async with self.guard("reading a result"):
-            found = await kv_get(self._kv, f"r.{key_token(task_id)}")
+            found = await self._kv.get(f"r.{key_token(task_id)}")
         return None if found is None else self.serializer.decode_result(found[0], task_id)
 
     async def _get_many(self, task_ids: list[str]) -> dict[str, TaskResult]:
         async with self.guard("reading results"):
-            found = await gather(kv_get(self._kv, f"r.{key_token(i)}") for i in task_ids)
+            found = await self._kv.get_many([f"r.{key_token(i)}" for i in task_ids])
         return {
             i: self.serializer.decode_result(f[0], i)
             for i, f in zip(task_ids, found, strict=True)
@@ -84,7 +80,7 @@ class AsyncNATSResultStorage(NATSComponent, BaseResultStorage):
         # the watch delivers the key's current value first: a result written after the
         # caller's last read is never missed
         async with self.guard("waiting for a result"):
-            watcher = await self._kv.watch(f"r.{key_token(task_id)}")
+            watcher = await self._kv.kv.watch(f"r.{key_token(task_id)}")
             try:
                 while True:
                     try:
@@ -102,30 +98,27 @@ class AsyncNATSResultStorage(NATSComponent, BaseResultStorage):
 
     async def _get_latest(self, schedule_id: str) -> TaskResult | None:
         async with self.guard("reading a result"):
-            found = await kv_get(self._kv, f"l.{key_token(schedule_id)}")
+            found = await self._kv.get(f"l.{key_token(schedule_id)}")
         return None if found is None else self.serializer.decode_result(found[0])
 
     async def _delete(self, task_id: str) -> bool:
-        key = f"r.{key_token(task_id)}"
         async with self.guard("deleting a result"):
-            if await kv_get(self._kv, key) is None:
-                return False
-            return await kv_delete(self._kv, key)
+            return await self._kv.delete_existing(f"r.{key_token(task_id)}")
 
     async def _cleanup(self, now: datetime) -> int:
         """Results whose own ``result_ttl`` ran out before the bucket's ``max_age`` (none to look
         for until such a result was ever stored)."""
         async with self.guard("cleaning results"):
-            if await kv_get(self._kv, _SHORT_LIVED) is None:
+            if await self._kv.get(_SHORT_LIVED) is None:
                 return 0
-            keys = await kv_keys(self._kv, "r.>")
-            values = await gather(kv_get(self._kv, k) for k in keys)
+            keys = await self._kv.keys("r.>")
+            values = await self._kv.get_many(keys)
             doomed = [
                 (k, v[1])
                 for k, v in zip(keys, values, strict=True)
                 if v is not None and self.serializer.decode_result(v[0]).is_expired(now)
             ]
-            await gather(kv_delete(self._kv, k, rev) for k, rev in doomed)
+            await self._kv.delete_many(doomed)
         return len(doomed)
 
     async def _health(self) -> dict[str, Any]:
