@@ -171,6 +171,52 @@ async def test_tasks_of_a_sigkilled_worker_come_back_by_the_servers_ack_wait(pro
         assert {t.attempts for t in again} == {2}
 
 
+@pytest.mark.timeout(120)
+async def test_recover_expired_in_another_process_recovers_a_sigkilled_workers_claims(
+    project: str,
+) -> None:
+    common = {"servers": [_url()], "project_name": project, "lease_timeout": 1, "ack_wait": 1}
+    async with AsyncNATSQueue(**common) as queue:
+        ids = await queue.enqueue_many(
+            [Task(func="operator:add", args=(i, i), max_retries=2) for i in range(3)]
+            + [Task(func="operator:add", args=(9, 9), max_retries=0)]
+        )
+        last_try = ids[-1]
+        ctx = multiprocessing.get_context("spawn")
+        claimed = ctx.Queue()
+        doomed = ctx.Process(target=_claim_and_hang, args=(_url(), project, claimed, 4))
+        doomed.start()
+        try:
+            taken = await asyncio.to_thread(claimed.get, True, 60)
+        finally:
+            os.kill(doomed.pid, signal.SIGKILL)  # type: ignore[arg-type]
+            doomed.join(30)
+        assert sorted(taken) == sorted(ids)
+        running = [await queue.get_task(i) for i in ids]
+        assert {t.status.value for t in running if t is not None} == {"running"}
+
+        # no claim here: recover_expired alone finds the dead process's claims, once the
+        # server's AckWait (1 s) gave their messages up, and puts the records right
+        recovered = 0
+        for _ in range(40):
+            recovered += await queue.recover_expired()
+            if recovered >= 4:
+                break
+            await asyncio.sleep(0.25)
+        assert recovered == 4
+        after = {i: await queue.get_task(i) for i in ids}
+        assert {i: t.status.value for i, t in after.items() if t is not None} == {
+            **{i: "pending" for i in ids[:-1]},
+            last_try: "dead",
+        }
+        assert after[last_try].error_type == "LeaseExpired"  # type: ignore[union-attr]
+        assert await queue.recover_expired() == 0  # counted once
+
+        again = await queue.dequeue_many(limit=10, worker_id="survivor", timeout=2)
+        assert sorted(t.id for t in again) == sorted(ids[:-1])
+        assert {t.attempts for t in again} == {2}
+
+
 async def test_a_lost_lease_on_the_last_attempt_ends_dead(project: str) -> None:
     common = {"servers": [_url()], "project_name": project, "lease_timeout": 1, "ack_wait": 1}
     async with (

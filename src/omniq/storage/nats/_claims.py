@@ -210,10 +210,7 @@ class Claims(TaskStore):
         step.lost_lease = lost_lease(d, record)
         if step.lost_lease and record.attempts >= record.max_attempts:
             step.ending = "dead"
-            record.error_type = "LeaseExpired"
-            record.error_message = (
-                f"lease expired on attempt {record.attempts} of {record.max_attempts}"
-            )
+            record.lose_lease(now_us)
         elif record.status == "pending" and (record.expires_us or now_us + 1) <= now_us:
             step.ending = "expired"
             record.error_type, record.error_message = "TaskExpired", "expired before it started"
@@ -324,13 +321,7 @@ class Claims(TaskStore):
             def change(r: Record) -> Record | None:
                 if not lost_lease(d, r):
                     return None
-                if r.attempts >= r.max_attempts:
-                    r.status, r.finished_us = "dead", now_us
-                    r.error_type = "LeaseExpired"
-                    r.error_message = f"lease expired on attempt {r.attempts} of {r.max_attempts}"
-                else:
-                    r.status, r.eta_us = "pending", None
-                r.claim = r.lease_us = None
+                r.lose_lease(now_us)
                 r.seq, r.delivered, r.reply = d.seq, d.delivered, d.reply
                 return r
 

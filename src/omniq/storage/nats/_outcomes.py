@@ -183,14 +183,7 @@ class Outcomes(Claims):
             def change(r: Record) -> Record | None:
                 if r.status != "running" or r.claim != claim or (r.lease_us or 0) > now_us:
                     return None
-                if r.attempts >= r.max_attempts:
-                    r.status, r.finished_us = "dead", now_us
-                    r.error_type = "LeaseExpired"
-                    r.error_message = f"lease expired on attempt {r.attempts} of {r.max_attempts}"
-                else:
-                    r.status = "pending"
-                    r.eta_us = None
-                r.claim = r.lease_us = None
+                r.lose_lease(now_us)
                 return r
 
             return change

@@ -96,6 +96,17 @@ class Record(msgspec.Struct, array_like=True, omit_defaults=False):
         task.error_traceback = self.error_traceback
         return task
 
+    def lose_lease(self, now_us: int) -> None:
+        """RUNNING whose holder lost its lease: PENDING again, or DEAD with its last attempt
+        spent."""
+        if self.attempts >= self.max_attempts:
+            self.status, self.finished_us = "dead", now_us
+            self.error_type = "LeaseExpired"
+            self.error_message = f"lease expired on attempt {self.attempts} of {self.max_attempts}"
+        else:
+            self.status, self.eta_us = "pending", None
+        self.claim = self.lease_us = None
+
     def shell(self, task_id: str) -> Task:
         """The task as far as the record tells without its payload (a poison task)."""
         return Task(
