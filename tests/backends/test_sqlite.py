@@ -599,6 +599,40 @@ def test_the_migrations_produce_schema_sql(tmp_path: Path) -> None:
         described.close()
 
 
+async def test_a_database_at_version_2_with_tasks_gets_its_counts_on_upgrade(
+    tmp_path: Path,
+) -> None:
+    """Migration 3 counts the tasks already stored; the triggers keep the counts from then on."""
+    from omniq.storage.sqlite._db import split_statements
+
+    path = tmp_path / "old.db"
+    raw = sqlite3.connect(path, isolation_level=None)
+    try:
+        raw.execute(
+            "CREATE TABLE omniq_schema_version ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        for version, name, script in load_migrations()[:2]:
+            for statement in split_statements(script):
+                raw.execute(statement)
+            raw.execute("INSERT INTO omniq_schema_version VALUES (?, ?, 'then')", (version, name))
+        for i, (queue, status) in enumerate([("a", "pending"), ("a", "pending"), ("b", "dead")]):
+            raw.execute(
+                "INSERT INTO omniq_tasks (project, id, queue, status, ready_at, created_at, func,"
+                " payload) VALUES ('old', ?, ?, ?, 0, 0, 'operator:add', x'00')",
+                (f"t{i}", queue, status),
+            )
+    finally:
+        raw.close()
+
+    async with AsyncSQLiteQueue(project_name="old", path=str(path)) as queue:
+        assert await queue.stats() == {"a": {"pending": 2}, "b": {"dead": 1}}
+        assert await queue.get_queue_size("a") == 2
+        await queue.enqueue("operator:add", args=(1, 2), queue_name="a")
+        assert await queue.purge_dead("b") == 1
+        assert await queue.stats() == {"a": {"pending": 3}}
+
+
 def test_every_statement_of_queries_sql_compiles_against_the_schema(tmp_path: Path) -> None:
     from omniq.storage.sqlite._db import migrate
     from omniq.storage.sqlite.queue import SQL, _claim_sql, _due_sql

@@ -69,6 +69,9 @@ _STAGING_COLUMNS = (
 
 #: Attempts of an enqueue statement that PostgreSQL chose as a deadlock victim.
 _DEADLOCK_ATTEMPTS = 5
+#: A count summed from more rows than this (connections come and go, each adds rows of its own)
+#: has the rows of the connections that are gone folded into one by the reader.
+_FOLD_AFTER = 32
 
 
 async def _retry_deadlocks(attempt: Callable[[], Awaitable[set[str]]]) -> set[str]:
@@ -543,8 +546,12 @@ class AsyncPostgresQueue(
 
     async def _stats(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
-        for row in await self.pool.fetch(self._sql["stats"], self.project_name):
-            out.setdefault(row["queue"], {})[row["status"]] = row["n"]
+        rows = await self.pool.fetch(self._sql["stats"], self.project_name)
+        for row in rows:
+            if row["n"]:
+                out.setdefault(row["queue"], {})[row["status"]] = row["n"]
+        if rows and max(row["shards"] for row in rows) > _FOLD_AFTER:
+            await self.pool.execute(self._sql["fold_counts"], self.project_name)
         return out
 
     async def _purge(self, queue: str | None, statuses: frozenset[TaskStatus]) -> int:

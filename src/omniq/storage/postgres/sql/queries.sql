@@ -372,10 +372,29 @@ ORDER BY seq
 LIMIT $4 OFFSET $5;
 
 -- name: queue_size
-SELECT count(*) FROM tasks WHERE project = $1 AND queue = $2 AND status = 'pending';
+-- The counts are kept by the triggers of migration 0004: a few rows, whatever the store's size.
+SELECT coalesce(sum(n), 0)::bigint FROM task_counts
+WHERE project = $1 AND queue = $2 AND status = 'pending';
 
 -- name: stats
-SELECT queue, status, count(*) AS n FROM tasks WHERE project = $1 GROUP BY queue, status;
+-- shards: how many rows a count was summed from (the reader folds them when they pile up)
+SELECT queue, status, sum(n)::bigint AS n, count(*) AS shards FROM task_counts
+WHERE project = $1 GROUP BY queue, status;
+
+-- name: fold_counts
+-- The rows of connections that are gone, added into shard 0; rows in use are skipped.
+WITH gone AS (
+    DELETE FROM task_counts
+    WHERE ctid IN (
+        SELECT ctid FROM task_counts
+        WHERE project = $1 AND shard <> 0 AND shard NOT IN (SELECT pid FROM pg_stat_activity)
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING queue, status, n
+)
+INSERT INTO task_counts AS c (project, queue, status, shard, n)
+SELECT $1, queue, status, 0, sum(n) FROM gone GROUP BY queue, status ORDER BY queue, status
+ON CONFLICT (project, queue, status, shard) DO UPDATE SET n = c.n + excluded.n;
 
 -- name: purge
 -- $1 project, $2 queue or NULL (every queue), $3 the statuses to delete.

@@ -156,11 +156,13 @@ WHERE project = :project AND id IN (SELECT value FROM json_each(:ids));
 -- name: list_tasks
 SELECT {columns} FROM omniq_tasks WHERE {where} ORDER BY seq LIMIT ? OFFSET ?;
 
+-- The counts are kept by the triggers of migration 3: a few rows, whatever the store's size.
 -- name: queue_size
-SELECT COUNT(*) FROM omniq_tasks WHERE project = ? AND queue = ? AND status = 'pending';
+SELECT COALESCE(SUM(n), 0) FROM omniq_task_counts
+WHERE project = ? AND queue = ? AND status = 'pending';
 
 -- name: stats
-SELECT queue, status, COUNT(*) FROM omniq_tasks WHERE project = ? GROUP BY queue, status;
+SELECT queue, status, n FROM omniq_task_counts WHERE project = ? AND n <> 0;
 
 -- {where}: `project = ?`, `queue = ?` when one queue is purged, and `status IN (...)`.
 -- name: purge

@@ -158,3 +158,36 @@ CREATE TABLE omniq_workers (
     payload    BLOB    NOT NULL,
     PRIMARY KEY (project, worker_id)
 ) WITHOUT ROWID;
+
+-- Task counts by queue and status (migration 3), kept by triggers in the transaction of every
+-- change: stats() and get_queue_size() read these rows instead of counting the tasks.
+CREATE TABLE omniq_task_counts (
+    project TEXT    NOT NULL,
+    queue   TEXT    NOT NULL,
+    status  TEXT    NOT NULL,
+    n       INTEGER NOT NULL,
+    PRIMARY KEY (project, queue, status)
+) WITHOUT ROWID;
+
+CREATE TRIGGER omniq_task_counts_insert AFTER INSERT ON omniq_tasks
+BEGIN
+    INSERT INTO omniq_task_counts (project, queue, status, n)
+    VALUES (NEW.project, NEW.queue, NEW.status, 1)
+    ON CONFLICT (project, queue, status) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER omniq_task_counts_update AFTER UPDATE OF status, queue ON omniq_tasks
+    WHEN OLD.status <> NEW.status OR OLD.queue <> NEW.queue
+BEGIN
+    UPDATE omniq_task_counts SET n = n - 1
+    WHERE project = OLD.project AND queue = OLD.queue AND status = OLD.status;
+    INSERT INTO omniq_task_counts (project, queue, status, n)
+    VALUES (NEW.project, NEW.queue, NEW.status, 1)
+    ON CONFLICT (project, queue, status) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER omniq_task_counts_delete AFTER DELETE ON omniq_tasks
+BEGIN
+    UPDATE omniq_task_counts SET n = n - 1
+    WHERE project = OLD.project AND queue = OLD.queue AND status = OLD.status;
+END;
