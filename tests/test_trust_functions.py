@@ -210,3 +210,22 @@ def test_callbacks_named_by_the_broker_go_through_the_same_check() -> None:
         registry.resolve("os:system", policy)
     # the producer's own references are its to vouch for
     assert registry.resolve("os.path:basename") is __import__("os").path.basename
+
+
+def test_a_check_is_remembered_per_policy_and_never_for_the_script(task_module: str) -> None:
+    """A worker checks a function once, not once per task; a refusal stays a refusal, another
+    policy checks again, and ``__main__`` references follow the module standing for the script."""
+    policy = FunctionPolicy([task_module])
+    ref = f"{task_module}:touch"
+    touch = registry.resolve(ref, policy)
+    assert registry.resolve(ref, policy) is touch
+    for _ in range(2):
+        with pytest.raises(FunctionNotAllowed, match="defined in"):
+            registry.resolve(f"{task_module}:system", policy)
+    with pytest.raises(FunctionNotAllowed, match=repr(ref)):
+        registry.resolve(ref, FunctionPolicy())
+    script = sys.modules[task_module]
+    with registry.main_module(script):
+        assert registry.resolve("__main__:touch", policy) is touch
+    with registry.main_module(None), pytest.raises(FunctionNotAllowed):
+        registry.resolve("__main__:touch", policy)

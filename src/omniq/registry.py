@@ -58,11 +58,15 @@ class FunctionPolicy:
     enqueued: the functions *defined in* ``modules`` (a name re-exported there, such as ``os``'s
     ``system`` imported into a task module, does not count), or anything when ``allow_any``."""
 
-    __slots__ = ("allow_any", "modules")
+    __slots__ = ("allow_any", "allowed", "modules")
 
     def __init__(self, modules: Iterable[str] = (), *, allow_any: bool = False) -> None:
         self.modules = frozenset(modules)
         self.allow_any = allow_any
+        #: references already checked against this policy (never ``__main__`` ones, which
+        #: depend on the module standing for the script at the time): the check runs once per
+        #: function, not once per task
+        self.allowed: dict[str, Callable[..., Any]] = {}
 
     def __repr__(self) -> str:
         return f"FunctionPolicy(modules={sorted(self.modules)}, allow_any={self.allow_any})"
@@ -169,7 +173,8 @@ class TaskRegistry:
         if known is not None:
             return known
         if policy is not None and not policy.allow_any and ref not in self._enqueued:
-            return self._allowed_load(ref, policy)
+            known = policy.allowed.get(ref)
+            return known if known is not None else self._allowed_load(ref, policy)
         known = self._imported.get(ref)
         if known is not None:
             return known
@@ -203,6 +208,8 @@ class TaskRegistry:
                 "only functions a task module defines itself are allowed (a name it imports is "
                 f"not); {ALLOW_HINT}"
             )
+        if module_name != MAIN:
+            policy.allowed[ref] = func
         return func
 
     def _load(self, ref: str, module_name: str, qualname: str) -> Callable[..., Any]:
