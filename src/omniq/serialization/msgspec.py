@@ -81,8 +81,12 @@ def is_lossless(value: Any, _depth: int = 0) -> bool:
 
 
 def args_are_lossless(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    # top-level args are a typed tuple and kwargs a typed dict: both round-trip as themselves
-    return all(is_lossless(a) for a in args) and all(is_lossless(v) for v in kwargs.values())
+    # top-level args are a typed tuple and kwargs a typed dict: both round-trip as themselves.
+    # Plain loops, not all(<generator>): this runs for every task enqueued.
+    for a in args:
+        if not is_lossless(a):
+            return False
+    return not kwargs or all(is_lossless(v) for v in kwargs.values())
 
 
 class MsgspecCodec:
