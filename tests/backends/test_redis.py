@@ -288,8 +288,8 @@ def test_a_sentinel_url_names_the_sentinels_the_master_and_the_database() -> Non
         (("s1.example", 26380), ("s2.example", 26379)),
         3,
     )
-    assert conn._sentinel_kwargs["password"] == "spw"
-    assert conn._options["password"] == "pw"
+    assert conn.topology.sentinel_kwargs["password"] == "spw"
+    assert conn.topology.redis_kwargs["password"] == "pw"
     assert "pw" not in conn.describe()
 
 
