@@ -3,7 +3,7 @@
     uv run python -m benchmarks.wait_replicas -n 3000
 
 Starts a private master with two replicas on loopback (``redis-server`` must be installed; the
-set-up of tests/backends/redis_servers.py) and enqueues one task at a time on three queues of
+set-up of reliability/redis_servers.py) and enqueues one task at a time on three queues of
 the same master, ``wait_replicas=0/1/2``, taking turns so that the machine's load drifts the
 same way for all three. Prints p50 / p99 per setting. The replicas are on the same host here:
 over a network, each WAIT adds one replica round trip.
@@ -20,7 +20,7 @@ import json
 import time
 import uuid
 
-from tests.backends.redis_servers import start_sentinel
+from reliability.redis_servers import start_sentinel
 
 from benchmarks.noop import noop
 from omniq.storage.redis import AsyncRedisQueue

@@ -32,11 +32,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from tests.backends.redis_servers import Cluster, SentinelSetup, start_cluster, start_sentinel
-
 from omniq import AsyncOmniQ
 from omniq.backend import create_backend
 from reliability.harness import Outcome
+from reliability.redis_servers import Cluster, SentinelSetup, start_cluster, start_sentinel
 
 FAULTS = (
     "cluster-kill",

@@ -1,408 +1,55 @@
-"""Redis topologies the tests start themselves with the machine's ``redis-server``: a 3-master
-Cluster and a Sentinel set-up (a master, a replica, three sentinels), on free loopback ports.
-
-Each runs in a temporary folder without persistence. The shared ones (:func:`shared_cluster`,
-:func:`shared_sentinel`) start on first use and stop when the test process exits; a test that
-breaks its topology (a failover) starts a private one with :func:`start_sentinel` and stops it
-itself. Every server also dies with the test process (``PR_SET_PDEATHSIG``), so a killed test
-run leaves nothing behind.
-"""
+"""The Redis topologies of reliability/redis_servers.py, for the tests: where ``redis-server``
+is missing, a test that needs one is skipped (failed under ``OMNIQ_REQUIRE_SERVICES=1``, as for
+any missing service) instead of erroring."""
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import ctypes
 import os
-import random
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
-import threading
-import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 import pytest
+from reliability import redis_servers as _servers
+from reliability.redis_servers import (
+    HOST,
+    SENTINEL_MASTER,
+    Cluster,
+    SentinelSetup,
+    Servers,
+    _die_with_parent,
+    free_port,
+)
 
 from tests.conftest import REQUIRE_SERVICES_ENV
 
-HOST = "127.0.0.1"
-SENTINEL_MASTER = "omniq-test"
-#: Redis Cluster listens on port + 10000 for its bus: ports are drawn below this.
-_MAX_PORT = 55_000
-_PR_SET_PDEATHSIG = 1
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def require_redis_server() -> None:
     """Skips the calling test when ``redis-server`` is not installed (fails it under
-    ``OMNIQ_REQUIRE_SERVICES=1``, as for any missing service)."""
-    if shutil.which("redis-server") and shutil.which("redis-cli"):
+    ``OMNIQ_REQUIRE_SERVICES=1``)."""
+    problem = _servers.missing_redis_server()
+    if problem is None:
         return
-    problem = "redis-server and redis-cli are needed to start a Redis Cluster / Sentinel set-up"
     if os.environ.get(REQUIRE_SERVICES_ENV) == "1":
         pytest.fail(f"{problem}, and {REQUIRE_SERVICES_ENV}=1 says they must be", pytrace=False)
     pytest.skip(problem)
 
 
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
+def _needs_server(start: Callable[P, R]) -> Callable[P, R]:
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        require_redis_server()
+        return start(*args, **kwargs)
+
+    checked.__doc__ = start.__doc__
+    return checked
 
 
-_taken: set[int] = set()
-
-
-def free_port(*, with_bus: bool = False) -> int:
-    """A loopback port nothing listens on (and port + 10000 too, for a cluster node's bus)."""
-    for _ in range(1000):
-        port = random.randrange(20_000, _MAX_PORT)
-        wanted = [port, port + 10_000] if with_bus else [port]
-        if any(p in _taken for p in wanted) or not all(map(_port_is_free, wanted)):
-            continue
-        _taken.update(wanted)
-        return port
-    raise RuntimeError("no free loopback port found")
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: the kernel sends it SIGTERM when the test process dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _cli(port: int, *args: str, password: str | None = None, timeout: float = 10.0) -> str:
-    auth = ["-a", password, "--no-auth-warning"] if password else []
-    done = subprocess.run(
-        ["redis-cli", "-h", HOST, "-p", str(port), *auth, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    return done.stdout.strip()
-
-
-def _wait_until(check: object, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        assert callable(check)
-        if check():
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-@dataclass
-class Servers:
-    """A group of redis-server processes in one temporary folder."""
-
-    folder: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="omniq-redis-"))
-    processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    def start(
-        self, port: int, *args: str, config: str | None = None, password: str | None = None
-    ) -> None:
-        """``redis-server [config] --port P ...``; returns once it answers PING."""
-        command = ["redis-server"]
-        if config is not None:
-            path = os.path.join(self.folder, f"{port}.conf")
-            with open(path, "w", encoding="utf-8") as out:
-                out.write(config)
-            command.append(path)
-        command += ["--port", str(port), "--bind", HOST, "--dir", self.folder]
-        command += ["--save", "", "--appendonly", "no", "--logfile", f"{port}.log", *args]
-        self.processes[port] = subprocess.Popen(
-            command,
-            cwd=self.folder,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-        )
-        _wait_until(
-            lambda: _cli(port, "ping", password=password) == "PONG",
-            f"redis-server on port {port}",
-        )
-
-    def kill(self, port: int) -> None:
-        """SIGKILL: the server vanishes without a word, as a crashed host would."""
-        process = self.processes.pop(port)
-        process.kill()
-        process.wait(10)
-
-    def pause(self, port: int) -> None:
-        """SIGSTOP: the server hangs with its connections open, answering nothing (a stalled
-        host, a stop-the-world pause); :meth:`resume` lets it go on."""
-        self.processes[port].send_signal(signal.SIGSTOP)
-
-    def resume(self, port: int) -> None:
-        self.processes[port].send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            process.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
-            process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-        self.processes.clear()
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
-@dataclass
-class Cluster:
-    servers: Servers
-    ports: list[int]
-
-    @property
-    def nodes(self) -> list[str]:
-        return [f"{HOST}:{p}" for p in self.ports]
-
-    def roles(self) -> dict[int, tuple[str, int | None]]:
-        """port -> ("master", None) or ("slave", its master's port), for the running nodes,
-        as each node sees itself."""
-        seen: dict[int, tuple[str, int | None]] = {}
-        for port in self.servers.processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                for line in _cli(port, "cluster", "nodes", timeout=2).splitlines():
-                    fields = line.split()
-                    if len(fields) > 3 and "myself" in fields[2]:
-                        if "master" in fields[2]:
-                            seen[port] = ("master", None)
-                        else:
-                            seen[port] = ("slave", self._port_of(port, fields[3]))
-        return seen
-
-    def _port_of(self, asking: int, node_id: str) -> int | None:
-        for line in _cli(asking, "cluster", "nodes", timeout=2).splitlines():
-            fields = line.split()
-            if fields and fields[0] == node_id:
-                return int(fields[1].split("@")[0].rsplit(":", 1)[1])
-        return None
-
-    def master_of(self, key: str) -> int:
-        """The port of the master that serves ``key``'s slot now."""
-        slot = int(_cli(self.ports[0], "cluster", "keyslot", key))
-        for port in self.servers.processes:
-            with contextlib.suppress(subprocess.TimeoutExpired, ValueError):
-                for line in _cli(port, "cluster", "nodes", timeout=2).splitlines():
-                    fields = line.split()
-                    if len(fields) < 9 or "master" not in fields[2] or "fail" in fields[2]:
-                        continue
-                    for part in fields[8:]:
-                        low, _, high = part.partition("-")
-                        if low.isdigit() and int(low) <= slot <= int(high or low):
-                            return int(fields[1].split("@")[0].rsplit(":", 1)[1])
-        raise RuntimeError(f"no master serves the slot of {key!r}")
-
-    def replica_of(self, master: int) -> int:
-        for port, (role, of) in self.roles().items():
-            if role == "slave" and of == master:
-                return port
-        raise RuntimeError(f"no replica of the master on port {master}")
-
-
-def start_cluster(masters: int = 3, replicas: int = 0) -> Cluster:
-    """``masters`` cluster-enabled servers joined by ``redis-cli --cluster create``, each with
-    ``replicas`` replicas that take over within a few seconds of their master's failure
-    (cluster-node-timeout 2 s); returns once every node reports ``cluster_state:ok`` (and every
-    replica is in sync)."""
-    require_redis_server()
-    servers = Servers()
-    ports = [free_port(with_bus=True) for _ in range(masters * (1 + replicas))]
-    try:
-        for port in ports:
-            servers.start(
-                port,
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                f"nodes-{port}.conf",
-                "--cluster-node-timeout",
-                "2000",
-                # a replica may always take over, however long it was cut off
-                *("--cluster-replica-validity-factor", "0"),
-                *("--repl-diskless-sync-delay", "0"),
-            )
-        created = subprocess.run(
-            [
-                *("redis-cli", "--cluster", "create"),
-                *(f"{HOST}:{p}" for p in ports),
-                *("--cluster-replicas", str(replicas), "--cluster-yes"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if created.returncode != 0:
-            raise RuntimeError(
-                f"redis-cli --cluster create failed: {created.stdout}{created.stderr}"
-            )
-        _wait_until(
-            lambda: all("cluster_state:ok" in _cli(p, "cluster", "info") for p in ports),
-            "the cluster to be ready",
-        )
-        if replicas:
-            _wait_until(
-                lambda: (
-                    sum("master_link_status:up" in _cli(p, "info", "replication") for p in ports)
-                    == masters * replicas
-                ),
-                "the replicas to sync",
-            )
-    except BaseException:
-        servers.stop()
-        raise
-    return Cluster(servers, ports)
-
-
-@dataclass
-class SentinelSetup:
-    servers: Servers
-    master_port: int
-    replica_port: int
-    sentinel_ports: list[int]
-    master_name: str = SENTINEL_MASTER
-    #: the master's and replica's password, and the sentinels' own (None: none)
-    password: str | None = None
-    sentinel_password: str | None = None
-
-    @property
-    def sentinels(self) -> list[str]:
-        return [f"{HOST}:{p}" for p in self.sentinel_ports]
-
-    def fail_over(self) -> None:
-        """``SENTINEL FAILOVER``: the replica is promoted and the old master demoted while both
-        keep running (a planned switch, or what a network split does to clients)."""
-        reply = _cli(
-            self.sentinel_ports[0],
-            *("sentinel", "failover", self.master_name),
-            password=self.sentinel_password,
-        )
-        if reply != "OK":
-            raise RuntimeError(f"SENTINEL FAILOVER answered {reply!r}")
-
-    def current_master_port(self) -> int | None:
-        """The master's port as the first sentinel that answers sees it."""
-        for port in self.sentinel_ports:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                reply = _cli(
-                    port,
-                    *("sentinel", "get-master-addr-by-name", self.master_name),
-                    password=self.sentinel_password,
-                )
-                lines = reply.split()
-                if len(lines) == 2:
-                    return int(lines[1])
-        return None
-
-
-def start_sentinel(
-    sentinels: int = 3,
-    *,
-    ready_to_fail_over: bool = False,
-    password: str | None = None,
-    sentinel_password: str | None = None,
-    replicas: int = 1,
-) -> SentinelSetup:
-    """A master, ``replicas`` replicas of it (``replica_port`` is the first) and ``sentinels``
-    sentinels (quorum: a majority) that fail over after one second without an answer. Returns
-    once the replicas are in sync and every sentinel answers for the master; with
-    ``ready_to_fail_over``, only once they also know the replicas and each other (that takes a
-    few seconds of their hellos), so that a failover can be voted at once. ``password``
-    protects the master and the replicas, ``sentinel_password`` the sentinels."""
-    require_redis_server()
-    servers = Servers()
-    master = free_port()
-    replica_ports = [free_port() for _ in range(replicas)]
-    sentinel_ports = [free_port() for _ in range(sentinels)]
-    quorum = sentinels // 2 + 1
-    try:
-        # no wait before a full sync (Redis waits 5 s for more replicas to share it by default)
-        data = ["--repl-diskless-sync-delay", "0"]
-        if password:
-            data += ["--requirepass", password, "--masterauth", password]
-        servers.start(master, *data, password=password)
-        for replica in replica_ports:
-            servers.start(replica, *data, "--replicaof", HOST, str(master), password=password)
-        _wait_until(
-            lambda: all(
-                "master_link_status:up" in _cli(r, "info", "replication", password=password)
-                for r in replica_ports
-            ),
-            "the replicas to sync",
-        )
-        auth = f"sentinel auth-pass {SENTINEL_MASTER} {password}\n" if password else ""
-        if sentinel_password:
-            auth += f"requirepass {sentinel_password}\nsentinel sentinel-pass {sentinel_password}\n"
-        for port in sentinel_ports:
-            servers.start(
-                port,
-                "--sentinel",
-                config=(
-                    f"sentinel monitor {SENTINEL_MASTER} {HOST} {master} {quorum}\n"
-                    f"sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n"
-                    f"sentinel failover-timeout {SENTINEL_MASTER} 10000\n"
-                    f"sentinel parallel-syncs {SENTINEL_MASTER} 1\n{auth}"
-                ),
-                password=sentinel_password,
-            )
-
-        def known(port: int) -> bool:
-            info = _cli(port, "info", "sentinel", password=sentinel_password)
-            if ready_to_fail_over:
-                return f"slaves={replicas},sentinels={sentinels}" in info
-            return "status=ok" in info
-
-        _wait_until(lambda: all(known(p) for p in sentinel_ports), "the sentinels to agree")
-    except BaseException:
-        servers.stop()
-        raise
-    return SentinelSetup(
-        servers,
-        master,
-        replica_ports[0],
-        sentinel_ports,
-        password=password,
-        sentinel_password=sentinel_password,
-    )
-
-
-_lock = threading.Lock()
-_cluster: Cluster | None = None
-_sentinel: SentinelSetup | None = None
-
-
-def shared_cluster() -> Cluster:
-    """The cluster of this test process, started on first use."""
-    global _cluster
-    with _lock:
-        if _cluster is None:
-            _cluster = start_cluster()
-            atexit.register(_cluster.servers.stop)
-        return _cluster
-
-
-def shared_sentinel() -> SentinelSetup:
-    """The Sentinel set-up of this test process, started on first use. Never fail it over:
-    tests that do start their own."""
-    global _sentinel
-    with _lock:
-        if _sentinel is None:
-            _sentinel = start_sentinel()
-            atexit.register(_sentinel.servers.stop)
-        return _sentinel
-
+start_cluster = _needs_server(_servers.start_cluster)
+start_sentinel = _needs_server(_servers.start_sentinel)
+shared_cluster = _needs_server(_servers.shared_cluster)
+shared_sentinel = _needs_server(_servers.shared_sentinel)
 
 __all__ = [
     "HOST",
@@ -410,6 +57,7 @@ __all__ = [
     "Cluster",
     "SentinelSetup",
     "Servers",
+    "_die_with_parent",
     "free_port",
     "require_redis_server",
     "shared_cluster",
