@@ -257,6 +257,7 @@ class NATSComponent(Component):
             "allow_reconnect": True,
             "name": f"omniq:{self.project_name}",
             "error_cb": self._on_error,
+            "reconnected_cb": self._on_reconnected,
         }
         options.update({k: v for k, v in self._auth.items() if v})
         if self._tls is not None:
@@ -279,6 +280,9 @@ class NATSComponent(Component):
     async def _on_error(self, exc: Exception) -> None:
         # the driver reconnects on its own; a line in the log is all a lost link deserves
         log.debug("NATS at %s: %s: %s", self.where, type(exc).__name__, exc)
+
+    async def _on_reconnected(self) -> None:
+        """The link came back: what only lived on the lost one (open pull requests) is gone."""
 
     async def _prepare(self) -> None:
         """Creates (or checks) what the component needs on the server."""

@@ -96,6 +96,12 @@ class Puller:
                     await req.sub.unsubscribe()
         self._lingering.clear()
 
+    def forget_requests(self) -> None:
+        """After a reconnect: the server forgot every pull request of the old link, so none is
+        lingering any more (the next claim pulls, the next wait asks again)."""
+        for req in list(self._requests):
+            self._end(req)
+
     async def _on_msg(self, req: _Request, msg: Msg) -> None:
         status = msg.headers.get("Status") if msg.headers else None
         if status:

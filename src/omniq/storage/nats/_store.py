@@ -72,6 +72,10 @@ class TaskStore(NATSComponent, BaseTaskQueue):
             self._puller = None
         await super()._close()
 
+    async def _on_reconnected(self) -> None:
+        if self._puller is not None:
+            self._puller.forget_requests()
+
     async def _consumer(self, queue: str) -> str:
         name = self._consumers.get(queue)
         if name is None:
