@@ -635,7 +635,7 @@ async def test_a_database_at_version_2_with_tasks_gets_its_counts_on_upgrade(
 
 def test_every_statement_of_queries_sql_compiles_against_the_schema(tmp_path: Path) -> None:
     from omniq.storage.sqlite._db import migrate
-    from omniq.storage.sqlite.queue import SQL, _claim_sql, _due_sql
+    from omniq.storage.sqlite.queue import _LIST_SQL, SQL, _claim_sql, _due_sql
 
     conn = sqlite3.connect(tmp_path / "compiled.db", isolation_level=None)
     try:
@@ -643,9 +643,14 @@ def test_every_statement_of_queries_sql_compiles_against_the_schema(tmp_path: Pa
         filled = {
             name: sql.replace("{where}", "project = ?").replace("{order}", "ASC")
             for name, sql in SQL.items()
-            if "{i}" not in sql and "{arms}" not in sql and "{names}" not in sql
+            if "{i}" not in sql
+            and "{arms}" not in sql
+            and "{names}" not in sql
+            and "{groups}" not in sql
         }
         filled.update(claim_expire=_claim_sql(3)[0], claim=_claim_sql(3)[1], due=_due_sql(3))
+        for desc, sql in _LIST_SQL.items():
+            filled[f"list_tasks {desc=}"] = sql.replace("{groups}", "AND g.queue = ?")
         assert "{" not in "".join(filled.values())
         for name, sql in filled.items():
             named = set(re.findall(r"(?<!:):([a-z0-9_]+)", sql))

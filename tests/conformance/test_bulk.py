@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from omniq.exceptions import QueueNameError, SerializationError
+from omniq.exceptions import QueueNameError, SerializationError, TaskNotFound
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import BaseEventStorage, BaseResultStorage, BaseTaskQueue
 
@@ -139,6 +141,63 @@ async def test_list_tasks_pages_with_limit_and_offset(queue: BaseTaskQueue) -> N
 
     assert [len(page) for page in pages] == [2, 2, 1]
     assert [t.id for page in pages for t in page] == everything
+
+
+async def _pages(store: BaseTaskQueue, size: int, **filters: Any) -> list[list[str]]:
+    """Every page of a listing, each read from the cursor of the one before."""
+    pages: list[list[str]] = []
+    after = None
+    while True:
+        page = [t.id for t in await store.list_tasks(limit=size, after=after, **filters)]
+        if not page:
+            return pages
+        pages.append(page)
+        after = page[-1]
+
+
+async def test_list_tasks_pages_by_cursor_in_either_order(queue: BaseTaskQueue) -> None:
+    for i in range(7):
+        await queue.enqueue(FUNC, args=(i, i), queue_name="ab"[i % 2])
+    everything = [t.id for t in await queue.list_tasks()]
+
+    forward = await _pages(queue, 3)
+    backward = await _pages(queue, 3, descending=True)
+
+    assert [len(page) for page in forward] == [3, 3, 1]
+    assert [i for page in forward for i in page] == everything
+    assert [t.id for t in await queue.list_tasks(descending=True)] == everything[::-1]
+    assert [i for page in backward for i in page] == everything[::-1]
+    in_b = [t.id for t in await queue.list_tasks(queue="b")]
+    assert [i for page in await _pages(queue, 2, queue="b") for i in page] == in_b
+    assert [i for p in await _pages(queue, 2, queue="b", descending=True) for i in p] == in_b[::-1]
+
+
+async def test_a_cursor_counts_by_its_place_whatever_its_queue_and_status(
+    queue: BaseTaskQueue,
+) -> None:
+    first = await queue.enqueue(FUNC, queue_name="a")
+    mark = await queue.enqueue(FUNC, queue_name="b")
+    await claim(queue, "b", lease=5)  # the cursor task is running, in another queue
+    last = await queue.enqueue(FUNC, queue_name="a")
+
+    later = await queue.list_tasks(queue="a", status=TaskStatus.PENDING, after=mark)
+    earlier = await queue.list_tasks(queue="a", after=mark, descending=True)
+
+    assert [t.id for t in later] == [last]
+    assert [t.id for t in earlier] == [first]
+    assert [t.id for t in await queue.list_tasks(after=first, offset=1)] == [last]
+    assert await queue.list_tasks(after=last) == []
+
+
+async def test_a_cursor_that_is_no_task_is_refused_naming_it(queue: BaseTaskQueue) -> None:
+    await queue.enqueue(FUNC)
+
+    with pytest.raises(TaskNotFound, match="'gone-task'"):
+        await queue.list_tasks(after="gone-task")
+    with pytest.raises(TaskNotFound, match="'gone-task'"):
+        await queue.list_dead(after="gone-task", descending=True)
+    with pytest.raises(ValueError, match="after must be the id of a task"):
+        await queue.list_tasks(after="")
 
 
 async def test_purge_removes_the_waiting_tasks_of_that_queue_and_returns_the_count(

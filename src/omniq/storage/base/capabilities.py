@@ -78,11 +78,20 @@ class OptionalSurface(Component):
         status: TaskStatus | str | None = None,
         limit: int = 100,
         offset: int = 0,
+        *,
+        after: str | None = None,
+        descending: bool = False,
     ) -> list[Task]:
         raise self._unsupported(Capability.LISTING)
 
     async def list_dead(
-        self, queue: str | None = None, *, limit: int = 100, offset: int = 0
+        self,
+        queue: str | None = None,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        after: str | None = None,
+        descending: bool = False,
     ) -> list[Task]:
         raise self._unsupported(Capability.LISTING)
 

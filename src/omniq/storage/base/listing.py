@@ -1,9 +1,14 @@
 """Capabilities: listing and stats (``list_tasks``, ``list_dead``, ``get_queue_size``,
 ``stats``), and purge.
 
-Listing needs one primitive, ``_list_tasks``, in a stable order so that offsets page through it.
-``_queue_size`` and ``_stats`` fall back to counting through it: correct everywhere, and a
-backend that keeps counts or can aggregate in the store overrides them.
+Listing needs one primitive, ``_list_tasks``, in enqueue order (or its reverse, newest first).
+It pages two ways: by a cursor, ``after=`` the id of the last task of the previous page (keyset
+pagination: a store reads from the cursor's place on, so a deep page costs what the first does),
+or by ``offset`` (kept for compatibility; a store skips that many rows, so it costs more the
+deeper it goes). A cursor whose task is gone (purged, or trimmed as an old finished task) is
+refused with :class:`~omniq.exceptions.TaskNotFound`: start again from the first page.
+``_queue_size`` and ``_stats`` fall back to counting through ``_list_tasks``: correct
+everywhere, and a backend that keeps counts overrides them.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from typing import ClassVar
 
+from omniq.exceptions import TaskNotFound
 from omniq.models.task import Task, TaskStatus
 from omniq.queue.builder import validate_queue_name
 from omniq.storage.base.capabilities import Capability
@@ -20,6 +26,14 @@ from omniq.storage.base.queue import BaseTaskQueue
 
 #: How many tasks one page of a fallback scan reads.
 SCAN_PAGE = 500
+
+
+def cursor_gone(after: str) -> TaskNotFound:
+    """The error of a listing whose cursor task does not exist (any more)."""
+    return TaskNotFound(
+        f"cannot list after task {after!r}: no such task (deleted since the previous page?); "
+        "list again from the first page"
+    )
 
 
 class SupportsListing(BaseTaskQueue):
@@ -33,20 +47,34 @@ class SupportsListing(BaseTaskQueue):
         status: TaskStatus | str | None = None,
         limit: int = 100,
         offset: int = 0,
+        *,
+        after: str | None = None,
+        descending: bool = False,
     ) -> list[Task]:
+        """Tasks of ``queue`` in ``status`` (None: any), in enqueue order (``descending``: newest
+        first). ``after``: the id of the last task of the previous page; the page starts right
+        after it in this order (raises :class:`TaskNotFound` when that task is gone)."""
         if queue is not None:
             validate_queue_name(queue)
         st = TaskStatus(status) if status is not None else None
         if limit < 0 or offset < 0:
             raise ValueError(f"limit and offset must be >= 0, got {limit!r}, {offset!r}")
+        if after is not None and not (isinstance(after, str) and after):
+            raise ValueError(f"after must be the id of a task, got {after!r}")
         await self._ensure()
-        return await self._list_tasks(queue, st, limit, offset)
+        return await self._list_tasks(queue, st, limit, offset, after, descending)
 
     async def list_dead(
-        self, queue: str | None = None, *, limit: int = 100, offset: int = 0
+        self,
+        queue: str | None = None,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        after: str | None = None,
+        descending: bool = False,
     ) -> list[Task]:
         return await self.list_tasks(
-            queue=queue, status=TaskStatus.DEAD, limit=limit, offset=offset
+            queue, TaskStatus.DEAD, limit, offset, after=after, descending=descending
         )
 
     async def get_queue_size(self, queue: str = "default") -> int:
@@ -64,7 +92,7 @@ class SupportsListing(BaseTaskQueue):
         """Every matching task, a page at a time (the fallbacks' way of reading everything)."""
         offset = 0
         while True:
-            page = await self._list_tasks(queue, status, SCAN_PAGE, offset)
+            page = await self._list_tasks(queue, status, SCAN_PAGE, offset, None, False)
             for task in page:
                 yield task
             if len(page) < SCAN_PAGE:
@@ -73,9 +101,17 @@ class SupportsListing(BaseTaskQueue):
 
     @abstractmethod
     async def _list_tasks(
-        self, queue: str | None, status: TaskStatus | None, limit: int, offset: int
+        self,
+        queue: str | None,
+        status: TaskStatus | None,
+        limit: int,
+        offset: int,
+        after: str | None = None,
+        descending: bool = False,
     ) -> list[Task]:
-        """Matching tasks in a stable order (so that ``offset`` pages through them)."""
+        """Matching tasks in enqueue order (``descending``: newest first), from right after the
+        task ``after`` when given (:func:`cursor_gone` when no such task exists), skipping
+        ``offset``."""
 
     async def _queue_size(self, queue: str) -> int:
         """Fallback: counts the PENDING tasks of ``queue`` through :meth:`_list_tasks`."""

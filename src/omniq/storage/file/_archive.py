@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from omniq.models.task import Task, TaskStatus
+from omniq.storage.base.listing import cursor_gone
 from omniq.storage.file._records import ENCODER, REC_DECODER, FileParts, copy_rec, unref
 from omniq.storage.file._state import QueueState, Rec, Txn
 
@@ -63,10 +64,30 @@ class FileArchive(FileParts):
             return None
         return (await self._views([REC_DECODER.decode(found[0])]))[0]
 
-    async def _list_archived(self, queue: str | None, offset: int, limit: int) -> list[Rec]:
+    async def _archived_exists(self, task_id: str) -> bool:
+        return await self.objects.read(f"{self._root}/done/{task_id}") is not None
+
+    async def _list_archived(
+        self,
+        queue: str | None,
+        offset: int,
+        limit: int,
+        *,
+        after: str | None = None,
+        descending: bool = False,
+    ) -> list[Rec]:
+        """Archived tasks in id order (or its reverse), from right after ``after`` if given."""
         if limit <= 0:
             return []
-        listed = sorted(o["path"] for o in await self.objects.list(f"{self._root}/done/"))
+        listed = sorted(
+            (o["path"] for o in await self.objects.list(f"{self._root}/done/")),
+            reverse=descending,
+        )
+        if after is not None:
+            names = [path.rsplit("/", 1)[-1] for path in listed]
+            if after not in names:
+                raise cursor_gone(after)
+            listed = listed[names.index(after) + 1 :]
         out: list[Rec] = []
         skipped = 0
         for path in listed:

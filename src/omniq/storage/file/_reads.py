@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from omniq.models.task import Task, TaskStatus
+from omniq.storage.base.listing import cursor_gone
 from omniq.storage.file._archive import FileArchive
 from omniq.storage.file._records import copy_rec, unref
 from omniq.storage.file._state import QueueState, Rec, Txn
@@ -28,10 +29,19 @@ class FileReads(FileArchive):
         return found
 
     async def _list_tasks(
-        self, queue: str | None, status: TaskStatus | None, limit: int, offset: int
+        self,
+        queue: str | None,
+        status: TaskStatus | None,
+        limit: int,
+        offset: int,
+        after: str | None = None,
+        descending: bool = False,
     ) -> list[Task]:
-        def op(state: QueueState, txn: Txn) -> list[Rec]:
-            return sorted(
+        """The live tasks in enqueue order (or newest first), then the succeeded tasks moved to
+        ``done/`` (in id order, or its reverse)."""
+
+        def op(state: QueueState, txn: Txn) -> tuple[list[Rec], int | None]:
+            recs = sorted(
                 (
                     copy_rec(r)
                     for r in state.tasks.values()
@@ -39,14 +49,31 @@ class FileReads(FileArchive):
                     and (status is None or r.task.status is status)
                 ),
                 key=lambda r: r.seq,
+                reverse=descending,
             )
+            cursor = state.tasks.get(after) if after is not None else None
+            return recs, cursor.seq if cursor is not None else None
 
-        recs = await self.log.run(op)
+        recs, mark = await self.log.run(op)
+        archived_after = None
+        if mark is not None:
+            # the cursor need not match the filters: its place in the whole order counts
+            recs = [r for r in recs if (r.seq < mark if descending else r.seq > mark)]
+        elif after is not None:  # not a live task: an archived one, or gone
+            recs, archived_after = [], after
         page = recs[offset : offset + limit]
         if len(page) < limit and status in (None, TaskStatus.SUCCESS):
             page.extend(
-                await self._list_archived(queue, max(0, offset - len(recs)), limit - len(page))
+                await self._list_archived(
+                    queue,
+                    max(0, offset - len(recs)),
+                    limit - len(page),
+                    after=archived_after,
+                    descending=descending,
+                )
             )
+        elif archived_after is not None and not await self._archived_exists(archived_after):
+            raise cursor_gone(archived_after)
         return await self._views(page)
 
     async def _queue_size(self, queue: str) -> int:

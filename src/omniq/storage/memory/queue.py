@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import itertools
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
@@ -36,6 +37,7 @@ from omniq.storage.base import (
     decoded_or_shell,
     new_claim,
 )
+from omniq.storage.base.listing import cursor_gone
 
 _FINAL = (TaskStatus.SUCCESS, TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.EXPIRED)
 _REQUEUEABLE = (TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.EXPIRED, TaskStatus.FAILED)
@@ -431,11 +433,25 @@ class AsyncMemoryQueue(
         return None if entry is None else self._view(entry)
 
     async def _list_tasks(
-        self, queue: str | None, status: TaskStatus | None, limit: int, offset: int
+        self,
+        queue: str | None,
+        status: TaskStatus | None,
+        limit: int,
+        offset: int,
+        after: str | None = None,
+        descending: bool = False,
     ) -> list[Task]:
+        # the dict keeps insertion order, which is enqueue order (seq)
+        entries = reversed(self._tasks.values()) if descending else iter(self._tasks.values())
+        if after is not None:
+            mark = self._tasks.get(after)
+            if mark is None:
+                raise cursor_gone(after)
+            entries = itertools.dropwhile(lambda e: e is not mark, entries)
+            next(entries, None)  # the cursor itself
         matches = (
             e
-            for e in self._tasks.values()
+            for e in entries
             if (queue is None or e.task.queue_name == queue)
             and (status is None or e.task.status is status)
         )

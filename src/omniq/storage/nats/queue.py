@@ -38,6 +38,7 @@ from omniq.storage.base import (
     SupportsSchedules,
     SupportsWorkerRegistry,
 )
+from omniq.storage.base.listing import cursor_gone
 from omniq.storage.nats._dependencies import Dependencies
 from omniq.storage.nats._outcomes import EXPIRING_MARK, Outcomes
 from omniq.storage.nats._records import RECORD_ENCODER, Record
@@ -109,11 +110,25 @@ class AsyncNATSQueue(
         return {i: self._view(i, r) for i, r in zip(task_ids, found, strict=True) if r}
 
     async def _list_tasks(
-        self, queue: str | None, status: TaskStatus | None, limit: int, offset: int
+        self,
+        queue: str | None,
+        status: TaskStatus | None,
+        limit: int,
+        offset: int,
+        after: str | None = None,
+        descending: bool = False,
     ) -> list[Task]:
+        records = await self._records()
+        if descending:
+            records.reverse()
+        if after is not None:
+            ids = [i for i, _ in records]
+            if after not in ids:
+                raise cursor_gone(after)
+            records = records[ids.index(after) + 1 :]
         matches = [
             (i, r)
-            for i, r in await self._records()
+            for i, r in records
             if (queue is None or r.queue == queue) and (status is None or r.status == status.value)
         ]
         return [self._view(i, r) for i, r in matches[offset : offset + limit]]

@@ -36,6 +36,7 @@ from omniq.storage.base import (
     SupportsWorkerRegistry,
     decoded_or_shell,
 )
+from omniq.storage.base.listing import cursor_gone
 from omniq.storage.postgres._component import SNAPSHOT
 from omniq.storage.postgres._connection import Listener, channel_name
 from omniq.storage.postgres._schedules import PgScheduleStore
@@ -528,13 +529,28 @@ class AsyncPostgresQueue(
         return None if row is None else self._view(row)
 
     async def _list_tasks(
-        self, queue: str | None, status: TaskStatus | None, limit: int, offset: int
+        self,
+        queue: str | None,
+        status: TaskStatus | None,
+        limit: int,
+        offset: int,
+        after: str | None = None,
+        descending: bool = False,
     ) -> list[Task]:
+        if limit == 0:
+            return []
+        start = None
+        if after is not None:
+            start = await self.pool.fetchval(self._sql["seq_of"], self.project_name, after)
+            if start is None:
+                raise cursor_gone(after)
         rows = await self.pool.fetch(
-            self._sql["list_tasks"],
+            self._sql["list_tasks_desc" if descending else "list_tasks"],
             self.project_name,
             queue,
             status.value if status is not None else None,
+            start,
+            offset + limit,
             limit,
             offset,
         )

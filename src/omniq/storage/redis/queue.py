@@ -52,6 +52,7 @@ from omniq.storage.base import (
     SupportsWorkerRegistry,
     decoded_or_shell,
 )
+from omniq.storage.base.listing import cursor_gone
 from omniq.storage.redis._conn import (
     Client,
     RedisComponent,
@@ -519,11 +520,26 @@ class AsyncRedisQueue(
         return self._view([task_id, *fields])
 
     async def _list_tasks(
-        self, queue: str | None, status: TaskStatus | None, limit: int, offset: int
+        self,
+        queue: str | None,
+        status: TaskStatus | None,
+        limit: int,
+        offset: int,
+        after: str | None = None,
+        descending: bool = False,
     ) -> list[Task]:
         rows = await self._run(
-            "list", utcnow(), queue or "", status.value if status else "", offset, limit
+            "list",
+            utcnow(),
+            queue or "",
+            status.value if status else "",
+            offset,
+            limit,
+            after or "",
+            "1" if descending else "0",
         )
+        if rows is None:
+            raise cursor_gone(after or "")
         return [self._view(row) for row in rows]
 
     async def _queue_size(self, queue: str) -> int:

@@ -43,6 +43,7 @@ from omniq.storage.base import (
     SupportsWorkerRegistry,
     decoded_or_shell,
 )
+from omniq.storage.base.listing import cursor_gone
 from omniq.storage.sqlite._db import FILES, from_us, to_us
 from omniq.storage.sqlite._schedules import ScheduleStore
 from omniq.storage.sqlite._wake import SAFETY_RECHECK
@@ -73,6 +74,13 @@ T_COLUMNS = ", ".join(f"t.{name}" for name in _COLUMN_NAMES)  # the same, from `
 SQL: dict[str, str] = {
     name: sql.replace("{columns}", COLUMNS).replace("{t_columns}", T_COLUMNS)
     for name, sql in FILES.queries.items()
+}
+#: list_tasks in enqueue order (False) and newest first (True).
+_LIST_SQL = {
+    desc: SQL["list_tasks"]
+    .replace("{cmp}", "<" if desc else ">")
+    .replace("{dir}", "DESC" if desc else "ASC")
+    for desc in (False, True)
 }
 #: Bound of the ids remembered as having no dependents (see ``_remember_no_dependents``).
 _NO_DEPENDENTS_CAP = 100_000
@@ -516,18 +524,36 @@ class AsyncSQLiteQueue(
         return {r[ID]: self._view(r) for r in rows}
 
     async def _list_tasks(
-        self, queue: str | None, status: TaskStatus | None, limit: int, offset: int
+        self,
+        queue: str | None,
+        status: TaskStatus | None,
+        limit: int,
+        offset: int,
+        after: str | None = None,
+        descending: bool = False,
     ) -> list[Task]:
-        where, params = ["project = ?"], [self.project_name]
+        groups, params = "", []
         if queue is not None:
-            where.append("queue = ?")
+            groups += " AND g.queue = ?"
             params.append(queue)
         if status is not None:
-            where.append("status = ?")
+            groups += " AND g.status = ?"
             params.append(status.value)
-        sql = SQL["list_tasks"].replace("{where}", " AND ".join(where))
-        rows = await self.db.run(lambda raw: raw.execute(sql, [*params, limit, offset]).fetchall())
-        return [self._view(r) for r in rows]
+        sql = _LIST_SQL[descending].replace("{groups}", groups)
+
+        def listing(raw: sqlite3.Connection) -> list[Row]:
+            start = -1 if not descending else 2**63 - 1
+            if after is not None:
+                found = raw.execute(SQL["seq_of"], (self.project_name, after)).fetchone()
+                if found is None:
+                    raise cursor_gone(after)
+                start = found[0]
+            args = [self.project_name, *params, start, offset + limit, limit, offset]
+            return raw.execute(sql, args).fetchall()
+
+        if limit == 0:
+            return []
+        return [self._view(r) for r in await self.db.run(listing)]
 
     async def _queue_size(self, queue: str) -> int:
         count: int = await self.db.run(

@@ -365,11 +365,40 @@ SELECT * FROM tasks WHERE project = $1 AND id = ANY($2::text[]);
 SELECT * FROM tasks WHERE project = $1 AND id = $2;
 
 -- name: list_tasks
--- $1 project, $2 queue or NULL, $3 status or NULL, $4 limit, $5 offset; in enqueue order.
-SELECT * FROM tasks
-WHERE project = $1 AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR status = $3)
-ORDER BY seq
-LIMIT $4 OFFSET $5;
+-- $1 project, $2 queue or NULL, $3 status or NULL, $4 the cursor's seq (exclusive; NULL: from
+-- the start), $5 offset + limit, $6 limit, $7 offset; in enqueue order. Its cost does not grow
+-- with the store: for each (queue, status) that has tasks (the kept counts) one range of
+-- tasks_list_idx from the cursor on, at most offset + limit rows each, then the merge.
+SELECT t.* FROM (
+    SELECT queue, status FROM task_counts
+    WHERE project = $1 AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR status = $3)
+    GROUP BY queue, status HAVING sum(n) > 0
+) AS g
+CROSS JOIN LATERAL (
+    SELECT * FROM tasks AS x
+    WHERE x.project = $1 AND x.status = g.status AND x.queue = g.queue
+      AND x.seq > coalesce($4::bigint, -1)
+    ORDER BY x.seq LIMIT $5
+) AS t
+ORDER BY t.seq LIMIT $6 OFFSET $7;
+
+-- name: list_tasks_desc
+-- The same, newest first.
+SELECT t.* FROM (
+    SELECT queue, status FROM task_counts
+    WHERE project = $1 AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR status = $3)
+    GROUP BY queue, status HAVING sum(n) > 0
+) AS g
+CROSS JOIN LATERAL (
+    SELECT * FROM tasks AS x
+    WHERE x.project = $1 AND x.status = g.status AND x.queue = g.queue
+      AND x.seq < coalesce($4::bigint, 9223372036854775807)
+    ORDER BY x.seq DESC LIMIT $5
+) AS t
+ORDER BY t.seq DESC LIMIT $6 OFFSET $7;
+
+-- name: seq_of
+SELECT seq FROM tasks WHERE project = $1 AND id = $2;
 
 -- name: queue_size
 -- The counts are kept by the triggers of migration 0004: a few rows, whatever the store's size.

@@ -152,9 +152,26 @@ RETURNING {columns};
 SELECT {columns} FROM omniq_tasks
 WHERE project = :project AND id IN (SELECT value FROM json_each(:ids));
 
--- {where}: `project = ?` and the filters asked for, each served by an index.
+-- A page of tasks in enqueue order ({cmp} `>`, {dir} ASC) or newest first (`<`, DESC), from a
+-- cursor seq (exclusive). Its cost does not grow with the store: for each (queue, status) that
+-- has tasks (the kept counts, {groups}: the filters asked for) one range of
+-- omniq_tasks_queue_status from the cursor on, at most offset + limit rows each, then the merge.
 -- name: list_tasks
-SELECT {columns} FROM omniq_tasks WHERE {where} ORDER BY seq LIMIT ? OFFSET ?;
+SELECT {t_columns} FROM omniq_tasks AS t
+WHERE t.seq IN (
+    SELECT x.seq FROM omniq_task_counts AS g, omniq_tasks AS x
+    WHERE g.project = ? AND g.n > 0 {groups}
+      AND x.seq IN (
+          SELECT y.seq FROM omniq_tasks AS y
+          WHERE y.project = g.project AND y.queue = g.queue AND y.status = g.status
+            AND y.seq {cmp} ?
+          ORDER BY y.seq {dir} LIMIT ?
+      )
+)
+ORDER BY t.seq {dir} LIMIT ? OFFSET ?;
+
+-- name: seq_of
+SELECT seq FROM omniq_tasks WHERE project = ? AND id = ?;
 
 -- The counts are kept by the triggers of migration 3: a few rows, whatever the store's size.
 -- name: queue_size
