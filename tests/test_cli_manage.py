@@ -123,6 +123,18 @@ def test_tasks_show_has_arguments_traceback_and_events(filled: Any) -> None:
     assert tid in table.output
 
 
+def test_tasks_list_prints_the_cursor_of_the_next_page(filled: Any) -> None:
+    url, _ = filled
+    base = ["tasks", "list", "--url", url, "--project", "shop", "--queue", "high"]
+    whole = json.loads(cli(*base, "--json").output)["tasks"]
+    first = cli(*base, "--limit", "2")
+    cursor = whole[1]["id"]
+    assert f"more: --after {cursor}" in first.output
+    second = json.loads(cli(*base, "--limit", "2", "--after", cursor, "--json").output)
+    assert [t["id"] for t in second["tasks"]] == [t["id"] for t in whole[2:4]]
+    assert second["before"] == whole[2]["id"]
+
+
 def test_tasks_show_unknown_id_is_one_line_and_exit_1(filled: Any) -> None:
     url, _ = filled
     out = runner.invoke(typer_app, ["tasks", "show", "no-such-task", "--url", url])

@@ -77,6 +77,43 @@ async def test_api_lists_queues_tasks_and_dead_letters(dashboard: Any) -> None:
         assert [e["event_type"] for e in detail["events"]][-1] == "dead"
 
 
+async def test_api_pages_newest_first_by_cursor_both_ways(dashboard: Any) -> None:
+    served = await dashboard()
+    ids = [
+        await served.app.enqueue("tests.dashboard.sample:send_email", args=(f"u{i}", "hi"))
+        for i in range(7)
+    ]
+    newest_first = ids[::-1]
+    async with served.client() as client:
+        pages, cursor = [], None
+        while True:
+            params = {"limit": 3, **({"after": cursor} if cursor else {})}
+            page = (await client.get("/api/tasks", params=params)).json()
+            pages.append(page)
+            cursor = page["after"]
+            if cursor is None:
+                break
+        assert [[t["id"] for t in p["tasks"]] for p in pages] == [
+            newest_first[:3],
+            newest_first[3:6],
+            newest_first[6:],
+        ]
+        assert [p["before"] for p in pages] == [None, newest_first[3], newest_first[6]]
+        assert all(p["total"] == 7 for p in pages)
+        back = await client.get("/api/tasks", params={"limit": 3, "before": newest_first[6]})
+        assert [t["id"] for t in back.json()["tasks"]] == newest_first[3:6]
+        # fewer newer tasks than a page: the newest page, whole
+        top = await client.get("/api/tasks", params={"limit": 3, "before": newest_first[1]})
+        assert [t["id"] for t in top.json()["tasks"]] == newest_first[:3]
+        assert top.json()["before"] is None
+        both = await client.get("/api/tasks", params={"after": ids[0], "before": ids[1]})
+        assert both.status_code == 400
+        await served.app.task_queue.purge("default")
+        gone = (await client.get("/api/tasks", params={"after": newest_first[2]})).json()
+        assert gone["tasks"] == []
+        assert "gone" in gone["note"]
+
+
 async def test_api_names_the_bad_value_and_the_unknown_task(dashboard: Any) -> None:
     served = await dashboard()
     async with served.client() as client:

@@ -139,3 +139,39 @@ async def test_filtering_the_task_list_keeps_it_live(dashboard: Any, page: Any) 
     await page.locator(f'tr[data-task-id="{gone}"]').wait_for(state="detached", timeout=10_000)
     assert await page.locator('#tasks tbody tr[data-status="dead"]').count() == len(ids["dead"]) - 1
     assert await still_same_document(page)
+
+
+async def test_older_and_newer_page_by_cursor_and_a_page_stays_put_as_tasks_arrive(
+    dashboard: Any, page: Any
+) -> None:
+    from omniq.models.task import Task
+
+    served = await dashboard()
+    tasks = [
+        Task(func="tests.dashboard.sample:send_email", args=(f"u{i}", "hi")) for i in range(120)
+    ]
+    await served.app.task_queue.enqueue_many(tasks)
+    newest_first = [t.id for t in reversed(tasks)]
+    await open_page(page, f"{served.url}/tasks")
+    rows = page.locator("#tasks tbody tr")
+
+    async def shown() -> list[str]:
+        ids: list[str] = await rows.evaluate_all("rows => rows.map(r => r.dataset.taskId)")
+        return ids
+
+    assert (await shown())[0] == newest_first[0]
+    await page.get_by_role("button", name="Older →").click()
+    await page.locator(f'tr[data-task-id="{newest_first[50]}"]').wait_for()
+    assert await shown() == newest_first[50:100]
+    # newer tasks arrive: the page read from its cursor shows the same tasks, live
+    await served.app.enqueue("tests.dashboard.sample:send_email", args=("late", "hi"))
+    await page.wait_for_timeout(2_500)  # more than one refresh of the stream
+    assert await shown() == newest_first[50:100]
+    await page.get_by_role("button", name="Older →").click()
+    await page.locator(f'tr[data-task-id="{newest_first[100]}"]').wait_for()
+    assert await shown() == newest_first[100:]
+    assert await page.get_by_role("button", name="Older →").is_disabled()
+    await page.get_by_role("button", name="← Newer").click()
+    await page.locator(f'tr[data-task-id="{newest_first[50]}"]').wait_for()
+    assert await shown() == newest_first[50:100]
+    assert await still_same_document(page)

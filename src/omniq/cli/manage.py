@@ -32,12 +32,18 @@ from omniq.cli.commands import (
     run_guarded,
 )
 from omniq.cli.source import AppSource, load_app
-from omniq.dashboard.queries import Queries, TaskFilter
+from omniq.dashboard.queries import Queries, TaskFilter, TaskPage
 from omniq.queue.builder import validate_queue_name
 
 T = TypeVar("T")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+AfterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--after", help="Start after this task (the cursor the previous page printed): older ones."
+    ),
+]
 EventsOption = Annotated[
     bool, typer.Option("--events", help="With --url: read task events from that backend too.")
 ]
@@ -155,11 +161,14 @@ def tasks_list(
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="Tasks per page (1-1000).")] = 50,
     page: Annotated[int, typer.Option("--page", help="Page, 0 = newest.")] = 0,
+    after: AfterOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Tasks, newest first, filtered by queue, status or function name."""
     try:
-        f = TaskFilter.parse(queue=queue, status=status, func=func, limit=limit, page=page)
+        f = TaskFilter.parse(
+            queue=queue, status=status, func=func, limit=limit, page=page, after=after
+        )
     except ValueError as exc:
         fail(str(exc))
     source = AppSource(url=url, config=config, app=app_spec, project=project)
@@ -174,8 +183,13 @@ def tasks_list(
     console.print(task_table(result.rows, f"Tasks · {shown}, page {result.page}"))
     if result.note:
         console.print(Text(result.note, style="yellow"))
-    if result.has_more:
-        console.print(Text(f"more: --page {result.page + 1}", style="dim"))
+    more(console, result)
+
+
+def more(console: Console, result: TaskPage) -> None:
+    """Where the next (older) page starts: a cursor, as cheap at any depth."""
+    if result.after:
+        console.print(Text(f"more: --after {result.after}", style="dim"))
 
 
 @tasks_app.command("show")
@@ -366,22 +380,27 @@ def dlq_list(
     queue: Annotated[str | None, typer.Option("--queue", "-q", help="Only this queue.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="Tasks per page (1-1000).")] = 50,
     page: Annotated[int, typer.Option("--page", help="Page, 0 = newest.")] = 0,
+    after: AfterOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Dead tasks, newest first, with the error that killed them."""
     try:
-        f = TaskFilter.parse(queue=queue, limit=limit, page=page)
+        f = TaskFilter.parse(queue=queue, limit=limit, page=page, after=after)
     except ValueError as exc:
         fail(str(exc))
     source = AppSource(url=url, config=config, app=app_spec, project=project)
-    result = with_queries(source, lambda q: q.dead(f.queue, f.limit, f.page))
+    result = with_queries(source, lambda q: q.dead(f.queue, f.limit, f.page, after=f.after))
     if as_json:
         typer.echo(to_json(result.to_json()))
         return
     if not result.rows:
         Console().print(Text("the dead-letter queue is empty", style="green"))
         return
-    Console().print(task_table(result.rows, f"Dead letters · {result.total}"))
+    console = Console()
+    console.print(task_table(result.rows, f"Dead letters · {result.total}"))
+    if result.note:
+        console.print(Text(result.note, style="yellow"))
+    more(console, result)
 
 
 @dlq_app.command("requeue")

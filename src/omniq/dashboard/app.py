@@ -100,7 +100,15 @@ def create_app(
         return Response(html, media_type="text/html", headers={"cache-control": "no-store"})
 
     def filter_signals(queue: str, status: str, func: str, search: str) -> dict[str, Any]:
-        signals = {"queue": queue, "status": status, "func": func, "search": search, "page": 0}
+        signals = {
+            "queue": queue,
+            "status": status,
+            "func": func,
+            "search": search,
+            "page": 0,
+            "after": "",
+            "before": "",
+        }
         _parse(lambda: task_filter(signals))
         return signals
 
@@ -242,8 +250,15 @@ def create_app(
         search: FromQuery[str] = "",
         limit: FromQuery[int] = 50,
         page: FromQuery[int] = 0,
+        after: FromQuery[str] = "",
+        before: FromQuery[str] = "",
     ) -> dict[str, Any]:
-        f = _parse(lambda: TaskFilter.parse(queue, status, func, search, limit, page))
+        """A page starts after the task ``after`` (older ones: the ``after`` of the answer
+        reads the next page) or before ``before`` (newer ones); ``page`` (by offset) is kept
+        for compatibility and costs more the deeper it goes."""
+        f = _parse(
+            lambda: TaskFilter.parse(queue, status, func, search, limit, page, after, before)
+        )
         return (await board.q.tasks(f)).to_json()
 
     @get("/tasks/{task_id:str}", summary="One task: arguments, state, result, events, TTLs")
@@ -287,10 +302,19 @@ def create_app(
 
     @get("/dead", summary="Dead tasks (the dead-letter queue), newest first")
     async def api_dead(
-        queue: FromQuery[str] = "", limit: FromQuery[int] = 50, page: FromQuery[int] = 0
+        queue: FromQuery[str] = "",
+        limit: FromQuery[int] = 50,
+        page: FromQuery[int] = 0,
+        after: FromQuery[str] = "",
+        before: FromQuery[str] = "",
     ) -> dict[str, Any]:
-        f = _parse(lambda: TaskFilter.parse(queue=queue, limit=limit, page=page))
-        return (await board.q.dead(f.queue, f.limit, f.page)).to_json()
+        f = _parse(
+            lambda: TaskFilter.parse(
+                queue=queue, limit=limit, page=page, after=after, before=before
+            )
+        )
+        page_ = await board.q.dead(f.queue, f.limit, f.page, after=f.after, before=f.before)
+        return page_.to_json()
 
     @post("/dead/requeue", status_code=HTTP_200_OK, summary="Requeue every dead task (of a queue)")
     async def api_requeue_all(queue: FromQuery[str] = "") -> dict[str, Any]:

@@ -112,7 +112,8 @@ class Board:
             return [pages.schedule_table(ctx, await self.q.schedules())]
         if view == "dead":
             f = task_filter(signals)
-            return [pages.dead_table(ctx, await self.q.dead(f.queue, f.limit, f.page))]
+            page = await self.q.dead(f.queue, f.limit, f.page, after=f.after, before=f.before)
+            return [pages.dead_table(ctx, page)]
         if view == "events":
             return [pages.event_table(ctx, await self.events(signals))]
         raise ValueError(f"no page called {view!r}")
@@ -213,6 +214,8 @@ def task_filter(signals: dict[str, Any]) -> TaskFilter:
         func=text("func"),
         search=text("search"),
         page=page,
+        after=text("after"),
+        before=text("before"),
     )
 
 

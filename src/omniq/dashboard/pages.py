@@ -46,6 +46,7 @@ from omniq.dashboard.ui import (
     ago,
     func_label,
     grid,
+    js_string,
     pill,
 )
 from omniq.models.event import EventType
@@ -56,7 +57,7 @@ def task_filters(
     ctx: Ctx, queue_names: Sequence[str], *, with_status: bool = True, with_search: bool = True
 ) -> Node:
     refresh = ctx.refresh
-    reset_page = f"$page = 0; {refresh}"
+    reset_page = f"$page = 0; $after = ''; $before = ''; {refresh}"
     return div(".filters")[
         label[
             "Queue",
@@ -102,20 +103,25 @@ def queue_filter(ctx: Ctx, queue_names: Sequence[str]) -> Node:
 
 
 def page_buttons(ctx: Ctx, page: TaskPage) -> list[Node]:
-    """Newer/older buttons of a paged list: they move the page signal and re-render in place,
-    so a page stays live while it is read."""
+    """Newer/older buttons of a paged list: they set the cursor signals (the first or last task
+    shown) and re-render in place, so a page stays live while it is read and a deep page costs
+    what the first does."""
+    newer = (
+        f"$after = ''; $before = {js_string(page.before or '')}; $page = {max(0, page.page - 1)}"
+    )
+    older = f"$before = ''; $after = {js_string(page.after or '')}; $page = {page.page + 1}"
     return [
         button(
             ".btn.ghost",
             type="button",
-            disabled=page.page == 0,
-            data_on_click=f"$page = Math.max(0, $page - 1); {ctx.refresh}",
+            disabled=not page.has_newer,
+            data_on_click=f"{newer}; {ctx.refresh}",
         )["← Newer"],
         button(
             ".btn.ghost",
             type="button",
-            disabled=not page.has_more,
-            data_on_click=f"$page = $page + 1; {ctx.refresh}",
+            disabled=not page.after,
+            data_on_click=f"{older}; {ctx.refresh}",
         )["Older →"],
     ]
 

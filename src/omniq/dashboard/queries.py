@@ -34,6 +34,8 @@ SHORT = 120
 #: How many tasks a function-name filter reads at most to fill one page (the stores cannot
 #: filter by function themselves; the page says when the scan stopped short).
 FUNC_SCAN_LIMIT = 5000
+#: Tasks a function-name filter reads per call, newest first from a cursor.
+FUNC_SCAN_CHUNK = 500
 
 
 def plain(value: Any) -> Any:
@@ -150,7 +152,12 @@ def worker_row(info: WorkerInfo, now: datetime | None = None) -> dict[str, Any]:
 @dataclass
 class TaskFilter:
     """The filters of the task list. ``func`` matches a substring of the function's name;
-    ``search`` is a task id (exact) or the start of one."""
+    ``search`` is a task id (exact) or the start of one.
+
+    Where the page is: ``after`` (the tasks older than that task: the "older" button) or
+    ``before`` (the ones newer than it: "newer"), cursors that cost the same at any depth;
+    without either, ``page`` (0 = newest), read by offset. ``page`` also numbers a cursor's
+    page for display."""
 
     queue: str | None = None
     status: TaskStatus | None = None
@@ -158,6 +165,8 @@ class TaskFilter:
     search: str | None = None
     limit: int = 50
     page: int = 0
+    after: str | None = None
+    before: str | None = None
 
     @classmethod
     def parse(
@@ -168,6 +177,8 @@ class TaskFilter:
         search: str | None = None,
         limit: int = 50,
         page: int = 0,
+        after: str | None = None,
+        before: str | None = None,
     ) -> TaskFilter:
         """Empty strings (an untouched form field) mean no filter; a bad status or a limit out
         of range is refused naming the value."""
@@ -184,6 +195,8 @@ class TaskFilter:
             raise ValueError(f"limit must be between 1 and 1000, got {limit!r}")
         if page < 0:
             raise ValueError(f"page must be >= 0, got {page!r}")
+        if after and before:
+            raise ValueError("give after (older tasks) or before (newer ones), not both")
         return cls(
             queue=queue or None,
             status=st,
@@ -191,6 +204,8 @@ class TaskFilter:
             search=(search or "").strip() or None,
             limit=limit,
             page=page,
+            after=after or None,
+            before=before or None,
         )
 
 
@@ -200,9 +215,24 @@ class TaskPage:
     total: int | None  # None when a function filter makes the count unknown
     page: int
     limit: int
-    has_more: bool
+    has_more: bool  # older tasks exist: ``after`` reads them
     note: str | None = None
     filters: dict[str, Any] = field(default_factory=dict)
+    has_newer: bool = False  # newer tasks exist: ``before`` reads them
+    #: where the next page starts when it is not the last row (a scan that stopped short)
+    scanned_to: str | None = None
+
+    @property
+    def after(self) -> str | None:
+        """The cursor of the next (older) page."""
+        if not self.has_more:
+            return None
+        return self.scanned_to or (self.rows[-1]["id"] if self.rows else None)
+
+    @property
+    def before(self) -> str | None:
+        """The cursor of the previous (newer) page."""
+        return self.rows[0]["id"] if self.rows and self.has_newer else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -211,6 +241,8 @@ class TaskPage:
             "page": self.page,
             "limit": self.limit,
             "has_more": self.has_more,
+            "after": self.after,
+            "before": self.before,
             "note": self.note,
             "filters": self.filters,
         }
@@ -278,8 +310,7 @@ class Queries:
 
     # -- tasks -------------------------------------------------------------------------------
     async def _count(self, queue: str | None, status: TaskStatus | None) -> int:
-        # fresh: the newest page is read from this count, a stale one would leave out the
-        # newest tasks
+        # fresh: the page's count must include the tasks it shows (kept counts: a few rows)
         stats = await self.stats(fresh=True)
         return sum(
             n
@@ -290,8 +321,9 @@ class Queries:
         )
 
     async def tasks(self, f: TaskFilter) -> TaskPage:
-        """Newest first. The stores list in enqueue order with an offset, so the page is read
-        from the end: the count by queue and status says where that end is."""
+        """Newest first, a page read from a cursor (``after``/``before``) or by offset (``page``):
+        the stores read from the cursor's place, so a deep page costs what the first does. A
+        cursor task that is gone (purged, trimmed) sends the reader back to the newest page."""
         filters = {
             "queue": f.queue,
             "status": f.status.value if f.status else None,
@@ -300,16 +332,46 @@ class Queries:
         }
         if f.search:
             return await self._search(f, filters)
-        if f.func:
-            return await self._by_func(f, filters)
+        note = None
+        try:
+            if f.func:
+                return await self._by_func(f, filters)
+            rows, page, has_more, has_newer = await self._page(f)
+        except TaskNotFound:
+            if not (f.after or f.before):
+                raise
+            note = "the task this page started from is gone: back to the newest tasks"
+            f = TaskFilter(f.queue, f.status, f.func, f.search, f.limit)
+            if f.func:
+                page_ = await self._by_func(f, filters)
+                page_.note = note
+                return page_
+            rows, page, has_more, has_newer = await self._page(f)
         total = await self._count(f.queue, f.status)
-        end = total - f.page * f.limit
-        if end <= 0:
-            return TaskPage([], total, f.page, f.limit, False, filters=filters)
-        start = max(0, end - f.limit)
-        found = await self.queue.list_tasks(f.queue, f.status, end - start, start)
-        rows = [task_row(t) for t in reversed(found)]
-        return TaskPage(rows, total, f.page, f.limit, start > 0, filters=filters)
+        return TaskPage(
+            [task_row(t) for t in rows], total, page, f.limit, has_more, note, filters, has_newer
+        )
+
+    async def _page(self, f: TaskFilter) -> tuple[list[Task], int, bool, bool]:
+        """(tasks newest first, page number, older ones exist, newer ones exist)."""
+        if f.before:
+            # the newer side: read upwards from the cursor, one more to know if there is more
+            found = await self.queue.list_tasks(f.queue, f.status, f.limit + 1, after=f.before)
+            if len(found) <= f.limit:  # reached the newest: show the newest page whole
+                return await self._page(TaskFilter(f.queue, f.status, limit=f.limit))
+            found = found[: f.limit]
+            found.reverse()
+            return found, max(1, f.page), True, True
+        found = await self.queue.list_tasks(
+            f.queue,
+            f.status,
+            f.limit + 1,
+            0 if f.after else f.page * f.limit,
+            after=f.after,
+            descending=True,
+        )
+        has_more = len(found) > f.limit
+        return found[: f.limit], f.page, has_more, bool(f.after) or f.page > 0
 
     async def _search(self, f: TaskFilter, filters: dict[str, Any]) -> TaskPage:
         assert f.search is not None
@@ -326,29 +388,41 @@ class Queries:
         return TaskPage([task_row(t) for t in tasks], len(tasks), 0, f.limit, False, note, filters)
 
     async def _by_func(self, f: TaskFilter, filters: dict[str, Any]) -> TaskPage:
-        """Newest first, reading back from the end in chunks until the page is full or
-        :data:`FUNC_SCAN_LIMIT` tasks were read."""
+        """Newest first (older than ``after`` when given), reading back in chunks from a cursor
+        until the page is full or :data:`FUNC_SCAN_LIMIT` tasks were read. ``page`` without a
+        cursor skips that many pages of matches."""
         assert f.func is not None
-        end = await self._count(f.queue, f.status)
-        skip = f.page * f.limit
+        skip = 0 if f.after else f.page * f.limit
         rows: list[dict[str, Any]] = []
         scanned = 0
-        chunk = FUNC_SCAN_LIMIT // 2  # each read costs a scan up to its offset: few, large ones
-        while end > 0 and len(rows) < f.limit and scanned < FUNC_SCAN_LIMIT:
-            start = max(0, end - chunk)
-            found = await self.queue.list_tasks(f.queue, f.status, end - start, start)
+        cursor = f.after
+        exhausted = False
+        while len(rows) <= f.limit and scanned < FUNC_SCAN_LIMIT:
+            found = await self.queue.list_tasks(
+                f.queue, f.status, FUNC_SCAN_CHUNK, after=cursor, descending=True
+            )
             scanned += len(found)
-            for task in reversed(found):
+            for task in found:
                 if f.func in task.func:
                     if skip:
                         skip -= 1
-                    elif len(rows) < f.limit:
+                    elif len(rows) <= f.limit:
                         rows.append(task_row(task))
-            end = start
-        note = None
-        if end > 0 and len(rows) < f.limit:
-            note = f"searched the newest {scanned} tasks for function {f.func!r}"
-        return TaskPage(rows, None, f.page, f.limit, end > 0, note, filters)
+            if len(found) < FUNC_SCAN_CHUNK:
+                exhausted = True
+                break
+            cursor = found[-1].id
+        has_more = len(rows) > f.limit
+        rows = rows[: f.limit]
+        note = scanned_to = None
+        if not exhausted and not has_more:  # stopped short: the next page goes on from there
+            note = f"searched {scanned} tasks for function {f.func!r}; older ones: next page"
+            has_more, scanned_to = True, cursor
+        page = TaskPage(
+            rows, None, f.page, f.limit, has_more, note, filters, bool(f.after) or f.page > 0
+        )
+        page.scanned_to = scanned_to
+        return page
 
     async def task(self, task_id: str) -> dict[str, Any]:
         """Everything known of one task: its arguments, state, result, events and TTLs."""
@@ -381,9 +455,24 @@ class Queries:
         return await self.queue.requeue(task_id)
 
     # -- dead letters ------------------------------------------------------------------------
-    async def dead(self, queue: str | None = None, limit: int = 50, page: int = 0) -> TaskPage:
+    async def dead(
+        self,
+        queue: str | None = None,
+        limit: int = 50,
+        page: int = 0,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> TaskPage:
         return await self.tasks(
-            TaskFilter(queue=queue, status=TaskStatus.DEAD, limit=limit, page=page)
+            TaskFilter(
+                queue=queue,
+                status=TaskStatus.DEAD,
+                limit=limit,
+                page=page,
+                after=after,
+                before=before,
+            )
         )
 
     async def requeue_all_dead(self, queue: str | None = None) -> int:
