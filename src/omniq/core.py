@@ -270,10 +270,9 @@ class AsyncOmniQ(AsyncConnectable):
         self.event_logger: EventLogger | None = (
             EventLogger(event_store) if event_store is not None else None
         )
-        if self.task_queue.event_logger is None:
-            self.task_queue.event_logger = self.event_logger
-        if self.task_queue.result_storage is None:
-            self.task_queue.result_storage = self.result_store
+        # the façade is the composition root: outcomes its queue decides go to its result store
+        # and events to its logger (its workers share this queue and this wiring)
+        self.task_queue.wire(result_storage=self.result_store, event_logger=self.event_logger)
         self.worker_type = worker_type or settings.DEFAULT_WORKER
         self.worker_config: dict[str, Any] = dict(worker_config or {})
         self.worker: AsyncWorker | None = None
@@ -380,6 +379,7 @@ class AsyncOmniQ(AsyncConnectable):
     async def close(self) -> None:
         await self.stop_worker()
         if self.event_logger is not None:
+            self.task_queue.unwire(self.event_logger)
             await self.event_logger.close()
         for component in (self.task_queue, self.result_store, self.event_store):
             if component is not None:
@@ -733,8 +733,6 @@ class AsyncOmniQ(AsyncConnectable):
     async def stop_worker(self, graceful: bool = True, timeout: float | None = None) -> None:
         worker, self.worker = self.worker, None
         if worker is not None:
-            # the worker shares our event logger: keep it open for the façade
-            worker.event_logger = None
             await worker.stop(graceful=graceful, timeout=timeout)
 
 

@@ -224,7 +224,7 @@ async def test_a_lost_lease_on_the_last_attempt_ends_dead(project: str) -> None:
         AsyncNATSQueue(**common) as second,
         AsyncNATSResultStorage(servers=[_url()], project_name=project) as results,
     ):
-        second.result_storage = results
+        second.wire(result_storage=results)
         task_id = await first.enqueue("operator:add", args=(1, 1), max_retries=0)
         assert (await first.dequeue(worker_id="gone")) is not None
         # `first` never heartbeats: after AckWait the server hands the message to `second`,

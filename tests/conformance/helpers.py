@@ -82,7 +82,7 @@ class RecordingEventLogger:
 
 def record_events(queue: BaseTaskQueue) -> RecordingEventLogger:
     recorder = RecordingEventLogger()
-    queue.event_logger = recorder  # type: ignore[assignment]
+    queue.wire(event_logger=recorder)
     return recorder
 
 

@@ -118,7 +118,7 @@ async def test_dependencies_inside_one_batch_resolve_in_order(queue: BaseTaskQue
 async def test_a_failed_dependency_cancels_the_dependents_with_the_reason(
     queue: BaseTaskQueue, results: BaseResultStorage, ending: str
 ) -> None:
-    queue.result_storage = results
+    queue.wire(result_storage=results)
     recorder = record_events(queue)
     parent = await queue.enqueue(FUNC, ttl=60)
     child = await queue.enqueue(FUNC, depends_on=[parent])

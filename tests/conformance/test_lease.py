@@ -170,7 +170,7 @@ async def test_lease_expiring_on_the_last_attempt_makes_the_task_dead(
 async def test_lease_expiring_on_the_last_attempt_writes_an_error_result(
     queue: BaseTaskQueue, results: BaseResultStorage
 ) -> None:
-    queue.result_storage = results
+    queue.wire(result_storage=results)
 
     task = await _claim_and_lose_lease(queue, max_retries=0)
 

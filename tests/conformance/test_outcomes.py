@@ -281,7 +281,7 @@ async def test_cancelled_delayed_task_is_never_claimed(queue: BaseTaskQueue) -> 
 async def test_cancel_of_a_pending_task_writes_a_cancelled_result(
     queue: BaseTaskQueue, results: BaseResultStorage
 ) -> None:
-    queue.result_storage = results
+    queue.wire(result_storage=results)
     task_id = await queue.enqueue(FUNC)
 
     await queue.cancel(task_id)

@@ -74,7 +74,7 @@ async def test_cleanup_counts_each_expired_task_once(queue: BaseTaskQueue) -> No
 async def test_expiry_writes_an_expired_result(
     queue: BaseTaskQueue, results: BaseResultStorage
 ) -> None:
-    queue.result_storage = results
+    queue.wire(result_storage=results)
     task_id = await queue.enqueue(FUNC, ttl=TTL)
     await asyncio.sleep(PAST_TTL)
 

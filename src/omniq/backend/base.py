@@ -53,7 +53,11 @@ class AsyncBackend(AsyncConnectable):
         }
 
     def create_task_queue(self, **overrides: Any) -> BaseTaskQueue:
-        return self.task_queue_class(**{**self.queue_options(), **overrides})
+        """A task queue on this backend, wired to the backend's result storage (see
+        ``BaseTaskQueue``'s wiring: outcomes the queue decides reach ``get_result`` waiters)."""
+        options = {**self.queue_options(), **overrides}
+        options.setdefault("result_storage", self.result_storage)
+        return self.task_queue_class(**options)
 
     def create_result_storage(self, **overrides: Any) -> BaseResultStorage:
         return self.result_storage_class(**{**self.result_options(), **overrides})
@@ -91,7 +95,6 @@ class AsyncBackend(AsyncConnectable):
         return [c for c in (self._queue, self._results, self._events) if c is not None]
 
     async def connect(self) -> None:
-        self.queue.result_storage = self.queue.result_storage or self.result_storage
         for component in (self.queue, self.result_storage):
             await component.connect()
 

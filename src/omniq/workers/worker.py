@@ -150,6 +150,8 @@ class AsyncWorker:
             result_store = self.queue.result_storage or self.queue_default_result_storage()
         self.result_store: BaseResultStorage = unwrap(result_store)
         self.event_store: BaseEventStorage | None = unwrap(event_store)
+        #: a logger given (the façade's, shared) is its giver's to close; one made here is ours
+        self._owns_event_logger = event_logger is None and self.event_store is not None
         if event_logger is None and self.event_store is not None:
             event_logger = EventLogger(self.event_store)
         self.event_logger = event_logger
@@ -216,10 +218,11 @@ class AsyncWorker:
         await self.result_store.connect()
         if self.event_store is not None:
             await self.event_store.connect()
-        if self.queue.event_logger is None and self.event_logger is not None:
-            self.queue.event_logger = self.event_logger
-        if self.queue.result_storage is None:
-            self.queue.result_storage = self.result_store
+        # a worker started on its own wires the queue; one started by a façade shares the
+        # façade's queue, already wired, and keeps that wiring
+        self.queue.wire(
+            result_storage=self.result_store, event_logger=self.event_logger, keep_existing=True
+        )
         await self.executor.start()
         self._stop = asyncio.Event()
         self._flush_wake = asyncio.Event()
@@ -308,9 +311,8 @@ class AsyncWorker:
         # abandoned work, so do not wait for it (a thread cannot be stopped, only left behind)
         await self.executor.shutdown(wait=False)
         await self._unregister()
-        if self.event_logger is not None:
-            if self.queue.event_logger is self.event_logger:
-                self.queue.event_logger = None  # closed: the queue must not keep emitting into it
+        if self.event_logger is not None and self._owns_event_logger:
+            self.queue.unwire(self.event_logger)  # closed: the queue must not emit into it
             await self.event_logger.close()
         self._started = False
         self._flush_give_up = None

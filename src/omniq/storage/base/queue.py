@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from omniq._time import as_utc, utcnow
 from omniq.config import get_settings
-from omniq.exceptions import QueueNameError, TaskNotFound
+from omniq.exceptions import ConfigError, QueueNameError, TaskNotFound
 from omniq.models.event import EventType, TaskEvent
 from omniq.models.result import ResultStatus, TaskResult
 from omniq.models.task import Task, TaskStatus, check_task
@@ -30,15 +30,31 @@ from omniq.queue.builder import (
 )
 from omniq.serialization import Serializer
 from omniq.storage.base.capabilities import OptionalSurface
-from omniq.storage.base.types import Completion, Failure, HeartbeatStatus
+from omniq.storage.base.types import Completion, EventSink, Failure, HeartbeatStatus
 
 if TYPE_CHECKING:
-    from omniq.events.logger import EventLogger
     from omniq.storage.base.results import BaseResultStorage
 
 
 class BaseTaskQueue(OptionalSurface):
-    """Where tasks wait, are claimed under a lease, and reach a final state."""
+    """Where tasks wait, are claimed under a lease, and reach a final state.
+
+    Wiring
+    ------
+    A queue decides some outcomes itself (a TTL expiry, a cancel of a waiting task, a lease that
+    ran out of attempts) and emits events. It has two outlets for them, both optional:
+
+    - ``result_storage``: where those outcomes' results go, so that ``get_result`` waiters
+      wake up (without one they are only in the task's state);
+    - ``event_logger``: an :class:`EventSink` for its events (without one: no event work at all).
+
+    Whoever builds the queue knowing them passes them to the constructor (a backend bundle does,
+    with its own result storage). A queue built before its companions (``SQLiteQueue(path)``
+    handed to ``AsyncOmniQ``) is connected by :meth:`wire`, the one way to change them
+    afterwards; the composition root calls it: the façade, for the components it was given,
+    and a worker started on its own. A façade and the workers it starts share one queue; the
+    façade wires it, and its workers only fill in an outlet nobody wired (``keep_existing``).
+    """
 
     def __init__(
         self,
@@ -50,6 +66,8 @@ class BaseTaskQueue(OptionalSurface):
         secret_key: str | bytes | None = None,
         allow_dill: bool | None = None,
         serializer: Serializer | None = None,
+        result_storage: BaseResultStorage | None = None,
+        event_logger: EventSink | None = None,
     ) -> None:
         super().__init__(
             project_name=project_name,
@@ -67,18 +85,48 @@ class BaseTaskQueue(OptionalSurface):
         self.lease_timeout = float(lease_timeout or get_settings().LEASE_TIMEOUT)
         if self.lease_timeout <= 0:
             raise ValueError(f"lease_timeout must be positive, got {lease_timeout!r}")
-        #: Set by the façade or a worker; None means no event work at all.
-        self.event_logger: EventLogger | None = None
-        #: Where final outcomes decided by the queue itself (expiry, cancellation, a lease that ran
-        #: out of attempts) are written, so that ``get_result`` waiters wake up.
-        self.result_storage: BaseResultStorage | None = None
+        self._result_storage = result_storage
+        self._event_logger = event_logger
+
+    # -- wiring (see the class docstring) --------------------------------------------------
+    @property
+    def result_storage(self) -> BaseResultStorage | None:
+        """Where results of outcomes this queue decides itself are written."""
+        return self._result_storage
+
+    @property
+    def event_logger(self) -> EventSink | None:
+        """Where this queue's events go; None: no event work at all."""
+        return self._event_logger
+
+    def wire(
+        self,
+        *,
+        result_storage: BaseResultStorage | None = None,
+        event_logger: EventSink | None = None,
+        keep_existing: bool = False,
+    ) -> None:
+        """Connects the outlets of a queue built before its companions; an outlet not given is
+        left as it is. With ``keep_existing`` an outlet already wired is kept (a worker on a
+        queue its façade wired)."""
+        if result_storage is not None and not (keep_existing and self._result_storage):
+            self._result_storage = result_storage
+        if event_logger is not None and not (keep_existing and self._event_logger):
+            self._event_logger = event_logger
+
+    def unwire(self, event_logger: EventSink) -> None:
+        """Disconnects ``event_logger`` if it is the one wired: its owner is closing it."""
+        if self._event_logger is event_logger:
+            self._event_logger = None
 
     def create_result_storage(self) -> BaseResultStorage:
         """A result storage of this queue's own kind, on the same connection settings: the
-        default wherever results are needed and none was configured. Backends override it."""
-        from omniq.storage.memory import AsyncMemoryResultStorage
-
-        return AsyncMemoryResultStorage(project_name=self.project_name, serializer=self.serializer)
+        default wherever results are needed and none was configured. Every backend writes it;
+        one without a result storage of its own says so here."""
+        raise ConfigError(
+            f"the {self.backend_name} task queue has no result storage of its own: "
+            "pass result_store=... to AsyncOmniQ or the worker"
+        )
 
     # -- events ----------------------------------------------------------------------------
     def _emit(self, event_type: EventType, task: Task, **details: Any) -> None:

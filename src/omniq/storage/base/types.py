@@ -6,10 +6,12 @@ import enum
 import secrets
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol
 
 import msgspec
 
 from omniq.exceptions import SerializationError
+from omniq.models.event import TaskEvent
 from omniq.models.result import TaskResult
 from omniq.models.task import Task, TaskStatus
 from omniq.serialization import Serializer
@@ -19,6 +21,14 @@ class HeartbeatStatus(enum.StrEnum):
     OK = "ok"  # lease renewed
     LOST = "lost"  # the claim is stale: stop, the task belongs to someone else now
     CANCEL = "cancel"  # lease renewed, but cancellation was requested: stop the task
+
+
+class EventSink(Protocol):
+    """Where a task queue sends the events it emits: ``omniq.events.EventLogger`` (buffered, in
+    the background), or anything else with ``emit`` (the conformance suite records them). Never
+    blocks and never raises."""
+
+    def emit(self, event: TaskEvent) -> None: ...
 
 
 class Completion(msgspec.Struct):

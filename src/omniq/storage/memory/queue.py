@@ -38,6 +38,7 @@ from omniq.storage.base import (
     new_claim,
 )
 from omniq.storage.base.listing import cursor_gone
+from omniq.storage.memory.stores import AsyncMemoryResultStorage
 
 _FINAL = (TaskStatus.SUCCESS, TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.EXPIRED)
 _REQUEUEABLE = (TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.EXPIRED, TaskStatus.FAILED)
@@ -85,6 +86,9 @@ class AsyncMemoryQueue(
         self._seq = 0
         self._waiters = QueueWaiters()
         self._cancel_listeners: set[Callable[[str], None]] = set()
+
+    def create_result_storage(self) -> BaseResultStorage:
+        return AsyncMemoryResultStorage(project_name=self.project_name, serializer=self.serializer)
 
     def __repr__(self) -> str:
         return f"AsyncMemoryQueue(project_name={self.project_name!r}, queues={self.queues!r})"
