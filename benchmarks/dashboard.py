@@ -33,6 +33,7 @@ from omniq.backend import create_backend
 from omniq.core import AsyncOmniQ
 from omniq.dashboard.server import build_server
 from omniq.models.task import Task
+from omniq.storage.base.listing import PURGEABLE_STATUSES
 
 QUEUES = ("high", "default", "low")
 PAGES = (
@@ -43,8 +44,10 @@ PAGES = (
     "/dead",
     "/schedules",
     "/api/overview",
-    "/api/tasks?limit=50&page=0",
-    "/api/tasks?limit=50&page=10000",
+    "/events",
+    "/api/tasks?limit=50",
+    "/api/dead",
+    "/api/metrics",
 )
 
 
@@ -133,43 +136,69 @@ async def sse_latency(app: AsyncOmniQ, client: httpx.AsyncClient, rounds: int) -
     }
 
 
-async def main(url: str, n: int, rounds: int) -> dict[str, Any]:
-    project = f"bench-dash-{uuid.uuid4().hex[:8]}"
+async def stored(app: AsyncOmniQ) -> int:
+    """Tasks already in the benchmark's queues (a store kept by an earlier ``--keep`` run)."""
+    counts = await app.task_queue.stats()
+    return sum(sum(counts.get(q, {}).values()) for q in QUEUES)
+
+
+async def time_pages(client: httpx.AsyncClient, paths: dict[str, str]) -> dict[str, Any]:
+    """``paths``: label -> path (the label leaves out the ids, which change from run to run)."""
+    out: dict[str, Any] = {}
+    for key, path in paths.items():
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            r = await client.get(path)
+            times.append(time.perf_counter() - t0)
+            r.raise_for_status()
+        out[f"GET {key}"] = {
+            "ms_median": round(statistics.median(times) * 1e3, 1),
+            "ms_max": round(max(times) * 1e3, 1),
+        }
+    return out
+
+
+async def main(url: str, n: int, rounds: int, project: str | None, keep: bool) -> dict[str, Any]:
+    project = project or f"bench-dash-{uuid.uuid4().hex[:8]}"
     backend = create_backend(url=url, project_name=project)
     app = AsyncOmniQ.from_backend(backend, events=True)
     await app.connect()
-    out: dict[str, Any] = {"url": url, "tasks": n}
+    out: dict[str, Any] = {"url": url, "project": project, "tasks": n}
     try:
-        out["fill_s"] = round(await fill(app, n), 1)
-        await worked(app)
+        already = await stored(app)
+        if already >= n:
+            out["fill_s"] = f"kept from an earlier run ({already} tasks)"
+        else:
+            if already:
+                raise SystemExit(f"project {project!r} holds {already} tasks, fewer than {n}")
+            out["fill_s"] = round(await fill(app, n), 1)
+            await worked(app)
         server = build_server(app, port=0, owns_app=False, signals=False)
-        serving = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.01)
+        serving = await server.start()
         async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
             await client.get("/")  # the sampler's first reading, the connection pools
-            some = (await client.get("/api/tasks?limit=1")).json()["tasks"][0]["id"]
-            for path in (*PAGES, f"/tasks/{some}"):
-                times = []
-                for _ in range(5):
-                    t0 = time.perf_counter()
-                    r = await client.get(path)
-                    times.append(time.perf_counter() - t0)
-                    r.raise_for_status()
-                key = path if not path.startswith("/tasks/") else "/tasks/{id}"
-                out[f"GET {key}"] = {
-                    "ms_median": round(statistics.median(times) * 1e3, 1),
-                    "ms_max": round(max(times) * 1e3, 1),
-                }
+            newest = (await client.get("/api/tasks?limit=1")).json()["tasks"][0]["id"]
+            # a cursor near the oldest end: the deepest page there is
+            deep = (await app.task_queue.list_tasks(limit=1, offset=1000))[0].id
+            paths = {
+                **{path: path for path in PAGES},
+                "/tasks?after={deep}": f"/tasks?after={deep}",
+                "/api/tasks?limit=50&after={deep}": f"/api/tasks?limit=50&after={deep}",
+                "/tasks?search={id}": f"/tasks?search={newest}",
+                "/tasks/{id}": f"/tasks/{newest}",
+            }
+            out.update(await time_pages(client, paths))
             client.headers["X-CSRF-Token"] = client.cookies.get("omniq_csrf", "")
             out.update(await sse_latency(app, client, rounds))
         server.stop()
         await serving
     finally:
-        for queue in (*QUEUES, "done"):
-            await app.task_queue.purge(queue)
+        if not keep:
+            for queue in (*QUEUES, "done"):
+                await app.task_queue.purge(queue, statuses=PURGEABLE_STATUSES)
         await app.close()
-        if url.startswith("postgres") and "schema=" in url:
+        if not keep and url.startswith("postgres") and "schema=" in url:
             await drop_schema(url)
     return out
 
@@ -191,5 +220,17 @@ if __name__ == "__main__":
     parser.add_argument("--url", required=True)
     parser.add_argument("-n", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--project",
+        help="project name (default: a fresh one); with --keep, a later run on the same project "
+        "and -n reuses the stored tasks instead of loading them again",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the tasks stored at the end (by default the queues are purged and a "
+        "PostgreSQL schema dropped); run once more without it to clean up",
+    )
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.url, args.n, args.rounds)), indent=2))
+    result = asyncio.run(main(args.url, args.n, args.rounds, args.project, args.keep))
+    print(json.dumps(result, indent=2))

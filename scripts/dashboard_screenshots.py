@@ -56,7 +56,7 @@ async def main(out: Path, url: str | None, chromium: str, warmup: float) -> None
     await app.connect()
     ids = await populate(app)
     server = build_server(app, port=0, owns_app=False, signals=False)
-    serving = asyncio.create_task(server.serve())
+    serving = await server.start()
     stop = asyncio.Event()
     await app.start_worker(queues=QUEUES, concurrency=4)
     feeding = asyncio.create_task(trickle(app, stop))

@@ -40,12 +40,7 @@ async def serve(
         signals=False,
         refresh=refresh,
     )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    return server, task
+    return server, await server.start()
 
 
 @pytest.fixture

@@ -38,14 +38,10 @@ async def start_if_enabled(app: AsyncOmniQ, console: Console) -> Stop | None:
     except ConfigError as exc:
         console.print(Text(f"dashboard not started: {exc}", "red"))
         return None
-    serving = asyncio.create_task(server.serve())
-    # uvicorn has no "started" event to wait on, only this flag
-    while not server.started and not serving.done():  # noqa: ASYNC110
-        await asyncio.sleep(0.02)
-    if not server.started:
-        with contextlib.suppress(Exception):
-            serving.result()
-        console.print(Text("dashboard not started: its start-up failed (see the log)", "red"))
+    try:
+        serving = await server.start()
+    except Exception as exc:
+        console.print(Text(f"dashboard not started: {type(exc).__name__}: {exc}", "red"))
         return None
     console.print(Text(f"dashboard on {server.url}", "green"))
 

@@ -6,6 +6,7 @@ Credentials come from the command line or ``OMNIQ_DASHBOARD_TOKEN`` / ``OMNIQ_DA
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -62,7 +63,7 @@ def listen(host: str, port: int) -> socket.socket:
 class DashboardServer:
     """A dashboard bound to its socket, ready to serve."""
 
-    server: uvicorn.Server
+    server: _Server
     sock: socket.socket
     host: str
 
@@ -84,6 +85,19 @@ class DashboardServer:
     @property
     def started(self) -> bool:
         return bool(self.server.started)
+
+    async def start(self) -> asyncio.Task[None]:
+        """Serves in a task of the running loop and returns it once the server has started
+        (its lifespan ran: the application is connected); a start-up that fails raises here,
+        with the serving task's own error when it has one."""
+        serving = asyncio.get_running_loop().create_task(self.serve())
+        ready = asyncio.get_running_loop().create_task(self.server.ready.wait())
+        await asyncio.wait({serving, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.done():
+            return serving
+        ready.cancel()
+        serving.result()  # its exception, if it raised one
+        raise RuntimeError("the dashboard server stopped during its start-up")
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -118,10 +132,24 @@ def build_server(
         lifespan="on",
     )
     sock = listen(host, port)
-    return DashboardServer(uvicorn.Server(config) if signals else _Beside(config), sock, host)
+    return DashboardServer(_Server(config) if signals else _Beside(config), sock, host)
 
 
-class _Beside(uvicorn.Server):
+class _Server(uvicorn.Server):
+    """uvicorn's server with an event for the end of its start-up (uvicorn itself only sets a
+    flag), so that starting it is awaited rather than polled."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self.ready.set()
+
+
+class _Beside(_Server):
     """A server inside another program's event loop: that program handles the signals."""
 
     @contextlib.contextmanager
