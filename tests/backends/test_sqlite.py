@@ -651,6 +651,8 @@ def test_every_statement_of_queries_sql_compiles_against_the_schema(tmp_path: Pa
         filled.update(claim_expire=_claim_sql(3)[0], claim=_claim_sql(3)[1], due=_due_sql(3))
         for desc, sql in _LIST_SQL.items():
             filled[f"list_tasks {desc=}"] = sql.replace("{groups}", "AND g.queue = ?")
+        by_func = SQL["list_tasks_func"].replace("{cmp}", "<").replace("{dir}", "DESC")
+        filled["list_tasks_func"] = by_func.replace("{groups}", "AND g.status = ?")
         assert "{" not in "".join(filled.values())
         for name, sql in filled.items():
             named = set(re.findall(r"(?<!:):([a-z0-9_]+)", sql))

@@ -200,6 +200,44 @@ async def test_a_cursor_that_is_no_task_is_refused_naming_it(queue: BaseTaskQueu
         await queue.list_tasks(after="")
 
 
+OTHER = "operator:mul"
+
+
+async def test_list_tasks_by_function_pages_by_cursor_with_the_other_filters(
+    queue: BaseTaskQueue,
+) -> None:
+    ids = {
+        i: await queue.enqueue(FUNC if i % 3 else OTHER, args=(i, i), queue_name="ab"[i % 2])
+        for i in range(12)
+    }
+    await claim(queue, "a", lease=5)  # the oldest task of "a" (i=0, OTHER) runs
+    others = [ids[i] for i in range(12) if i % 3 == 0]
+
+    found = await queue.list_tasks(func=OTHER)
+    newest = await _pages(queue, 2, func=OTHER, descending=True)
+    pending_b = await queue.list_tasks(func=OTHER, queue="b", status=TaskStatus.PENDING)
+    running = await queue.list_tasks(func=[OTHER, FUNC], status=TaskStatus.RUNNING)
+
+    assert [t.id for t in found] == others
+    assert [i for page in newest for i in page] == others[::-1]
+    assert [len(page) for page in newest] == [2, 2]
+    assert [t.id for t in pending_b] == [ids[3], ids[9]]
+    assert [t.id for t in running] == [ids[0]]
+    assert [t.id for t in await queue.list_tasks(func=[OTHER, FUNC])] == list(ids.values())
+    assert [t.id for t in await queue.list_tasks(func=OTHER, offset=1, limit=2)] == others[1:3]
+    assert await queue.list_tasks(func="operator:nothing") == []
+    assert await queue.task_functions() == sorted([FUNC, OTHER])
+
+
+async def test_list_tasks_by_function_refuses_an_empty_name(queue: BaseTaskQueue) -> None:
+    with pytest.raises(ValueError, match="func must name a function"):
+        await queue.list_tasks(func="")
+    with pytest.raises(ValueError, match="at least one function name"):
+        await queue.list_tasks(func=[])
+    with pytest.raises(ValueError, match="limit must be between 1 and 100000"):
+        await queue.task_functions(limit=0)
+
+
 async def test_purge_removes_the_waiting_tasks_of_that_queue_and_returns_the_count(
     queue: BaseTaskQueue,
 ) -> None:

@@ -439,3 +439,48 @@ async def test_a_page_whose_capability_the_backend_lacks_says_so() -> None:
         server.stop()
         await serving
         await app.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite", "memory://"])
+async def test_function_filter_matches_part_of_a_name_and_pages_by_cursor(
+    url: str, tmp_path: Any
+) -> None:
+    """On SQLite the filter reads the index by function (every match, a count it cannot know);
+    in memory it reads the tasks back from the cursor: both show the same pages."""
+    from omniq import AsyncOmniQ
+    from omniq.backend import create_backend
+
+    where = f"sqlite:///{tmp_path / 'f.db'}" if url == "sqlite" else url
+    app = AsyncOmniQ.from_backend(create_backend(url=where, project_name="f"))
+    await app.connect()
+    try:
+        q = Queries(app)
+        charges = []
+        for i in range(7):
+            await app.task_queue.enqueue("tests.dashboard.sample:send_email", args=(f"u{i}", "x"))
+            charges.append(
+                await app.task_queue.enqueue("tests.dashboard.sample:charge_card", args=(i, 1.0))
+            )
+        first = await q.tasks(TaskFilter.parse(func="charge", limit=3))
+        second = await q.tasks(TaskFilter.parse(func="charge", limit=3, after=first.after))
+        third = await q.tasks(TaskFilter.parse(func="charge", limit=3, after=second.after))
+        none = await q.tasks(TaskFilter.parse(func="refund"))
+        functions = await q.functions()
+    finally:
+        await app.close()
+
+    shown = [r["id"] for page in (first, second, third) for r in page.rows]
+    assert shown == charges[::-1]
+    assert (first.has_more, second.has_more, third.has_more) == (True, True, False)
+    assert first.total is None
+    assert none.rows == []
+    assert not none.has_more
+    if url == "sqlite":
+        assert app.task_queue.lists_by_function
+        assert none.note == "no stored task's function name contains 'refund'"
+        assert functions == [
+            "tests.dashboard.sample:charge_card",
+            "tests.dashboard.sample:send_email",
+        ]
+    else:
+        assert functions == []

@@ -31,9 +31,12 @@ from omniq.storage.base import Capability
 
 #: The longest text of an argument, result or error shown in a list; the detail shows it whole.
 SHORT = 120
-#: How many tasks a function-name filter reads at most to fill one page (the stores cannot
-#: filter by function themselves; the page says when the scan stopped short).
+#: How many tasks a function-name filter reads at most to fill one page on a store without an
+#: index by function (``lists_by_function`` False; the page says when the scan stopped short).
 FUNC_SCAN_LIMIT = 5000
+#: How many function names a filter may match on a store with an index by function (each is
+#: one more index range per page).
+FUNC_MATCH_LIMIT = 50
 #: Tasks a function-name filter reads per call, newest first from a cursor.
 FUNC_SCAN_CHUNK = 500
 
@@ -333,32 +336,64 @@ class Queries:
         if f.search:
             return await self._search(f, filters)
         note = None
+        funcs: list[str] | None = None
+        if f.func and self.queue.lists_by_function:
+            funcs, note = await self._functions_matching(f.func)
+            if not funcs:
+                return TaskPage([], 0, 0, f.limit, False, note, filters)
         try:
-            if f.func:
+            if f.func and funcs is None:
                 return await self._by_func(f, filters)
-            rows, page, has_more, has_newer = await self._page(f)
+            rows, page, has_more, has_newer = await self._page(f, funcs)
         except TaskNotFound:
             if not (f.after or f.before):
                 raise
             note = "the task this page started from is gone: back to the newest tasks"
             f = TaskFilter(f.queue, f.status, f.func, f.search, f.limit)
-            if f.func:
+            if f.func and funcs is None:
                 page_ = await self._by_func(f, filters)
                 page_.note = note
                 return page_
-            rows, page, has_more, has_newer = await self._page(f)
-        total = await self._count(f.queue, f.status)
+            rows, page, has_more, has_newer = await self._page(f, funcs)
+        # by function: no kept count to read, and counting would read every match
+        total = None if funcs is not None else await self._count(f.queue, f.status)
         return TaskPage(
             [task_row(t) for t in rows], total, page, f.limit, has_more, note, filters, has_newer
         )
 
-    async def _page(self, f: TaskFilter) -> tuple[list[Task], int, bool, bool]:
-        """(tasks newest first, page number, older ones exist, newer ones exist)."""
+    async def functions(self) -> list[str]:
+        """The function names of the stored tasks, where the store reads them from an index
+        (empty elsewhere: reading them would read every task)."""
+        if not self.queue.lists_by_function:
+            return []
+        return await self.queue.task_functions()
+
+    async def _functions_matching(self, text: str) -> tuple[list[str], str | None]:
+        """The stored functions whose name contains ``text`` (at most
+        :data:`FUNC_MATCH_LIMIT`), and a note when none or too many do."""
+        names = [name for name in await self.queue.task_functions() if text in name]
+        if not names:
+            return [], f"no stored task's function name contains {text!r}"
+        if len(names) > FUNC_MATCH_LIMIT:
+            note = (
+                f"{len(names)} functions match {text!r}: showing the first {FUNC_MATCH_LIMIT} "
+                "by name; type more of the name"
+            )
+            return names[:FUNC_MATCH_LIMIT], note
+        return names, None
+
+    async def _page(
+        self, f: TaskFilter, funcs: list[str] | None = None
+    ) -> tuple[list[Task], int, bool, bool]:
+        """(tasks newest first, page number, older ones exist, newer ones exist); ``funcs``:
+        only the tasks of those functions (a store with an index by function)."""
         if f.before:
             # the newer side: read upwards from the cursor, one more to know if there is more
-            found = await self.queue.list_tasks(f.queue, f.status, f.limit + 1, after=f.before)
+            found = await self.queue.list_tasks(
+                f.queue, f.status, f.limit + 1, after=f.before, func=funcs
+            )
             if len(found) <= f.limit:  # reached the newest: show the newest page whole
-                return await self._page(TaskFilter(f.queue, f.status, limit=f.limit))
+                return await self._page(TaskFilter(f.queue, f.status, limit=f.limit), funcs)
             found = found[: f.limit]
             found.reverse()
             return found, max(1, f.page), True, True
@@ -369,6 +404,7 @@ class Queries:
             0 if f.after else f.page * f.limit,
             after=f.after,
             descending=True,
+            func=funcs,
         )
         has_more = len(found) > f.limit
         return found[: f.limit], f.page, has_more, bool(f.after) or f.page > 0
@@ -388,9 +424,10 @@ class Queries:
         return TaskPage([task_row(t) for t in tasks], len(tasks), 0, f.limit, False, note, filters)
 
     async def _by_func(self, f: TaskFilter, filters: dict[str, Any]) -> TaskPage:
-        """Newest first (older than ``after`` when given), reading back in chunks from a cursor
-        until the page is full or :data:`FUNC_SCAN_LIMIT` tasks were read. ``page`` without a
-        cursor skips that many pages of matches."""
+        """On a store without an index by function: newest first (older than ``after`` when
+        given), reading back in chunks from a cursor until the page is full or
+        :data:`FUNC_SCAN_LIMIT` tasks were read. ``page`` without a cursor skips that many pages
+        of matches."""
         assert f.func is not None
         skip = 0 if f.after else f.page * f.limit
         rows: list[dict[str, Any]] = []
@@ -559,6 +596,7 @@ class Queries:
 
 
 __all__ = [
+    "FUNC_MATCH_LIMIT",
     "FUNC_SCAN_LIMIT",
     "Queries",
     "TaskFilter",

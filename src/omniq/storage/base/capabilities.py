@@ -18,7 +18,7 @@ class Capability(enum.StrEnum):
     DEPENDENCIES = "dependencies"  # depends_on: WAITING tasks released when their parents end
     SCHEDULES = "schedules"  # cron/interval schedules stored beside the tasks
     WORKERS = "workers"  # the worker registry behind `omniq info`
-    LISTING = "listing"  # list_tasks, list_dead, get_queue_size, stats
+    LISTING = "listing"  # list_tasks, list_dead, get_queue_size, stats, task_functions
     PURGE = "purge"  # deleting the waiting tasks of a queue
     CANCEL_SIGNAL = "cancel_signal"  # a running task's cancellation reaches its worker at once
 
@@ -37,6 +37,9 @@ class OptionalSurface(Component):
 
     #: Set by each capability mixin on itself; read through :meth:`capabilities`.
     provides: ClassVar[Capability | None] = None
+    #: True where ``list_tasks(func=...)`` and ``task_functions`` read an index (their cost does
+    #: not grow with the store); False where they read the tasks (see ``SupportsListing``).
+    lists_by_function: ClassVar[bool] = False
 
     @classmethod
     def capabilities(cls) -> frozenset[Capability]:
@@ -81,7 +84,11 @@ class OptionalSurface(Component):
         *,
         after: str | None = None,
         descending: bool = False,
+        func: str | Sequence[str] | None = None,
     ) -> list[Task]:
+        raise self._unsupported(Capability.LISTING)
+
+    async def task_functions(self, limit: int = 1000) -> list[str]:
         raise self._unsupported(Capability.LISTING)
 
     async def list_dead(

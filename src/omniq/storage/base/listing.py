@@ -9,13 +9,19 @@ deeper it goes). A cursor whose task is gone (purged, or trimmed as an old finis
 refused with :class:`~omniq.exceptions.TaskNotFound`: start again from the first page.
 ``_queue_size`` and ``_stats`` fall back to counting through ``_list_tasks``: correct
 everywhere, and a backend that keeps counts overrides them.
+
+Listing by function name (``list_tasks(func=...)``, ``task_functions``) falls back to reading
+through ``_list_tasks`` and keeping the matches: correct everywhere, but its cost grows with the
+tasks read. A backend with an index by function overrides ``_list_by_func`` and
+``_task_functions`` and sets :attr:`SupportsListing.lists_by_function`, which tells a reader
+(the dashboard) that filtering by function costs what any other page does.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import ClassVar
 
 from omniq.exceptions import TaskNotFound
@@ -50,10 +56,13 @@ class SupportsListing(BaseTaskQueue):
         *,
         after: str | None = None,
         descending: bool = False,
+        func: str | Sequence[str] | None = None,
     ) -> list[Task]:
         """Tasks of ``queue`` in ``status`` (None: any), in enqueue order (``descending``: newest
         first). ``after``: the id of the last task of the previous page; the page starts right
-        after it in this order (raises :class:`TaskNotFound` when that task is gone)."""
+        after it in this order (raises :class:`TaskNotFound` when that task is gone).
+        ``func``: only tasks of that function (``module:name``, exactly), or of any of several."""
+        funcs = function_names(func) if func is not None else None
         if queue is not None:
             validate_queue_name(queue)
         st = TaskStatus(status) if status is not None else None
@@ -62,7 +71,17 @@ class SupportsListing(BaseTaskQueue):
         if after is not None and not (isinstance(after, str) and after):
             raise ValueError(f"after must be the id of a task, got {after!r}")
         await self._ensure()
+        if funcs is not None:
+            return await self._list_by_func(queue, st, funcs, limit, offset, after, descending)
         return await self._list_tasks(queue, st, limit, offset, after, descending)
+
+    async def task_functions(self, limit: int = 1000) -> list[str]:
+        """The names of the functions of the stored tasks, sorted, at most ``limit`` of them:
+        what ``list_tasks(func=...)`` can be asked for."""
+        if not 1 <= limit <= 100_000:
+            raise ValueError(f"limit must be between 1 and 100000, got {limit!r}")
+        await self._ensure()
+        return await self._task_functions(limit)
 
     async def list_dead(
         self,
@@ -113,6 +132,34 @@ class SupportsListing(BaseTaskQueue):
         task ``after`` when given (:func:`cursor_gone` when no such task exists), skipping
         ``offset``."""
 
+    async def _list_by_func(
+        self,
+        queue: str | None,
+        status: TaskStatus | None,
+        funcs: Sequence[str],
+        limit: int,
+        offset: int,
+        after: str | None,
+        descending: bool,
+    ) -> list[Task]:
+        """Fallback: reads on through :meth:`_list_tasks` from the cursor, a page at a time,
+        keeping the tasks of ``funcs`` until ``offset + limit`` were found or the tasks end."""
+        wanted = frozenset(funcs)
+        found: list[Task] = []
+        cursor = after
+        while len(found) < offset + limit:
+            page = await self._list_tasks(queue, status, SCAN_PAGE, 0, cursor, descending)
+            found += [task for task in page if task.func in wanted]
+            if len(page) < SCAN_PAGE:
+                break
+            cursor = page[-1].id
+        return found[offset : offset + limit]
+
+    async def _task_functions(self, limit: int) -> list[str]:
+        """Fallback: the functions of every task, read through :meth:`_list_tasks`."""
+        names = {task.func async for task in self._scan(None, None)}
+        return sorted(names)[:limit]
+
     async def _queue_size(self, queue: str) -> int:
         """Fallback: counts the PENDING tasks of ``queue`` through :meth:`_list_tasks`."""
         return sum([1 async for _ in self._scan(queue, TaskStatus.PENDING)])
@@ -123,6 +170,17 @@ class SupportsListing(BaseTaskQueue):
         async for task in self._scan(None, None):
             counts.setdefault(task.queue_name, Counter())[task.status.value] += 1
         return {queue: dict(by_status) for queue, by_status in counts.items()}
+
+
+def function_names(func: str | Sequence[str]) -> tuple[str, ...]:
+    """``list_tasks``'s ``func``, checked: a name or names of functions, none of them empty."""
+    names = (func,) if isinstance(func, str) else tuple(func)
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"func must name a function (module:name), got {name!r}")
+    if not names:
+        raise ValueError("func needs at least one function name (or None: every function)")
+    return names
 
 
 #: What ``purge`` deletes unless told otherwise: the tasks waiting in a queue.

@@ -39,6 +39,7 @@ from omniq.storage.base import (
 from omniq.storage.base.listing import cursor_gone
 from omniq.storage.postgres._component import SNAPSHOT
 from omniq.storage.postgres._connection import Listener, channel_name
+from omniq.storage.postgres._listing import PgFunctionListing
 from omniq.storage.postgres._schedules import PgScheduleStore
 from omniq.storage.postgres._sql import queries
 
@@ -188,6 +189,7 @@ def _shell(row: Any) -> Task:
 
 
 class AsyncPostgresQueue(
+    PgFunctionListing,
     PgScheduleStore,
     SupportsCancelSignal,
     SupportsDependencies,

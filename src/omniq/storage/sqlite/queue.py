@@ -45,6 +45,7 @@ from omniq.storage.base import (
 )
 from omniq.storage.base.listing import cursor_gone
 from omniq.storage.sqlite._db import FILES, from_us, to_us
+from omniq.storage.sqlite._listing import FunctionListing
 from omniq.storage.sqlite._schedules import ScheduleStore
 from omniq.storage.sqlite._wake import SAFETY_RECHECK
 from omniq.storage.sqlite.results import (
@@ -132,6 +133,7 @@ def _shell(row: Row) -> Task:
 
 
 class AsyncSQLiteQueue(
+    FunctionListing,
     ScheduleStore,
     SupportsCancelSignal,
     SupportsDependencies,
@@ -145,6 +147,8 @@ class AsyncSQLiteQueue(
     otherwise it is ``<base_dir>/<project_name>.db`` (``base_dir`` defaults to settings
     ``BASE_DIR``). ``busy_timeout`` is how long a write waits for another process's transaction.
     """
+
+    _TASK_COLUMNS = T_COLUMNS
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

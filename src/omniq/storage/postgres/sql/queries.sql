@@ -397,6 +397,50 @@ CROSS JOIN LATERAL (
 ) AS t
 ORDER BY t.seq DESC LIMIT $6 OFFSET $7;
 
+-- name: list_tasks_func
+-- The same, only the tasks of the functions $8 (an array): per function and (queue, status) one
+-- range of tasks_func_idx from the cursor on, then the merge.
+SELECT t.* FROM (
+    SELECT queue, status FROM task_counts
+    WHERE project = $1 AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR status = $3)
+    GROUP BY queue, status HAVING sum(n) > 0
+) AS g
+CROSS JOIN unnest($8::text[]) AS f(func)
+CROSS JOIN LATERAL (
+    SELECT * FROM tasks AS x
+    WHERE x.project = $1 AND x.func = f.func AND x.status = g.status AND x.queue = g.queue
+      AND x.seq > coalesce($4::bigint, -1)
+    ORDER BY x.seq LIMIT $5
+) AS t
+ORDER BY t.seq LIMIT $6 OFFSET $7;
+
+-- name: list_tasks_func_desc
+-- The same, newest first.
+SELECT t.* FROM (
+    SELECT queue, status FROM task_counts
+    WHERE project = $1 AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR status = $3)
+    GROUP BY queue, status HAVING sum(n) > 0
+) AS g
+CROSS JOIN unnest($8::text[]) AS f(func)
+CROSS JOIN LATERAL (
+    SELECT * FROM tasks AS x
+    WHERE x.project = $1 AND x.func = f.func AND x.status = g.status AND x.queue = g.queue
+      AND x.seq < coalesce($4::bigint, 9223372036854775807)
+    ORDER BY x.seq DESC LIMIT $5
+) AS t
+ORDER BY t.seq DESC LIMIT $6 OFFSET $7;
+
+-- name: task_functions
+-- The distinct functions of the tasks, in name order: one seek of tasks_func_idx per name (a
+-- loose index scan), however many tasks each has. $2: at most that many.
+WITH RECURSIVE f(name) AS (
+    SELECT min(func) FROM tasks WHERE project = $1
+    UNION ALL
+    SELECT (SELECT min(x.func) FROM tasks AS x WHERE x.project = $1 AND x.func > f.name)
+    FROM f WHERE f.name IS NOT NULL
+)
+SELECT name FROM f WHERE name IS NOT NULL LIMIT $2;
+
 -- name: seq_of
 SELECT seq FROM tasks WHERE project = $1 AND id = $2;
 

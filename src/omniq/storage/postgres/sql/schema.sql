@@ -52,6 +52,9 @@ CREATE INDEX tasks_expiry_idx ON tasks (project, expires_at)
     WHERE status IN ('pending', 'waiting') AND expires_at IS NOT NULL;
 -- listing by queue and status (dead-letter views, stats), in enqueue order
 CREATE INDEX tasks_list_idx ON tasks (project, status, queue, seq);
+-- listing by function (0005): per (function, status, queue) in enqueue order; also finds the
+-- functions' names, one seek each
+CREATE INDEX tasks_func_idx ON tasks (project, func, status, queue, seq);
 -- the waiting tasks that name a dependency (after every acknowledgement batch); waiting rows only,
 -- so it is empty when nothing waits and a task leaves it by its status change alone
 CREATE INDEX tasks_waiting_deps_idx ON tasks USING gin (depends_on)
@@ -93,6 +96,8 @@ CREATE INDEX events_ts_idx ON events (project, ts, id);
 CREATE INDEX events_task_idx ON events (project, task_id, ts, id);
 CREATE INDEX events_type_idx ON events (project, event_type, ts, id);
 CREATE INDEX events_queue_idx ON events (project, queue, ts, id);
+-- both filters of the dashboard's events page at once (0005)
+CREATE INDEX events_queue_type_idx ON events (project, queue, event_type, ts, id);
 CREATE INDEX events_schedule_idx ON events (project, schedule_id, ts, id)
     WHERE schedule_id IS NOT NULL;
 

@@ -170,6 +170,33 @@ WHERE t.seq IN (
 )
 ORDER BY t.seq {dir} LIMIT ? OFFSET ?;
 
+-- The same, only the tasks of some functions ({funcs}: one `?` per name): per function and
+-- (queue, status) one range of omniq_tasks_func from the cursor on, then the merge.
+-- name: list_tasks_func
+SELECT {t_columns} FROM omniq_tasks AS t
+WHERE t.seq IN (
+    SELECT x.seq FROM omniq_task_counts AS g, omniq_tasks AS x
+    WHERE g.project = ? AND g.n > 0 {groups}
+      AND x.seq IN (
+          SELECT y.seq FROM omniq_tasks AS y INDEXED BY omniq_tasks_func
+          WHERE y.project = g.project AND y.func = ? AND y.queue = g.queue
+            AND y.status = g.status AND y.seq {cmp} ?
+          ORDER BY y.seq {dir} LIMIT ?
+      )
+)
+ORDER BY t.seq {dir} LIMIT ? OFFSET ?;
+
+-- The distinct functions of the tasks, in name order: one seek of omniq_tasks_func per name
+-- (a loose index scan), however many tasks each has.
+-- name: task_functions
+WITH RECURSIVE f(name) AS (
+    SELECT (SELECT min(func) FROM omniq_tasks WHERE project = :project)
+    UNION ALL
+    SELECT (SELECT min(func) FROM omniq_tasks WHERE project = :project AND func > f.name)
+    FROM f WHERE f.name IS NOT NULL
+)
+SELECT name FROM f WHERE name IS NOT NULL LIMIT :limit;
+
 -- name: seq_of
 SELECT seq FROM omniq_tasks WHERE project = ? AND id = ?;
 

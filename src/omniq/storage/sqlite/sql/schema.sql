@@ -59,6 +59,10 @@ CREATE INDEX omniq_tasks_expiry
 CREATE INDEX omniq_tasks_queue_status ON omniq_tasks (project, queue, status, seq);
 CREATE INDEX omniq_tasks_status ON omniq_tasks (project, status, seq);
 
+-- Listing by function (migration 4): per (function, queue, status) in enqueue order; also finds
+-- the functions' names, one seek each.
+CREATE INDEX omniq_tasks_func ON omniq_tasks (project, func, queue, status, seq);
+
 CREATE TABLE omniq_schedules (
     project     TEXT    NOT NULL,
     id          TEXT    NOT NULL,
@@ -115,6 +119,8 @@ CREATE INDEX omniq_events_queue ON omniq_events (project, queue, timestamp, id);
 CREATE INDEX omniq_events_schedule
     ON omniq_events (project, schedule_id, timestamp, id)
     WHERE schedule_id IS NOT NULL;
+-- Both filters of the dashboard's events page at once (migration 4).
+CREATE INDEX omniq_events_queue_type ON omniq_events (project, queue, event_type, timestamp, id);
 
 -- Task dependencies and the worker registry (migration 2).
 
