@@ -484,3 +484,37 @@ async def test_function_filter_matches_part_of_a_name_and_pages_by_cursor(
         ]
     else:
         assert functions == []
+
+
+async def test_a_task_enqueued_elsewhere_shows_on_an_open_page_long_before_its_refresh(
+    dashboard: Any, tmp_path: Any
+) -> None:
+    """The counts watcher wakes the open streams: with a 30 s refresh, a task another
+    application (another process, in effect) enqueues still shows within a few seconds."""
+    from omniq import AsyncOmniQ
+    from omniq.backend import create_backend
+
+    served = await dashboard(refresh=30.0)
+    first_render = asyncio.Event()
+    elsewhere = AsyncOmniQ.from_backend(
+        create_backend(url=f"sqlite:///{tmp_path / 'shop.db'}", project_name="shop")
+    )
+    await elsewhere.connect()
+    try:
+        async with served.client() as client:
+
+            def done(seen: str) -> bool:
+                first_render.set()
+                return task_id is not None and f'data-task-id="{task_id}"' in seen
+
+            task_id: str | None = None
+            reading = asyncio.create_task(
+                sse_until(client, "/ui/stream/tasks?cid=w1", {}, done, limit=10)
+            )
+            await first_render.wait()
+            task_id = await elsewhere.task_queue.enqueue(
+                "tests.dashboard.sample:send_email", args=("x", "y")
+            )
+            await reading
+    finally:
+        await elsewhere.close()

@@ -2,8 +2,11 @@
 
 Every page opens one server-sent-event stream when it loads. The stream renders the page's live
 fragments at once, then again every ``refresh`` seconds (longer when rendering is slow, see
-:func:`omniq.dashboard.metrics.pace`) or as soon as an action was taken here
-(:meth:`Board.poke`), and sends only the fragments whose HTML changed. A page that changes its
+:func:`omniq.dashboard.metrics.pace`), as soon as an action was taken here (:meth:`Board.poke`),
+or as soon as the counts by queue and status changed (a task enqueued, finished, cancelled...
+by any process): one watcher reads the counts every ``watch`` seconds for every open page (a few
+rows where the store keeps them), so a change shows within about ``watch`` seconds without each
+page rendering that often. The stream sends only the fragments whose HTML changed. A page that changes its
 filters reopens its stream under the same client id; the older stream of that id ends, so a
 browser tab never holds two.
 """
@@ -51,26 +54,38 @@ class Board:
         *,
         refresh: float = 1.0,
         metrics_interval: float = 2.0,
+        watch: float = 0.2,
         owns_app: bool = True,
     ) -> None:
-        if refresh <= 0:
-            raise ValueError(f"dashboard refresh must be positive, got {refresh!r}")
+        for name, value in (("refresh", refresh), ("watch", watch)):
+            if value <= 0:
+                raise ValueError(f"dashboard {name} must be positive, got {value!r}")
         self.app = app
-        # one reading of the counts serves a render, the sampler and the other open pages
-        self.q = Queries(app, stats_ttl=min(refresh, metrics_interval) / 2)
+        # one reading of the counts serves the watcher, a render, the sampler and every page
+        self.q = Queries(app, stats_ttl=min(refresh, metrics_interval, watch))
         self.refresh = refresh
+        self.watch = watch
         self.owns_app = owns_app
         self.sampler = Sampler(self.q.stats, interval=metrics_interval)
         self._live: set[_Live] = set()
         self._by_client: dict[str, _Live] = {}
+        self._watcher: asyncio.Task[None] | None = None
+        # the counts the open pages were last woken for (None while no page is open)
+        self._counts: dict[str, dict[str, int]] | None = None
 
     async def start(self) -> None:
         await self.app.connect()
-        if self.app.task_queue.supports(Capability.LISTING):  # the sampler reads the counts
+        if self.app.task_queue.supports(Capability.LISTING):  # both read the counts
             self.sampler.start()
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     async def stop(self) -> None:
         await self.sampler.stop()
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         for live in self._live:
             live.end()
         if self.owns_app:
@@ -79,8 +94,38 @@ class Board:
     def poke(self) -> None:
         """Something changed here (an action): every open stream renders again now."""
         self.q.forget()
+        self._wake_all()
+
+    def _wake_all(self) -> None:
         for live in self._live:
             live.wake.set()
+
+    async def _watch(self) -> None:
+        """Wakes the open streams when the counts by queue and status change. Reads them only
+        while a page is open, every ``watch`` seconds (spaced out like any work of the
+        dashboard's own when the reading is slow, see :func:`pace`)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            if self._live:
+                try:
+                    counts = await self.q.stats(fresh=True)
+                except Exception as exc:  # a backend hiccup: the streams show it themselves
+                    log.debug("dashboard watcher: %s: %s", type(exc).__name__, exc)
+                else:
+                    if self._counts is not None and counts != self._counts:
+                        self._wake_all()
+                    self._counts = counts
+            else:
+                self._counts = None
+            await asyncio.sleep(pace(self.watch, loop.time() - started))
+
+    async def _baseline(self) -> None:
+        """The counts before a page's first render, when the watcher has none: a change that
+        lands between that render and the watcher's next reading still wakes the page."""
+        if self._counts is None and self._watcher is not None:
+            with contextlib.suppress(OmniQError, OSError):
+                self._counts = await self.q.stats(fresh=True)
 
     # -- rendering ---------------------------------------------------------------------------
     async def queue_names(self) -> list[str]:
@@ -146,6 +191,7 @@ class Board:
         problem_shown = False
         loop = asyncio.get_running_loop()
         try:
+            await self._baseline()
             while not live.ended:
                 started = loop.time()
                 try:
@@ -165,8 +211,10 @@ class Board:
                         if sent.get(n) != html:
                             sent[n] = html
                             yield SSE.merge_fragments(html)
-                # a render that is slow on a big store spaces out the next one (see pace)
-                await live.sleep(pace(self.refresh, loop.time() - started))
+                # a render that is slow on a big store spaces out the next one (see pace), even
+                # when woken: a page renders at most BUSY_SHARE of the time
+                took = loop.time() - started
+                await live.sleep(pace(self.refresh, took), pace(0.0, took))
         finally:
             self._live.discard(live)
             if cid and self._by_client.get(cid) is live:
@@ -193,9 +241,14 @@ class _Live:
         self.ended = True
         self.wake.set()
 
-    async def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float, at_least: float = 0.0) -> None:
+        """Up to ``seconds``, or until woken, but never less than ``at_least``."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + at_least
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), seconds)
+        if not self.ended and loop.time() < until:
+            await asyncio.sleep(until - loop.time())
         self.wake.clear()
 
 
