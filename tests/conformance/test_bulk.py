@@ -42,6 +42,29 @@ async def test_enqueue_many_skips_ids_that_exist(queue: BaseTaskQueue) -> None:
     assert stored.args == (1, 1)
 
 
+async def test_a_batch_larger_than_a_backend_call_is_stored_whole_and_once(
+    queue: BaseTaskQueue,
+) -> None:
+    """Redis sends more than 1,000 tasks in pieces and commits them together: every task is
+    stored, dependencies that cross pieces hold, and the same batch again changes nothing."""
+    tasks = [Task(func=FUNC, args=(i, i)) for i in range(2_345)]
+    tasks[3].depends_on = [tasks[2_300].id]
+    tasks[1_500].depends_on = [tasks[4].id]
+
+    assert await queue.enqueue_many(tasks) == [t.id for t in tasks]
+    assert await queue.enqueue_many(tasks) == [t.id for t in tasks]
+
+    assert await queue.get_queue_size() == len(tasks) - 2
+    for i in (0, 999, 1_000, 1_999, 2_000, 2_344):
+        stored = await queue.get_task(tasks[i].id)
+        assert stored is not None
+        assert stored.args == (i, i)
+    for i in (3, 1_500):
+        stored = await queue.get_task(tasks[i].id)
+        assert stored is not None
+        assert stored.status is TaskStatus.WAITING
+
+
 async def test_enqueue_many_with_an_unserializable_task_stores_none_of_them(
     queue: BaseTaskQueue,
 ) -> None:

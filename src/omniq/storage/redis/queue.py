@@ -19,7 +19,11 @@ Keys, under ``B = <tasks_prefix>:{<project>}`` (one Cluster slot, see ``_conn``)
 - ``B:wake:<queue>`` short list: every enqueue, retry or recovery pushes a token; idle claimers
   block on BLPOP over the lists of their queues, so a token pushed between an empty claim and
   the BLPOP is still there (nothing is lost, nothing polls);
-- ``B:sched:<id>`` hashes with ``B:scheds`` and ``B:sched_due`` for schedules.
+- ``B:sched:<id>`` hashes with ``B:scheds`` and ``B:sched_due`` for schedules;
+- ``B:stage:<token>:<n>`` lists: the pieces of a large batch until its commit (``_enqueue``).
+
+The parts live beside this module: rows into tasks (``_rows``), enqueue (``_enqueue``) and
+schedules (``_schedules``).
 """
 
 from __future__ import annotations
@@ -31,14 +35,11 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import msgspec
-
 from omniq._aio import cancel_and_wait
 from omniq._sync import SyncWrapper
 from omniq._time import utcnow
 from omniq.config import get_logger
 from omniq.exceptions import SerializationError
-from omniq.models.schedule import Schedule, ScheduleState
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import (
     BaseResultStorage,
@@ -50,18 +51,15 @@ from omniq.storage.base import (
     SupportsPurge,
     SupportsSchedules,
     SupportsWorkerRegistry,
-    decoded_or_shell,
 )
 from omniq.storage.base.listing import cursor_gone
 from omniq.storage.redis._conn import (
     Client,
-    RedisComponent,
     Script,
     as_bytes,
     blocking,
     done,
     flags_merge,
-    from_us,
     key_base,
     opt_us,
     pxat_ms,
@@ -69,11 +67,15 @@ from omniq.storage.redis._conn import (
     split_connection_options,
     to_us,
 )
+from omniq.storage.redis._enqueue import RedisEnqueue, commit_merge
+from omniq.storage.redis._rows import CHUNK, ROW_FIELDS
+from omniq.storage.redis._schedules import RedisSchedules
 from omniq.storage.redis.results import AsyncRedisResultStorage
 
 #: Scripts of the task queue, each preceded by the shared helpers.
 _SCRIPTS = (
     "enqueue",
+    "stage",
     "claim",
     "heartbeat",
     "fail",
@@ -95,32 +97,11 @@ _SCRIPTS = (
     "workers",
 )
 _STATUSES = [s.value for s in TaskStatus]
-#: Priorities and ready times beyond these cannot be ordered exactly in a ready-set member.
-_MAX_PRIORITY = 2**52 - 1
-_MIN_READY_US = -4_000_000_000_000_000
-_MAX_READY_US = 5_000_000_000_000_000
-#: Tasks per script call for bulk work, so one call never blocks Redis for long.
-_CHUNK = 1000
-#: Encodes the task fields of an enqueue (see ``_enqueue_args``).
-_PACK = msgspec.msgpack.Encoder().encode
 #: Bound of the ids remembered as having no dependents (see ``_dependents``).
 _NO_DEPENDENTS_CAP = 100_000
-#: The hash fields of a task row, after its id (FIELDS in tasks_lib.lua).
-_ROW_FIELDS = (
-    *("p", "st", "exp", "att", "eta", "sa", "fa", "w", "c", "le", "cr", "et", "em", "etb"),
-    *("f", "q", "pr", "sid", "ca", "rt", "mx"),
-)
 _HEARTBEAT = {b"ok": HeartbeatStatus.OK, b"cancel": HeartbeatStatus.CANCEL}
 
 log = get_logger("storage.redis")
-
-
-def _str(value: bytes | None) -> str | None:
-    return None if value is None else value.decode()
-
-
-def _time(value: bytes | None) -> datetime | None:
-    return None if value is None else from_us(value)
 
 
 def _opt_text(value: str | None) -> str:
@@ -128,22 +109,9 @@ def _opt_text(value: str | None) -> str:
     return "" if value is None else f"={value}"
 
 
-def _shell(row: list[Any]) -> Task:
-    """A task from the identity fields a script returns after the state (see ``_lay_state``)."""
-    return Task(
-        func=row[15].decode(),
-        id=row[0].decode() if isinstance(row[0], bytes) else row[0],
-        queue_name=row[16].decode(),
-        priority=int(row[17]),
-        schedule_id=_str(row[18]),
-        created_at=from_us(row[19]),
-        result_ttl=float(row[20]) if row[20] is not None else None,
-        max_retries=int(row[21]) - 1,
-    )
-
-
 class AsyncRedisQueue(
-    RedisComponent,
+    RedisEnqueue,
+    RedisSchedules,
     SupportsCancelSignal,
     SupportsDependencies,
     SupportsSchedules,
@@ -183,7 +151,7 @@ class AsyncRedisQueue(
         self._base = key_base(tasks_prefix, self.project_name, option="tasks_prefix")
         self._cancel_channel = f"{self._base}:cancels"
         key_base(results_prefix, self.project_name, option="results_prefix")
-        self._scripts: dict[str, Script] = {}
+        self._scripts = {}
         self._complete_script: Script | None = None
         self._blocking: Client | None = None
         # earliest delayed eta (us) seen by the last empty claim of a queue list: bounds the wait
@@ -203,7 +171,7 @@ class AsyncRedisQueue(
         client = await self._open_client()
         self._scripts = {name: register(client, "tasks_lib", name) for name in _SCRIPTS}
         # what an acknowledged enqueue or acknowledgement promises: on wait_replicas replicas
-        self._scripts["enqueue"] = self._durable(client, "tasks_lib", "enqueue", merge=flags_merge)
+        self._scripts["enqueue"] = self._durable(client, "tasks_lib", "enqueue", merge=commit_merge)
         self._complete_script = self._durable(
             client, "tasks_lib", "results_lib", "complete", merge=flags_merge
         )
@@ -217,11 +185,6 @@ class AsyncRedisQueue(
 
     async def _health(self) -> dict[str, Any]:
         return await self._redis_health()
-
-    async def _run(self, name: str, now: datetime, *args: Any) -> Any:
-        return await self._scripts[name](
-            keys=[self._base], args=[to_us(now), self.max_finished, *args]
-        )
 
     def create_result_storage(self) -> BaseResultStorage:
         return AsyncRedisResultStorage(
@@ -240,88 +203,7 @@ class AsyncRedisQueue(
             and result_storage._conn.target == self._conn.target
         )
 
-    # -- rows ------------------------------------------------------------------------------
-    # A row is [id, p, st, exp, att, eta, sa, fa, w, c, le, cr, et, em, etb, f, q, pr, sid, ca,
-    # rt, mx], the FIELDS of tasks_lib.lua after the id.
-    @staticmethod
-    def _lay_state(task: Task, row: list[Any]) -> Task:
-        task.status = TaskStatus(row[2].decode())
-        task.expires_at = _time(row[3])
-        task.attempts = int(row[4] or 0)
-        task.eta = _time(row[5])
-        task.started_at = _time(row[6])
-        task.finished_at = _time(row[7])
-        task.worker_id = _str(row[8])
-        task.claim = _str(row[9])
-        # the lease field of a task that is no longer running is left behind: ignore it
-        task.lease_expires_at = _time(row[10]) if task.status is TaskStatus.RUNNING else None
-        task.cancel_requested = row[11] == b"1"
-        task.error_type = _str(row[12])
-        task.error_message = _str(row[13])
-        task.error_traceback = _str(row[14])
-        return task
-
-    def _decode(self, row: list[Any]) -> Task:
-        task_id = row[0].decode() if isinstance(row[0], bytes) else row[0]
-        return self._lay_state(self.serializer.decode_task(row[1], task_id), row)
-
-    def _view(self, row: list[Any]) -> Task:
-        """What readers see: a task whose payload cannot be decoded (a poison task, already
-        DEAD) is still shown, with its state and without its arguments."""
-        task_id = row[0].decode() if isinstance(row[0], bytes) else row[0]
-        task = decoded_or_shell(self.serializer, row[1], lambda: _shell(row), task_id)
-        return self._lay_state(task, row)
-
     # -- primitives ------------------------------------------------------------------------
-    async def _enqueue(self, items: list[tuple[Task, bytes]]) -> list[bool]:
-        now = utcnow()
-        created: list[bool] = []
-        for start in range(0, len(items), _CHUNK):
-            flags = await self._run(
-                "enqueue", now, *self._enqueue_args(items[start : start + _CHUNK])
-            )
-            created += [bool(flag) for flag in flags]
-        return created
-
-    @staticmethod
-    def _enqueue_args(items: list[tuple[Task, bytes]]) -> list[Any]:
-        """The arguments of enqueue.lua for a chunk of tasks (checked for what it orders): the
-        tasks' fields in one msgpack array, then their payloads. Two arguments per task instead
-        of a dozen: redis-py encodes each argument in Python, which costs more than the
-        encoding of the array, and the script unpacks the array in C (``cmsgpack``). Every
-        field travels as a string, so Lua never turns a large number into a float."""
-        fields: list[tuple[Any, ...]] = []
-        for task, _ in items:
-            if not -_MAX_PRIORITY <= task.priority <= _MAX_PRIORITY:
-                raise ValueError(
-                    f"task {task.id!r}: priority {task.priority!r} is outside the range the "
-                    f"Redis backend orders exactly (-{_MAX_PRIORITY}..{_MAX_PRIORITY})"
-                )
-            created = to_us(task.created_at)
-            eta = opt_us(task.eta)
-            for name, value in (("eta", int(eta or 0)), ("created_at", created)):
-                if not _MIN_READY_US <= value <= _MAX_READY_US:
-                    raise ValueError(
-                        f"task {task.id!r}: {name} {getattr(task, name).isoformat()} is outside "
-                        "the years 1843..2128 that the Redis backend orders exactly"
-                    )
-            fields.append(
-                (
-                    task.id,
-                    task.queue_name,
-                    str(task.priority),
-                    eta,
-                    opt_us(task.expires_at),
-                    str(created),
-                    task.func,
-                    task.schedule_id or "",
-                    repr(task.result_ttl) if task.result_ttl is not None else "",
-                    str(task.max_attempts),
-                    task.depends_on,
-                )
-            )
-        return [_PACK(fields), *(payload for _, payload in items)]
-
     async def _claim(
         self, queues: list[str], limit: int, worker_id: str | None, lease: float, now: datetime
     ) -> tuple[list[Task], list[Task]]:
@@ -502,9 +384,9 @@ class AsyncRedisQueue(
         """Runs a chunked sweep script until it has looked at everything that is due."""
         tasks: list[Task] = []
         while True:
-            looked_at, rows = await self._run(name, now, _CHUNK)
+            looked_at, rows = await self._run(name, now, CHUNK)
             tasks += (self._view(row) for row in rows)
-            if looked_at < _CHUNK:
+            if looked_at < CHUNK:
                 return tasks
 
     async def _recover_expired(self, now: datetime) -> list[Task]:
@@ -514,7 +396,7 @@ class AsyncRedisQueue(
         return await self._sweep("expire", now)
 
     async def _get_task(self, task_id: str) -> Task | None:
-        fields = await done(self.redis.hmget(f"{self._base}:task:{task_id}", list(_ROW_FIELDS)))
+        fields = await done(self.redis.hmget(f"{self._base}:task:{task_id}", list(ROW_FIELDS)))
         if fields[1] is None:
             return None
         return self._view([task_id, *fields])
@@ -562,82 +444,10 @@ class AsyncRedisQueue(
         total = 0
         while True:
             # a bounded step per call; a call that found less than a chunk left nothing behind
-            count = int(await self._run("purge", utcnow(), queue or "", _CHUNK, *statuses))
+            count = int(await self._run("purge", utcnow(), queue or "", CHUNK, *statuses))
             total += count
-            if count < _CHUNK:
+            if count < CHUNK:
                 return total
-
-    # -- schedules -------------------------------------------------------------------------
-    async def _write_schedule(
-        self, schedule: Schedule, payload: bytes, expected_version: bytes | str = ""
-    ) -> int:
-        written: int = await self._run(
-            "schedule_write",
-            utcnow(),
-            schedule.id,
-            payload,
-            schedule.state.value,
-            opt_us(schedule.next_run_at),
-            expected_version,
-        )
-        return written
-
-    async def _read_schedules(
-        self, which: str, now: datetime, schedule_id: str = ""
-    ) -> list[tuple[bytes, Schedule]]:
-        flat = await self._run("schedule_read", now, which, schedule_id)
-        return [
-            (flat[i + 1], self.serializer.decode_schedule(flat[i + 2]))
-            for i in range(0, len(flat), 3)
-        ]
-
-    async def _save_schedule(self, schedule: Schedule, payload: bytes) -> None:
-        await self._write_schedule(schedule, payload)
-
-    async def _get_schedule(self, schedule_id: str) -> Schedule | None:
-        found = await self._read_schedules("one", utcnow(), schedule_id)
-        return found[0][1] if found else None
-
-    async def _list_schedules(self, state: ScheduleState | None) -> list[Schedule]:
-        return [
-            s for _, s in await self._read_schedules("all", utcnow()) if state in (None, s.state)
-        ]
-
-    async def _update_schedule(
-        self,
-        schedule_id: str,
-        changes: dict[str, Any],
-        *,
-        expected_next_run_at: datetime | None = None,
-        check_next_run: bool = False,
-    ) -> bool:
-        # optimistic: read, change, write if nobody wrote in between (version check in Lua)
-        while True:
-            found = await self._read_schedules("one", utcnow(), schedule_id)
-            if not found:
-                return False
-            version, schedule = found[0]
-            if check_next_run and schedule.next_run_at != expected_next_run_at:
-                return False
-            for key, value in changes.items():
-                setattr(schedule, key, value)
-            written = await self._write_schedule(
-                schedule, self.serializer.encode_schedule(schedule), version
-            )
-            if written != 0:
-                return written == 1
-
-    async def _delete_schedule(self, schedule_id: str) -> bool:
-        return bool(await self._run("schedule_delete", utcnow(), schedule_id))
-
-    async def _due_schedules(self, now: datetime) -> list[Schedule]:
-        return [
-            s
-            for _, s in await self._read_schedules("due", now)
-            if s.state is ScheduleState.ACTIVE
-            and s.next_run_at is not None
-            and s.next_run_at <= now
-        ]
 
     # -- cancel signal: PUBLISH on the project's cancel channel -----------------------------
     async def _signal_cancel(self, task_id: str) -> None:
