@@ -21,7 +21,7 @@ from omniq.backend import create_backend
 from omniq.models.task import Task
 
 
-async def run(url: str, n: int, concurrency: int) -> dict[str, float]:
+async def run(url: str, n: int, concurrency: int, bulk_only: bool = False) -> dict[str, float]:
     out: dict[str, float] = {}
 
     run_id = uuid.uuid4().hex[:8]
@@ -34,12 +34,13 @@ async def run(url: str, n: int, concurrency: int) -> dict[str, float]:
         await app.connect()
         return app
 
-    oq = await fresh("single")
-    start = time.perf_counter()
-    for i in range(n):
-        await oq.enqueue(noop, args=(i,))
-    out["enqueue_single_per_s"] = n / (time.perf_counter() - start)
-    await oq.close()
+    if not bulk_only:
+        oq = await fresh("single")
+        start = time.perf_counter()
+        for i in range(n):
+            await oq.enqueue(noop, args=(i,))
+        out["enqueue_single_per_s"] = n / (time.perf_counter() - start)
+        await oq.close()
 
     # the storage's own bulk path: Task objects built beforehand (the dict form below also
     # times building each Task from its options, which is the same for every backend)
@@ -48,7 +49,10 @@ async def run(url: str, n: int, concurrency: int) -> dict[str, float]:
     start = time.perf_counter()
     await oq.enqueue_many(tasks)
     out["enqueue_many_tasks_per_s"] = n / (time.perf_counter() - start)
+    await oq.task_queue.purge()
     await oq.close()
+    if bulk_only:
+        return out
 
     oq = await fresh("bulk")
     start = time.perf_counter()
@@ -81,8 +85,13 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--bulk-only",
+        action="store_true",
+        help="only enqueue_many of n prebuilt Task objects, as one batch (then purged)",
+    )
     args = parser.parse_args()
-    result = asyncio.run(run(args.url, args.n, args.concurrency))
+    result = asyncio.run(run(args.url, args.n, args.concurrency, args.bulk_only))
     if args.json:
         print(json.dumps(result))
     else:

@@ -13,6 +13,8 @@ Scenarios (see each module's docstring for its pass criteria):
                   under draining workers, waiting clients and a producer (private servers)
   h, trust        attacker processes writing to the store: forbidden functions, a signed payload
                   copied into another task, crafted pickles in a task and a result
+  i, batches      a producer SIGKILLed mid enqueue_many of 50,000 tasks: none or all stored,
+                  and the same batch again stores every task exactly once
   all             every scenario on every backend it applies to, at full size
 """
 
@@ -26,7 +28,17 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 
-from reliability import bad_input, kill, poison, redis_ha, restart, sqlite_disk, timeout, trust
+from reliability import (
+    bad_input,
+    batches,
+    kill,
+    poison,
+    redis_ha,
+    restart,
+    sqlite_disk,
+    timeout,
+    trust,
+)
 from reliability.harness import BACKENDS, Outcome
 
 Runner = Callable[[str, bool], Awaitable[list[Outcome]]]
@@ -75,6 +87,10 @@ async def _trust(backend: str, short: bool) -> list[Outcome]:
     return [await trust.run(backend)]
 
 
+async def _batches(backend: str, short: bool) -> list[Outcome]:
+    return [await batches.run(backend, 10_000 if short else batches.TASKS)]
+
+
 #: name -> (aliases, runner, backends it applies to)
 SCENARIOS: dict[str, tuple[tuple[str, ...], Runner, tuple[str, ...]]] = {
     "kill": (("a",), _kill, BACKENDS),
@@ -85,6 +101,7 @@ SCENARIOS: dict[str, tuple[tuple[str, ...], Runner, tuple[str, ...]]] = {
     "sqlite-disk": (("f",), _sqlite_disk, ("sqlite",)),
     "redis-ha": (("g",), _redis_ha, ("redis",)),
     "trust": (("h",), _trust, BACKENDS),
+    "batches": (("i",), _batches, BACKENDS),
 }
 
 
@@ -119,7 +136,7 @@ async def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("scenario", help="a..h, a scenario name, or all")
+    parser.add_argument("scenario", help="a..i, a scenario name, or all")
     parser.add_argument(
         "--backend",
         "-b",
