@@ -15,6 +15,7 @@ import pytest
 aioredis = pytest.importorskip("redis.asyncio")
 
 from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: E402
+from reliability.harness import unlink_project  # noqa: E402
 
 from omniq.exceptions import BackendUnavailable  # noqa: E402
 from omniq.models.task import Task, TaskStatus  # noqa: E402
@@ -67,14 +68,7 @@ class CuttableProxy:
 async def project() -> AsyncIterator[str]:
     name = f"test-{uuid.uuid4().hex[:12]}"
     yield name
-    host, port = service_address("redis")
-    client = aioredis.Redis(host=host, port=port)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"*{{{name}}}*", count=10_000)]
-        if keys:
-            await client.unlink(*keys)
-    finally:
-        await client.aclose()
+    await unlink_project(*service_address("redis"), name)
 
 
 def _batch() -> list[Task]:
