@@ -4,6 +4,10 @@ broken under two workers that drain a queue, clients waiting in ``get_result(tim
 and a producer enqueueing one task every 25 ms:
 
 - ``cluster-kill``: kill -9 of the master that serves the project's slot;
+- ``cluster-kill-wait``: the same with ``wait_replicas=1``, on a Cluster whose masters have two
+  replicas each (one is left to acknowledge once the other is promoted);
+- ``cluster-sigstop-busy`` / ``cluster-sigstop-idle``: SIGSTOP of the slot's master (connections
+  open, nothing answers) while the workers are busy, or idle in their blocking wait;
 - ``sentinel-failover``: ``SENTINEL FAILOVER`` (both servers keep running: the old master takes
   writes until it is demoted), with ``wait_replicas=1``;
 - ``sentinel-failover-nowait``: the same without ``wait_replicas`` (figures only: it shows what
@@ -39,6 +43,9 @@ from reliability.redis_servers import Cluster, SentinelSetup, start_cluster, sta
 
 FAULTS = (
     "cluster-kill",
+    "cluster-kill-wait",
+    "cluster-sigstop-busy",
+    "cluster-sigstop-idle",
     "sentinel-failover",
     "sentinel-failover-nowait",
     "sentinel-sigstop-busy",
@@ -73,9 +80,18 @@ async def ha_work(run: str, key: int, work_ms: float) -> int:
     return key
 
 
+#: the faults run with wait_replicas=1
+WAITING = {
+    "cluster-kill-wait",
+    "sentinel-failover",
+    "sentinel-sigstop-busy",
+    "sentinel-sigstop-idle",
+}
+
+
 def _start(fault: str) -> Cluster | SentinelSetup:
     if fault.startswith("cluster"):
-        return start_cluster(3, replicas=1)
+        return start_cluster(3, replicas=2 if fault in WAITING else 1)
     # two replicas: after a failover one is left to acknowledge wait_replicas=1 at once (the
     # old master only rejoins as a replica when Sentinel demotes it, seconds later)
     return start_sentinel(ready_to_fail_over=True, replicas=2)
@@ -95,11 +111,17 @@ async def _inject(fault: str, topo: Cluster | SentinelSetup, project: str) -> fl
     """Breaks the topology; returns once the new master is known (the promotion time)."""
     if isinstance(topo, Cluster):
         master = await asyncio.to_thread(topo.master_of, f"{{{project}}}")
-        replica = await asyncio.to_thread(topo.replica_of, master)
-        topo.servers.kill(master)
-        return await _until(
-            lambda: topo.roles().get(replica, ("",))[0] == "master", "the promotion", 60
-        )
+        replicas = await asyncio.to_thread(topo.replicas_of, master)
+        if "sigstop" in fault:
+            topo.servers.pause(master)
+        else:
+            topo.servers.kill(master)
+
+        def promoted() -> bool:
+            roles = topo.roles()
+            return any(roles.get(r, ("",))[0] == "master" for r in replicas)
+
+        return await _until(promoted, "the promotion", 60)
     old = topo.current_master_port()
     if fault.startswith("sentinel-failover"):
         await asyncio.to_thread(topo.fail_over)
@@ -135,8 +157,8 @@ async def _drive(
         options["url"] = "redis+cluster://" + ",".join(topo.nodes)
     else:
         options["url"] = f"redis+sentinel://{','.join(topo.sentinels)}/{topo.master_name}/0"
-        if fault != "sentinel-failover-nowait":
-            options["wait_replicas"] = 1
+    if fault in WAITING:
+        options["wait_replicas"] = 1
     busy = not fault.endswith("idle")
     apps = [AsyncOmniQ.from_backend(create_backend(**options)) for _ in range(opts.workers + 1)]
     client, workers = apps[0], apps[1:]

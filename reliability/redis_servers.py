@@ -107,6 +107,12 @@ class Servers:
 
     folder: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="omniq-redis-"))
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: the ports of the servers paused (SIGSTOP) now
+    paused: set[int] = field(default_factory=set)
+
+    def running(self) -> list[int]:
+        """The ports of the servers that run and answer (started, neither killed nor paused)."""
+        return [port for port in self.processes if port not in self.paused]
 
     def start(
         self, port: int, *args: str, config: str | None = None, password: str | None = None
@@ -142,9 +148,11 @@ class Servers:
         """SIGSTOP: the server hangs with its connections open, answering nothing (a stalled
         host, a stop-the-world pause); :meth:`resume` lets it go on."""
         self.processes[port].send_signal(signal.SIGSTOP)
+        self.paused.add(port)
 
     def resume(self, port: int) -> None:
         self.processes[port].send_signal(signal.SIGCONT)
+        self.paused.discard(port)
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -157,6 +165,7 @@ class Servers:
                 process.kill()
                 process.wait(10)
         self.processes.clear()
+        self.paused.clear()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -173,7 +182,7 @@ class Cluster:
         """port -> ("master", None) or ("slave", its master's port), for the running nodes,
         as each node sees itself."""
         seen: dict[int, tuple[str, int | None]] = {}
-        for port in self.servers.processes:
+        for port in self.servers.running():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 for line in _cli(port, "cluster", "nodes", timeout=2).splitlines():
                     fields = line.split()
@@ -193,8 +202,9 @@ class Cluster:
 
     def master_of(self, key: str) -> int:
         """The port of the master that serves ``key``'s slot now."""
-        slot = int(_cli(self.ports[0], "cluster", "keyslot", key))
-        for port in self.servers.processes:
+        running = self.servers.running()
+        slot = int(_cli(running[0], "cluster", "keyslot", key))
+        for port in running:
             with contextlib.suppress(subprocess.TimeoutExpired, ValueError):
                 for line in _cli(port, "cluster", "nodes", timeout=2).splitlines():
                     fields = line.split()
@@ -207,10 +217,16 @@ class Cluster:
         raise RuntimeError(f"no master serves the slot of {key!r}")
 
     def replica_of(self, master: int) -> int:
-        for port, (role, of) in self.roles().items():
-            if role == "slave" and of == master:
-                return port
-        raise RuntimeError(f"no replica of the master on port {master}")
+        return self.replicas_of(master)[0]
+
+    def replicas_of(self, master: int) -> list[int]:
+        """The ports of ``master``'s replicas (at least one)."""
+        found = [
+            port for port, (role, of) in self.roles().items() if role == "slave" and of == master
+        ]
+        if not found:
+            raise RuntimeError(f"no replica of the master on port {master}")
+        return found
 
 
 def start_cluster(masters: int = 3, replicas: int = 0) -> Cluster:

@@ -8,23 +8,24 @@ import asyncio
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 pytest.importorskip("redis.asyncio")
 
+import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 
 from omniq import AsyncOmniQ
 from omniq.backend import create_backend
-from omniq.exceptions import ConfigError
+from omniq.exceptions import BackendUnavailable
 from omniq.models.config import RedisConfig
 from omniq.models.result import TaskResult
 from omniq.storage.redis import AsyncRedisQueue, AsyncRedisResultStorage
 from tests import tasks_fixture as tf
-from tests.backends.redis_servers import Cluster, shared_cluster
+from tests.backends.redis_servers import Cluster, shared_cluster, start_cluster
 
 
 @pytest.fixture(scope="session")
@@ -170,9 +171,48 @@ async def test_a_caller_waits_for_a_free_connection_at_most_socket_timeout(
         assert await queue.get_queue_size() == 0
 
 
-def test_wait_replicas_is_refused_on_a_cluster() -> None:
-    with pytest.raises(ConfigError, match="wait_replicas=1 is not supported on Redis Cluster"):
-        AsyncRedisQueue(cluster_nodes=["127.0.0.1:7000"], wait_replicas=1)
+# -- wait_replicas: the write and its WAIT on one connection of the slot's master ---------------
+async def test_wait_replicas_beyond_the_replicas_there_are_fails_the_enqueue_clearly(
+    cluster: Cluster, project: str
+) -> None:
+    """The shared Cluster's masters have no replica: the WAIT, sent to the slot's master right
+    after the write, counts 0 (a WAIT sent to any other node would count that node's)."""
+    queue = AsyncRedisQueue(
+        cluster_nodes=cluster.nodes, project_name=project, wait_replicas=1, socket_timeout=1.5
+    )
+    async with queue:
+        with pytest.raises(BackendUnavailable, match="only 0 of wait_replicas=1 replicas"):
+            await queue.enqueue(tf.add, args=(1, 1))
+
+
+@pytest.fixture(scope="module")
+def replicated() -> Iterator[Cluster]:
+    """A private Cluster whose masters have a replica each."""
+    topology = start_cluster(3, replicas=1)
+    try:
+        yield topology
+    finally:
+        topology.servers.stop()
+
+
+async def test_with_wait_replicas_an_acknowledged_enqueue_is_already_on_the_replica(
+    replicated: Cluster,
+) -> None:
+    project = f"wait-{uuid.uuid4().hex[:8]}"
+    url = "redis+cluster://" + ",".join(replicated.nodes) + "?wait_replicas=1"
+    master = replicated.master_of(f"{{{project}}}")
+    replica = aioredis.Redis(host="127.0.0.1", port=replicated.replica_of(master))
+    try:
+        async with AsyncOmniQ.from_backend(create_backend(url=url, project_name=project)) as oq:
+            for n in range(20):
+                task_id = await oq.enqueue(tf.add, args=(n, n))
+                keys = [k async for k in replica.scan_iter(match=f"*{{{project}}}*{task_id}*")]
+                assert keys, "the enqueue returned before the replica had the task"
+
+            await oq.start_worker(concurrency=2)
+            assert await oq.get_result(task_id, timeout=30) == 38
+    finally:
+        await replica.aclose()
 
 
 async def test_a_hung_first_startup_node_does_not_hold_up_the_start(cluster: Cluster) -> None:

@@ -39,7 +39,15 @@ SHORT = redis_ha.HAOptions(tasks=600, waiters=100, concurrency=20, work_ms=5, de
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(
     "fault",
-    ["cluster-kill", "sentinel-failover", "sentinel-sigstop-busy", "sentinel-sigstop-idle"],
+    [
+        "cluster-kill",
+        "cluster-kill-wait",
+        "cluster-sigstop-busy",
+        "cluster-sigstop-idle",
+        "sentinel-failover",
+        "sentinel-sigstop-busy",
+        "sentinel-sigstop-idle",
+    ],
 )
 async def test_a_redis_failover_loses_nothing_and_work_resumes_by_itself(fault: str) -> None:
     require_redis_server()

@@ -36,6 +36,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installe
     ) from exc
 
 from omniq.storage.redis._cluster import (
+    ClusterFollower,
     RedisCluster,
     cluster_client,
     rank_startup_nodes,
@@ -125,6 +126,10 @@ class RedisConnection:
             self.sentinel = SentinelFollower(
                 self.topology.nodes, opts.sentinel_master, self.topology.sentinel_kwargs
             )
+        #: the Cluster side (the slot map, the masters left), for a Cluster
+        self.cluster: ClusterFollower | None = None
+        if self.mode == "cluster":
+            self.cluster = ClusterFollower(self.topology)
 
     @property
     def _nodes(self) -> list[tuple[str, int]]:
@@ -138,8 +143,11 @@ class RedisConnection:
         return cls(**merged)
 
     async def order_cluster_nodes(self) -> None:
-        """The Cluster's startup nodes that answer first (see :func:`rank_startup_nodes`)."""
+        """The Cluster's startup nodes that answer first (see :func:`rank_startup_nodes`),
+        and the slot map the follower starts from."""
         await rank_startup_nodes(self.topology)
+        assert self.cluster is not None
+        await self.cluster.refresh()
 
     async def check_sentinels(self) -> None:
         """Refuses at once, in one line per sentinel, when no sentinel knows the master."""
@@ -155,8 +163,8 @@ class RedisConnection:
                 timeout=self.socket_timeout,
                 **self._options,
             )
-        if self.mode == "cluster":
-            return cluster_client(self.topology, self.max_connections)
+        if self.cluster is not None:
+            return cluster_client(self.topology, self.max_connections, self.cluster)
         pool = self._pool(
             aioredis.BlockingConnectionPool,
             max_connections=self.max_connections,
@@ -169,8 +177,10 @@ class RedisConnection:
         carries its own, see :func:`blocking`), never counted against ``max_connections``."""
         if self.sentinel is not None:
             return self.sentinel.master(**{**self._options, "socket_timeout": None})
-        if self.mode == "cluster":
-            return cluster_client(self.topology, None, socket_timeout=None, max_connections=2**31)
+        if self.cluster is not None:
+            return cluster_client(
+                self.topology, None, self.cluster, socket_timeout=None, max_connections=2**31
+            )
         pool = self._pool(aioredis.ConnectionPool, socket_timeout=None)
         return aioredis.Redis.from_pool(pool)
 
@@ -179,16 +189,19 @@ class RedisConnection:
         the node that holds the channel's slot, where the scripts that publish on it run
         (redis-py's async cluster client has no pub/sub; a PUBLISH reaches every node
         anyway). Called again at each resubscription, so a moved slot is followed."""
-        if self.mode != "cluster":
+        if self.cluster is None:
             client = self.blocking_client()
             assert isinstance(client, aioredis.Redis)
             return client
-        return await slot_node_client(self.topology, channel, self.describe())
+        return await slot_node_client(self.topology, self.cluster, channel, self.describe())
 
     async def aclose(self) -> None:
-        """Closes the connections to the sentinels (the clients close their own)."""
+        """Closes the connections to the sentinels, or stops following the Cluster (the
+        clients close their own)."""
         if self.sentinel is not None:
             await self.sentinel.aclose()
+        if self.cluster is not None:
+            await self.cluster.aclose()
 
     @functools.cached_property
     def target(self) -> tuple[Any, ...]:

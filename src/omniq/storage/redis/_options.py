@@ -260,12 +260,6 @@ def resolve(given: ConnectionOptions) -> Topology:
         opts = msgspec.structs.replace(opts, url=url, wait_replicas=replicas)
     _check(opts)
     mode, scheme = _mode(opts)
-    if mode == "cluster" and opts.wait_replicas:
-        raise ConfigError(
-            f"wait_replicas={opts.wait_replicas!r} is not supported on Redis Cluster (WAIT "
-            "must follow the write on its node's connection, which redis-py's cluster "
-            "client does not expose); use it with a single server or Sentinel"
-        )
     if mode == "single":
         return _single(opts)
     if scheme in PLAIN_SCHEMES:

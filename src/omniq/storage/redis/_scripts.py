@@ -18,6 +18,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from omniq.exceptions import BackendUnavailable
+from omniq.storage.redis._cluster import FollowedCluster
 from omniq.storage.redis._sentinel import SentinelFollower, SwitchWatcher
 
 log = logging.getLogger("omniq.storage.redis")
@@ -46,7 +47,8 @@ class Script:
     key), so the fallback cannot miss.
 
     With ``replicas`` (``wait_replicas``), the call is followed by ``WAIT replicas`` on the same
-    connection and returns only once that many replicas have the write. A WAIT that falls short
+    connection and returns only once that many replicas have the write (on a Cluster, on a
+    connection of the master of the keys' slot, see :meth:`FollowedCluster.together`). A WAIT that falls short
     (a replica promoted meanwhile, so the write went to a master about to be discarded) runs the
     script again, on whatever the master is by then, until ``deadline`` seconds have passed.
     ``merge`` combines the reply of an earlier run with the later one (the script may have
@@ -85,24 +87,33 @@ class Script:
         except NoScriptError:
             return await client.eval(self.source, len(keys), *keys, *args)
 
-    async def _run_and_wait(self, keys: list[Any], args: list[Any]) -> Any:
+    async def _together(self, keys: list[Any], args: list[Any], *, by_sha: bool) -> tuple[Any, Any]:
+        """The script and ``WAIT`` sent together on one connection (the WAIT counts the
+        replicas that have this very write), and their replies, errors in place."""
+        script = ("EVALSHA", self.sha) if by_sha else ("EVAL", self.source)
+        run = (*script, len(keys), *keys, *args)
+        wait = ("WAIT", self.replicas, int(_WAIT_ATTEMPT * 1000))
         client = self._client
-        assert isinstance(client, aioredis.Redis), "wait_replicas is refused on a Cluster"
+        if isinstance(client, FollowedCluster):
+            # on the master of the keys' slot: every key of a script shares that slot
+            reply, acked = await client.together(keys[0], run, wait)
+            return reply, acked
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.execute_command(*run)
+            pipe.execute_command(*wait)
+            reply, acked = await pipe.execute(raise_on_error=False)
+        return reply, acked
+
+    async def _run_and_wait(self, keys: list[Any], args: list[Any]) -> Any:
         deadline = time.monotonic() + self._deadline
         earlier: Any = None
         ran = False
         conn = self._follower
         while True:
             switches = conn.switches if conn is not None else 0
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.evalsha(self.sha, len(keys), *keys, *args)
-                pipe.execute_command("WAIT", self.replicas, int(_WAIT_ATTEMPT * 1000))
-                reply, acked = await pipe.execute(raise_on_error=False)
+            reply, acked = await self._together(keys, args, by_sha=True)
             if isinstance(reply, NoScriptError):
-                async with client.pipeline(transaction=False) as pipe:
-                    pipe.eval(self.source, len(keys), *keys, *args)
-                    pipe.execute_command("WAIT", self.replicas, int(_WAIT_ATTEMPT * 1000))
-                    reply, acked = await pipe.execute(raise_on_error=False)
+                reply, acked = await self._together(keys, args, by_sha=False)
             if isinstance(acked, Exception):
                 raise acked
             if isinstance(reply, Exception):

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from omniq._redact import redact_text
 from omniq.exceptions import BackendUnavailable
+from omniq.storage.redis._conn_abort import abort
 
 log = logging.getLogger("omniq.storage.redis")
 
@@ -149,17 +150,7 @@ class SentinelFollower:
             for pool in list(self._pools)
             for connection in (*pool._available_connections, *pool._in_use_connections)
         ]
-        for connection in connections:
-            # abort, not close: a close waits to flush what the old master no longer reads (a
-            # hung one), and redis-py's pool.disconnect() then waited socket_connect_timeout
-            # per connection while the commands on them waited on
-            writer = getattr(connection, "_writer", None)
-            if writer is not None:
-                writer.transport.abort()
-        await asyncio.gather(
-            *(connection.disconnect(nowait=True) for connection in connections),
-            return_exceptions=True,
-        )
+        await abort(connections)
 
     async def check(self, where: str) -> None:
         """Asks each sentinel for the master, once, and raises :class:`BackendUnavailable` with

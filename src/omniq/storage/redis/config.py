@@ -27,7 +27,7 @@ class RedisConnectionOptions(ConfigStruct, kw_only=True):
     cluster_nodes: list[str] | None = None
     #: Redis replicates asynchronously: an acknowledged enqueue can be lost when a replica is
     #: promoted before it had it. N > 0 makes every enqueue and acknowledgement wait (WAIT)
-    #: until N replicas have it (single server or Sentinel; not on a Cluster).
+    #: until N replicas have it (single server, Sentinel or Cluster).
     wait_replicas: int = 0
 
 
