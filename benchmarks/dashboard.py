@@ -41,6 +41,7 @@ PAGES = (
     "/tasks",
     "/tasks?status=pending&queue=default",
     "/tasks?func=charge",
+    "/tasks?func=send_email&status=dead",
     "/dead",
     "/schedules",
     "/api/overview",
@@ -48,6 +49,7 @@ PAGES = (
     "/api/tasks?limit=50",
     "/api/dead",
     "/api/metrics",
+    "/api/events?event_type=dead&queue=high",
 )
 
 

@@ -518,3 +518,16 @@ async def test_a_task_enqueued_elsewhere_shows_on_an_open_page_long_before_its_r
             await reading
     finally:
         await elsewhere.close()
+
+
+async def test_the_function_field_suggests_the_stored_functions(dashboard: Any) -> None:
+    served = await dashboard()
+    await populate(served.app, n=1)
+    async with served.client() as client:
+        html = (await client.get("/tasks")).text
+    listed = re.search(r'<datalist id="func-names">(.*?)</datalist>', html)
+    assert listed is not None
+    names = re.findall(r'<option value="([^"]+)">', listed.group(1))
+    assert names == sorted(names)
+    assert "tests.dashboard.sample:charge_card" in names
+    assert 'list="func-names"' in html

@@ -126,7 +126,12 @@ def create_app(
         search: FromQuery[str] = "",
     ) -> Response[str]:
         signals = filter_signals(queue, status, func, search)
-        return await page(request, "tasks", "Tasks", signals, filters=pages.task_filters)
+        functions = await board.function_names()
+
+        def filters(c: Ctx, queue_names: list[str]) -> Node:
+            return pages.task_filters(c, queue_names, functions=functions)
+
+        return await page(request, "tasks", "Tasks", signals, filters=filters)
 
     @get("/tasks/{task_id:str}", include_in_schema=False)
     async def task_page(request: Request[Any, Any, Any], task_id: FromPath[str]) -> Response[str]:

@@ -134,6 +134,13 @@ class Board:
         except (OmniQError, OSError):
             return list(self.app.task_queue.queues or [])
 
+    async def function_names(self) -> list[str]:
+        """The stored functions' names where the store reads them from an index, else none."""
+        try:
+            return await self.q.functions()
+        except (OmniQError, OSError):
+            return []
+
     async def fragments(self, view: str, ctx: Ctx, signals: dict[str, Any]) -> list[Node]:
         """The live fragments of one page for the given signals (its filters); a page whose
         capability the backend does not offer says so instead."""

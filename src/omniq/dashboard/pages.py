@@ -17,6 +17,7 @@ from htpy import (
     a,
     button,
     code,
+    datalist,
     details,
     div,
     h2,
@@ -54,8 +55,15 @@ from omniq.models.event import EventType
 
 # -- tasks ------------------------------------------------------------------------------------
 def task_filters(
-    ctx: Ctx, queue_names: Sequence[str], *, with_status: bool = True, with_search: bool = True
+    ctx: Ctx,
+    queue_names: Sequence[str],
+    *,
+    with_status: bool = True,
+    with_search: bool = True,
+    functions: Sequence[str] = (),
 ) -> Node:
+    """The filters of a task list; ``functions``: the stored functions' names, offered as the
+    function field's suggestions (empty where the store cannot list them cheaply)."""
     refresh = ctx.refresh
     reset_page = f"$page = 0; $after = ''; $before = ''; {refresh}"
     return div(".filters")[
@@ -79,8 +87,10 @@ def task_filters(
                 {DEBOUNCED: reset_page},
                 type="search",
                 placeholder="name contains…",
+                list="func-names",
                 data_bind_func=True,
             ),
+            datalist("#func-names")[(option(value=name) for name in functions)],
         ]
         if with_search
         else None,
