@@ -283,7 +283,7 @@ def task_detail(ctx: Ctx, t: dict[str, Any], has_events: bool) -> Node:
                 h2["Result"],
                 pre(".code")[as_json(result["result"])]
                 if result and result["status"] == "success"
-                else div(".empty")[f"result {result['status']}" if result else "No result yet."],
+                else div(".empty")[result_note(result)],
                 kv(
                     [
                         ("duration", f"{result['duration']:.3f}s" if result["duration"] else "—"),
@@ -300,6 +300,15 @@ def task_detail(ctx: Ctx, t: dict[str, Any], has_events: bool) -> Node:
         if t["metadata"]
         else None,
     ]
+
+
+def result_note(result: dict[str, Any] | None) -> str:
+    """What the result panel says when there is no value to show."""
+    if result is None:
+        return "No result yet."
+    if result["status"] == "error":
+        return "No value: the task failed (its error is below)."
+    return f"No value: the task ended {result['status']}."
 
 
 # -- schedules --------------------------------------------------------------------------------
