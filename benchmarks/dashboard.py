@@ -4,6 +4,10 @@
     PYTHONPATH=. uv run python -m benchmarks.dashboard \\
         --url 'postgresql://postgres@127.0.0.1/test?schema=omniq_dash_bench' -n 1000000
 
+Loading a million tasks takes a minute or two: ``--project NAME --keep`` leaves them stored, and a
+later run with the same ``--project`` and ``-n`` measures again without loading; a last run
+without ``--keep`` empties the store.
+
 Fills the store with ``n`` pending tasks over three queues (in batches through ``enqueue_many``)
 plus a few hundred a real worker ran (successes and dead letters), serves the dashboard on a
 loopback port, then measures:
@@ -14,7 +18,9 @@ loopback port, then measures:
 - SSE action latency: the task is cancelled through the API; the time until the open stream
   shows it cancelled (an action wakes the streams at once).
 
-The store is emptied at the end (its queues purged; a PostgreSQL schema is dropped).
+Also timed: a cursor page 1,000 tasks from the oldest, search by id, the function filter (common
+and rare), and the events API with two filters. Unless ``--keep``, the store is emptied at the
+end (its queues purged; a PostgreSQL schema given in the URL is dropped).
 """
 
 from __future__ import annotations
