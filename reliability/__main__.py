@@ -15,6 +15,8 @@ Scenarios (see each module's docstring for its pass criteria):
                   copied into another task, crafted pickles in a task and a result
   i, batches      a producer SIGKILLed mid enqueue_many of 50,000 tasks: none or all stored,
                   and the same batch again stores every task exactly once
+  j, waiters      300 clients in get_result(timeout=None) while the server restarts (private
+                  servers): none raises, each gets its value; with a timeout, BackendUnavailable
   all             every scenario on every backend it applies to, at full size
 """
 
@@ -38,6 +40,7 @@ from reliability import (
     sqlite_disk,
     timeout,
     trust,
+    waiters,
 )
 from reliability.harness import BACKENDS, Outcome
 
@@ -87,6 +90,11 @@ async def _trust(backend: str, short: bool) -> list[Outcome]:
     return [await trust.run(backend)]
 
 
+async def _waiters(backend: str, short: bool) -> list[Outcome]:
+    options = waiters.WaitersOptions(waiters=100, down=1.0, timeout_waiters=20) if short else None
+    return [await waiters.run(backend, options)]
+
+
 async def _batches(backend: str, short: bool) -> list[Outcome]:
     return [await batches.run(backend, 10_000 if short else batches.TASKS)]
 
@@ -102,6 +110,7 @@ SCENARIOS: dict[str, tuple[tuple[str, ...], Runner, tuple[str, ...]]] = {
     "redis-ha": (("g",), _redis_ha, ("redis",)),
     "trust": (("h",), _trust, BACKENDS),
     "batches": (("i",), _batches, BACKENDS),
+    "waiters": (("j",), _waiters, ("postgres", "redis")),
 }
 
 
@@ -136,7 +145,7 @@ async def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("scenario", help="a..i, a scenario name, or all")
+    parser.add_argument("scenario", help="a..j, a scenario name, or all")
     parser.add_argument(
         "--backend",
         "-b",

@@ -6,7 +6,13 @@ import contextvars
 from typing import Any
 
 from omniq.storage.base import Component
-from omniq.storage.postgres._connection import PgSettings, close_pool, create_pool, migrate
+from omniq.storage.postgres._connection import (
+    OUTAGE,
+    PgSettings,
+    close_pool,
+    create_pool,
+    migrate,
+)
 
 #: (component id, listener epoch, notification count) taken just before a read that may come
 #: back empty: the wait that follows compares it with what the listener heard since, so a
@@ -50,8 +56,12 @@ class PgComponent(Component):
         that needs per-session objects (the queue's COPY staging table) creates them here."""
         del conn
 
+    async def _init_pooled(self, conn: Any) -> None:
+        OUTAGE.over()
+        await self._init_connection(conn)
+
     async def _connect(self) -> None:
-        pool = await create_pool(self.pg, init=self._init_connection)
+        pool = await create_pool(self.pg, init=self._init_pooled)
         try:
             async with pool.acquire() as conn:
                 await migrate(conn, self.pg.schema)

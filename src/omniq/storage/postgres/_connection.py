@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,68 @@ UNAVAILABLE = (
     asyncpg.CannotConnectNowError,
     asyncpg.InterfaceError,
 )
+
+#: Errors of a server shutting down or restarting under an open connection (SQLSTATE 57P01,
+#: 57P02), and asyncpg's of a pooled connection whose protocol was left mid-operation by that
+#: ("cannot switch to state 12; another operation (2) is in progress", seen on a restart under
+#: 300 waiters): the next connection may well succeed.
+SHUTTING_DOWN = (
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.InternalClientError,
+)
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server is away for now (down, restarting, refusing connections,
+    the connection cut), so the same read may succeed later; also when it comes wrapped in the
+    BackendUnavailable of :func:`connect`. Not for a component that is closed or misused."""
+    if isinstance(exc, BackendUnavailable) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return isinstance(exc, (*UNAVAILABLE, *SHUTTING_DOWN)) and not isinstance(
+        exc, (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidCatalogNameError)
+    )
+
+
+class _Outage(logging.Filter):
+    """One warning line per outage. While the server is away, asyncpg logs "Failed to restore
+    the pool connection floor; retrying" with a traceback at every reconnection attempt of every
+    pool (every second at first), and each LISTEN connection says it was lost: dozens of lines
+    and tracebacks per restart. The first notice of an outage is logged as one line, with the
+    error; the rest are dropped until a connection is made again (:meth:`over`). The state is
+    per process: two servers down at once share one line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ongoing = False
+
+    def begin(self, what: str) -> None:
+        if not self.ongoing:
+            self.ongoing = True
+            log.warning(
+                "PostgreSQL is unreachable (%s); reconnecting in the background, quietly "
+                "until a connection succeeds",
+                what,
+            )
+
+    def over(self) -> None:
+        """A connection was made: the next failure is a new outage, and is logged."""
+        if self.ongoing:
+            self.ongoing = False
+            log.info("PostgreSQL is reachable again")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """asyncpg's own record: becomes the outage's line (or nothing)."""
+        if not record.getMessage().startswith("Failed to restore the pool connection floor"):
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        self.begin(f"{type(error).__name__}: {error}" if error else "a pool cannot reconnect")
+        return False
+
+
+OUTAGE = _Outage()
+logging.getLogger("asyncpg.pool").addFilter(OUTAGE)
+
 
 #: Options every PostgreSQL component accepts besides its own (see ``PgSettings``).
 CONNECTION_OPTIONS = frozenset(
@@ -342,6 +405,7 @@ class Listener:
                 await conn.close()
                 raise
             conn.add_termination_listener(self._terminated)
+            OUTAGE.over()
             self._conn = conn
             self.epoch += 1
             self.alive = True
@@ -351,7 +415,7 @@ class Listener:
 
     def _terminated(self, _conn: Any) -> None:
         if self.alive:
-            log.warning("LISTEN connection on %s was lost; reconnecting on next wait", self.channel)
+            OUTAGE.begin(f"the LISTEN connection on {self.channel} was lost")
         self.alive = False
         self._conn = None
         self._on_reset()
@@ -378,6 +442,7 @@ async def close_pool(pool: Any) -> None:
 __all__ = [
     "CONNECTION_OPTIONS",
     "DEFAULT_SCHEMA",
+    "OUTAGE",
     "Listener",
     "PgSettings",
     "channel_name",
@@ -386,5 +451,6 @@ __all__ = [
     "create_pool",
     "current_version",
     "migrate",
+    "transient",
     "validate_schema",
 ]

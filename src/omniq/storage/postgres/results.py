@@ -16,9 +16,10 @@ from typing import Any
 
 from omniq._sync import SyncWrapper
 from omniq.models.result import TaskResult
+from omniq.storage._outages import wait_through_outages
 from omniq.storage.base import BaseResultStorage
 from omniq.storage.postgres._component import SNAPSHOT, PgComponent
-from omniq.storage.postgres._connection import Listener, channel_name
+from omniq.storage.postgres._connection import Listener, channel_name, transient
 from omniq.storage.postgres._sql import queries
 
 #: Ids in one coalesced read; more wait for the next round trip.
@@ -159,6 +160,18 @@ class AsyncPostgresResultStorage(PgComponent, BaseResultStorage):
         return {
             r["task_id"]: self.serializer.decode_result(r["payload"], r["task_id"]) for r in rows
         }
+
+    async def wait(self, task_id: str, timeout: float | None = None) -> TaskResult | None:
+        """As every store's ``wait``, and it keeps waiting through a server restart: a read or
+        LISTEN that fails because the server is away is tried again with backoff until the
+        caller's own timeout (see :func:`~omniq.storage._outages.wait_through_outages`)."""
+        return await wait_through_outages(
+            lambda remaining: super(AsyncPostgresResultStorage, self).wait(task_id, remaining),
+            timeout,
+            transient=transient,
+            server=lambda: f"PostgreSQL at {self.pg.describe()}",
+            what=f"waiting for the result of task {task_id!r}",
+        )
 
     async def _wait_for(self, task_id: str, timeout: float | None) -> None:
         snapshot = SNAPSHOT.get()

@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from omniq._redact import redact_text
 from omniq._sync import SyncWrapper
 from omniq._time import utcnow
 from omniq.exceptions import BackendUnavailable
 from omniq.models.result import TaskResult
+from omniq.storage._outages import wait_through_outages
 from omniq.storage.base import BaseResultStorage
 from omniq.storage.redis._conn import (
     TRANSIENT,
@@ -52,9 +52,6 @@ _IDLE_UNSUBSCRIBE = 60.0
 #: A subscription silent this long is PINGed; one that does not answer within as long again
 #: is on a hung server (alive for TCP, answering nothing) and is left for a new one.
 _SILENCE = 2.0
-#: Backoff of a waiter whose reads fail (a failover under way): first and longest pause.
-_RETRY_FIRST = 0.05
-_RETRY_MAX = 1.0
 
 
 class _BatchedGet:
@@ -386,27 +383,19 @@ class AsyncRedisResultStorage(RedisComponent, BaseResultStorage):
     async def wait(self, task_id: str, timeout: float | None = None) -> TaskResult | None:
         """As every store's ``wait``, and it keeps waiting across a failover: a read that fails
         because the server is gone, hung or being replaced is tried again with backoff until
-        the caller's own timeout, then :class:`BackendUnavailable` names the server (without
-        its password). Before, every waiter raised ConnectionError within 0.1 s of a kill."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        pause = _RETRY_FIRST
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                return await super().wait(task_id, remaining)
-            except TRANSIENT as exc:
-                if isinstance(exc, BackendUnavailable):
-                    raise  # OmniQ's own verdict (not connected, closed): no retry changes it
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise BackendUnavailable(
-                        f"waiting for the result of task {task_id!r}: Redis at "
-                        f"{self._conn.describe()} did not answer within the {timeout:g}s "
-                        f"timeout ({type(exc).__name__}: {redact_text(str(exc))})"
-                    ) from None
-                log.debug("result wait for %s: %s; trying again", task_id, exc)
-                await asyncio.sleep(pause if remaining is None else min(pause, remaining))
-                pause = min(pause * 2, _RETRY_MAX)
+        the caller's own timeout (see :func:`~omniq.storage._outages.wait_through_outages`).
+        Before, every waiter raised ConnectionError within 0.1 s of a kill."""
+        return await wait_through_outages(
+            lambda remaining: super(AsyncRedisResultStorage, self).wait(task_id, remaining),
+            timeout,
+            # BackendUnavailable is OmniQ's own verdict (not connected, closed): no retry
+            # changes it
+            transient=lambda exc: (
+                isinstance(exc, TRANSIENT) and not isinstance(exc, BackendUnavailable)
+            ),
+            server=lambda: f"Redis at {self._conn.describe()}",
+            what=f"waiting for the result of task {task_id!r}",
+        )
 
     async def _wait_for(self, task_id: str, timeout: float | None) -> None:
         future = self._waiters.add(task_id)
