@@ -531,3 +531,23 @@ async def test_the_function_field_suggests_the_stored_functions(dashboard: Any) 
     assert names == sorted(names)
     assert "tests.dashboard.sample:charge_card" in names
     assert 'list="func-names"' in html
+
+
+async def test_a_page_deeper_than_max_offset_by_number_is_refused_pointing_to_the_cursor(
+    dashboard: Any,
+) -> None:
+    """A page by number makes the store skip every task before it; the cursor does not."""
+    from omniq.dashboard.queries import MAX_OFFSET
+
+    served = await dashboard()
+    async with served.client() as client:
+        fine = await client.get("/api/tasks", params={"page": MAX_OFFSET // 50, "limit": 50})
+        deep = await client.get("/api/tasks", params={"page": MAX_OFFSET // 50 + 1, "limit": 50})
+        cursor = await client.get("/api/tasks", params={"page": 10**6, "after": "x"})
+    assert fine.status_code == 200
+    assert deep.status_code == 400
+    assert f"page {MAX_OFFSET // 50 + 1}" in deep.text
+    assert "after=" in deep.text
+    # with a cursor the number only numbers the page (this cursor is gone: the newest page)
+    assert cursor.status_code == 200
+    assert "gone" in cursor.json()["note"]

@@ -38,6 +38,10 @@ from omniq.queue.builder import validate_queue_name
 T = TypeVar("T")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+PageOption = Annotated[
+    int,
+    typer.Option("--page", help="Page, 0 = newest (at most 10,000 tasks deep; deeper: --after)."),
+]
 AfterOption = Annotated[
     str | None,
     typer.Option(
@@ -160,7 +164,7 @@ def tasks_list(
         str | None, typer.Option("--func", "-f", help="Function name contains this.")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="Tasks per page (1-1000).")] = 50,
-    page: Annotated[int, typer.Option("--page", help="Page, 0 = newest.")] = 0,
+    page: PageOption = 0,
     after: AfterOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -379,7 +383,7 @@ def dlq_list(
     project: ProjectOption = None,
     queue: Annotated[str | None, typer.Option("--queue", "-q", help="Only this queue.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="Tasks per page (1-1000).")] = 50,
-    page: Annotated[int, typer.Option("--page", help="Page, 0 = newest.")] = 0,
+    page: PageOption = 0,
     after: AfterOption = None,
     as_json: JsonOption = False,
 ) -> None:
