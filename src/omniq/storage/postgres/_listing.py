@@ -1,6 +1,6 @@
-"""Listing by function on PostgreSQL: ``list_tasks(func=...)`` and ``task_functions`` read
-``tasks_func_idx`` (migration 0005), so the dashboard's function filter costs what any other page
-does, whatever the store's size.
+"""Listing on PostgreSQL: a page of tasks reads one index range per (queue, status) from its
+cursor (``tasks_list_idx``; with functions, ``tasks_func_idx`` of migration 0005), so a deep page,
+or a page of one function, costs what the first page does, whatever the store's size.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from omniq.storage.base.listing import SupportsListing, cursor_gone
 from omniq.storage.postgres._component import PgComponent
 
 
-class PgFunctionListing(PgComponent, SupportsListing):
-    """The function-name listing primitives of :class:`SupportsListing` on PostgreSQL."""
+class PgListing(PgComponent, SupportsListing):
+    """The listing primitives of :class:`SupportsListing` on PostgreSQL."""
 
     lists_by_function: ClassVar[bool] = True
     _sql: dict[str, str]
@@ -22,6 +22,17 @@ class PgFunctionListing(PgComponent, SupportsListing):
     if TYPE_CHECKING:
 
         def _view(self, row: Any) -> Task: ...
+
+    async def _list_tasks(
+        self,
+        queue: str | None,
+        status: TaskStatus | None,
+        limit: int,
+        offset: int,
+        after: str | None = None,
+        descending: bool = False,
+    ) -> list[Task]:
+        return await self._page("list_tasks", queue, status, limit, offset, after, descending)
 
     async def _list_by_func(
         self,
@@ -33,6 +44,23 @@ class PgFunctionListing(PgComponent, SupportsListing):
         after: str | None,
         descending: bool,
     ) -> list[Task]:
+        names = list(dict.fromkeys(funcs))
+        return await self._page(
+            "list_tasks_func", queue, status, limit, offset, after, descending, names
+        )
+
+    async def _page(
+        self,
+        statement: str,
+        queue: str | None,
+        status: TaskStatus | None,
+        limit: int,
+        offset: int,
+        after: str | None,
+        descending: bool,
+        *more: Any,
+    ) -> list[Task]:
+        """One page by ``statement`` (``_desc``: newest first) from the cursor task's seq."""
         if limit == 0:
             return []
         start = None
@@ -41,7 +69,7 @@ class PgFunctionListing(PgComponent, SupportsListing):
             if start is None:
                 raise cursor_gone(after)
         rows = await self.pool.fetch(
-            self._sql["list_tasks_func_desc" if descending else "list_tasks_func"],
+            self._sql[f"{statement}_desc" if descending else statement],
             self.project_name,
             queue,
             status.value if status is not None else None,
@@ -49,7 +77,7 @@ class PgFunctionListing(PgComponent, SupportsListing):
             offset + limit,
             limit,
             offset,
-            list(dict.fromkeys(funcs)),
+            *more,
         )
         return [self._view(r) for r in rows]
 
@@ -58,4 +86,4 @@ class PgFunctionListing(PgComponent, SupportsListing):
         return [row["name"] for row in rows]
 
 
-__all__ = ["PgFunctionListing"]
+__all__ = ["PgListing"]

@@ -36,10 +36,9 @@ from omniq.storage.base import (
     SupportsWorkerRegistry,
     decoded_or_shell,
 )
-from omniq.storage.base.listing import cursor_gone
 from omniq.storage.postgres._component import SNAPSHOT
 from omniq.storage.postgres._connection import Listener, channel_name
-from omniq.storage.postgres._listing import PgFunctionListing
+from omniq.storage.postgres._listing import PgListing
 from omniq.storage.postgres._schedules import PgScheduleStore
 from omniq.storage.postgres._sql import queries
 
@@ -189,7 +188,7 @@ def _shell(row: Any) -> Task:
 
 
 class AsyncPostgresQueue(
-    PgFunctionListing,
+    PgListing,
     PgScheduleStore,
     SupportsCancelSignal,
     SupportsDependencies,
@@ -529,34 +528,6 @@ class AsyncPostgresQueue(
     async def _get_task(self, task_id: str) -> Task | None:
         row = await self.pool.fetchrow(self._sql["get_task"], self.project_name, task_id)
         return None if row is None else self._view(row)
-
-    async def _list_tasks(
-        self,
-        queue: str | None,
-        status: TaskStatus | None,
-        limit: int,
-        offset: int,
-        after: str | None = None,
-        descending: bool = False,
-    ) -> list[Task]:
-        if limit == 0:
-            return []
-        start = None
-        if after is not None:
-            start = await self.pool.fetchval(self._sql["seq_of"], self.project_name, after)
-            if start is None:
-                raise cursor_gone(after)
-        rows = await self.pool.fetch(
-            self._sql["list_tasks_desc" if descending else "list_tasks"],
-            self.project_name,
-            queue,
-            status.value if status is not None else None,
-            start,
-            offset + limit,
-            limit,
-            offset,
-        )
-        return [self._view(r) for r in rows]
 
     async def _queue_size(self, queue: str) -> int:
         count: int = await self.pool.fetchval(self._sql["queue_size"], self.project_name, queue)
