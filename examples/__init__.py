@@ -1,0 +1,1 @@
+"""Runnable examples of OmniQ in web frameworks (see README, "Web frameworks")."""
