@@ -1,0 +1,1 @@
+"""A Django project with OmniQ (see README, "Django")."""
