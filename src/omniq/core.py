@@ -647,7 +647,10 @@ class AsyncOmniQ(AsyncConnectable):
         """Stores a cron, interval or one-shot schedule and returns its id. Task options
         (``args``, ``kwargs``, ``func_args``, ``queue_name``, ``priority``, ``max_retries``,
         ``timeout``, ``result_ttl``...) apply to every task it enqueues; ``ttl`` counts from each
-        occurrence. A bad cron string, interval or time zone is refused here, naming it."""
+        occurrence. A bad cron string, interval or time zone is refused here, naming it.
+
+        Its keyword list is the documented API (README, seeds), so it stays spelled out here,
+        the one method over ten parameters; everything behind it takes grouped values."""
         interval_s = as_seconds(interval, name="interval") if interval is not None else None
         if run_in is not None:
             if run_at is not None:

@@ -231,16 +231,13 @@ def _nearest_option(backend: Any, key: str) -> str:
 
 
 def _check_worker_options(spec: WorkerSpec, origin: str) -> None:
-    import inspect
-
     from omniq.workers import worker_class
 
     try:
         cls = worker_class(spec.type)
     except ConfigError:
         return  # an unavailable type (gevent not installed): starting the worker reports it
-    params = inspect.signature(cls.__init__).parameters.values()
-    takes = [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    takes = cls.keyword_names()
     for key in spec.config:
         if key not in takes:
             raise _unknown_key(origin, "worker.config", key, tuple(takes))

@@ -19,6 +19,7 @@ import msgspec
 
 from omniq._ids import new_id
 from omniq._time import as_utc, as_utc_opt, utcnow
+from omniq.models.retry import RetryPolicy
 
 DEFAULT_QUEUE = "default"
 
@@ -257,17 +258,21 @@ class Task(msgspec.Struct, kw_only=True, omit_defaults=True):
     def is_expired(self, now: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or utcnow())
 
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """This task's retry fields as one value (what ``omniq.queue.retry.decide`` reads)."""
+        return RetryPolicy(
+            max_retries=self.max_retries,
+            delay=self.retry_delay,
+            backoff=self.retry_backoff,
+            max_delay=self.retry_max_delay,
+            jitter=self.retry_jitter,
+            retry_on=self.retry_on,
+        )
+
     def retry_delay_for(self, attempt: int) -> float:
         """Exponential backoff with optional full jitter: attempt 1 waits about ``retry_delay``."""
-        from omniq.queue.retry import backoff_delay
-
-        return backoff_delay(
-            attempt,
-            base=self.retry_delay,
-            factor=self.retry_backoff,
-            cap=self.retry_max_delay,
-            jitter=self.retry_jitter,
-        )
+        return self.retry_policy.delay_for(attempt)
 
     @property
     def lease_remaining(self) -> timedelta | None:

@@ -11,9 +11,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
+
 from omniq._time import utcnow
 from omniq.config import get_settings
 from omniq.exceptions import QueueNameError
+from omniq.models.retry import RetryPolicy
 from omniq.models.task import (
     DEFAULT_QUEUE,
     MAX_BACKOFF,
@@ -31,8 +34,6 @@ from omniq.models.task import (
 from omniq.registry import registry
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-
-_UNSET: Any = object()
 
 
 def validate_queue_name(name: Any) -> str:
@@ -133,16 +134,106 @@ def _dependencies(depends_on: Iterable[str] | str | None) -> tuple[str, ...]:
 
 _CALLBACK_EVENTS = ("on_success", "on_failure", "on_retry", "on_complete")
 
+Callbacks = Callable[..., Any] | str | Iterable[Callable[..., Any] | str]
 
-def _callbacks(
-    given: Mapping[str, Iterable[Callable[..., Any] | str]] | None,
-    named: Mapping[str, Callable[..., Any] | str | Iterable[Callable[..., Any] | str] | None],
-) -> dict[str, list[Any]]:
+
+class Timing(msgspec.Struct, frozen=True, kw_only=True):
+    """When a task may start (``run_at``, ``run_in`` or ``eta``: at most one), how long it may
+    wait (``ttl`` or ``expires_at``), run (``timeout``) and keep its result (``result_ttl``).
+    UNSET: the registered task's option, else the setting; None: no limit."""
+
+    run_at: datetime | None = None
+    run_in: timedelta | float | None = None
+    eta: datetime | None = None
+    expires_at: datetime | None = None
+    ttl: timedelta | float | msgspec.UnsetType | None = msgspec.UNSET
+    result_ttl: timedelta | float | msgspec.UnsetType | None = msgspec.UNSET
+    timeout: timedelta | float | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class RetryOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """The retry options asked for (None: the registered task's option, else the setting);
+    :func:`retry_policy` resolves them into the task's :class:`RetryPolicy`."""
+
+    max_retries: int | None = None
+    retry_delay: timedelta | float | None = None
+    retry_backoff: float | None = None
+    retry_max_delay: timedelta | float | None = None
+    retry_jitter: bool | None = None
+    retry_on: Iterable[type[BaseException] | str] | None = None
+
+
+class CallbackOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """Callbacks by event: a mapping, and/or one keyword per event."""
+
+    callbacks: Mapping[str, Iterable[Callable[..., Any] | str]] | None = None
+    on_success: Callbacks | None = None
+    on_failure: Callbacks | None = None
+    on_retry: Callbacks | None = None
+    on_complete: Callbacks | None = None
+
+
+class DependencyOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """What a task waits for, what happens when one of them fails, and whether it is handed
+    their results."""
+
+    depends_on: Iterable[str] | str | None = None
+    dependency_policy: DependencyPolicy | str | None = None
+    pass_results: bool | PassResults | str | None = None
+
+
+class TaskOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything ``enqueue(func, **options)`` may say about a task, grouped by what travels
+    together. :meth:`from_keywords` reads the flat keywords of the public API."""
+
+    args: Iterable[Any] | None = None
+    kwargs: Mapping[str, Any] | None = None
+    func_args: Mapping[str, Any] | Iterable[Any] | None = None
+    queue_name: str | None = None
+    priority: int | None = None
+    task_id: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    schedule_id: str | None = None
+    timing: Timing = Timing()
+    retry: RetryOptions = RetryOptions()
+    callbacks: CallbackOptions = CallbackOptions()
+    dependencies: DependencyOptions = DependencyOptions()
+
+    @classmethod
+    def from_keywords(cls, options: Mapping[str, Any], caller: str = "build_task") -> TaskOptions:
+        """The flat keywords of ``enqueue``/``build_task`` sorted into their groups; an unknown
+        keyword is refused naming it, as a Python signature would."""
+        groups: dict[type[msgspec.Struct], dict[str, Any]] = {}
+        for key, value in options.items():
+            group = _GROUP_OF.get(key)
+            if group is None:
+                raise TypeError(f"{caller}() got an unexpected keyword argument {key!r}")
+            groups.setdefault(group, {})[key] = value
+        top = groups.pop(cls, {})
+        for group, values in groups.items():
+            top[_FIELD_OF[group]] = group(**values)
+        return cls(**top)
+
+
+_FIELD_OF: dict[type[msgspec.Struct], str] = {
+    Timing: "timing",
+    RetryOptions: "retry",
+    CallbackOptions: "callbacks",
+    DependencyOptions: "dependencies",
+}
+_GROUP_OF: dict[str, type[msgspec.Struct]] = {
+    **{f: TaskOptions for f in TaskOptions.__struct_fields__ if f not in _FIELD_OF.values()},
+    **{f: g for g in _FIELD_OF for f in g.__struct_fields__},
+}
+
+
+def _callbacks(options: CallbackOptions) -> dict[str, list[Any]]:
     """Callbacks by event: an importable callable travels by name, any other callable (a lambda,
     a closure) as itself, which the serializer then carries with dill."""
     merged: dict[str, list[Any]] = {}
-    pairs: list[tuple[str, Any]] = list((given or {}).items()) + [
-        (k, v) for k, v in named.items() if v is not None
+    named = [(event, getattr(options, event)) for event in _CALLBACK_EVENTS]
+    pairs: list[tuple[str, Any]] = list((options.callbacks or {}).items()) + [
+        (k, v) for k, v in named if v is not None
     ]
     for event, funcs in pairs:
         event = str(event)
@@ -164,49 +255,78 @@ def _callbacks(
 
 def build_task(
     func: Callable[..., Any] | str,
+    /,
     *,
-    args: Iterable[Any] | None = None,
-    kwargs: Mapping[str, Any] | None = None,
-    func_args: Mapping[str, Any] | Iterable[Any] | None = None,
-    queue_name: str | None = None,
-    priority: int | None = None,
-    run_at: datetime | None = None,
-    run_in: timedelta | float | None = None,
-    eta: datetime | None = None,
-    ttl: timedelta | float | None = _UNSET,
-    expires_at: datetime | None = None,
-    result_ttl: timedelta | float | None = _UNSET,
-    max_retries: int | None = None,
-    retry_delay: timedelta | float | None = None,
-    retry_backoff: float | None = None,
-    retry_max_delay: timedelta | float | None = None,
-    retry_jitter: bool | None = None,
-    retry_on: Iterable[type[BaseException] | str] | None = None,
-    timeout: timedelta | float | None = _UNSET,
-    task_id: str | None = None,
-    depends_on: Iterable[str] | str | None = None,
-    dependency_policy: DependencyPolicy | str | None = None,
-    pass_results: bool | PassResults | str | None = None,
-    callbacks: Mapping[str, Iterable[Callable[..., Any] | str]] | None = None,
-    on_success: Callable[..., Any] | str | Iterable[Callable[..., Any] | str] | None = None,
-    on_failure: Callable[..., Any] | str | Iterable[Callable[..., Any] | str] | None = None,
-    on_retry: Callable[..., Any] | str | Iterable[Callable[..., Any] | str] | None = None,
-    on_complete: Callable[..., Any] | str | Iterable[Callable[..., Any] | str] | None = None,
-    metadata: Mapping[str, Any] | None = None,
-    schedule_id: str | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    default_queue: str = DEFAULT_QUEUE,
+    **options: Any,
+) -> Task:
+    """Builds a Task from the keywords of ``enqueue`` (see :class:`TaskOptions` and its groups);
+    ``defaults`` are a registered task's options (below explicit arguments, above settings);
+    ``default_queue`` is the task queue's (see :func:`default_queue_of`)."""
+    return build_task_from(
+        func, TaskOptions.from_keywords(options), defaults=defaults, default_queue=default_queue
+    )
+
+
+def build_task_from(
+    func: Callable[..., Any] | str,
+    options: TaskOptions,
+    *,
     defaults: Mapping[str, Any] | None = None,
     default_queue: str = DEFAULT_QUEUE,
 ) -> Task:
-    """Builds a Task; ``defaults`` are a registered task's options (below explicit arguments,
-    above settings); ``default_queue`` is the task queue's (see :func:`default_queue_of`)."""
-    settings = get_settings()
+    """:func:`build_task` from options already grouped: every check happens here, before
+    anything is stored."""
     d = dict(defaults or {})
     name, func_obj = func_reference(func)
     if registry.get(name) is not None:
         d = {**registry.options(name), **d}
+    call_args, call_kwargs = _call_arguments(options)
+    now = utcnow()
+    eta, expires_at, result_ttl, timeout = _times(options.timing, d, now)
+    policy = retry_policy(options.retry, d)
+    deps = _dependencies(options.dependencies.depends_on)
+    queue = (
+        options.queue_name if options.queue_name is not None else d.get("queue_name", default_queue)
+    )
+    prio = options.priority if options.priority is not None else d.get("priority", 0)
+    task = Task(
+        func=name,
+        args=call_args,
+        kwargs=call_kwargs,
+        queue_name=validate_queue_name(queue),
+        priority=check_int(prio, "priority", PRIORITY_RANGE),
+        eta=eta,
+        expires_at=expires_at,
+        result_ttl=result_ttl,
+        max_retries=policy.max_retries,
+        retry_delay=policy.delay,
+        retry_backoff=policy.backoff,
+        retry_max_delay=policy.max_delay,
+        retry_jitter=policy.jitter,
+        retry_on=policy.retry_on,
+        timeout=timeout,
+        depends_on=deps,
+        dependency_policy=_dependency_policy(options.dependencies.dependency_policy),
+        pass_results=_pass_results(options.dependencies.pass_results, deps),
+        callbacks=_callbacks(options.callbacks),
+        metadata=dict(options.metadata or {}),
+        schedule_id=options.schedule_id,
+        created_at=now,
+    )
+    if options.task_id is not None:
+        task.id = check_id(options.task_id, "task_id")
+    task.func_obj = func_obj
+    return task
 
+
+def _call_arguments(options: TaskOptions) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The call's positional and keyword arguments, from ``args``/``kwargs`` and/or
+    ``func_args`` (a dict of keywords or a sequence of positionals)."""
     call_args: tuple[Any, ...] = ()
     call_kwargs: dict[str, Any] = {}
+    func_args, args, kwargs = options.func_args, options.args, options.kwargs
     if func_args is not None:
         if isinstance(func_args, Mapping):
             call_kwargs.update(func_args)
@@ -232,56 +352,89 @@ def build_task(
     for key in call_kwargs:
         if not isinstance(key, str):
             raise TypeError(f"keyword argument names must be strings, got {key!r}")
+    return call_args, call_kwargs
 
-    now = utcnow()
-    when = [v for v in (run_at, run_in, eta) if v is not None]
+
+def _times(
+    timing: Timing, d: Mapping[str, Any], now: datetime
+) -> tuple[datetime | None, datetime | None, float | None, float | None]:
+    """(eta, expires_at, result_ttl, timeout) of a task built ``now``."""
+    settings = get_settings()
+    when = [v for v in (timing.run_at, timing.run_in, timing.eta) if v is not None]
     if len(when) > 1:
         raise TypeError("give at most one of run_at, run_in and eta")
     start: datetime | None = None
-    if run_at is not None or eta is not None:
-        label, value = ("run_at", run_at) if run_at is not None else ("eta", eta)
+    if timing.run_at is not None or timing.eta is not None:
+        label, value = (
+            ("run_at", timing.run_at) if timing.run_at is not None else ("eta", timing.eta)
+        )
         start = check_time(value, label)
-    elif run_in is not None:
-        start = now + timedelta(seconds=check_seconds(run_in, "run_in"))
+    elif timing.run_in is not None:
+        start = now + timedelta(seconds=check_seconds(timing.run_in, "run_in"))
 
-    ttl_value = d.get("ttl", settings.TASK_TTL) if ttl is _UNSET else ttl
+    ttl_value = d.get("ttl", settings.TASK_TTL) if timing.ttl is msgspec.UNSET else timing.ttl
     ttl_s = _seconds(ttl_value, "ttl", allow_zero=False)
-    deadline = check_time(expires_at, "expires_at") if expires_at is not None else None
+    deadline = (
+        check_time(timing.expires_at, "expires_at") if timing.expires_at is not None else None
+    )
     if deadline is None and ttl_s is not None:
         deadline = now + timedelta(seconds=ttl_s)
     if deadline is not None and start is not None and deadline <= start:
         raise ValueError(
             f"the task would expire ({deadline.isoformat()}) before it may start ({start.isoformat()})"
         )
+    result_ttl = (
+        d.get("result_ttl", settings.RESULT_TTL)
+        if timing.result_ttl is msgspec.UNSET
+        else timing.result_ttl
+    )
+    timeout = (
+        d.get("timeout", settings.TASK_TIMEOUT)
+        if timing.timeout is msgspec.UNSET
+        else timing.timeout
+    )
+    return (
+        start,
+        deadline,
+        _seconds(result_ttl, "result_ttl"),
+        _seconds(timeout, "timeout", allow_zero=False),
+    )
 
-    result_ttl_value = (
-        d.get("result_ttl", settings.RESULT_TTL) if result_ttl is _UNSET else result_ttl
-    )
-    timeout_value = d.get("timeout", settings.TASK_TIMEOUT) if timeout is _UNSET else timeout
 
-    retries = (
-        max_retries if max_retries is not None else d.get("max_retries", settings.RETRY_ATTEMPTS)
-    )
-    delay_value = (
-        retry_delay if retry_delay is not None else d.get("retry_delay", settings.RETRY_DELAY)
-    )
-    policy_on = retry_on if retry_on is not None else d.get("retry_on", ())
-    queue = queue_name if queue_name is not None else d.get("queue_name", default_queue)
-    prio = priority if priority is not None else d.get("priority", 0)
+def retry_policy(retry: RetryOptions, defaults: Mapping[str, Any] | None = None) -> RetryPolicy:
+    """The policy a task gets: each option as asked for, else the registered task's
+    (``defaults``), else the setting; checked against the model's limits."""
+    settings = get_settings()
+    d = defaults or {}
 
-    cb = _callbacks(
-        callbacks,
-        {
-            "on_success": on_success,
-            "on_failure": on_failure,
-            "on_retry": on_retry,
-            "on_complete": on_complete,
-        },
+    def pick(value: Any, key: str, fallback: Any) -> Any:
+        return value if value is not None else d.get(key, fallback)
+
+    retry_on = pick(retry.retry_on, "retry_on", ())
+    return RetryPolicy(
+        max_retries=check_int(
+            pick(retry.max_retries, "max_retries", settings.RETRY_ATTEMPTS),
+            "max_retries",
+            MAX_RETRIES_RANGE,
+        ),
+        delay=_seconds(pick(retry.retry_delay, "retry_delay", settings.RETRY_DELAY), "retry_delay")
+        or 0.0,
+        backoff=_backoff(pick(retry.retry_backoff, "retry_backoff", 2.0)),
+        max_delay=_seconds(pick(retry.retry_max_delay, "retry_max_delay", 300.0), "retry_max_delay")
+        or 0.0,
+        jitter=bool(pick(retry.retry_jitter, "retry_jitter", True)),
+        retry_on=tuple(
+            r if isinstance(r, str) else f"{r.__module__}.{r.__qualname__}" for r in retry_on
+        ),
     )
-    deps = _dependencies(depends_on)
+
+
+def _pass_results(
+    pass_results: bool | PassResults | str | None, deps: tuple[str, ...]
+) -> PassResults:
     if pass_results is None or pass_results is False:
-        passing = PassResults.NONE
-    elif pass_results is True:
+        return PassResults.NONE
+    if pass_results is True:
         passing = PassResults.ONE if len(deps) == 1 else PassResults.ALL
     else:
         try:
@@ -297,49 +450,13 @@ def build_task(
         raise ValueError(
             f"pass_results='one' needs exactly one dependency, got {len(deps)}: use 'all'"
         )
+    return passing
+
+
+def _dependency_policy(value: DependencyPolicy | str | None) -> DependencyPolicy:
     try:
-        policy = DependencyPolicy(dependency_policy or DependencyPolicy.CANCEL)
+        return DependencyPolicy(value or DependencyPolicy.CANCEL)
     except ValueError:
         raise ValueError(
-            f"dependency_policy must be one of {[p.value for p in DependencyPolicy]}, "
-            f"got {dependency_policy!r}"
+            f"dependency_policy must be one of {[p.value for p in DependencyPolicy]}, got {value!r}"
         ) from None
-
-    task = Task(
-        func=name,
-        args=call_args,
-        kwargs=call_kwargs,
-        queue_name=validate_queue_name(queue),
-        priority=check_int(prio, "priority", PRIORITY_RANGE),
-        eta=start,
-        expires_at=deadline,
-        result_ttl=_seconds(result_ttl_value, "result_ttl"),
-        max_retries=check_int(retries, "max_retries", MAX_RETRIES_RANGE),
-        retry_delay=_seconds(delay_value, "retry_delay") or 0.0,
-        retry_backoff=_backoff(
-            retry_backoff if retry_backoff is not None else d.get("retry_backoff", 2.0)
-        ),
-        retry_max_delay=_seconds(
-            retry_max_delay if retry_max_delay is not None else d.get("retry_max_delay", 300.0),
-            "retry_max_delay",
-        )
-        or 0.0,
-        retry_jitter=bool(
-            retry_jitter if retry_jitter is not None else d.get("retry_jitter", True)
-        ),
-        retry_on=tuple(
-            r if isinstance(r, str) else f"{r.__module__}.{r.__qualname__}" for r in policy_on
-        ),
-        timeout=_seconds(timeout_value, "timeout", allow_zero=False),
-        depends_on=deps,
-        dependency_policy=policy,
-        pass_results=passing,
-        callbacks=cb,
-        metadata=dict(metadata or {}),
-        schedule_id=schedule_id,
-        created_at=now,
-    )
-    if task_id is not None:
-        task.id = check_id(task_id, "task_id")
-    task.func_obj = func_obj
-    return task

@@ -15,7 +15,7 @@ import secrets
 import socket
 import time
 import traceback
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -52,6 +52,7 @@ from omniq.storage.base import (
 )
 from omniq.workers import _report
 from omniq.workers.executors import AsyncExecutor, Executor
+from omniq.workers.settings import WorkerSettings
 
 log = get_logger("worker")
 
@@ -122,30 +123,22 @@ class AsyncWorker:
         result_store: BaseResultStorage | None = None,
         event_store: BaseEventStorage | None = None,
         *,
-        queues: Sequence[str] | str | None = None,
-        max_workers: int | None = None,
-        concurrency: int | None = None,
+        settings: WorkerSettings | None = None,
         executor: Executor | None = None,
-        lease: float | None = None,
-        heartbeat_interval: float | None = None,
-        recover_interval: float | None = None,
-        idle_timeout: float = 5.0,
-        shutdown_timeout: float = 30.0,
-        worker_id: str | None = None,
         event_logger: EventLogger | None = None,
-        name: str | None = None,
-        scheduler: bool = True,
         callbacks: CallbackManager | None = None,
-        registry_ttl: float | None = None,
-        summary_interval: float | None = 30.0,
-        task_modules: str | Iterable[str] | None = None,
-        allow_any_function: bool | None = None,
+        **options: Any,
     ) -> None:
+        """``options`` are :class:`WorkerSettings`' fields as keywords (``queues``,
+        ``concurrency`` or ``max_workers``, ``lease``, ...), laid over ``settings``. The
+        components are wired here: see :meth:`start`."""
+        s = WorkerSettings.from_keywords(options, base=settings, caller=type(self).__name__)
+        self.settings = s
         self.queue: BaseTaskQueue = unwrap(queue)
         #: which task functions this worker runs (omniq.registry): registered ones, those this
         #: process enqueued, those of ``task_modules`` (and TASK_MODULES), or any when
         #: ``allow_any_function`` (anyone who can write to the broker then runs any code here)
-        self.functions = worker_policy(task_modules, allow_any_function)
+        self.functions = worker_policy(s.task_modules, s.allow_any_function)
         if result_store is None:
             result_store = self.queue.result_storage or self.queue_default_result_storage()
         self.result_store: BaseResultStorage = unwrap(result_store)
@@ -155,33 +148,32 @@ class AsyncWorker:
         if event_logger is None and self.event_store is not None:
             event_logger = EventLogger(self.event_store)
         self.event_logger = event_logger
-        self.queues = self.queue._resolve_queues(queues)
-        settings = get_settings()
-        size = concurrency or max_workers or int(getattr(settings, self.concurrency_setting))
+        self.queues = self.queue._resolve_queues(s.queues)
+        size = s.concurrency or int(getattr(get_settings(), self.concurrency_setting))
         if size < 1:
             raise ValueError(f"concurrency must be >= 1, got {size!r}")
         self.concurrency = size
         self.executor = executor or self.executor_class(size)
-        self.lease = float(lease or self.queue.lease_timeout)
-        self.heartbeat_interval = float(heartbeat_interval or self.lease / 3)
-        self.recover_interval = float(recover_interval or max(1.0, self.lease / 2))
-        self.idle_timeout = idle_timeout
-        self.shutdown_timeout = shutdown_timeout
-        self.worker_id = worker_id or _default_worker_id()
-        self.name = name or self.worker_id
+        self.lease = float(s.lease or self.queue.lease_timeout)
+        self.heartbeat_interval = float(s.heartbeat_interval or self.lease / 3)
+        self.recover_interval = float(s.recover_interval or max(1.0, self.lease / 2))
+        self.idle_timeout = s.idle_timeout
+        self.shutdown_timeout = s.shutdown_timeout
+        self.worker_id = s.worker_id or _default_worker_id()
+        self.name = s.name or self.worker_id
         self.stats = WorkerStats()
         #: lifecycle hooks of this worker, on top of the process-wide ``default_hooks``
         self.callbacks = callbacks
         #: how long the worker's registry record outlives its last renewal (it is renewed every
         #: few seconds), so ``omniq info`` drops a killed worker soon after
         self._upkeep_tick = min(self.recover_interval, 5.0)
-        self.registry_ttl = float(registry_ttl or max(15.0, self._upkeep_tick * 3))
+        self.registry_ttl = float(s.registry_ttl or max(15.0, self._upkeep_tick * 3))
         #: seconds between the INFO summary lines (processed, failed, rate, waiting); 0 or None: off
-        self.summary_interval = summary_interval
+        self.summary_interval = s.summary_interval
         self._registry_ok = True
         #: each worker runs a scheduler loop by default; occurrences are enqueued exactly once
         #: however many run (see omniq.queue.scheduler)
-        self.scheduler = AsyncScheduler(self.queue) if scheduler else None
+        self.scheduler = AsyncScheduler(self.queue) if s.scheduler else None
         self._running: dict[str, _Running] = {}
         self._callback_tasks: set[asyncio.Task[None]] = set()
         #: cancel signals for tasks not running here (yet): checked as claims come back
@@ -197,6 +189,18 @@ class AsyncWorker:
         self._tasks: list[asyncio.Task[Any]] = []
         self._main: asyncio.Task[None] | None = None
         self._started = False
+
+    @classmethod
+    def keyword_names(cls) -> list[str]:
+        """The keywords the constructor takes (a YAML ``worker.config`` is checked against them)."""
+        return [
+            "settings",
+            "executor",
+            "event_logger",
+            "callbacks",
+            *WorkerSettings.__struct_fields__,
+            "max_workers",
+        ]
 
     def queue_default_result_storage(self) -> BaseResultStorage:
         return self.queue.create_result_storage()
