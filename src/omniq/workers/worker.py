@@ -17,7 +17,7 @@ import time
 import traceback
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -26,12 +26,10 @@ import msgspec
 from omniq import _exit
 from omniq._aio import cancel_and_wait
 from omniq._sync import blocking_outside_loop, run_sync, unwrap
-from omniq._time import utcnow
 from omniq.callbacks import CallbackManager, TaskOutcome, default_hooks, invoke
 from omniq.config import get_logger, get_settings
 from omniq.events.logger import EventLogger
 from omniq.exceptions import (
-    FunctionNotFound,
     SerializationError,
     TaskTimeout,
 )
@@ -39,6 +37,7 @@ from omniq.models.event import EventType, TaskEvent
 from omniq.models.result import ResultStatus, TaskResult
 from omniq.models.task import PassResults, Task, TaskStatus
 from omniq.models.worker import WorkerInfo
+from omniq.queue.retry import decide
 from omniq.queue.scheduler import AsyncScheduler
 from omniq.registry import registry, worker_policy
 from omniq.serialization.msgspec import is_lossless
@@ -56,8 +55,6 @@ from omniq.workers.settings import WorkerSettings
 
 log = get_logger("worker")
 
-#: errors that no retry can fix: the task goes DEAD at once
-_POISON = (FunctionNotFound, SerializationError)
 #: How long a stop at once (a second signal) keeps trying to acknowledge finished tasks on an
 #: unreachable backend before leaving them to their leases (they run again elsewhere).
 _FORCED_FLUSH = 5.0
@@ -564,18 +561,19 @@ class AsyncWorker:
         result = TaskResult.for_task(
             task, ResultStatus.SUCCESS, result=value, worker_id=self.worker_id
         )
+        payload = None
         if not is_lossless(value):
             # a value that needs dill may be refused or unpicklable: find out now, for this task,
-            # rather than failing the whole acknowledgement batch later
+            # rather than failing the whole acknowledgement batch later (the bytes travel on)
             try:
-                self.result_store.serializer.encode_result(result)
+                payload = self.result_store.serializer.encode_result(result)
             except SerializationError as exc:
                 await self._on_error(task, exc, started)
                 return
         self.stats.processed += 1
         self.stats.succeeded += 1
         duration = time.perf_counter() - started
-        self._completions.append(Completion(task.id, task.claim or "", result))
+        self._completions.append(Completion(task.id, task.claim or "", result, payload))
         self._completed_tasks.append((task, duration))
         _report.succeeded(task, duration)
         assert self._flush_wake is not None
@@ -626,32 +624,25 @@ class AsyncWorker:
         self.stats.processed += 1
         self.stats.failed += 1
         error_type, message, tb = _describe(exc)
+        duration = round(time.perf_counter() - started, 6)
         if isinstance(exc, TaskTimeout):
             self._emit(EventType.TIMEOUT, task, timeout=task.timeout)
-        self._emit(
-            EventType.ERROR,
-            task,
-            error_type=error_type,
-            error=message,
-            duration=round(time.perf_counter() - started, 6),
-        )
-        retryable = not isinstance(exc, _POISON) and _matches(task.retry_on, exc)
+        self._emit(EventType.ERROR, task, error_type=error_type, error=message, duration=duration)
+        decision = decide(task.retry_policy, task.attempts, exc)
         notify = self._has_callbacks(task)
-        duration = round(time.perf_counter() - started, 6)
-        if retryable and task.attempts < task.max_attempts:
-            delay = task.retry_delay_for(task.attempts)
-            retry_at = utcnow() + timedelta(seconds=delay)
+        if decision.retry_at is not None:
             updated = await self.queue.fail(
                 task.id,
                 task.claim or "",
                 error_type=error_type,
                 error_message=message,
                 error_traceback=tb,
-                retry_at=retry_at,
+                retry_at=decision.retry_at,
+                status=TaskStatus.PENDING,
             )
             if updated is not None:
                 self.stats.retried += 1
-                _report.retrying(task, f"{error_type}: {message}", tb, delay)
+                _report.retrying(task, f"{error_type}: {message}", tb, decision.delay)
                 if notify:
                     outcome = TaskOutcome(
                         "retry",
@@ -660,19 +651,13 @@ class AsyncWorker:
                         error=exc,
                         error_type=error_type,
                         error_message=message,
-                        retry_at=updated.eta or retry_at,
+                        retry_at=updated.eta or decision.retry_at,
                         duration=duration,
                     )
                     self._spawn_callbacks(outcome, "retry")
             return
-        if isinstance(exc, _POISON):
-            why = "no retry can fix this"
-        elif retryable:
-            why = "out of attempts"
-        else:
-            why = f"{error_type} is not in retry_on"
         await self._finish_failed(task, error_type, message, tb)
-        _report.dead(task, f"{error_type}: {message}", tb, why)
+        _report.dead(task, f"{error_type}: {message}", tb, decision.why)
         if notify:
             outcome = TaskOutcome(
                 "failure",
@@ -895,20 +880,6 @@ def _describe(exc: BaseException) -> tuple[str, str, str]:
     if isinstance(remote_type, str):
         return remote_type, str(exc), str(getattr(exc, "remote_traceback", ""))
     return type(exc).__name__, str(exc), "".join(traceback.format_exception(exc))
-
-
-def _matches(retry_on: tuple[str, ...], exc: BaseException) -> bool:
-    """An empty ``retry_on`` retries every exception; otherwise one of the exception's classes
-    (by qualified or plain name) must be listed. A remote error matches by its plain type name."""
-    if not retry_on:
-        return True
-    remote_type = getattr(exc, "type_name", None)
-    if isinstance(remote_type, str) and any(r.rpartition(".")[2] == remote_type for r in retry_on):
-        return True
-    for klass in type(exc).__mro__:
-        if f"{klass.__module__}.{klass.__qualname__}" in retry_on or klass.__name__ in retry_on:
-            return True
-    return False
 
 
 __all__ = ["AsyncWorker", "WorkerStats"]

@@ -28,12 +28,16 @@ from omniq.queue.builder import (
     mark_enqueued,
     validate_queue_name,
 )
+from omniq.queue.retry import decide
 from omniq.serialization import Serializer
 from omniq.storage.base.capabilities import OptionalSurface
 from omniq.storage.base.types import Completion, EventSink, Failure, HeartbeatStatus
 
 if TYPE_CHECKING:
     from omniq.storage.base.results import BaseResultStorage
+
+#: where ``fail`` may move a running task
+_FAIL_STATUSES = (TaskStatus.PENDING, TaskStatus.DEAD, TaskStatus.CANCELLED)
 
 
 class BaseTaskQueue(OptionalSurface):
@@ -331,9 +335,10 @@ class BaseTaskQueue(OptionalSurface):
         await self._ensure()
         together = result_storage is not None and self.stores_results_with(result_storage)
         if result_storage is not None and not together:
-            results = [c.result for c in completions if c.result is not None]
-            if results:
-                await result_storage.set_many(results)
+            encode = result_storage.serializer
+            await result_storage.set_encoded(
+                [(c.result, c.encoded_result(encode)) for c in completions if c.result is not None]
+            )
         acks = await self._complete(
             list(completions), utcnow(), result_storage if together else None
         )
@@ -353,13 +358,24 @@ class BaseTaskQueue(OptionalSurface):
         retry_at: datetime | None = None,
         status: TaskStatus | None = None,
     ) -> Task | None:
-        """Records a failed attempt: back to PENDING at ``retry_at`` (event RETRY), or DEAD when
-        ``retry_at`` is None or no attempt is left (event DEAD); ``status=CANCELLED`` ends a
-        cancelled running task. Returns the updated task, or None when the claim is stale."""
-        final = status or (TaskStatus.PENDING if retry_at is not None else TaskStatus.DEAD)
-        if final not in (TaskStatus.PENDING, TaskStatus.DEAD, TaskStatus.CANCELLED):
-            raise ValueError(f"fail() cannot move a task to {final!r}")
+        """Records a failed attempt. ``status`` is the outcome decided by
+        :func:`omniq.queue.retry.decide` (the worker's way): PENDING to run again at
+        ``retry_at`` (event RETRY), DEAD (event DEAD), or CANCELLED for a cancelled running task.
+        Without ``status``, ``retry_at`` asks for a retry, and the same function decides from the
+        stored task: none is left after the last attempt, which ends DEAD with its result
+        written; no ``retry_at`` means DEAD. Returns the updated task, or None when the claim is
+        stale. The store only records the outcome, under its claim check."""
+        if status is not None and status not in _FAIL_STATUSES:
+            raise ValueError(f"fail() cannot move a task to {status!r}")
         await self._ensure()
+        refused = False
+        if status is None and retry_at is not None:
+            current = await self._get_task(task_id)
+            if current is None:
+                return None
+            refused = not decide(current.retry_policy, current.attempts).retries
+            status = TaskStatus.DEAD if refused else TaskStatus.PENDING
+        final = status or TaskStatus.DEAD
         task = await self._fail(
             Failure(
                 task_id,
@@ -368,13 +384,12 @@ class BaseTaskQueue(OptionalSurface):
                 error_type,
                 error_message,
                 error_traceback,
-                as_utc(retry_at) if retry_at is not None else None,
+                as_utc(retry_at) if retry_at is not None and final is TaskStatus.PENDING else None,
             ),
             utcnow(),
         )
         if task is None:
             return None
-        # the backend has the last word: a retry asked for on the last attempt ends DEAD
         if task.status is TaskStatus.PENDING:
             self._emit(
                 EventType.RETRY,
@@ -385,7 +400,7 @@ class BaseTaskQueue(OptionalSurface):
             )
         elif task.status is TaskStatus.DEAD:
             self._emit(EventType.DEAD, task, error_type=error_type, error=error_message)
-            if retry_at is not None:  # the caller expected a retry, so it will not write a result
+            if refused:  # the caller expected a retry, so it will not write a result
                 await self._write_final_results([task])
         else:
             self._emit(EventType.CANCELLED, task, reason="cancelled while running")

@@ -23,10 +23,13 @@ class BaseResultStorage(Component):
         await self.set_many([result])
 
     async def set_many(self, results: Sequence[TaskResult]) -> None:
-        items = [(r, self.serializer.encode_result(r)) for r in results]
+        await self.set_encoded([(r, self.serializer.encode_result(r)) for r in results])
+
+    async def set_encoded(self, items: Sequence[tuple[TaskResult, bytes]]) -> None:
+        """Results already encoded by this storage's serializer (a worker's completions)."""
         if items:
             await self._ensure()
-            await self._set_many(items)
+            await self._set_many(list(items))
 
     async def get(self, task_id: str) -> TaskResult | None:
         await self._ensure()

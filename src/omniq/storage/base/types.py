@@ -32,11 +32,23 @@ class EventSink(Protocol):
 
 
 class Completion(msgspec.Struct):
-    """A finished task to acknowledge, with the result to store before the acknowledgement."""
+    """A finished task to acknowledge, with the result to store before the acknowledgement.
+    ``payload`` is the result encoded by the result storage's serializer, once: by the worker
+    when it had to check that the value encodes, else by :meth:`encoded_result` on the way to
+    the store."""
 
     task_id: str
     claim: str
     result: TaskResult | None = None
+    payload: bytes | None = None
+
+    def encoded_result(self, serializer: Serializer) -> bytes:
+        """The result's bytes (a completion has a result when this is asked), encoded at most
+        once."""
+        if self.payload is None:
+            assert self.result is not None, "only a completion with a result has its bytes"
+            self.payload = serializer.encode_result(self.result)
+        return self.payload
 
 
 class Failure(msgspec.Struct, frozen=True):

@@ -80,9 +80,7 @@ class FileOutcomes(FileArchive):
             task.error_type = failure.error_type
             task.error_message = failure.error_message
             task.error_traceback = failure.error_traceback
-            status = failure.status
-            if status is TaskStatus.PENDING and task.attempts >= task.max_attempts:
-                status = TaskStatus.DEAD  # out of attempts: refused here, atomically
+            status = failure.status  # decided by the caller (omniq.queue.retry.decide)
             if status is TaskStatus.PENDING:
                 task.status = TaskStatus.PENDING
                 task.eta = failure.retry_at

@@ -289,10 +289,7 @@ class AsyncMemoryQueue(
             failure.error_message,
             failure.error_traceback,
         )
-        status = failure.status
-        if status is TaskStatus.PENDING and task.attempts >= task.max_attempts:
-            # out of attempts: the retry is refused here, atomically, as the lease path does
-            status = TaskStatus.DEAD
+        status = failure.status  # decided by the caller (omniq.queue.retry.decide)
         if status is TaskStatus.PENDING:
             self._running.pop(task.id, None)
             self._set_status(task, TaskStatus.PENDING)

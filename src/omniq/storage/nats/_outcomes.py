@@ -88,9 +88,7 @@ class Outcomes(Claims):
             r.error_type = failure.error_type
             r.error_message = failure.error_message
             r.error_traceback = failure.error_traceback
-            status = failure.status.value
-            if status == "pending" and r.attempts >= r.max_attempts:
-                status = "dead"  # out of attempts: the retry is refused here, atomically
+            status = failure.status.value  # decided by the caller (omniq.queue.retry.decide)
             r.status = status
             r.claim = r.lease_us = None
             if status == "pending":

@@ -428,7 +428,7 @@ class AsyncPostgresQueue(
         ids = [c.task_id for c in batch]
         claims = [c.claim for c in batch]
         if result_storage is not None:
-            encode = result_storage.serializer.encode_result
+            serializer = result_storage.serializer
             results = [c.result for c in batch]
             row = await self.pool.fetchrow(
                 self._sql["complete_with_results"],
@@ -436,7 +436,7 @@ class AsyncPostgresQueue(
                 ids,
                 claims,
                 now,
-                [None if r is None else encode(r) for r in results],
+                [None if c.result is None else c.encoded_result(serializer) for c in batch],
                 [None if r is None else r.status.value for r in results],
                 [None if r is None else r.schedule_id for r in results],
                 [None if r is None else r.finished_at for r in results],

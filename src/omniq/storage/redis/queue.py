@@ -306,7 +306,7 @@ class AsyncRedisQueue(
             args += (
                 c.task_id,
                 c.claim,
-                paired.serializer.encode_result(result),
+                c.encoded_result(paired.serializer),
                 pxat_ms(expires) if expires is not None else "",
                 to_us(expires) if expires is not None else "",
                 result.schedule_id or "",

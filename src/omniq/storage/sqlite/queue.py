@@ -356,7 +356,7 @@ class AsyncSQLiteQueue(
                 (c.task_id, c.claim, result_row(self.project_name, c.result, payload))
                 for c in completions
                 if c.result is not None
-                for payload in (result_storage.serializer.encode_result(c.result),)
+                for payload in (c.encoded_result(result_storage.serializer),)
             ]
             if result_storage is not None
             else []
@@ -408,13 +408,7 @@ class AsyncSQLiteQueue(
         )
 
         def fail(raw: sqlite3.Connection) -> Row | None:
-            found = raw.execute(SQL["attempts_of_claim"], params).fetchone()
-            if found is None:
-                return None
-            final = failure.status
-            if final is TaskStatus.PENDING and found[0] >= found[1] + 1:
-                # out of attempts: the retry is refused here, atomically, as the lease path does
-                final = TaskStatus.DEAD
+            final = failure.status  # decided by the caller (omniq.queue.retry.decide)
             if final is TaskStatus.PENDING:
                 row: Row = raw.execute(SQL["fail_retry"], params).fetchone()
             else:

@@ -206,21 +206,17 @@ SELECT array(SELECT id FROM done) AS done,
 -- name: fail
 -- $1 project, $2 id, $3 claim, $4 status asked for (pending = retry, dead, cancelled),
 -- $5 error type, $6 message, $7 traceback, $8 retry at, $9 now, $10 queue channel.
--- A retry on the last attempt ends DEAD here, atomically.
+-- The status is decided by the caller (omniq.queue.retry.decide): this only records it.
 WITH updated AS (
     UPDATE tasks t SET
-        status = CASE WHEN $4::text = 'pending' AND t.attempts >= t.max_attempts THEN 'dead'
-                      ELSE $4::text END,
+        status = $4::text,
         error_type = $5,
         error_message = $6,
         error_traceback = $7,
-        eta = CASE WHEN $4::text = 'pending' AND t.attempts < t.max_attempts THEN $8::timestamptz
-                   ELSE t.eta END,
-        claim = CASE WHEN $4::text = 'pending' AND t.attempts < t.max_attempts THEN NULL
-                     ELSE t.claim END,
+        eta = CASE WHEN $4::text = 'pending' THEN $8::timestamptz ELSE t.eta END,
+        claim = CASE WHEN $4::text = 'pending' THEN NULL ELSE t.claim END,
         lease_expires_at = NULL,
-        finished_at = CASE WHEN $4::text = 'pending' AND t.attempts < t.max_attempts
-                           THEN t.finished_at ELSE $9::timestamptz END
+        finished_at = CASE WHEN $4::text = 'pending' THEN t.finished_at ELSE $9::timestamptz END
     WHERE t.project = $1 AND t.id = $2 AND t.claim = $3 AND t.status = 'running'
     RETURNING t.*
 )

@@ -80,10 +80,6 @@ WHERE project = :project AND (id, claim) IN (SELECT json_extract(value, '$[0]'),
     json_extract(value, '$[1]') FROM json_each(:pairs)) AND +status = 'running'
 RETURNING id, claim;
 
--- name: attempts_of_claim
-SELECT attempts, max_retries FROM omniq_tasks
-WHERE project = :project AND id = :id AND claim = :claim AND status = 'running';
-
 -- name: fail_retry
 UPDATE omniq_tasks SET status = 'pending', eta = :retry_at,
     ready_at = COALESCE(:retry_at, created_at), claim = NULL, lease_expires_at = NULL,
