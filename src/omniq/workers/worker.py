@@ -9,15 +9,11 @@ batches, retries with backoff, and hands running tasks back on shutdown. Executo
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import secrets
 import socket
 import time
-import traceback
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
@@ -26,18 +22,15 @@ import msgspec
 from omniq import _exit
 from omniq._aio import cancel_and_wait
 from omniq._sync import blocking_outside_loop, run_sync, unwrap
-from omniq.callbacks import CallbackManager, TaskOutcome, default_hooks, invoke
+from omniq.callbacks import CallbackManager, TaskOutcome
 from omniq.config import get_logger, get_settings
 from omniq.events.logger import EventLogger
 from omniq.exceptions import (
     SerializationError,
-    TaskTimeout,
 )
-from omniq.models.event import EventType, TaskEvent
+from omniq.models.event import EventType
 from omniq.models.result import ResultStatus, TaskResult
-from omniq.models.task import PassResults, Task, TaskStatus
-from omniq.models.worker import WorkerInfo
-from omniq.queue.retry import decide
+from omniq.models.task import PassResults, Task
 from omniq.queue.scheduler import AsyncScheduler
 from omniq.registry import registry, worker_policy
 from omniq.serialization.msgspec import is_lossless
@@ -47,9 +40,12 @@ from omniq.storage.base import (
     BaseTaskQueue,
     Capability,
     Completion,
-    HeartbeatStatus,
 )
 from omniq.workers import _report
+from omniq.workers._acks import Acknowledgements
+from omniq.workers._outcomes import Outcomes
+from omniq.workers._state import Running, WorkerStats
+from omniq.workers._upkeep import Upkeep
 from omniq.workers.executors import AsyncExecutor, Executor
 from omniq.workers.settings import WorkerSettings
 
@@ -64,44 +60,7 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-@dataclass
-class WorkerStats:
-    processed: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    retried: int = 0
-    dead: int = 0
-    cancelled: int = 0
-    lost: int = 0
-    callback_errors: int = 0
-    started_at: float = field(default_factory=time.time)
-
-    def as_dict(self, running: int) -> dict[str, Any]:
-        return {
-            "processed": self.processed,
-            "succeeded": self.succeeded,
-            "failed": self.failed,
-            "retried": self.retried,
-            "dead": self.dead,
-            "cancelled": self.cancelled,
-            "lost": self.lost,
-            "callback_errors": self.callback_errors,
-            "running": running,
-            "uptime": time.time() - self.started_at,
-        }
-
-
-class _Running:
-    __slots__ = ("runner", "started", "stop_reason", "task")
-
-    def __init__(self, task: Task) -> None:
-        self.task = task
-        self.runner: asyncio.Task[None] | None = None
-        self.started = False  # its runner took its first step
-        self.stop_reason: str | None = None  # "cancel" | "lost" | "shutdown"
-
-
-class AsyncWorker:
+class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
     """Runs tasks from ``queue`` until stopped.
 
     ``concurrency`` (alias ``max_workers``) bounds the tasks running at once; the worker claims up
@@ -171,7 +130,7 @@ class AsyncWorker:
         #: each worker runs a scheduler loop by default; occurrences are enqueued exactly once
         #: however many run (see omniq.queue.scheduler)
         self.scheduler = AsyncScheduler(self.queue) if s.scheduler else None
-        self._running: dict[str, _Running] = {}
+        self._running: dict[str, Running] = {}
         self._callback_tasks: set[asyncio.Task[None]] = set()
         #: cancel signals for tasks not running here (yet): checked as claims come back
         self._early_cancels: dict[str, None] = {}
@@ -360,96 +319,6 @@ class AsyncWorker:
             **self.stats.as_dict(len(self._running)),
         }
 
-    def info(self, state: str = "running") -> WorkerInfo:
-        """This worker's record for the registry that ``omniq info`` reads."""
-        s = self.stats
-        return WorkerInfo(
-            worker_id=self.worker_id,
-            worker_type=self.worker_type,
-            hostname=socket.gethostname(),
-            pid=os.getpid(),
-            queues=list(self.queues),
-            concurrency=self.concurrency,
-            started_at=datetime.fromtimestamp(s.started_at, UTC),
-            state=state,
-            processed=s.processed,
-            succeeded=s.succeeded,
-            failed=s.failed,
-            retried=s.retried,
-            dead=s.dead,
-            cancelled=s.cancelled,
-            lost=s.lost,
-            running=len(self._running),
-            callback_errors=s.callback_errors,
-        )
-
-    async def _register(self, state: str = "running") -> None:
-        """Publishes this worker's record. Best effort: a store without a registry, or one that
-        is down for a moment, must never stop the worker from serving."""
-        if not self.queue.supports(Capability.WORKERS):
-            return
-        try:
-            await self.queue.register_worker(self.info(state), self.registry_ttl)
-            self._registry_ok = True
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if self._registry_ok:
-                log.warning(
-                    "worker %s: could not publish its state (%s: %s)",
-                    self.name,
-                    type(exc).__name__,
-                    exc,
-                )
-            self._registry_ok = False
-
-    async def _unregister(self) -> None:
-        if not self.queue.supports(Capability.WORKERS):
-            return
-        try:
-            await self.queue.unregister_worker(self.worker_id)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a record left behind expires by itself
-            log.debug("worker %s: could not remove its registry record", self.name)
-
-    # -- callbacks -------------------------------------------------------------------------
-    def _callbacks_for(self, task: Task, event: str) -> list[Callable[..., Any]]:
-        funcs: list[Callable[..., Any]] = []
-        if default_hooks:
-            funcs += default_hooks.hooks(event)
-        if self.callbacks:
-            funcs += self.callbacks.hooks(event)
-        for ref in task.callbacks.get(f"on_{event}", ()):
-            funcs.append(ref if callable(ref) else registry.resolve(ref, self.functions))
-        return funcs
-
-    def _has_callbacks(self, task: Task) -> bool:
-        return bool(task.callbacks) or bool(default_hooks) or bool(self.callbacks)
-
-    async def _run_callbacks(self, outcome: TaskOutcome, *events: str) -> None:
-        """Runs the callbacks of each event; one that raises is logged and counted, and the
-        task's outcome stands (a callback never fails its task)."""
-        for event in events:
-            try:
-                funcs = self._callbacks_for(outcome.task, event)
-            except Exception:
-                log.exception("task %s: a %s callback cannot be resolved", outcome.task.id, event)
-                self.stats.callback_errors += 1
-                continue
-            if not funcs:
-                continue
-            current = outcome if outcome.event == event else replace(outcome, event=event)
-            for func in funcs:
-                if not await invoke(func, current):
-                    self.stats.callback_errors += 1
-
-    def _spawn_callbacks(self, outcome: TaskOutcome, *events: str) -> None:
-        """Callbacks run beside the worker, not in the task's slot: a slow one delays nobody."""
-        runner = asyncio.create_task(self._run_callbacks(outcome, *events))
-        self._callback_tasks.add(runner)
-        runner.add_done_callback(self._callback_tasks.discard)
-
     # -- dependencies ----------------------------------------------------------------------
     async def _with_dependency_results(self, task: Task) -> Task:
         """A chain step or chord callback gets its dependencies' results as first argument:
@@ -467,13 +336,6 @@ class AsyncWorker:
             )
         first: Any = values[0] if task.pass_results is PassResults.ONE and values else values
         return msgspec.structs.replace(task, args=(first, *task.args))
-
-    # -- events ----------------------------------------------------------------------------
-    def _emit(self, event_type: EventType, task: Task, **details: Any) -> None:
-        if self.event_logger is not None:
-            self.event_logger.emit(
-                TaskEvent.for_task(task, event_type, worker_id=self.worker_id, **details)
-            )
 
     # -- claiming --------------------------------------------------------------------------
     async def _claim_loop(self) -> None:
@@ -514,7 +376,7 @@ class AsyncWorker:
                 backoff = min(backoff * 2, 5.0)
                 continue
             for task in tasks:
-                running = _Running(task)
+                running = Running(task)
                 self._running[task.id] = running
                 running.runner = asyncio.create_task(
                     self._execute(running), name=f"omniq-task-{task.id}"
@@ -531,7 +393,7 @@ class AsyncWorker:
             return func
         return registry.resolve(task.func, self.functions)
 
-    async def _execute(self, running: _Running) -> None:
+    async def _execute(self, running: Running) -> None:
         running.started = True
         task = running.task
         self._emit(EventType.EXECUTING, task)
@@ -583,303 +445,6 @@ class AsyncWorker:
                 "success", task, self.worker_id, result=value, duration=round(duration, 6)
             )
             self._spawn_callbacks(outcome, "success", "complete")
-
-    async def _record_outcome(self, outcome: Coroutine[Any, Any, None], task: Task) -> None:
-        """Writing a failure must not kill the runner: if the store is unreachable the task keeps
-        its lease, which runs out, and the task comes back (at-least-once, nothing lost)."""
-        try:
-            await outcome
-        except asyncio.CancelledError:
-            return  # shutdown while recording: the lease covers the task
-        except Exception:
-            log.exception(
-                "task %s: could not record its outcome; it returns when its lease expires", task.id
-            )
-
-    async def _on_stopped(self, running: _Running) -> None:
-        task = running.task
-        reason = running.stop_reason
-        claim = task.claim or ""
-        if reason == "lost":
-            self.stats.lost += 1
-            log.warning("task %s: lease lost; another worker owns it now", task.id)
-        elif reason == "cancel":
-            self.stats.cancelled += 1
-            _report.cancelled(task)
-            await self.queue.fail(
-                task.id,
-                claim,
-                error_type="TaskCancelledError",
-                error_message="cancelled while running",
-                status=TaskStatus.CANCELLED,
-            )
-            await self._store_final(
-                task, ResultStatus.CANCELLED, "TaskCancelledError", "cancelled while running", None
-            )
-        else:  # shutdown: hand back so another worker takes it at once, attempt not counted
-            await self.queue.release(task.id, claim)
-            _report.handed_back(task)
-
-    async def _on_error(self, task: Task, exc: BaseException, started: float) -> None:
-        self.stats.processed += 1
-        self.stats.failed += 1
-        error_type, message, tb = _describe(exc)
-        duration = round(time.perf_counter() - started, 6)
-        if isinstance(exc, TaskTimeout):
-            self._emit(EventType.TIMEOUT, task, timeout=task.timeout)
-        self._emit(EventType.ERROR, task, error_type=error_type, error=message, duration=duration)
-        decision = decide(task.retry_policy, task.attempts, exc)
-        notify = self._has_callbacks(task)
-        if decision.retry_at is not None:
-            updated = await self.queue.fail(
-                task.id,
-                task.claim or "",
-                error_type=error_type,
-                error_message=message,
-                error_traceback=tb,
-                retry_at=decision.retry_at,
-                status=TaskStatus.PENDING,
-            )
-            if updated is not None:
-                self.stats.retried += 1
-                _report.retrying(task, f"{error_type}: {message}", tb, decision.delay)
-                if notify:
-                    outcome = TaskOutcome(
-                        "retry",
-                        task,
-                        self.worker_id,
-                        error=exc,
-                        error_type=error_type,
-                        error_message=message,
-                        retry_at=updated.eta or decision.retry_at,
-                        duration=duration,
-                    )
-                    self._spawn_callbacks(outcome, "retry")
-            return
-        await self._finish_failed(task, error_type, message, tb)
-        _report.dead(task, f"{error_type}: {message}", tb, decision.why)
-        if notify:
-            outcome = TaskOutcome(
-                "failure",
-                task,
-                self.worker_id,
-                error=exc,
-                error_type=error_type,
-                error_message=message,
-                duration=duration,
-            )
-            self._spawn_callbacks(outcome, "failure", "complete")
-
-    async def _finish_failed(
-        self, task: Task, error_type: str, message: str, tb: str | None
-    ) -> None:
-        """Out of attempts, or poison: the result first, then the task goes DEAD."""
-        await self._store_final(task, ResultStatus.ERROR, error_type, message, tb)
-        updated = await self.queue.fail(
-            task.id,
-            task.claim or "",
-            error_type=error_type,
-            error_message=message,
-            error_traceback=tb,
-        )
-        if updated is not None:
-            self.stats.dead += 1
-
-    async def _store_final(
-        self,
-        task: Task,
-        status: ResultStatus,
-        error_type: str | None,
-        message: str | None,
-        tb: str | None,
-    ) -> None:
-        """The result of a final failure is stored before the task is marked, as for success. If
-        that fails the task is not marked at all: its lease runs out and it comes back, so a
-        waiter on ``get_result`` is never left without a result for a finished task."""
-        result = TaskResult.for_task(
-            task,
-            status,
-            error=message,
-            error_type=error_type,
-            traceback=tb,
-            worker_id=self.worker_id,
-        )
-        await self.result_store.set(result)
-
-    # -- acknowledging ---------------------------------------------------------------------
-    async def _flush_loop(self) -> None:
-        assert self._flush_wake is not None
-        while True:
-            await self._flush_wake.wait()
-            self._flush_wake.clear()
-            await self._flush()
-
-    async def _flush(self) -> None:
-        """Stores results and acknowledges every finished task in one batch. Whatever finishes
-        during the round trip goes in the next batch, so batches grow with load by themselves.
-        One flush at a time: the flusher loop and ``stop`` both call this."""
-        assert self._flush_lock is not None
-        async with self._flush_lock:
-            await self._flush_locked()
-
-    async def _flush_locked(self) -> None:
-        backoff = 0.05
-        while self._completions:
-            batch, self._completions = self._completions, []
-            done, self._completed_tasks = self._completed_tasks, []
-            left = None if self._flush_give_up is None else self._flush_give_up - time.monotonic()
-            try:
-                async with asyncio.timeout(None if left is None else max(left, 1.0)):
-                    acks = await self.queue.complete_many(batch, result_storage=self.result_store)
-            except asyncio.CancelledError:
-                self._completions[:0] = batch
-                self._completed_tasks[:0] = done
-                raise
-            except Exception as exc:
-                log.warning(
-                    "worker %s: acknowledging %d tasks failed (%s: %s); retrying",
-                    self.name,
-                    len(batch),
-                    type(exc).__name__,
-                    exc,
-                )
-                if self._flush_give_up is not None and time.monotonic() >= self._flush_give_up:
-                    # a stop at once must stop: these tasks come back when their leases expire
-                    log.warning(
-                        "worker %s: stopping at once without acknowledging %d finished tasks "
-                        "(they will run again)",
-                        self.name,
-                        len(batch),
-                    )
-                    return
-                self._completions[:0] = batch
-                self._completed_tasks[:0] = done
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            for (task, duration), ack in zip(done, acks, strict=True):
-                if ack:
-                    self._emit(EventType.COMPLETED, task, duration=round(duration, 6))
-                else:
-                    self.stats.lost += 1
-                    log.warning(
-                        "task %s finished after its lease was lost; acknowledgement refused",
-                        task.id,
-                    )
-
-    # -- leases and upkeep -----------------------------------------------------------------
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat_interval)
-            claims = [(r.task.id, r.task.claim or "") for r in self._running.values()]
-            claims += [(c.task_id, c.claim) for c in self._completions]
-            if not claims:
-                continue
-            try:
-                states = await self.queue.heartbeat_many(claims, lease=self.lease)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning(
-                    "worker %s: heartbeat failed (%s: %s)", self.name, type(exc).__name__, exc
-                )
-                continue
-            for task_id, state in states.items():
-                if state is not HeartbeatStatus.OK:
-                    self._stop_running(
-                        task_id, "lost" if state is HeartbeatStatus.LOST else "cancel"
-                    )
-
-    def _stop_running(self, task_id: str, reason: str) -> None:
-        """Stops a task this worker runs; its runner records the first reason given. A runner
-        that has not taken its first step is not cancelled (a coroutine cancelled before it
-        starts never reaches the code that records the stop): it finds the reason when it
-        starts."""
-        running = self._running.get(task_id)
-        if running is None or running.runner is None or running.runner.done():
-            if reason == "cancel" and running is None:
-                # perhaps claimed here but not yet registered: remembered for a while
-                self._early_cancels[task_id] = None
-                while len(self._early_cancels) > 1024:
-                    del self._early_cancels[next(iter(self._early_cancels))]
-            return
-        if running.stop_reason is None:
-            running.stop_reason = reason
-            if running.started:
-                running.runner.cancel()
-
-    async def _cancel_loop(self) -> None:
-        """Stops a running task as soon as its cancellation is signalled through the store
-        (SupportsCancelSignal) instead of at the next heartbeat, which still catches whatever a
-        lost signal missed."""
-        while True:
-            try:
-                async for task_id in self.queue.cancel_signals():
-                    self._stop_running(task_id, "cancel")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning(
-                    "worker %s: cancel signals failed (%s: %s); listening again",
-                    self.name,
-                    type(exc).__name__,
-                    exc,
-                )
-                await asyncio.sleep(1.0)
-
-    async def _summary_loop(self) -> None:
-        assert self.summary_interval
-        summary = _report.Summary(self.name)
-        while True:
-            await asyncio.sleep(self.summary_interval)
-            try:
-                depths: dict[str, int] | None = {
-                    q: await self.queue.get_queue_size(q) for q in self.queues
-                }
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a store that cannot count: the line goes without the depths
-                depths = None
-            line = summary.line(self.stats.processed, self.stats.failed, len(self._running), depths)
-            if line is not None:
-                log.info("%s", line)
-
-    async def _upkeep_loop(self) -> None:
-        """Recovers expired leases (at once on start, then every ``recover_interval``: a worker
-        that is restarted often must still recover what its killed predecessors held), sweeps
-        TTLs, and renews this worker's registry record every few seconds. A failure is logged
-        and the loop carries on."""
-        last_recover = last_cleanup = -math.inf
-        first = True
-        while True:
-            now = time.monotonic()
-            try:
-                if now - last_recover >= self.recover_interval:
-                    last_recover = now
-                    await self.queue.recover_expired()
-                if now - last_cleanup > 60:
-                    last_cleanup = now
-                    await self.queue.cleanup()
-                    await self.result_store.cleanup()
-                    # dependents whose settling was cut short by a crash (rare: see base)
-                    await self.queue.settle_waiting()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("worker %s: upkeep failed (%s: %s)", self.name, type(exc).__name__, exc)
-            if not first:  # start() has just published the record
-                await self._register()
-            first = False
-            await asyncio.sleep(self._upkeep_tick)
-
-
-def _describe(exc: BaseException) -> tuple[str, str, str]:
-    """Type name, message and traceback of a task's error. An error raised in another process
-    arrives wrapped, carrying the original ``type_name`` and ``remote_traceback``."""
-    remote_type = getattr(exc, "type_name", None)
-    if isinstance(remote_type, str):
-        return remote_type, str(exc), str(getattr(exc, "remote_traceback", ""))
-    return type(exc).__name__, str(exc), "".join(traceback.format_exception(exc))
 
 
 __all__ = ["AsyncWorker", "WorkerStats"]

@@ -1,0 +1,76 @@
+"""Acknowledging finished tasks: results stored and tasks marked SUCCESS in coalesced batches."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from omniq.config import get_logger
+from omniq.models.event import EventType
+from omniq.workers._state import WorkerState
+
+log = get_logger("worker")
+
+
+class Acknowledgements(WorkerState):
+    """One flush at a time, batches that grow with load, retried until a stop at once gives up."""
+
+    async def _flush_loop(self) -> None:
+        assert self._flush_wake is not None
+        while True:
+            await self._flush_wake.wait()
+            self._flush_wake.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        """Stores results and acknowledges every finished task in one batch. Whatever finishes
+        during the round trip goes in the next batch, so batches grow with load by themselves.
+        One flush at a time: the flusher loop and ``stop`` both call this."""
+        assert self._flush_lock is not None
+        async with self._flush_lock:
+            await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
+        backoff = 0.05
+        while self._completions:
+            batch, self._completions = self._completions, []
+            done, self._completed_tasks = self._completed_tasks, []
+            left = None if self._flush_give_up is None else self._flush_give_up - time.monotonic()
+            try:
+                async with asyncio.timeout(None if left is None else max(left, 1.0)):
+                    acks = await self.queue.complete_many(batch, result_storage=self.result_store)
+            except asyncio.CancelledError:
+                self._completions[:0] = batch
+                self._completed_tasks[:0] = done
+                raise
+            except Exception as exc:
+                log.warning(
+                    "worker %s: acknowledging %d tasks failed (%s: %s); retrying",
+                    self.name,
+                    len(batch),
+                    type(exc).__name__,
+                    exc,
+                )
+                if self._flush_give_up is not None and time.monotonic() >= self._flush_give_up:
+                    # a stop at once must stop: these tasks come back when their leases expire
+                    log.warning(
+                        "worker %s: stopping at once without acknowledging %d finished tasks "
+                        "(they will run again)",
+                        self.name,
+                        len(batch),
+                    )
+                    return
+                self._completions[:0] = batch
+                self._completed_tasks[:0] = done
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            for (task, duration), ack in zip(done, acks, strict=True):
+                if ack:
+                    self._emit(EventType.COMPLETED, task, duration=round(duration, 6))
+                else:
+                    self.stats.lost += 1
+                    log.warning(
+                        "task %s finished after its lease was lost; acknowledgement refused",
+                        task.id,
+                    )
