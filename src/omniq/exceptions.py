@@ -21,6 +21,12 @@ class SerializationError(OmniQError, TypeError):
     """A function, argument or result cannot be encoded or decoded."""
 
 
+class CorruptRecord(SerializationError):
+    """A stored task record whose state cannot be read (a status that is no status, a count
+    that is no number, a time that is no time): written by something other than OmniQ, or
+    damaged. Readers show it (DEAD, with the reason); a worker that meets it makes it DEAD."""
+
+
 class SignatureError(SerializationError):
     """A payload is unsigned or its HMAC does not match: it was tampered with or signed by another key."""
 
@@ -90,6 +96,7 @@ class UnsupportedCapability(OmniQError, LookupError):
 __all__ = [
     "BackendUnavailable",
     "ConfigError",
+    "CorruptRecord",
     "FunctionNotAllowed",
     "FunctionNotFound",
     "OmniQError",

@@ -22,9 +22,10 @@ from rich.text import Text
 from omniq._redact import redact_text
 from omniq._time import utcnow
 from omniq.cli.source import BackendProblem, Selected
-from omniq.exceptions import OmniQError
+from omniq.exceptions import OmniQError, QueueNameError
 from omniq.models.task import TaskStatus
 from omniq.models.worker import WorkerInfo
+from omniq.queue.builder import validate_queue_name
 from omniq.storage.base import Capability
 
 #: Status columns of the queue table, in lifecycle order (those with no task are left out).
@@ -38,6 +39,7 @@ async def collect(selected: Selected) -> dict[str, Any]:
     try:
         health = _redacted(await app.health_check())
         queues: dict[str, dict[str, Any]] = {}
+        corrupt: list[str] = []
         workers: list[dict[str, Any]] | None = []
         if health["status"] == "healthy":
             stats = await app.task_queue.stats()
@@ -45,6 +47,9 @@ async def collect(selected: Selected) -> dict[str, Any]:
             names += [name for name in sorted(stats) if name not in names]
             for name in names:
                 counts = {status: n for status, n in stats.get(name, {}).items() if n}
+                corrupt += corrupt_counts(name, counts)
+                if not _is_queue_name(name):
+                    continue  # not a queue: its records are reported as corrupt only
                 queues[name] = {
                     "size": await app.task_queue.get_queue_size(name),
                     "total": sum(counts.values()),
@@ -67,8 +72,34 @@ async def collect(selected: Selected) -> dict[str, Any]:
         "queues": queues,
         "workers": workers,
         "unserved": unserved_queues(queues, workers),
+        "corrupt": corrupt,
         "health": health,
     }
+
+
+_STATUSES = frozenset(s.value for s in TaskStatus)
+
+
+def _is_queue_name(name: str) -> bool:
+    try:
+        validate_queue_name(name)
+    except QueueNameError:
+        return False
+    return True
+
+
+def corrupt_counts(queue: str, counts: dict[str, int]) -> list[str]:
+    """What the counts of ``queue`` say about records that are not tasks (written by something
+    else, or damaged): a queue name that is no queue name, a status that is no status. Each
+    such record is listed by ``list_tasks`` as DEAD with the reason; everything else reads on."""
+    if not _is_queue_name(queue):
+        total = sum(counts.values())
+        return [f"{total} task record(s) with the queue name {queue!r}, which is no queue name"]
+    return [
+        f"{n} task record(s) of queue {queue!r} with the status {status!r}, which is no status"
+        for status, n in sorted(counts.items())
+        if status not in _STATUSES
+    ]
 
 
 def unserved_queues(
@@ -95,6 +126,7 @@ def not_created(selected: Selected, path: Path) -> dict[str, Any]:
         "status": NOT_CREATED,
         "queues": {},
         "workers": [],
+        "corrupt": [],
         "health": {"database": {"status": NOT_CREATED, "path": str(path)}},
     }
 
@@ -132,6 +164,12 @@ def render(data: dict[str, Any]) -> Group:
                     f"`omniq worker --queues {name}`",
                     style="bold yellow",
                 )
+            )
+        for line in data.get("corrupt") or ():
+            parts.append(Text(f"corrupt: {line}", style="bold yellow"))
+        if data.get("corrupt"):
+            parts.append(
+                Text("`omniq tasks list` shows each one as DEAD with the reason", style="yellow")
             )
         parts.append(_worker_table(data.get("workers")))
     parts.append(_health_table(data["health"]))
@@ -264,6 +302,7 @@ __all__ = [
     "NOT_CREATED",
     "STATUS_COLUMNS",
     "collect",
+    "corrupt_counts",
     "not_created",
     "print_info",
     "render",

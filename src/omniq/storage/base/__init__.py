@@ -65,7 +65,9 @@ from omniq.storage.base.types import (
     Failure,
     HeartbeatStatus,
     decoded_or_shell,
+    decoded_state,
     new_claim,
+    record_view,
 )
 from omniq.storage.base.workers import SupportsWorkerRegistry
 
@@ -88,6 +90,8 @@ __all__ = [
     "SupportsWorkerRegistry",
     "UnsupportedCapability",
     "decoded_or_shell",
+    "decoded_state",
     "dependency_verdict",
     "new_claim",
+    "record_view",
 ]

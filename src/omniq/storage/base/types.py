@@ -10,10 +10,11 @@ from typing import Protocol
 
 import msgspec
 
-from omniq.exceptions import SerializationError
+from omniq.exceptions import CorruptRecord, SerializationError
 from omniq.models.event import TaskEvent
 from omniq.models.result import TaskResult
 from omniq.models.task import Task, TaskStatus
+from omniq.queue.builder import validate_queue_name
 from omniq.serialization import Serializer
 
 
@@ -81,3 +82,66 @@ def decoded_or_shell(
         return serializer.decode_task(payload, task_id)
     except SerializationError:
         return shell()
+
+
+#: What reading a damaged state field raises (``TaskStatus('bogus')``, ``int('x')``, a time out
+#: of range, a missing field): the record is corrupt, not the program.
+_STATE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
+_TIMES = ("eta", "expires_at", "started_at", "finished_at", "lease_expires_at")
+
+
+def _checked(task: Task) -> Task:
+    """``task`` if its laid state has the types a task's state has (a backend's ``lay`` may
+    copy a stored value as it is: SQLite keeps any type in any column)."""
+    if not isinstance(task.status, TaskStatus):
+        raise ValueError(f"status {task.status!r} is not a task status")
+    for name in ("attempts", "priority"):
+        value = getattr(task, name)
+        if type(value) is not int:
+            raise ValueError(f"{name} {value!r} is not an integer")
+    for name in _TIMES:
+        value = getattr(task, name)
+        if value is not None and not isinstance(value, datetime):
+            raise ValueError(f"{name} {value!r} is not a time")
+    validate_queue_name(task.queue_name)
+    return task
+
+
+def decoded_state(
+    serializer: Serializer, payload: bytes, task_id: str, lay: Callable[[Task], Task]
+) -> Task:
+    """The task a claim runs: its payload decoded and its stored state laid over it by ``lay``
+    (a backend's own). Raises SerializationError for a payload that cannot be decoded and
+    CorruptRecord, naming the field, for state that cannot be read: the claim makes either
+    DEAD with that reason and carries on."""
+    task = serializer.decode_task(payload, task_id)
+    try:
+        return _checked(lay(task))
+    except _STATE_ERRORS as exc:
+        raise CorruptRecord(f"task {task_id!r}: the stored record is corrupt: {exc}") from exc
+
+
+def record_view(
+    serializer: Serializer,
+    payload: bytes,
+    shell: Callable[[], Task],
+    task_id: str,
+    lay: Callable[[Task], Task],
+) -> Task:
+    """What readers see of a stored record, and it never raises: :func:`decoded_or_shell` with
+    the state laid over it, or, when that state cannot be read (see :func:`decoded_state`), the
+    record as DEAD with ``error_type`` "CorruptRecord" and the reason, so that one bad record
+    is listed for what it is while every other one is read as usual."""
+    try:
+        return _checked(lay(decoded_or_shell(serializer, payload, shell, task_id)))
+    except _STATE_ERRORS as exc:
+        reason = f"the stored record is corrupt: {exc}"
+    try:
+        task = decoded_or_shell(serializer, payload, shell, task_id)
+    except _STATE_ERRORS:
+        task = Task(func="?", id=task_id)
+    task.status = TaskStatus.DEAD
+    task.attempts = task.attempts if isinstance(task.attempts, int) else 0
+    task.lease_expires_at = None
+    task.error_type, task.error_message = CorruptRecord.__name__, reason
+    return task

@@ -34,7 +34,8 @@ from omniq.storage.base import (
     SupportsPurge,
     SupportsSchedules,
     SupportsWorkerRegistry,
-    decoded_or_shell,
+    decoded_state,
+    record_view,
 )
 from omniq.storage.postgres._component import SNAPSHOT
 from omniq.storage.postgres._connection import Listener, channel_name
@@ -247,23 +248,31 @@ class AsyncPostgresQueue(
 
     # -- rows <-> tasks --------------------------------------------------------------------
     def _task(self, row: Any) -> Task:
-        """The task a row holds: the decoded payload with the row's state laid over it."""
-        task = self.serializer.decode_task(row["payload"], row["id"])
-        self._overlay(task, row)
-        return task
+        """The task a row holds: the decoded payload with the row's state laid over it (a
+        corrupt state raises CorruptRecord)."""
+        return decoded_state(
+            self.serializer, row["payload"], row["id"], lambda t: self._overlay(t, row)
+        )
 
     def _view(self, row: Any) -> Task:
         """What readers see: a task whose payload cannot be decoded (poison, already DEAD) is
-        still shown, from its columns, without its arguments."""
-        task = decoded_or_shell(self.serializer, row["payload"], lambda: _shell(row), row["id"])
-        self._overlay(task, row)
-        return task
+        still shown, from its columns, without its arguments; a corrupt record as DEAD with the
+        reason (see ``record_view``)."""
+        return record_view(
+            self.serializer,
+            row["payload"],
+            lambda: _shell(row),
+            row["id"],
+            lambda t: self._overlay(t, row),
+        )
 
     @staticmethod
-    def _overlay(task: Task, row: Any) -> None:
+    def _overlay(task: Task, row: Any) -> Task:
         task.status = TaskStatus(row["status"])
+        task.queue_name = row["queue"]  # the column is what claims and counts go by
         for name in _STATE_COLUMNS:
             setattr(task, name, row[name])
+        return task
 
     # -- primitives ------------------------------------------------------------------------
     async def _enqueue(self, items: list[tuple[Task, bytes]]) -> list[bool]:
@@ -351,7 +360,7 @@ class AsyncPostgresQueue(
                 self._sql["claim"], self.project_name, names, wanted, worker_id, now, lease_until
             )
             rows.sort(key=lambda r: (r["rank"], -r["priority"], r["ready_at"], r["seq"]))
-            poison: list[tuple[Any, str]] = []
+            poison: list[tuple[Any, SerializationError]] = []
             for row in rows:
                 if row["status"] == TaskStatus.EXPIRED:
                     ended.append(self._view(row))
@@ -359,15 +368,16 @@ class AsyncPostgresQueue(
                 try:
                     claimed.append(self._task(row))
                 except SerializationError as exc:
-                    poison.append((row, str(exc)))
+                    poison.append((row, exc))
             if poison:
                 buried = await self.pool.fetch(
                     self._sql["bury"],
                     self.project_name,
                     [r["id"] for r, _ in poison],
                     [r["claim"] for r, _ in poison],
-                    [message for _, message in poison],
+                    [str(exc) for _, exc in poison],
                     now,
+                    [type(exc).__name__ for _, exc in poison],
                 )
                 ended.extend(self._view(r) for r in buried)
             if len(rows) < wanted:

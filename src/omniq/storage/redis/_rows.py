@@ -8,7 +8,7 @@ from typing import Any
 
 from omniq.models.task import Task, TaskStatus
 from omniq.serialization import Serializer
-from omniq.storage.base import decoded_or_shell
+from omniq.storage.base import decoded_state, record_view
 from omniq.storage.redis._conn import RedisComponent, Script, from_us, to_us
 
 #: Tasks per script call for bulk work, so one call never blocks Redis for long.
@@ -52,7 +52,10 @@ def lay_state(task: Task, row: list[Any]) -> Task:
     """The state fields of ``row`` laid over the decoded task."""
     task.status = TaskStatus(row[2].decode())
     task.expires_at = opt_time(row[3])
-    task.attempts = int(row[4] or 0)
+    try:
+        task.attempts = int(row[4] or 0)
+    except ValueError:
+        raise ValueError(f"attempts {row[4]!r} is not an integer") from None
     task.eta = opt_time(row[5])
     task.started_at = opt_time(row[6])
     task.finished_at = opt_time(row[7])
@@ -81,13 +84,16 @@ class RedisParts(RedisComponent):
         )
 
     def _decode(self, row: list[Any]) -> Task:
-        return lay_state(self.serializer.decode_task(row[1], row_id(row)), row)
+        """The task a claim runs (SerializationError or CorruptRecord if it cannot be read)."""
+        return decoded_state(self.serializer, row[1], row_id(row), lambda t: lay_state(t, row))
 
     def _view(self, row: list[Any]) -> Task:
         """What readers see: a task whose payload cannot be decoded (a poison task, already
-        DEAD) is still shown, with its state and without its arguments."""
-        task = decoded_or_shell(self.serializer, row[1], lambda: shell(row), row_id(row))
-        return lay_state(task, row)
+        DEAD) is still shown, with its state and without its arguments; a corrupt record as
+        DEAD with the reason (see ``record_view``)."""
+        return record_view(
+            self.serializer, row[1], lambda: shell(row), row_id(row), lambda t: lay_state(t, row)
+        )
 
 
 __all__ = ["CHUNK", "ROW_FIELDS", "RedisParts", "lay_state", "opt_str", "opt_time", "shell"]

@@ -235,7 +235,7 @@ class AsyncRedisQueue(
                             row[0].decode(),
                             row[9].decode(),
                             TaskStatus.DEAD,
-                            error_type="SerializationError",
+                            error_type=type(exc).__name__,
                             error_message=str(exc),
                         ),
                         now,

@@ -29,7 +29,7 @@ import msgspec
 
 from omniq._sync import SyncWrapper
 from omniq._time import utcnow
-from omniq.exceptions import SerializationError
+from omniq.exceptions import CorruptRecord, SerializationError
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import (
     BaseResultStorage,
@@ -41,7 +41,8 @@ from omniq.storage.base import (
     SupportsPurge,
     SupportsSchedules,
     SupportsWorkerRegistry,
-    decoded_or_shell,
+    decoded_state,
+    record_view,
 )
 from omniq.storage.base.listing import cursor_gone
 from omniq.storage.sqlite._db import FILES, from_us, to_us
@@ -88,12 +89,24 @@ _NO_DEPENDENTS_CAP = 100_000
 
 
 @functools.lru_cache(maxsize=64)
-def _claim_sql(n_queues: int) -> tuple[str, str]:
-    """(expire, claim) statements for ``n_queues`` queues; ``:q0``... name them in order."""
+def _claim_sql(n_queues: int) -> tuple[str, str, str]:
+    """(expire, claim, corrupt) statements for ``n_queues`` queues; ``:q0``... name them in
+    order."""
     names = ", ".join(f":q{i}" for i in range(n_queues))
     expire = SQL["expire_queues"].replace("{names}", names)
     arms = " UNION ALL ".join(SQL["claim_arm"].replace("{i}", str(i)) for i in range(n_queues))
-    return expire, SQL["claim"].replace("{arms}", arms)
+    bad = " UNION ALL ".join(SQL["corrupt_arm"].replace("{i}", str(i)) for i in range(n_queues))
+    return (
+        expire,
+        SQL["claim"].replace("{arms}", arms),
+        SQL["corrupt_pending"].replace("{arms}", bad),
+    )
+
+
+def _claim_order(row: Row) -> tuple[int, int, int]:
+    """Claim order within a queue (a corrupt ready_at last: it is not comparable)."""
+    ready = row[READY_AT]
+    return (-row[PRIORITY], ready if type(ready) is int else 2**63, row[SEQ])
 
 
 @functools.lru_cache(maxsize=64)
@@ -104,6 +117,8 @@ def _due_sql(n_queues: int) -> str:
 
 def _lay_state(task: Task, row: Row) -> Task:
     """The columns are the state of record: lay them over the decoded payload."""
+    if type(row[READY_AT]) is not int:  # SQLite stores what it is given: a text never comes due
+        raise ValueError(f"ready_at {row[READY_AT]!r} is not a time")
     task.status = TaskStatus(row[STATUS])
     task.attempts = row[ATTEMPTS]
     task.eta = from_us(row[ETA])
@@ -173,12 +188,17 @@ class AsyncSQLiteQueue(
 
     # -- rows to tasks ---------------------------------------------------------------------
     def _decode(self, row: Row) -> Task:
-        return _lay_state(self.serializer.decode_task(row[PAYLOAD], row[ID]), row)
+        return decoded_state(self.serializer, row[PAYLOAD], row[ID], lambda t: _lay_state(t, row))
 
     def _view(self, row: Row) -> Task:
-        """A task as readers see it; a poison payload still shows its state, without arguments."""
-        return _lay_state(
-            decoded_or_shell(self.serializer, row[PAYLOAD], lambda: _shell(row), row[ID]), row
+        """A task as readers see it; a poison payload still shows its state, without arguments,
+        and a corrupt record shows as DEAD with the reason (see ``record_view``)."""
+        return record_view(
+            self.serializer,
+            row[PAYLOAD],
+            lambda: _shell(row),
+            row[ID],
+            lambda t: _lay_state(t, row),
         )
 
     def _moved(self, row: Row | None) -> Task | None:
@@ -254,7 +274,7 @@ class AsyncSQLiteQueue(
     ) -> tuple[list[Task], list[Task]]:
         names = list(dict.fromkeys(queues))
         position = {q: i for i, q in enumerate(names)}
-        expire_sql, claim_sql = _claim_sql(len(names))
+        expire_sql, claim_sql, corrupt_sql = _claim_sql(len(names))
         now_us = to_us(now)
         params = self._params(
             now=now_us,
@@ -275,28 +295,33 @@ class AsyncSQLiteQueue(
                 wanted = limit - len(claimed)
                 picked = raw.execute(claim_sql, {**params, "limit": wanted})
                 rows = sorted(
-                    picked.fetchall(),
-                    key=lambda r: (position[r[QUEUE]], -r[PRIORITY], r[READY_AT], r[SEQ]),
+                    picked.fetchall(), key=lambda r: (position[r[QUEUE]], *_claim_order(r))
                 )
                 spoiled = 0
                 for row in rows:
                     try:
                         claimed.append(self._decode(row))
                     except SerializationError as exc:
-                        # poison payload: dead at once, with the reason; the claim carries on
-                        raw.execute(SQL["mark_dead"], (now_us, str(exc), row[SEQ]))
-                        dead = self._view(row)
-                        dead.status, dead.finished_at, dead.lease_expires_at = (
-                            TaskStatus.DEAD,
-                            now,
-                            None,
-                        )
-                        dead.error_type, dead.error_message = "SerializationError", str(exc)
-                        poison.append(dead)
+                        # poison payload or corrupt record: dead at once, with the reason; the
+                        # claim carries on
+                        poison.append(kill(raw, row, exc))
                         spoiled += 1
                 # claim again only for the places poison took, and only if the queue had more
                 if not spoiled or len(rows) < wanted:
-                    return expired, claimed, poison
+                    break
+            if len(claimed) < limit:
+                for row in raw.execute(corrupt_sql, {**params, "limit": limit - len(claimed)}):
+                    view = self._view(row)
+                    poison.append(kill(raw, row, CorruptRecord(view.error_message or "corrupt")))
+            return expired, claimed, poison
+
+        def kill(raw: sqlite3.Connection, row: Row, exc: SerializationError) -> Task:
+            kind = type(exc).__name__
+            raw.execute(SQL["mark_dead"], (now_us, kind, str(exc), row[SEQ]))
+            dead = self._view(row)
+            dead.status, dead.finished_at, dead.lease_expires_at = TaskStatus.DEAD, now, None
+            dead.error_type, dead.error_message = kind, str(exc)
+            return dead
 
         expired, claimed, poison = await self.db.write(claim)
         return claimed, [self._view(r) for r in expired] + poison
@@ -316,7 +341,7 @@ class AsyncSQLiteQueue(
         sql = _due_sql(len(names))
         due = await self.db.run(lambda raw: raw.execute(sql, params).fetchone()[0])
         limit = min(timeout, SAFETY_RECHECK)
-        if due is not None:
+        if type(due) is int:  # a corrupt ready_at (text) is made DEAD by the claim instead
             limit = min(limit, max(0.0, (due - now_us) / 1e6) + 0.001)
         await hub.wait_tasks(names, limit, stop, since)
 

@@ -136,15 +136,16 @@ WHERE t.project = $1 AND t.id = c.id
 RETURNING t.*, c.rank;
 
 -- name: bury
--- $1 project, $2 ids, $3 claims, $4 messages, $5 now: claimed tasks whose payload cannot be
--- decoded end DEAD at once (poison), so the claimer carries on with the next task.
+-- $1 project, $2 ids, $3 claims, $4 messages, $5 now, $6 error types: claimed tasks whose
+-- payload cannot be decoded (poison) or whose record is corrupt end DEAD at once, so the
+-- claimer carries on with the next task.
 UPDATE tasks t SET
     status = 'dead',
-    error_type = 'SerializationError',
+    error_type = p.kind,
     error_message = p.message,
     finished_at = $5::timestamptz,
     lease_expires_at = NULL
-FROM unnest($2::text[], $3::text[], $4::text[]) AS p(id, claim, message)
+FROM unnest($2::text[], $3::text[], $4::text[], $6::text[]) AS p(id, claim, message, kind)
 WHERE t.project = $1 AND t.id = p.id AND t.claim = p.claim AND t.status = 'running'
 RETURNING t.*;
 

@@ -1,7 +1,8 @@
 -- ARGV[3] = lease deadline, [4] = worker id ('' = None), [5] = limit, [6] = random token,
 -- [7] = number of queues, then the queues in the order to serve them.
 -- Returns {next_due, claimed rows, ended rows}: next_due is the earliest delayed eta of these
--- queues when nothing was claimed (false otherwise), ended rows are tasks found EXPIRED.
+-- queues when nothing was claimed (false otherwise), ended rows are tasks found EXPIRED, or
+-- made DEAD because their record is corrupt.
 local lease_until = ARGV[3]
 local worker = ARGV[4]
 local who = worker ~= '' and worker or 'anonymous'
@@ -10,6 +11,18 @@ local token = ARGV[6]
 local nq = tonumber(ARGV[7])
 local claimed, ended = {}, {}
 local n = 0
+
+-- a pending task whose stored state is no state (written by something else): DEAD, with the
+-- reason, instead of an error that would stop every claim of the queue
+local KNOWN = {}
+for _, st in ipairs(STATUSES) do KNOWN[st] = true end
+
+local function corrupt(id, q, seq, what)
+  redis.call('HSET', tkey(id), 'et', 'CorruptRecord', 'em',
+             'the stored record is corrupt: ' .. what)
+  finish(id, 'pending', 'dead', q, seq)
+  ended[#ended + 1] = row(id)
+end
 
 local function promote(q)
   local dk = P .. ':delayed:' .. q
@@ -31,14 +44,22 @@ for i = 1, nq do
       local tk = tkey(id)
       -- the task's fields as they are now (FIELDS, then the sequence), read once
       local v = redis.call('HMGET', tk, unpack(FIELDS_SQ))
-      if v[2] == 'pending' then
+      local att = tonumber(v[4])
+      if v[2] and not KNOWN[v[2]] then
+        -- it was queued as pending (it is in the ready set): its status was overwritten
+        corrupt(id, q, v[22], 'status ' .. v[2] .. ' is not a task status')
+      elseif v[2] == 'pending' and (not att or att % 1 ~= 0) then
+        corrupt(id, q, v[22], 'attempts ' .. tostring(v[4]) .. ' is not an integer')
+      elseif v[2] == 'pending' and v[3] and not tonumber(v[3]) then
+        corrupt(id, q, v[22], 'expires_at ' .. v[3] .. ' is not a time')
+      elseif v[2] == 'pending' then
         if v[3] and tonumber(v[3]) <= NOW then
           redis.call('HSET', tk, 'et', 'TaskExpired', 'em', 'expired before it started')
           finish(id, 'pending', 'expired', q, v[22])
           ended[#ended + 1] = row(id)
         else
           n = n + 1
-          local att = tonumber(v[4]) + 1
+          att = att + 1
           local claim = who .. ':' .. att .. ':' .. token .. n
           redis.call('ZREM', idx(q, 'pending'), id)
           redis.call('ZADD', idx(q, 'running'), v[22], id)

@@ -54,8 +54,19 @@ RETURNING {columns};
 
 -- name: mark_dead
 UPDATE omniq_tasks SET status = 'dead', finished_at = ?, lease_expires_at = NULL,
-    error_type = 'SerializationError', error_message = ?
+    error_type = ?, error_message = ?
 WHERE seq = ?;
+
+-- Pending tasks whose ready_at is no number (written by something else): the claim never
+-- reaches them (a text sorts after every number), so the claimer finds them here, at the end of
+-- the due index's range of the queue, and makes them DEAD. One arm per queue, as claim_arm.
+-- name: corrupt_arm
+SELECT * FROM (SELECT seq FROM omniq_tasks INDEXED BY omniq_tasks_due
+    WHERE project = :project AND queue = :q{i} AND status = 'pending' AND ready_at >= ''
+    LIMIT :limit)
+
+-- name: corrupt_pending
+SELECT {columns} FROM omniq_tasks WHERE seq IN (SELECT seq FROM ({arms}) LIMIT :limit);
 
 -- When the next delayed task of a queue comes due: one arm per queue, the earliest of them.
 -- name: due_arm

@@ -1,0 +1,192 @@
+"""One bad record never breaks a project-wide call. Corrupt records are written straight into
+the real stores (a status that is no status, attempts that are no number, a queue name that is
+no queue name, a ready time that is no time); each must be listed as DEAD with the reason
+("CorruptRecord"), made DEAD when a claimer meets it, and every other task must read and run as
+usual, including ``omniq info``."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from omniq.models.task import Task, TaskStatus
+from omniq.storage.base import BaseTaskQueue
+from tests.conftest import service_address
+
+FUNC = "tests.tasks_fixture:add"
+
+
+def _tasks() -> list[Task]:
+    return [Task(func=FUNC, args=(i, i), id=f"task-{i}") for i in range(4)]
+
+
+def _info(url: str, project: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "omniq", "info", "--url", url, "--project", project],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+
+
+async def _assert_listed_and_readable(queue: BaseTaskQueue, bad: str, reason: str) -> None:
+    listed = {t.id: t for t in await queue.list_tasks()}
+    assert sorted(listed) == [f"task-{i}" for i in range(4)]
+    assert listed[bad].status is TaskStatus.DEAD
+    assert listed[bad].error_type == "CorruptRecord"
+    assert reason in (listed[bad].error_message or "")
+    for task_id, task in listed.items():
+        if task_id != bad:
+            assert task.status is TaskStatus.PENDING
+            assert task.error_type is None
+    got = await queue.get_task(bad)
+    assert got is not None
+    assert got.status is TaskStatus.DEAD
+    assert reason in (got.error_message or "")
+    assert (await queue.get_task("task-3")) is not None
+
+
+async def _claim_all(queue: BaseTaskQueue, bad: str) -> None:
+    """A claimer takes every good task, and the corrupt one is DEAD afterwards."""
+    claimed = await queue.dequeue_many(limit=10)
+    assert sorted(t.id for t in claimed) == sorted(
+        f"task-{i}" for i in range(4) if f"task-{i}" != bad
+    )
+    assert {t.args for t in claimed} <= {(i, i) for i in range(4)}
+    assert await queue.dequeue_many(limit=10) == []
+    dead = await queue.get_task(bad)
+    assert dead is not None
+    assert dead.status is TaskStatus.DEAD
+    assert dead.error_type == "CorruptRecord"
+
+
+# -- SQLite ----------------------------------------------------------------------------------------
+@pytest.fixture
+async def sqlite_queue(tmp_path: Path) -> AsyncIterator[tuple[Any, Path]]:
+    from omniq.storage.sqlite import AsyncSQLiteQueue
+
+    path = tmp_path / "queue.db"
+    async with AsyncSQLiteQueue(path=path, project_name="p") as queue:
+        await queue.enqueue_many(_tasks())
+        yield queue, path
+
+
+def _sqlite_write(path: Path, sql: str, *params: Any) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute(sql, params)
+
+
+async def test_sqlite_a_bogus_status_is_listed_as_corrupt_and_info_names_it(
+    sqlite_queue: tuple[Any, Path],
+) -> None:
+    queue, path = sqlite_queue
+    _sqlite_write(path, "UPDATE omniq_tasks SET status = 'bogus' WHERE id = 'task-1'")
+
+    await _assert_listed_and_readable(queue, "task-1", "'bogus'")
+    assert len(await queue.dequeue_many(limit=10)) == 3
+    info = _info(f"sqlite:///{path}", "p")
+    assert info.returncode == 0, info.stderr
+    assert "corrupt: 1 task record(s) of queue 'default' with the status 'bogus'" in info.stdout
+
+
+async def test_sqlite_a_garbage_ready_at_is_made_dead_by_the_claimer_not_left_pending(
+    sqlite_queue: tuple[Any, Path],
+) -> None:
+    queue, path = sqlite_queue
+    _sqlite_write(path, "UPDATE omniq_tasks SET ready_at = 'garbage' WHERE id = 'task-2'")
+
+    await _assert_listed_and_readable(queue, "task-2", "ready_at 'garbage' is not a time")
+    await _claim_all(queue, "task-2")
+    dead = await queue.get_task("task-2")
+    assert dead is not None
+    assert "ready_at 'garbage'" in (dead.error_message or "")
+    assert (await queue.stats()) == {"default": {"running": 3, "dead": 1}}
+
+
+# -- Redis -----------------------------------------------------------------------------------------
+@pytest.fixture
+async def redis_queue() -> AsyncIterator[tuple[Any, str]]:
+    pytest.importorskip("redis")
+    from reliability.harness import unlink_project
+
+    from omniq.storage.redis import AsyncRedisQueue
+
+    host, port = service_address("redis")
+    project = f"test-{uuid.uuid4().hex[:12]}"
+    try:
+        async with AsyncRedisQueue(host=host, port=port, project_name=project) as queue:
+            await queue.enqueue_many(_tasks())
+            yield queue, f"omniq:tasks:{{{project}}}:task:"
+    finally:
+        await unlink_project(host, port, project)
+
+
+@pytest.mark.services("redis")
+async def test_redis_a_bogus_status_is_listed_as_corrupt_and_made_dead_by_a_claim(
+    redis_queue: tuple[Any, str],
+) -> None:
+    queue, key = redis_queue
+    await queue.redis.hset(f"{key}task-0", "st", "bogus")
+
+    await _assert_listed_and_readable(queue, "task-0", "'bogus'")
+    await _claim_all(queue, "task-0")
+    dead = await queue.get_task("task-0")
+    assert "status bogus is not a task status" in (dead.error_message or "")
+
+
+@pytest.mark.services("redis")
+async def test_redis_attempts_that_are_no_number_break_neither_get_task_nor_the_claim(
+    redis_queue: tuple[Any, str],
+) -> None:
+    queue, key = redis_queue
+    await queue.redis.hset(f"{key}task-3", "att", "x")
+
+    await _assert_listed_and_readable(queue, "task-3", "attempts b'x' is not an integer")
+    await _claim_all(queue, "task-3")
+    assert (await queue.stats()) == {"default": {"running": 3, "dead": 1}}
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------------
+@pytest.fixture
+async def postgres_queue() -> AsyncIterator[tuple[Any, str, str]]:
+    asyncpg = pytest.importorskip("asyncpg")
+    from omniq.storage.postgres import AsyncPostgresQueue
+
+    host, port = service_address("postgres")
+    schema = f"omniq_test_{uuid.uuid4().hex[:12]}"
+    url = f"postgresql://postgres@{host}:{port}/test?schema={schema}"
+    try:
+        async with AsyncPostgresQueue(url=url, project_name="p") as queue:
+            await queue.enqueue_many(_tasks())
+            yield queue, url, schema
+    finally:
+        conn = await asyncpg.connect(host=host, port=port, user="postgres", database="test")
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+
+@pytest.mark.services("postgres")
+async def test_postgres_a_bad_queue_value_is_listed_as_corrupt_and_info_still_works(
+    postgres_queue: tuple[Any, str, str],
+) -> None:
+    queue, url, schema = postgres_queue
+    await queue.pool.execute(
+        f"UPDATE \"{schema}\".tasks SET queue = 'bad queue!' WHERE id = 'task-2'"
+    )
+
+    await _assert_listed_and_readable(queue, "task-2", "invalid queue name 'bad queue!'")
+    info = _info(url, "p")
+    assert info.returncode == 0, info.stderr
+    assert "with the queue name 'bad queue!', which is no queue name" in info.stdout
+    assert len(await queue.dequeue_many(limit=10)) == 3
