@@ -689,6 +689,24 @@ async def test_the_claim_walks_the_claim_index_of_each_queue_without_sorting_it(
     assert "SCAN omniq_tasks" not in plan
 
 
+async def test_the_claim_finds_corrupt_ready_times_with_one_seek_per_queue(
+    tmp_path: Path,
+) -> None:
+    """A claim also looks for pending tasks whose ready_at is text (it never comes due): at
+    the end of the due index's range of each queue, never by reading the queue through."""
+    from omniq.storage.sqlite.queue import _corrupt_sql
+
+    path = tmp_path / "plan.db"
+    async with AsyncSQLiteQueue(path=str(path)):
+        pass
+    params = {"project": "p", "q0": "a", "q1": "b", "limit": 10}
+    with sqlite3.connect(path) as conn:
+        plan = _plan(conn, _corrupt_sql(2), params)
+
+    assert plan.count("USING INDEX omniq_tasks_due (project=? AND queue=? AND ready_at>?)") == 2
+    assert "SCAN omniq_tasks" not in plan
+
+
 @pytest.mark.parametrize(
     ("name", "params", "index"),
     [

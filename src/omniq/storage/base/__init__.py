@@ -68,6 +68,7 @@ from omniq.storage.base.types import (
     decoded_state,
     new_claim,
     record_view,
+    undecodable_kind,
 )
 from omniq.storage.base.workers import SupportsWorkerRegistry
 
@@ -94,4 +95,5 @@ __all__ = [
     "dependency_verdict",
     "new_claim",
     "record_view",
+    "undecodable_kind",
 ]

@@ -107,6 +107,13 @@ def _checked(task: Task) -> Task:
     return task
 
 
+def undecodable_kind(exc: SerializationError) -> str:
+    """The error_type a claim gives a task it makes DEAD because it cannot be read:
+    "CorruptRecord" for its state, "SerializationError" for its payload (whatever the
+    subclass: a bad signature is a payload that cannot be trusted)."""
+    return CorruptRecord.__name__ if isinstance(exc, CorruptRecord) else "SerializationError"
+
+
 def decoded_state(
     serializer: Serializer, payload: bytes, task_id: str, lay: Callable[[Task], Task]
 ) -> Task:

@@ -36,6 +36,7 @@ from omniq.storage.base import (
     SupportsWorkerRegistry,
     decoded_state,
     record_view,
+    undecodable_kind,
 )
 from omniq.storage.postgres._component import SNAPSHOT
 from omniq.storage.postgres._connection import Listener, channel_name
@@ -377,7 +378,7 @@ class AsyncPostgresQueue(
                     [r["claim"] for r, _ in poison],
                     [str(exc) for _, exc in poison],
                     now,
-                    [type(exc).__name__ for _, exc in poison],
+                    [undecodable_kind(exc) for _, exc in poison],
                 )
                 ended.extend(self._view(r) for r in buried)
             if len(rows) < wanted:

@@ -51,6 +51,7 @@ from omniq.storage.base import (
     SupportsPurge,
     SupportsSchedules,
     SupportsWorkerRegistry,
+    undecodable_kind,
 )
 from omniq.storage.base.listing import cursor_gone
 from omniq.storage.redis._conn import (
@@ -235,7 +236,7 @@ class AsyncRedisQueue(
                             row[0].decode(),
                             row[9].decode(),
                             TaskStatus.DEAD,
-                            error_type=type(exc).__name__,
+                            error_type=undecodable_kind(exc),
                             error_message=str(exc),
                         ),
                         now,

@@ -43,6 +43,7 @@ from omniq.storage.base import (
     SupportsWorkerRegistry,
     decoded_state,
     record_view,
+    undecodable_kind,
 )
 from omniq.storage.base.listing import cursor_gone
 from omniq.storage.sqlite._db import FILES, from_us, to_us
@@ -89,18 +90,19 @@ _NO_DEPENDENTS_CAP = 100_000
 
 
 @functools.lru_cache(maxsize=64)
-def _claim_sql(n_queues: int) -> tuple[str, str, str]:
-    """(expire, claim, corrupt) statements for ``n_queues`` queues; ``:q0``... name them in
-    order."""
+def _claim_sql(n_queues: int) -> tuple[str, str]:
+    """(expire, claim) statements for ``n_queues`` queues; ``:q0``... name them in order."""
     names = ", ".join(f":q{i}" for i in range(n_queues))
     expire = SQL["expire_queues"].replace("{names}", names)
     arms = " UNION ALL ".join(SQL["claim_arm"].replace("{i}", str(i)) for i in range(n_queues))
-    bad = " UNION ALL ".join(SQL["corrupt_arm"].replace("{i}", str(i)) for i in range(n_queues))
-    return (
-        expire,
-        SQL["claim"].replace("{arms}", arms),
-        SQL["corrupt_pending"].replace("{arms}", bad),
-    )
+    return expire, SQL["claim"].replace("{arms}", arms)
+
+
+@functools.lru_cache(maxsize=64)
+def _corrupt_sql(n_queues: int) -> str:
+    """The pending tasks of ``n_queues`` queues whose ready_at is no number (see queries.sql)."""
+    arms = " UNION ALL ".join(SQL["corrupt_arm"].replace("{i}", str(i)) for i in range(n_queues))
+    return SQL["corrupt_pending"].replace("{arms}", arms)
 
 
 def _claim_order(row: Row) -> tuple[int, int, int]:
@@ -274,7 +276,8 @@ class AsyncSQLiteQueue(
     ) -> tuple[list[Task], list[Task]]:
         names = list(dict.fromkeys(queues))
         position = {q: i for i, q in enumerate(names)}
-        expire_sql, claim_sql, corrupt_sql = _claim_sql(len(names))
+        expire_sql, claim_sql = _claim_sql(len(names))
+        corrupt_sql = _corrupt_sql(len(names))
         now_us = to_us(now)
         params = self._params(
             now=now_us,
@@ -316,7 +319,7 @@ class AsyncSQLiteQueue(
             return expired, claimed, poison
 
         def kill(raw: sqlite3.Connection, row: Row, exc: SerializationError) -> Task:
-            kind = type(exc).__name__
+            kind = undecodable_kind(exc)
             raw.execute(SQL["mark_dead"], (now_us, kind, str(exc), row[SEQ]))
             dead = self._view(row)
             dead.status, dead.finished_at, dead.lease_expires_at = TaskStatus.DEAD, now, None
