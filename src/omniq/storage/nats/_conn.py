@@ -6,7 +6,8 @@ Server features used, and from which NATS version (all present on 2.9):
 - JetStream work-queue streams and durable pull consumers (2.2); KV buckets (2.6.2);
 - ``-NAK`` with a delay, which holds retries *and* delayed tasks (``eta``) on the server until
   they are due (2.7.1);
-- direct gets on the KV bucket (``allow_direct``, 2.9), which spread reads over every replica.
+- direct gets on the KV bucket (``allow_direct``, 2.9), which spread reads over every replica;
+- the subject list of stream info paged with ``offset`` (2.9): listing keys past 100,000.
 
 Newer servers change nothing in the design: message scheduling (2.12) and per-message TTLs
 (2.11) are not needed, because a nak with a delay already holds a message until a given time and
