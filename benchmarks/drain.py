@@ -2,6 +2,9 @@
 
     uv run python -m benchmarks.drain --url sqlite:////tmp/drain.db -n 20000 --procs 1
 
+``--metrics`` serves the workers' Prometheus metrics (``--metrics-port``), ``--tracing`` makes
+OpenTelemetry spans in them (benchmarks/traced.py): their cost is the difference with a plain run.
+
 The clock runs from the first completed task to the last (steady state, as in PERFORMANCE.md), so
 process start-up is not counted.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -29,6 +33,8 @@ async def drain(
     worker_type: str,
     sync_func: bool,
     cpu: bool = False,
+    metrics: bool = False,
+    tracing: bool = False,
 ) -> float:
     project = f"drain-{uuid.uuid4().hex[:8]}"
     oq = AsyncOmniQ.from_backend(create_backend(url=url, project_name=project))
@@ -66,7 +72,16 @@ async def drain(
             "--include",
             "benchmarks.noop",
         ]
-        workers = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL) for _ in range(procs)]  # noqa: ASYNC220
+        if tracing:
+            cmd += ["--include", "benchmarks.traced"]
+        workers = [
+            subprocess.Popen(  # noqa: ASYNC220
+                cmd + (["--metrics-port", str(_free_port())] if metrics else []),
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
+            for _ in range(procs)
+        ]
         try:
             first = last = None
             while True:
@@ -88,6 +103,12 @@ async def drain(
                 w.wait(timeout=30)
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -105,12 +126,26 @@ def main() -> None:
         action="store_true",
         help="CPU-bound tasks (benchmarks.noop.cpu_work, as in benchmarks.worker_types)",
     )
+    parser.add_argument("--metrics", action="store_true", help="workers serve Prometheus metrics")
+    parser.add_argument("--tracing", action="store_true", help="workers make OpenTelemetry spans")
     args = parser.parse_args()
     rate = asyncio.run(
-        drain(args.url, args.n, args.procs, args.concurrency, args.type, args.sync_func, args.cpu)
+        drain(
+            args.url,
+            args.n,
+            args.procs,
+            args.concurrency,
+            args.type,
+            args.sync_func,
+            args.cpu,
+            metrics=args.metrics,
+            tracing=args.tracing,
+        )
     )
+    extra = "".join(f", {name}" for name in ("metrics", "tracing") if getattr(args, name))
     print(
-        f"drain {args.n} tasks, {args.procs} worker process(es), {args.type}: {rate:,.0f} tasks/s"
+        f"drain {args.n} tasks, {args.procs} worker process(es), {args.type}{extra}: "
+        f"{rate:,.0f} tasks/s"
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -152,11 +152,55 @@ async def invoke(func: Callable[..., Any], outcome: TaskOutcome) -> bool:
         return False
 
 
+# -- enqueue hooks -----------------------------------------------------------------------------
+#: A function called with each task just before it is stored, in the process that enqueues it.
+EnqueueHook = Callable[[Task], None]
+
+#: The process-wide enqueue hooks (metrics count enqueues here, tracing puts the trace context in
+#: ``task.metadata`` so that the worker's span joins the producer's trace). They are plain sync
+#: functions on the enqueue path: they must be cheap, and with none installed the cost is one
+#: emptiness test per batch.
+enqueue_hooks: list[EnqueueHook] = []
+
+
+def on_enqueue(func: EnqueueHook) -> EnqueueHook:
+    """Installs a process-wide enqueue hook (once, however often it is installed)."""
+    if not callable(func):
+        raise TypeError(f"an enqueue hook must be callable, got {func!r}")
+    if func not in enqueue_hooks:
+        enqueue_hooks.append(func)
+    return func
+
+
+def remove_enqueue_hook(func: EnqueueHook) -> bool:
+    if func in enqueue_hooks:
+        enqueue_hooks.remove(func)
+        return True
+    return False
+
+
+def run_enqueue_hooks(tasks: Iterable[Task]) -> None:
+    """Calls every enqueue hook on every task. A hook that raises is logged and the enqueue goes
+    on: observing a task never stops it from being stored."""
+    hooks = tuple(enqueue_hooks)
+    for task in tasks:
+        for hook in hooks:
+            try:
+                hook(task)
+            except Exception:
+                log.exception("enqueue hook %r failed for task %s; the task is stored", hook, task.id)
+
+
 __all__ = [
     "HOOK_EVENTS",
     "TASK_EVENTS",
     "CallbackManager",
+    "EnqueueHook",
     "TaskOutcome",
     "default_hooks",
+    "enqueue_hooks",
     "invoke",
+    "on_enqueue",
+    "remove_enqueue_hook",
+    "run_enqueue_hooks",
 ]

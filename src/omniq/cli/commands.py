@@ -31,6 +31,7 @@ from omniq.cli.source import (
 )
 from omniq.cli.worker import (
     WorkerOptions,
+    metrics_options,
     parse_queues,
     serve,
     stop_signals,
@@ -204,6 +205,29 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            help="Serve Prometheus metrics on this port (http://HOST:PORT/metrics; needs "
+            "omniq-tasks[metrics]).",
+            show_default=False,
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            "--metrics-host",
+            help="Address the metrics are served on (0.0.0.0 for a Prometheus on another host).",
+        ),
+    ] = "127.0.0.1",
+    metrics_interval: Annotated[
+        float,
+        typer.Option(
+            "--metrics-interval",
+            help="Seconds between two readings of queue depth and live workers from the store.",
+        ),
+    ] = 15.0,
 ) -> None:
     """Run a worker until SIGINT/SIGTERM; a second signal stops at once."""  # fmt: skip
     if shutdown_timeout < 0:
@@ -220,6 +244,7 @@ def worker(
         worker_type=worker_type,
         shutdown_timeout=shutdown_timeout,
         include=module_names(include),
+        metrics=run_guarded(lambda: metrics_options(metrics_port, metrics_host, metrics_interval)),
     )
     selected = run_guarded(lambda: load_app(source))
     console = Console(stderr=True)

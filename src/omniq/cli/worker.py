@@ -41,6 +41,32 @@ class WorkerOptions:
     shutdown_timeout: float = 30.0
     #: ``--include``: modules whose functions the worker may run (the --app module is added)
     include: list[str] = field(default_factory=list)
+    #: ``--metrics-port`` and its companions: Prometheus metrics served beside the worker
+    metrics: MetricsOptions | None = None
+
+
+@dataclass(frozen=True)
+class MetricsOptions:
+    port: int
+    host: str = "127.0.0.1"
+    interval: float = 15.0
+
+
+def metrics_options(port: int | None, host: str, interval: float) -> MetricsOptions | None:
+    """``--metrics-port/--metrics-host/--metrics-interval``, checked; None without a port."""
+    if port is None:
+        return None
+    if not 0 < port <= 65535:
+        raise UsageProblem(f"--metrics-port must be 1-65535, got {port}")
+    if interval <= 0:
+        raise UsageProblem(f"--metrics-interval must be > 0 seconds, got {interval:g}")
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        raise UsageProblem(
+            "--metrics-port needs prometheus-client: pip install 'omniq-tasks[metrics]'"
+        ) from None
+    return MetricsOptions(port, host, interval)
 
 
 @dataclass
@@ -139,6 +165,7 @@ async def serve(
     received: list[int] = []
     startup: asyncio.Task[None] | None = None
     dashboard: Stop | None = None
+    metrics: contextlib.AsyncExitStack | None = None
 
     def on_signal(signum: int) -> None:
         received.append(signum)
@@ -167,6 +194,8 @@ async def serve(
                     Text("memory backend: only tasks enqueued in this process are seen", "yellow")
                 )
             dashboard = await start_dashboard_if_enabled(app, out)  # OMNIQ_DASHBOARD_ENABLED
+            if options.metrics is not None:
+                metrics = await _serve_metrics(app, options.metrics, out)
             await stop_requested.wait()
             running = worker.get_stats()["running"]
             out.print(
@@ -182,6 +211,8 @@ async def serve(
             # on any way out (an error included) running tasks go back to their queue
             if dashboard is not None:
                 await dashboard()
+            if metrics is not None:
+                await metrics.aclose()
             await worker.stop(graceful=False)
             await app.close()
     stats = worker.get_stats()
@@ -195,6 +226,26 @@ async def serve(
     )
     code = 128 + received[-1] if forced else 0
     return WorkerOutcome(code, forced=forced, stats=stats)
+
+
+async def _serve_metrics(
+    app: AsyncOmniQ, options: MetricsOptions, out: Console
+) -> contextlib.AsyncExitStack:
+    """Prometheus metrics of this worker, served until the returned stack is closed."""
+    from omniq.observability.prometheus import serving
+
+    stack = contextlib.AsyncExitStack()
+    try:
+        metrics = await stack.enter_async_context(
+            serving(app, options.port, options.host, options.interval)
+        )
+    except OSError as exc:
+        await stack.aclose()
+        raise BackendProblem(
+            f"cannot serve metrics on {options.host}:{options.port}: {exc.strerror or exc}"
+        ) from exc
+    out.print(Text(f"metrics on http://{options.host}:{metrics.port}/metrics"), soft_wrap=True)
+    return stack
 
 
 async def _start(app: AsyncOmniQ, worker: AsyncWorker, where: str) -> None:
@@ -252,10 +303,12 @@ def _name(signum: int) -> str:
 
 __all__ = [
     "STOP_SIGNALS",
+    "MetricsOptions",
     "WorkerOptions",
     "WorkerOutcome",
     "build_worker",
     "check_worker_type",
+    "metrics_options",
     "parse_queues",
     "serve",
     "stop_signals",

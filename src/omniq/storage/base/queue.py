@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from omniq._time import as_utc, utcnow
+from omniq.callbacks import enqueue_hooks, run_enqueue_hooks
 from omniq.config import get_settings
 from omniq.exceptions import ConfigError, QueueNameError, TaskNotFound
 from omniq.models.event import EventType, TaskEvent
@@ -200,6 +201,8 @@ class BaseTaskQueue(OptionalSurface):
             batch.append(check_task(task))
         if not batch:
             return []
+        if enqueue_hooks:  # metrics count, tracing adds the trace context to the metadata
+            run_enqueue_hooks(batch)
         await self._ensure()
         dependents = [t for t in batch if t.depends_on]
         if dependents:
