@@ -133,6 +133,8 @@ class ClusterFollower:
     async def _follow(self) -> None:
         while True:
             await asyncio.sleep(self.INTERVAL)
+            if not self._clients:
+                return  # every client closed (or forgotten): a new one starts following again
             try:
                 await self.refresh()
             except Exception as exc:  # the next round asks again
@@ -207,7 +209,7 @@ class ClusterFollower:
         for client in clients:
             if client.nodes_manager.slots_cache:
                 try:
-                    await client.nodes_manager.initialize()
+                    await client.reload()
                 except (RedisError, OSError) as exc:  # its next command reloads it
                     log.debug("Redis Cluster slot map not reloaded: %s", exc)
 
@@ -220,11 +222,18 @@ class ClusterFollower:
         return None
 
     async def aclose(self) -> None:
+        """Stops following and closes whatever connection of this follower's clients is still
+        open (called once they are closed): redis-py drops node objects on a slot-map reload
+        without closing the connections they hold."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         await self._drop_asking()
+        await asyncio.gather(
+            *(c.disconnect() for c in list(self._connections) if c.is_connected),
+            return_exceptions=True,
+        )
         self._lock = asyncio.Lock()  # a later connect may run in another event loop
 
 
@@ -273,6 +282,48 @@ class FollowedCluster(RedisCluster):
             yield
         finally:
             self._omniq_slots.release()
+
+    def _node_objects(self) -> dict[int, ClusterNode]:
+        manager = self.nodes_manager
+        groups = {id(group): group for group in manager.slots_cache.values()}
+        return {
+            id(node): node
+            for node in (
+                *manager.nodes_cache.values(),
+                *manager.startup_nodes.values(),
+                *(node for group in groups.values() for node in group),
+            )
+        }
+
+    async def _drop_replaced(self, before: dict[int, ClusterNode]) -> None:
+        """Closes the connections of the node objects a slot-map reload dropped. redis-py
+        7.4.1 keeps the node objects of its first map in its node cache but routes commands
+        through new ones after each reload, and forgets those at the next one with their
+        connections open ("Unclosed ClusterNode object" after every failover, sockets left
+        to the garbage collector). Busy connections are closed when their command ends."""
+        after = self._node_objects()
+        for key, node in before.items():
+            if key not in after:
+                node.update_active_connections_for_reconnect()
+                await node.disconnect_free_connections()
+
+    async def initialize(self) -> FollowedCluster:
+        if not self._initialize:
+            return self
+        before = self._node_objects()
+        try:
+            await super().initialize()
+        finally:
+            await self._drop_replaced(before)
+        return self
+
+    async def reload(self) -> None:
+        """Reads the slot map again now (a master was left)."""
+        before = self._node_objects()
+        try:
+            await self.nodes_manager.initialize()
+        finally:
+            await self._drop_replaced(before)
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         async with self._place(args[0]):
@@ -333,22 +384,12 @@ class FollowedCluster(RedisCluster):
         self._initialize = True
 
     async def aclose(self) -> None:
-        """Closes every connection, those of the node objects redis-py forgets included.
-        redis-py 7.4.1 keeps the node objects of its first slot map in its node cache but
-        routes commands through new ones after every reload, and its ``aclose()`` closes only
-        the cached ones (and nothing at all when an error left it due for a reload): the
-        others' connections stayed open ("Unclosed ClusterNode object")."""
+        """Closes every connection, also those of the node objects that only the slot map
+        holds (redis-py closes only its node cache, and nothing at all when an error left
+        the client due for a reload; see :meth:`_drop_replaced`)."""
         if self._omniq_follower is not None:
             self._omniq_follower.forget(self)
-        manager = self.nodes_manager
-        nodes = {
-            id(node): node
-            for node in (
-                *manager.nodes_cache.values(),
-                *manager.startup_nodes.values(),
-                *(node for group in manager.slots_cache.values() for node in group),
-            )
-        }
+        nodes = self._node_objects()
         await super().aclose()
         await asyncio.gather(
             *(node.disconnect() for node in nodes.values()), return_exceptions=True
