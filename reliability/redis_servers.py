@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import itertools
 import os
 import random
 import shutil
@@ -26,10 +27,24 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from redis.crc import key_slot
+
 HOST = "127.0.0.1"
 SENTINEL_MASTER = "omniq-test"
-#: Redis Cluster listens on port + 10000 for its bus: ports are drawn below this.
-_MAX_PORT = 55_000
+#: Ports are drawn from here up to the system's range of ephemeral ports (which any outgoing
+#: connection may take between the check that a port is free and the server's bind: "Address
+#: already in use" failed a run); a Cluster node's bus (port + 10000) stays below it too.
+_MIN_PORT = 10_000
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as ports:
+            return int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -62,8 +77,9 @@ _taken: set[int] = set()
 
 def free_port(*, with_bus: bool = False) -> int:
     """A loopback port nothing listens on (and port + 10000 too, for a cluster node's bus)."""
+    top = _ephemeral_low() - (10_000 if with_bus else 0)
     for _ in range(1000):
-        port = random.randrange(20_000, _MAX_PORT)
+        port = random.randrange(_MIN_PORT, top)
         wanted = [port, port + 10_000] if with_bus else [port]
         if any(p in _taken for p in wanted) or not all(map(_port_is_free, wanted)):
             continue
@@ -88,6 +104,34 @@ def _cli(port: int, *args: str, password: str | None = None, timeout: float = 10
         check=False,
     )
     return done.stdout.strip()
+
+
+def _replicating(port: int, replicas: int, key: str, password: str | None = None) -> bool:
+    """Whether ``replicas`` replicas of the master at ``port`` have a write made now (a SET of
+    ``key``, then WAIT on the same connection). A replica reports its link up, and its master
+    reports it ``state=online``, as soon as it has loaded the first copy; but the master
+    buffers the writes until the replica's first acknowledgement, up to a second later. A
+    master killed in between took every write since with it (a run lost all 600 tasks of a
+    scenario that broke the master 0.6 s after the start), so a topology is ready only once
+    a write reaches every replica."""
+    auth = ["-a", password, "--no-auth-warning"] if password else []
+    done = subprocess.run(
+        ["redis-cli", "-h", HOST, "-p", str(port), *auth],
+        input=f"SET {key} 1\nWAIT {replicas} 200\n",
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    lines = done.stdout.split()
+    return len(lines) == 2 and lines[0] == "OK" and lines[1].isdigit() and int(lines[1]) >= replicas
+
+
+def _key_of(port: int) -> str:
+    """A key whose slot the Cluster master at ``port`` serves."""
+    myself = next(line for line in _cli(port, "cluster", "nodes").splitlines() if "myself" in line)
+    slot = int(myself.split()[8].partition("-")[0])
+    return next(f"ready-{n}" for n in itertools.count() if key_slot(f"ready-{n}".encode()) == slot)
 
 
 def _wait_until(check: object, what: str, timeout: float = 30.0) -> None:
@@ -133,10 +177,18 @@ class Servers:
             stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
         )
-        _wait_until(
-            lambda: _cli(port, "ping", password=password) == "PONG",
-            f"redis-server on port {port}",
-        )
+        process = self.processes[port]
+
+        def answers() -> bool:
+            if process.poll() is not None:
+                said = ""
+                log = os.path.join(self.folder, f"{port}.log")
+                with contextlib.suppress(OSError), open(log, encoding="utf-8") as lines:
+                    said = lines.read()[-300:].strip()
+                raise RuntimeError(f"redis-server on port {port} exited: {said}")
+            return _cli(port, "ping", password=password) == "PONG"
+
+        _wait_until(answers, f"redis-server on port {port}")
 
     def kill(self, port: int) -> None:
         """SIGKILL: the server vanishes without a word, as a crashed host would."""
@@ -154,7 +206,30 @@ class Servers:
         self.processes[port].send_signal(signal.SIGCONT)
         self.paused.discard(port)
 
+    def keep(self, folder: str) -> str:
+        """Copies the servers' logs and configs into a new folder under ``folder``, with
+        ``state.txt``: each running server's key count and replication state (what a failed
+        failover run needs to be understood). Returns the new folder."""
+        lines = []
+        for port in self.processes:
+            if port in self.paused:
+                lines.append(f"{port} paused")
+                continue
+            replication = _cli(port, "info", "replication", timeout=5).splitlines()
+            wanted = ("role", "master_port", "master_link_status", "slave")
+            state = " ".join(line for line in replication if line.startswith(wanted))
+            lines.append(f"{port} keys={_cli(port, 'dbsize', timeout=5)} {state}")
+        dest = tempfile.mkdtemp(prefix="redis-", dir=folder)
+        shutil.copytree(self.folder, dest, dirs_exist_ok=True)
+        with open(os.path.join(dest, "state.txt"), "w", encoding="utf-8") as out:
+            out.write("\n".join(lines) + "\n")
+        return dest
+
     def stop(self) -> None:
+        """Stops every server and removes the folder (kept first under
+        ``$OMNIQ_KEEP_REDIS_LOGS`` when that is set, see :meth:`keep`)."""
+        if os.environ.get("OMNIQ_KEEP_REDIS_LOGS"):
+            self.keep(os.environ["OMNIQ_KEEP_REDIS_LOGS"])
         for process in self.processes.values():
             process.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
             process.terminate()
@@ -271,11 +346,10 @@ def start_cluster(masters: int = 3, replicas: int = 0) -> Cluster:
             "the cluster to be ready",
         )
         if replicas:
+            heads = [p for p in ports if "role:master" in _cli(p, "info", "replication")]
+            keys = {p: _key_of(p) for p in heads}
             _wait_until(
-                lambda: (
-                    sum("master_link_status:up" in _cli(p, "info", "replication") for p in ports)
-                    == masters * replicas
-                ),
+                lambda: all(_replicating(p, replicas, keys[p]) for p in heads),
                 "the replicas to sync",
             )
     except BaseException:
@@ -354,11 +428,7 @@ def start_sentinel(
         for replica in replica_ports:
             servers.start(replica, *data, "--replicaof", HOST, str(master), password=password)
         _wait_until(
-            lambda: all(
-                "master_link_status:up" in _cli(r, "info", "replication", password=password)
-                for r in replica_ports
-            ),
-            "the replicas to sync",
+            lambda: _replicating(master, replicas, "omniq:ready", password), "the replicas to sync"
         )
         auth = f"sentinel auth-pass {SENTINEL_MASTER} {password}\n" if password else ""
         if sentinel_password:

@@ -126,15 +126,12 @@ class ClusterFollower:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._follow(), name="omniq-redis-cluster")
 
-    def forget(self, client: FollowedCluster) -> None:
-        self._clients.discard(client)
-
     # -- the slot map --------------------------------------------------------------------------
     async def _follow(self) -> None:
         while True:
             await asyncio.sleep(self.INTERVAL)
             if not self._clients:
-                return  # every client closed (or forgotten): a new one starts following again
+                return  # every client is gone: a new one starts following again
             try:
                 await self.refresh()
             except Exception as exc:  # the next round asks again
@@ -207,7 +204,7 @@ class ClusterFollower:
             client.nodes_manager.move_node_to_end_of_cached_nodes(name)
         await abort(c for c in list(self._connections) if _address(c) == address)
         for client in clients:
-            if client.nodes_manager.slots_cache:
+            if client.nodes_manager.slots_cache:  # a client that has read the map
                 try:
                     await client.reload()
                 except (RedisError, OSError) as exc:  # its next command reloads it
@@ -318,7 +315,10 @@ class FollowedCluster(RedisCluster):
         return self
 
     async def reload(self) -> None:
-        """Reads the slot map again now (a master was left)."""
+        """Reads the slot map again now (a master was left), unless the client is due for a
+        reload anyway (its next command reloads it) or closed."""
+        if self._initialize:
+            return
         before = self._node_objects()
         try:
             await self.nodes_manager.initialize()
@@ -386,9 +386,9 @@ class FollowedCluster(RedisCluster):
     async def aclose(self) -> None:
         """Closes every connection, also those of the node objects that only the slot map
         holds (redis-py closes only its node cache, and nothing at all when an error left
-        the client due for a reload; see :meth:`_drop_replaced`)."""
-        if self._omniq_follower is not None:
-            self._omniq_follower.forget(self)
+        the client due for a reload; see :meth:`_drop_replaced`). redis-py also calls this
+        itself to start afresh after CLUSTERDOWN, so the client stays followed (the
+        follower holds it weakly and stops with its connection)."""
         nodes = self._node_objects()
         await super().aclose()
         await asyncio.gather(
