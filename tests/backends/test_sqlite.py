@@ -635,7 +635,7 @@ async def test_a_database_at_version_2_with_tasks_gets_its_counts_on_upgrade(
 
 def test_every_statement_of_queries_sql_compiles_against_the_schema(tmp_path: Path) -> None:
     from omniq.storage.sqlite._db import migrate
-    from omniq.storage.sqlite.queue import _LIST_SQL, SQL, _claim_sql, _due_sql
+    from omniq.storage.sqlite._rows import _LIST_SQL, SQL, _claim_sql, _due_sql
 
     conn = sqlite3.connect(tmp_path / "compiled.db", isolation_level=None)
     try:
@@ -673,7 +673,7 @@ def _plan(conn: sqlite3.Connection, sql: str, params: Any) -> str:
 async def test_the_claim_walks_the_claim_index_of_each_queue_without_sorting_it(
     tmp_path: Path,
 ) -> None:
-    from omniq.storage.sqlite.queue import _claim_sql
+    from omniq.storage.sqlite._rows import _claim_sql
 
     path = tmp_path / "plan.db"
     async with AsyncSQLiteQueue(path=str(path)):
@@ -694,7 +694,7 @@ async def test_the_claim_finds_corrupt_ready_times_with_one_seek_per_queue(
 ) -> None:
     """A claim also looks for pending tasks whose ready_at is text (it never comes due): at
     the end of the due index's range of each queue, never by reading the queue through."""
-    from omniq.storage.sqlite.queue import _corrupt_sql
+    from omniq.storage.sqlite._rows import _corrupt_sql
 
     path = tmp_path / "plan.db"
     async with AsyncSQLiteQueue(path=str(path)):

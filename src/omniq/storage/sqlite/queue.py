@@ -12,13 +12,15 @@ in ``omniq_task_deps``, written in its enqueue transaction; triggers drop those 
 WAITING. The completion transaction also reads which acknowledged tasks anyone waits on, so the
 dependents lookup that follows every acknowledgement costs no round trip when nobody waits.
 Workers publish JSON records in ``omniq_workers``, each with its expiry.
+
+The parts live beside this module: the columns, statements and rows into tasks (``_rows``), and
+the reads, purge and worker registry (``_reads``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Callable
@@ -41,13 +43,23 @@ from omniq.storage.base import (
     SupportsPurge,
     SupportsSchedules,
     SupportsWorkerRegistry,
-    decoded_state,
-    record_view,
     undecodable_kind,
 )
-from omniq.storage.base.listing import cursor_gone
-from omniq.storage.sqlite._db import FILES, from_us, to_us
+from omniq.storage.sqlite._db import to_us
 from omniq.storage.sqlite._listing import FunctionListing
+from omniq.storage.sqlite._reads import SQLiteReads
+from omniq.storage.sqlite._rows import (
+    ID,
+    QUEUE,
+    SEQ,
+    SQL,
+    T_COLUMNS,
+    Row,
+    _claim_order,
+    _claim_sql,
+    _corrupt_sql,
+    _due_sql,
+)
 from omniq.storage.sqlite._schedules import ScheduleStore
 from omniq.storage.sqlite._wake import SAFETY_RECHECK
 from omniq.storage.sqlite.results import (
@@ -56,100 +68,12 @@ from omniq.storage.sqlite.results import (
     result_row,
 )
 
-Row = tuple[Any, ...]
-
-# columns every read returns, in this order
-_COLUMN_NAMES = (
-    "seq", "id", "queue", "priority", "ready_at", "func", "schedule_id", "max_retries",
-    "created_at", "status", "attempts", "eta", "expires_at", "started_at", "finished_at",
-    "worker_id", "claim", "lease_expires_at", "cancel_requested", "error_type", "error_message",
-    "error_traceback", "payload",
-)  # fmt: skip
-COLUMNS = ", ".join(_COLUMN_NAMES)
-T_COLUMNS = ", ".join(f"t.{name}" for name in _COLUMN_NAMES)  # the same, from ``omniq_tasks AS t``
-(
-    SEQ, ID, QUEUE, PRIORITY, READY_AT, FUNC, SCHEDULE_ID, MAX_RETRIES, CREATED_AT, STATUS,
-    ATTEMPTS, ETA, EXPIRES_AT, STARTED_AT, FINISHED_AT, WORKER_ID, CLAIM, LEASE_EXPIRES_AT,
-    CANCEL_REQUESTED, ERROR_TYPE, ERROR_MESSAGE, ERROR_TRACEBACK, PAYLOAD,
-) = range(len(_COLUMN_NAMES))  # fmt: skip
-
-#: The statements of sql/queries.sql with the task columns filled in.
-SQL: dict[str, str] = {
-    name: sql.replace("{columns}", COLUMNS).replace("{t_columns}", T_COLUMNS)
-    for name, sql in FILES.queries.items()
-}
-#: list_tasks in enqueue order (False) and newest first (True).
-_LIST_SQL = {
-    desc: SQL["list_tasks"]
-    .replace("{cmp}", "<" if desc else ">")
-    .replace("{dir}", "DESC" if desc else "ASC")
-    for desc in (False, True)
-}
 #: Bound of the ids remembered as having no dependents (see ``_remember_no_dependents``).
 _NO_DEPENDENTS_CAP = 100_000
 
 
-@functools.lru_cache(maxsize=64)
-def _claim_sql(n_queues: int) -> tuple[str, str]:
-    """(expire, claim) statements for ``n_queues`` queues; ``:q0``... name them in order."""
-    names = ", ".join(f":q{i}" for i in range(n_queues))
-    expire = SQL["expire_queues"].replace("{names}", names)
-    arms = " UNION ALL ".join(SQL["claim_arm"].replace("{i}", str(i)) for i in range(n_queues))
-    return expire, SQL["claim"].replace("{arms}", arms)
-
-
-@functools.lru_cache(maxsize=64)
-def _corrupt_sql(n_queues: int) -> str:
-    """The pending tasks of ``n_queues`` queues whose ready_at is no number (see queries.sql)."""
-    arms = " UNION ALL ".join(SQL["corrupt_arm"].replace("{i}", str(i)) for i in range(n_queues))
-    return SQL["corrupt_pending"].replace("{arms}", arms)
-
-
-def _claim_order(row: Row) -> tuple[int, int, int]:
-    """Claim order within a queue (a corrupt ready_at last: it is not comparable)."""
-    ready = row[READY_AT]
-    return (-row[PRIORITY], ready if type(ready) is int else 2**63, row[SEQ])
-
-
-@functools.lru_cache(maxsize=64)
-def _due_sql(n_queues: int) -> str:
-    arms = " UNION ALL ".join(SQL["due_arm"].replace("{i}", str(i)) for i in range(n_queues))
-    return SQL["due"].replace("{arms}", arms)
-
-
-def _lay_state(task: Task, row: Row) -> Task:
-    """The columns are the state of record: lay them over the decoded payload."""
-    if type(row[READY_AT]) is not int:  # SQLite stores what it is given: a text never comes due
-        raise ValueError(f"ready_at {row[READY_AT]!r} is not a time")
-    task.status = TaskStatus(row[STATUS])
-    task.attempts = row[ATTEMPTS]
-    task.eta = from_us(row[ETA])
-    task.expires_at = from_us(row[EXPIRES_AT])
-    task.started_at = from_us(row[STARTED_AT])
-    task.finished_at = from_us(row[FINISHED_AT])
-    task.worker_id = row[WORKER_ID]
-    task.claim = row[CLAIM]
-    task.lease_expires_at = from_us(row[LEASE_EXPIRES_AT])
-    task.cancel_requested = bool(row[CANCEL_REQUESTED])
-    task.error_type = row[ERROR_TYPE]
-    task.error_message = row[ERROR_MESSAGE]
-    task.error_traceback = row[ERROR_TRACEBACK]
-    return task
-
-
-def _shell(row: Row) -> Task:
-    return Task(
-        func=row[FUNC],
-        id=row[ID],
-        queue_name=row[QUEUE],
-        priority=row[PRIORITY],
-        schedule_id=row[SCHEDULE_ID],
-        max_retries=row[MAX_RETRIES],
-        created_at=from_us(row[CREATED_AT]) or utcnow(),
-    )
-
-
 class AsyncSQLiteQueue(
+    SQLiteReads,
     FunctionListing,
     ScheduleStore,
     SupportsCancelSignal,
@@ -187,33 +111,6 @@ class AsyncSQLiteQueue(
             and result_storage.path == self.path
             and result_storage.project_name == self.project_name
         )
-
-    # -- rows to tasks ---------------------------------------------------------------------
-    def _decode(self, row: Row) -> Task:
-        return decoded_state(self.serializer, row[PAYLOAD], row[ID], lambda t: _lay_state(t, row))
-
-    def _view(self, row: Row) -> Task:
-        """A task as readers see it; a poison payload still shows its state, without arguments,
-        and a corrupt record shows as DEAD with the reason (see ``record_view``)."""
-        return record_view(
-            self.serializer,
-            row[PAYLOAD],
-            lambda: _shell(row),
-            row[ID],
-            lambda t: _lay_state(t, row),
-        )
-
-    def _moved(self, row: Row | None) -> Task | None:
-        """The task a transition returned, if any; claimers are woken when it is PENDING."""
-        if row is None:
-            return None
-        task = self._view(row)
-        if task.status is TaskStatus.PENDING:
-            self.db.hub.notify_tasks([task.queue_name])
-        return task
-
-    def _params(self, **values: Any) -> dict[str, Any]:
-        return {"project": self.project_name, **values}
 
     # -- enqueue ---------------------------------------------------------------------------
     async def _enqueue(self, items: list[tuple[Task, bytes]]) -> list[bool]:
@@ -536,101 +433,6 @@ class AsyncSQLiteQueue(
         params = self._params(now=to_us(now))
         rows = await self.db.run(lambda raw: raw.execute(SQL["expire"], params).fetchall())
         return [self._view(r) for r in rows]
-
-    # -- reading ---------------------------------------------------------------------------
-    async def _get_task(self, task_id: str) -> Task | None:
-        row = await self.db.run(
-            lambda raw: raw.execute(SQL["task_by_id"], self._params(id=task_id)).fetchone()
-        )
-        return None if row is None else self._view(row)
-
-    async def _get_tasks(self, task_ids: list[str]) -> dict[str, Task]:
-        params = self._params(ids=msgspec.json.encode(task_ids).decode())
-        rows = await self.db.run(lambda raw: raw.execute(SQL["get_tasks"], params).fetchall())
-        return {r[ID]: self._view(r) for r in rows}
-
-    async def _list_tasks(
-        self,
-        queue: str | None,
-        status: TaskStatus | None,
-        limit: int,
-        offset: int,
-        after: str | None = None,
-        descending: bool = False,
-    ) -> list[Task]:
-        groups, params = "", []
-        if queue is not None:
-            groups += " AND g.queue = ?"
-            params.append(queue)
-        if status is not None:
-            groups += " AND g.status = ?"
-            params.append(status.value)
-        sql = _LIST_SQL[descending].replace("{groups}", groups)
-
-        def listing(raw: sqlite3.Connection) -> list[Row]:
-            start = -1 if not descending else 2**63 - 1
-            if after is not None:
-                found = raw.execute(SQL["seq_of"], (self.project_name, after)).fetchone()
-                if found is None:
-                    raise cursor_gone(after)
-                start = found[0]
-            args = [self.project_name, *params, start, offset + limit, limit, offset]
-            return raw.execute(sql, args).fetchall()
-
-        if limit == 0:
-            return []
-        return [self._view(r) for r in await self.db.run(listing)]
-
-    async def _queue_size(self, queue: str) -> int:
-        count: int = await self.db.run(
-            lambda raw: raw.execute(SQL["queue_size"], (self.project_name, queue)).fetchone()[0]
-        )
-        return count
-
-    async def _stats(self) -> dict[str, dict[str, int]]:
-        rows = await self.db.run(
-            lambda raw: raw.execute(SQL["stats"], (self.project_name,)).fetchall()
-        )
-        stats: dict[str, dict[str, int]] = {}
-        for queue, status, count in rows:
-            stats.setdefault(queue, {})[status] = count
-        return stats
-
-    async def _purge(self, queue: str | None, statuses: frozenset[TaskStatus]) -> int:
-        where, params = ["project = ?"], [self.project_name]
-        if queue is not None:
-            where.append("queue = ?")
-            params.append(queue)
-        where.append(f"status IN ({', '.join('?' * len(statuses))})")
-        params += sorted(statuses)
-        sql = SQL["purge"].replace("{where}", " AND ".join(where))
-
-        def purge(raw: sqlite3.Connection) -> int:
-            cur = raw.execute(sql, params)
-            return cur.rowcount
-
-        return await self.db.run(purge)
-
-    # -- workers ---------------------------------------------------------------------------
-    async def _save_worker(self, worker_id: str, payload: bytes, expires_at: datetime) -> None:
-        params = (self.project_name, worker_id, to_us(expires_at), payload)
-        await self.db.run(lambda raw: raw.execute(SQL["save_worker"], params))
-
-    async def _list_workers(self, now: datetime) -> list[bytes]:
-        now_us = to_us(now)
-
-        def listing(raw: sqlite3.Connection) -> list[bytes]:
-            # a worker killed without saying goodbye leaves its record: drop it on the way
-            raw.execute(SQL["drop_expired_workers"], (self.project_name, now_us))
-            return [bytes(r[0]) for r in raw.execute(SQL["list_workers"], (self.project_name,))]
-
-        return await self.db.write(listing)
-
-    async def _delete_worker(self, worker_id: str) -> bool:
-        count: int = await self.db.run(
-            lambda raw: raw.execute(SQL["delete_worker"], (self.project_name, worker_id)).rowcount
-        )
-        return count == 1
 
     # -- cancel signal: the wake sockets beside the database ------------------------------
     async def _signal_cancel(self, task_id: str) -> None:
