@@ -28,8 +28,9 @@ from omniq.storage.postgres import (  # noqa: E402
     AsyncPostgresResultStorage,
 )
 from omniq.storage.postgres._connection import migrate  # noqa: E402
+from omniq.storage.postgres._enqueue import COPY_THRESHOLD  # noqa: E402
 from omniq.storage.postgres._sql import migrations  # noqa: E402
-from omniq.storage.postgres.queue import _FOLD_AFTER, COPY_THRESHOLD  # noqa: E402
+from omniq.storage.postgres.queue import _FOLD_AFTER  # noqa: E402
 from tests.conftest import service_address  # noqa: E402
 
 pytestmark = pytest.mark.services("postgres")

@@ -4,18 +4,16 @@ LISTEN/NOTIFY (ARCHITECTURE sections 3, 10 and 11b).
 Every primitive is one statement (so one transaction) from ``sql/queries.sql``; enqueue, claim,
 heartbeat and completion take whole batches in that one statement. Task state lives in columns;
 the arguments travel in the serializer's envelope (``payload``) and are decoded only on claim.
+Enqueue lives in ``_enqueue``, listing in ``_listing``, schedules in ``_schedules``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
-
-import asyncpg  # type: ignore[import-untyped]
-import msgspec
 
 from omniq._aio import cancel_and_wait
 from omniq._sync import SyncWrapper
@@ -40,6 +38,7 @@ from omniq.storage.base import (
 )
 from omniq.storage.postgres._component import SNAPSHOT
 from omniq.storage.postgres._connection import Listener, channel_name
+from omniq.storage.postgres._enqueue import PgEnqueue
 from omniq.storage.postgres._listing import PgListing
 from omniq.storage.postgres._schedules import PgScheduleStore
 from omniq.storage.postgres._sql import queries
@@ -49,60 +48,9 @@ _STATE_COLUMNS = tuple(name for name in STATE_FIELDS if name != "status")
 log = get_logger("storage.postgres")
 
 
-#: From this many tasks on, enqueue_many COPYs the batch instead of sending arrays (measured:
-#: below it the extra round trips of the COPY path cost more than its cheaper rows save).
-COPY_THRESHOLD = 200
-_STAGING = "omniq_enqueue_stage_v1"
-_STAGING_COLUMNS = (
-    "id",
-    "queue",
-    "func",
-    "priority",
-    "status",
-    "created_at",
-    "eta",
-    "expires_at",
-    "result_ttl",
-    "max_attempts",
-    "schedule_id",
-    "payload",
-    "deps",
-)
-
-
-#: Attempts of an enqueue statement that PostgreSQL chose as a deadlock victim.
-_DEADLOCK_ATTEMPTS = 5
 #: A count summed from more rows than this (connections come and go, each adds rows of its own)
 #: has the rows of the connections that are gone folded into one by the reader.
 _FOLD_AFTER = 32
-
-
-async def _retry_deadlocks(attempt: Callable[[], Awaitable[set[str]]]) -> set[str]:
-    """Runs an enqueue transaction again when it was a deadlock victim.
-
-    Two batches inserting some of the same ids in opposite orders wait for each other's
-    uncommitted rows (ON CONFLICT DO NOTHING too: it must know whether the other commits), and
-    PostgreSQL rolls one back. Its rows are gone with it, so it simply goes again: by then the
-    other holds its rows until it commits, and the retry waits for that and skips them.
-    """
-    for remaining in reversed(range(_DEADLOCK_ATTEMPTS)):
-        try:
-            return await attempt()
-        except asyncpg.DeadlockDetectedError:
-            if not remaining:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _depended_on(tasks: Iterable[Task]) -> list[str]:
-    """Every id a batch depends on (flagged ``waited_on`` by the enqueue statement)."""
-    return sorted({dep for t in tasks for dep in t.depends_on})
-
-
-def _json_ids(ids: tuple[str, ...]) -> str:
-    """A task's ``depends_on`` as one JSON text: a batch of ragged id lists travels as one flat
-    text[] parameter (PostgreSQL arrays cannot be ragged) and becomes a text[] column in SQL."""
-    return msgspec.json.encode(ids).decode()
 
 
 class _QueueWaiters(QueueWaiters):
@@ -158,24 +106,6 @@ class _Unwatched:
         return known
 
 
-def _columns(t: Task, payload: bytes) -> tuple[Any, ...]:
-    """A task's columns in the order every enqueue statement (and the COPY) takes them."""
-    return (
-        t.id,
-        t.queue_name,
-        t.func,
-        t.priority,
-        t.status.value,
-        t.created_at,
-        t.eta,
-        t.expires_at,
-        t.result_ttl,
-        t.max_attempts,
-        t.schedule_id,
-        payload,
-    )
-
-
 def _shell(row: Any) -> Task:
     return Task(
         func=row["func"],
@@ -190,6 +120,7 @@ def _shell(row: Any) -> Task:
 
 
 class AsyncPostgresQueue(
+    PgEnqueue,
     PgListing,
     PgScheduleStore,
     SupportsCancelSignal,
@@ -221,9 +152,6 @@ class AsyncPostgresQueue(
         self._listener = Listener(self.pg, self._channel, self._waiters.notify, self._waiters.reset)
 
     # -- lifecycle -------------------------------------------------------------------------
-    async def _init_connection(self, conn: Any) -> None:
-        await conn.execute(self._sql["create_staging"])
-
     async def _close(self) -> None:
         await self._listener.close()
         await super()._close()
@@ -276,75 +204,6 @@ class AsyncPostgresQueue(
         return task
 
     # -- primitives ------------------------------------------------------------------------
-    async def _enqueue(self, items: list[tuple[Task, bytes]]) -> list[bool]:
-        tasks = [task for task, _ in items]
-        if len(items) >= COPY_THRESHOLD:
-            created = await self._enqueue_copy(items)
-        elif len(items) == 1 and not tasks[0].depends_on:
-            created = await self._enqueue_one(*items[0])
-        else:
-            created = await _retry_deadlocks(lambda: self._enqueue_arrays(items))
-        flags = []
-        for task in tasks:  # an id given twice in one batch is created once, by its first copy
-            flags.append(task.id in created)
-            created.discard(task.id)
-        return flags
-
-    async def _enqueue_one(self, t: Task, payload: bytes) -> set[str]:
-        """One task without dependencies (the sequential enqueue): one plain INSERT."""
-        row = await self.pool.fetchrow(
-            self._sql["enqueue_one"], self.project_name, *_columns(t, payload), self._channel
-        )
-        return set(row["created"])
-
-    async def _enqueue_arrays(self, items: list[tuple[Task, bytes]]) -> set[str]:
-        """A small batch: one statement, one array per column (one round trip)."""
-        tasks = [task for task, _ in items]
-        arrays = [list(column) for column in zip(*(_columns(*i) for i in items), strict=True)]
-        row = await self.pool.fetchrow(
-            self._sql["enqueue"],
-            self.project_name,
-            *arrays,
-            self._channel,
-            [_json_ids(t.depends_on) if t.depends_on else None for t in tasks],
-            _depended_on(tasks),
-        )
-        return set(row["created"])
-
-    async def _enqueue_copy(self, items: list[tuple[Task, bytes]]) -> set[str]:
-        """A large batch: COPY into the connection's staging table, then one INSERT ... SELECT,
-        in one transaction. COPY's binary rows cost the server far less than unpacking a dozen
-        arrays, and the batch is still all-or-nothing.
-
-        The INSERT is tried plain first: skipping existing ids (ON CONFLICT DO NOTHING) costs
-        its speculative insertion on every row, a quarter of the statement, to serve the rare
-        batch that holds a known id (a retried batch). Such a batch fails the plain try on the
-        primary key -- the transaction rolls back, nothing is kept -- and goes again skipping
-        them; so does one that meets a concurrent batch holding the same ids (a deadlock
-        between the two is one way to meet it). An id twice in the batch goes that way at once.
-        """
-        records = [
-            (*_columns(t, payload), _json_ids(t.depends_on) if t.depends_on else None)
-            for t, payload in items
-        ]
-        depended_on = _depended_on(t for t, _ in items)
-        if len({r[0] for r in records}) == len(records):
-            try:
-                return await self._insert_staged(records, depended_on, self._staged_plain)
-            except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError):
-                pass
-        return await _retry_deadlocks(
-            lambda: self._insert_staged(records, depended_on, self._staged_skipping)
-        )
-
-    async def _insert_staged(
-        self, records: list[tuple[Any, ...]], depended_on: list[str], sql: str
-    ) -> set[str]:
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.copy_records_to_table(_STAGING, records=records, columns=_STAGING_COLUMNS)
-            row = await conn.fetchrow(sql, self.project_name, self._channel, depended_on)
-        return set(row["created"])
-
     async def _claim(
         self, queues: list[str], limit: int, worker_id: str | None, lease: float, now: datetime
     ) -> tuple[list[Task], list[Task]]:
