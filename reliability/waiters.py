@@ -13,8 +13,8 @@ the private server trusts every connection, so it is accepted and must simply no
 
 Pass criteria: waiters raised = 0 and every waiter gets its own task's value; in the second
 round every waiter raises BackendUnavailable naming the server, no sooner than its timeout, and
-without the password; the client's log holds no traceback, and on PostgreSQL one
-"unreachable" warning line per outage.
+without the password; the client's log holds no traceback, and one "unreachable" warning line
+per outage.
 """
 
 from __future__ import annotations
@@ -84,8 +84,7 @@ async def run(backend: str, options: WaitersOptions | None = None) -> Outcome:
     outcome.figures["tracebacks logged by the client"] = len(tracebacks)
     outcome.figures["outage warning lines (2 outages)"] = len(outage_lines)
     outcome.expect_equal("tracebacks logged by the client", len(tracebacks), 0)
-    if backend == "postgres":
-        outcome.expect_equal("outage warning lines, one per outage", len(outage_lines), 2)
+    outcome.expect_equal("outage warning lines, one per outage", len(outage_lines), 2)
     outcome.seconds = time.monotonic() - started
     outcome.headline = (
         f"waiters raised {outcome.figures.get('waiters raised')} of {opts.waiters} "

@@ -1,5 +1,6 @@
 """Waiting through a server outage: the one loop by which a network result storage keeps a
-result wait alive while its server restarts, fails over or hangs (Redis and PostgreSQL).
+result wait alive while its server restarts, fails over or hangs (Redis and PostgreSQL), and
+the one way an outage is logged (:class:`OutageLog`: one line, not one per reconnection).
 
 A caller of ``wait(task_id, timeout=None)`` asked to wait; a server gone for a few seconds is
 not an answer. Each read that fails for a reason the store calls transient is tried again, with
@@ -60,4 +61,31 @@ async def wait_through_outages(
             pause = min(pause * 2, RETRY_MAX)
 
 
-__all__ = ["RETRY_FIRST", "RETRY_MAX", "wait_through_outages"]
+class OutageLog:
+    """One warning line per outage of ``server``. Whatever notices first that the server is
+    away calls :meth:`begin` (later notices of the same outage say nothing: reconnection loops
+    would otherwise log a line, or a traceback, every second); whatever connects again calls
+    :meth:`over`, so the next outage is logged again."""
+
+    def __init__(self, logger: logging.Logger, server: str) -> None:
+        self._log = logger
+        self.server = server
+        self.ongoing = False
+
+    def begin(self, what: str) -> None:
+        if not self.ongoing:
+            self.ongoing = True
+            self._log.warning(
+                "%s is unreachable (%s); reconnecting in the background, quietly until a "
+                "connection succeeds",
+                self.server,
+                redact_text(what),
+            )
+
+    def over(self) -> None:
+        if self.ongoing:
+            self.ongoing = False
+            self._log.info("%s is reachable again", self.server)
+
+
+__all__ = ["RETRY_FIRST", "RETRY_MAX", "OutageLog", "wait_through_outages"]

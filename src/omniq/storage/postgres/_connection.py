@@ -22,6 +22,7 @@ import asyncpg  # type: ignore[import-untyped]
 from omniq._redact import redact_url
 from omniq.config import get_logger
 from omniq.exceptions import BackendUnavailable, ConfigError
+from omniq.storage._outages import OutageLog
 from omniq.storage.postgres._sql import migrations, schema_sql
 
 log = get_logger("storage.postgres")
@@ -63,32 +64,17 @@ def transient(exc: BaseException) -> bool:
     )
 
 
-class _Outage(logging.Filter):
-    """One warning line per outage. While the server is away, asyncpg logs "Failed to restore
-    the pool connection floor; retrying" with a traceback at every reconnection attempt of every
-    pool (every second at first), and each LISTEN connection says it was lost: dozens of lines
-    and tracebacks per restart. The first notice of an outage is logged as one line, with the
-    error; the rest are dropped until a connection is made again (:meth:`over`). The state is
-    per process: two servers down at once share one line."""
+class _Outage(OutageLog, logging.Filter):
+    """One warning line per outage of PostgreSQL (see :class:`OutageLog`). While the server is
+    away, asyncpg logs "Failed to restore the pool connection floor; retrying" with a traceback
+    at every reconnection attempt of every pool (every second at first), and each LISTEN
+    connection notices the loss too: dozens of lines and tracebacks per restart. asyncpg's
+    records pass through :meth:`filter`, which turns the first into the outage's line and drops
+    the rest. Per process: two PostgreSQL servers down at once share one line."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.ongoing = False
-
-    def begin(self, what: str) -> None:
-        if not self.ongoing:
-            self.ongoing = True
-            log.warning(
-                "PostgreSQL is unreachable (%s); reconnecting in the background, quietly "
-                "until a connection succeeds",
-                what,
-            )
-
-    def over(self) -> None:
-        """A connection was made: the next failure is a new outage, and is logged."""
-        if self.ongoing:
-            self.ongoing = False
-            log.info("PostgreSQL is reachable again")
+        OutageLog.__init__(self, log, "PostgreSQL")
+        logging.Filter.__init__(self)
 
     def filter(self, record: logging.LogRecord) -> bool:
         """asyncpg's own record: becomes the outage's line (or nothing)."""

@@ -21,7 +21,7 @@ from omniq._sync import SyncWrapper
 from omniq._time import utcnow
 from omniq.exceptions import BackendUnavailable
 from omniq.models.result import TaskResult
-from omniq.storage._outages import wait_through_outages
+from omniq.storage._outages import OutageLog, wait_through_outages
 from omniq.storage.base import BaseResultStorage
 from omniq.storage.redis._conn import (
     TRANSIENT,
@@ -140,6 +140,7 @@ class _ResultWaiters:
         self._seen: dict[str, int] = {}  # the last _SEEN ids received -> their number
         self._misses: dict[str, _Token] = {}
         self._payloads: dict[str, tuple[bytes, float]] = {}
+        self._outage = OutageLog(log, f"Redis at {connection.describe()}")
 
     # -- registration ----------------------------------------------------------------------
     def add(self, task_id: str) -> asyncio.Future[None]:
@@ -259,6 +260,7 @@ class _ResultWaiters:
                     elif message["type"] == "message":
                         self._received(message["data"])
                     elif message["type"] == "subscribe":
+                        self._outage.over()
                         self._generation += 1
                         live.set()
                         if resubscribed:
@@ -267,11 +269,7 @@ class _ResultWaiters:
                             self._wake_all()
                         resubscribed = True
             except Exception as exc:  # connection trouble: resubscribe after a pause
-                log.warning(
-                    "result subscription lost (%s: %s); resubscribing",
-                    type(exc).__name__,
-                    exc,
-                )
+                self._outage.begin(f"result subscription lost: {type(exc).__name__}: {exc}")
             finally:
                 live.clear()
                 self._wake_all()
