@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from omniq import AsyncOmniQ, TaskFailedError
+from omniq import AsyncOmniQ, OmniQ, TaskFailedError
 from omniq.backend import create_backend
 from omniq.callbacks import CallbackManager, default_hooks, enqueue_hooks
 from omniq.observability.prometheus import TaskMetrics
@@ -246,3 +246,23 @@ def test_a_taken_metrics_port_stops_the_worker_with_the_address(place: ScriptPla
         )
     assert done.returncode == 1, done.stderr
     assert f"cannot serve metrics on 127.0.0.1:{port}" in done.stderr
+
+
+def test_the_sync_api_enqueues_under_the_calling_threads_span(tmp_path: Path) -> None:
+    # a Django view enqueues through the sync OmniQ, whose coroutines run on another thread
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing = TaskTracing(provider).install(CallbackManager())
+    oq = OmniQ.from_backend(create_backend(url=f"sqlite:///{tmp_path}/s.db"))
+    try:
+        with provider.get_tracer("test").start_as_current_span("GET /view"):
+            task_id = oq.enqueue(observed_app.add, args=(1, 1))
+        stored = oq.get_task(task_id)
+    finally:
+        tracing.uninstall()
+        oq.close()
+    spans = {s["name"]: s for s in map(span_record, exporter.get_finished_spans())}
+    view, enqueue = spans["GET /view"], spans["enqueue obs.add"]
+    assert enqueue["parent_id"] == view["span_id"]
+    assert stored.metadata[METADATA_KEY]["traceparent"].split("-")[2] == enqueue["span_id"]
