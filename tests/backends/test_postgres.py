@@ -433,6 +433,38 @@ async def test_a_large_batch_of_new_ids_is_stored_in_order(schema: str) -> None:
         assert (await queue.stats())["default"] == {"pending": len(tasks)}
 
 
+async def test_a_large_batch_copied_into_the_table_keeps_the_counts_and_wakes_its_queues(
+    schema: str,
+) -> None:
+    """No dependencies, fresh ids: the batch is COPYed straight into tasks. The statement
+    triggers of the kept counts fire for COPY too, and each queue with pending tasks is woken."""
+    async with (
+        AsyncPostgresQueue(**_options(schema), queues=["a", "b"]) as claimer,
+        AsyncPostgresQueue(**_options(schema), queues=["a", "b"]) as producer,
+    ):
+        await producer.enqueue("operator:add", args=(0, 0), queue_name="a")
+        tasks = [
+            Task(func="operator:add", args=(i, i), queue_name=("a", "b")[i % 3 == 0])
+            for i in range(COPY_THRESHOLD * 2)
+        ]
+        waiting = asyncio.create_task(claimer.dequeue(["b"], timeout=30))
+        await asyncio.sleep(0.1)
+
+        assert await producer.enqueue_many(tasks) == [t.id for t in tasks]
+
+        first = await asyncio.wait_for(waiting, 10)
+        assert first is not None
+        assert first.id == tasks[0].id
+        in_b = sum(t.queue_name == "b" for t in tasks)
+        assert await producer.stats() == {
+            "a": {"pending": len(tasks) - in_b + 1},
+            "b": {"pending": in_b - 1, "running": 1},
+        }
+        assert await producer.get_queue_size("a") == len(tasks) - in_b + 1
+        listed = await producer.list_tasks(queue="a", limit=len(tasks) + 10)
+        assert [t.id for t in listed][1:] == [t.id for t in tasks if t.queue_name == "a"]
+
+
 @pytest.mark.parametrize("size", [50, COPY_THRESHOLD * 5], ids=["arrays", "COPY"])
 async def test_two_batches_of_the_same_ids_at_once_store_each_task_once(
     schema: str, size: int

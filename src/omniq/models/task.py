@@ -139,6 +139,8 @@ def check_id(value: Any, name: str) -> str:
             f"{name} must be a non-empty string of at most {MAX_ID_LENGTH} characters, "
             f"got {value!r}"
         )
+    if value.isascii() and value.isprintable():
+        return value  # the usual id, checked in C: no control character, no surrogate
     for char in value:
         code = ord(char)
         if code < 0x20 or code == 0x7F or 0xD800 <= code <= 0xDFFF:

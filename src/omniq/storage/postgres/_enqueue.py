@@ -1,5 +1,6 @@
 """Enqueue on PostgreSQL: one task by a plain INSERT, a small batch as one array per column,
-a large one COPYed into the connection's staging table and inserted from there; each one
+a large one COPYed straight into the table (``_copy.py``), or, when it has dependencies or
+meets an id that exists, into the connection's staging table and inserted from there; each one
 statement or one transaction, so a batch is stored whole or not at all."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import msgspec
 
 from omniq.models.task import Task
 from omniq.storage.postgres._component import PgComponent
+from omniq.storage.postgres._copy import CONFLICTS, copy_tasks
 
 #: From this many tasks on, enqueue_many COPYs the batch instead of sending arrays (measured:
 #: below it the extra round trips of the COPY path cost more than its cheaper rows save).
@@ -132,26 +134,36 @@ class PgEnqueue(PgComponent):
         return set(row["created"])
 
     async def _enqueue_copy(self, items: list[tuple[Task, bytes]]) -> set[str]:
-        """A large batch: COPY into the connection's staging table, then one INSERT ... SELECT,
-        in one transaction. COPY's binary rows cost the server far less than unpacking a dozen
-        arrays, and the batch is still all-or-nothing.
+        """A large batch: without dependencies, COPY straight into ``tasks`` (``_copy.py``);
+        with them, COPY into the connection's staging table, then one INSERT ... SELECT (which
+        unpacks ``depends_on`` and flags the tasks depended on). One transaction either way:
+        COPY's binary rows cost the server far less than unpacking a dozen arrays, and the
+        batch is still all-or-nothing.
 
-        The INSERT is tried plain first: skipping existing ids (ON CONFLICT DO NOTHING) costs
-        its speculative insertion on every row, a quarter of the statement, to serve the rare
-        batch that holds a known id (a retried batch). Such a batch fails the plain try on the
-        primary key -- the transaction rolls back, nothing is kept -- and goes again skipping
-        them; so does one that meets a concurrent batch holding the same ids (a deadlock
-        between the two is one way to meet it). An id twice in the batch goes that way at once.
+        Both are tried plain first: skipping existing ids (ON CONFLICT DO NOTHING) costs its
+        speculative insertion on every row, a quarter of the statement, and COPY cannot skip at
+        all -- to serve the rare batch that holds a known id (a retried batch). Such a batch
+        fails the plain try on the primary key -- the transaction rolls back, nothing is kept --
+        and goes again by the staging path, skipping them; so does one that meets a concurrent
+        batch holding the same ids (a deadlock between the two is one way to meet it). An id
+        twice in the batch goes that way at once.
         """
+        depended_on = _depended_on(t for t, _ in items)
+        distinct = len({t.id for t, _ in items}) == len(items)
+        if distinct and not depended_on:  # no dependencies: straight into the table
+            try:
+                rows = [(self.project_name, *_columns(*item)) for item in items]
+                return await copy_tasks(self.pool, rows, self._channel)
+            except CONFLICTS:
+                pass
         records = [
             (*_columns(t, payload), _json_ids(t.depends_on) if t.depends_on else None)
             for t, payload in items
         ]
-        depended_on = _depended_on(t for t, _ in items)
-        if len({r[0] for r in records}) == len(records):
+        if distinct and depended_on:
             try:
                 return await self._insert_staged(records, depended_on, self._staged_plain)
-            except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError):
+            except CONFLICTS:
                 pass
         return await _retry_deadlocks(
             lambda: self._insert_staged(records, depended_on, self._staged_skipping)
