@@ -8,15 +8,7 @@ task_id = oq.enqueue(print, args=("hello",))
 """
 
 from omniq.callbacks import CallbackManager, TaskOutcome
-from omniq.core import (
-    AsyncOmniQ,
-    AsyncTaskQueue,
-    EventStore,
-    OmniQ,
-    ResultStore,
-    TaskFunction,
-    TaskQueue,
-)
+from omniq.core import AsyncOmniQ, OmniQ, TaskFunction
 from omniq.exceptions import (
     BackendUnavailable,
     ConfigError,
@@ -44,6 +36,7 @@ from omniq.models import (
     TaskStatus,
     WorkerInfo,
 )
+from omniq.task_queue import AsyncTaskQueue, EventStore, ResultStore, TaskQueue
 from omniq.workers import AsyncWorker, Worker
 from omniq.workflows import (
     TaskDependencyGraph,

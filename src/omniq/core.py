@@ -7,39 +7,29 @@ backend is behind them.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
-from typing import Any, Generic, ParamSpec, Self, TypeVar
+from typing import Any, ParamSpec, Self, TypeVar
 
+from omniq._components import _component_from_spec, _from_settings
 from omniq._lifecycle import AsyncConnectable
-from omniq._redact import redact_url
-from omniq._sync import SyncWrapper, run_sync, unwrap, wrap
-from omniq._time import as_seconds, utcnow
-from omniq.backend import AsyncBackend, create_backend, normalize_type, type_from_url
+from omniq._schedules import SCHEDULE_TASK_FIELDS, ScheduleMethods
+from omniq._sync import SyncWrapper, unwrap
+from omniq.backend import AsyncBackend
 from omniq.callbacks import CallbackManager
 from omniq.config import get_settings
-from omniq.config.env import setting_source
 from omniq.config.logging import get_logger
 from omniq.events.logger import EventLogger
-from omniq.exceptions import (
-    ConfigError,
-    TaskCancelledError,
-    TaskExpiredError,
-    TaskFailedError,
-    TaskNotFound,
-)
-from omniq.models.config import ComponentSpec, OmniQConfig
+from omniq.exceptions import ConfigError, TaskNotFound
+from omniq.models.config import OmniQConfig
 from omniq.models.event import EventType, TaskEvent
-from omniq.models.result import ResultStatus, TaskResult
-from omniq.models.schedule import MissedRunPolicy, Schedule, ScheduleState
+from omniq.models.result import ResultStatus, TaskResult, result_value
 from omniq.models.task import Task, TaskStatus, callable_name
 from omniq.models.worker import WorkerInfo
 from omniq.queue.builder import mark_enqueued
-from omniq.queue.scheduler import next_occurrence, validate_timing
 from omniq.registry import module_names, registry
 from omniq.storage.base import BaseEventStorage, BaseResultStorage, BaseTaskQueue
+from omniq.task_function import TaskFunction
 from omniq.workers.worker import AsyncWorker
 from omniq.workflows.canvas import (
     Chain,
@@ -54,161 +44,16 @@ from omniq.workflows.canvas import (
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_TICK = timedelta(microseconds=1)
-
 _REQUEUEABLE = frozenset({TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.EXPIRED})
 
 log = get_logger("core")
 
-_SCHEDULE_TASK_FIELDS = (
-    "priority",
-    "max_retries",
-    "retry_delay",
-    "retry_backoff",
-    "retry_max_delay",
-    "retry_jitter",
-    "retry_on",
-    "timeout",
-    "result_ttl",
-)
-
-_TASK_OPTIONS = (
-    "queue_name",
-    "priority",
-    "max_retries",
-    "retry_delay",
-    "retry_backoff",
-    "retry_max_delay",
-    "retry_jitter",
-    "retry_on",
-    "timeout",
-    "ttl",
-    "result_ttl",
-)
+#: the options ``@oq.task`` registers: those a schedule keeps for its tasks, plus where and how
+#: long a task waits
+_TASK_OPTIONS = ("queue_name", *SCHEDULE_TASK_FIELDS, "ttl")
 
 
-def result_value(task_id: str, result: TaskResult | None) -> Any:
-    """What ``get_result`` returns: the value on success, None when there is no result yet; a
-    failed, cancelled or expired task raises, so an error is never mistaken for a value."""
-    if result is None:
-        return None
-    if result.status is ResultStatus.SUCCESS:
-        return result.result
-    if result.status is ResultStatus.CANCELLED:
-        reason = f": {result.error}" if result.error and result.error != "cancelled" else ""
-        raise TaskCancelledError(f"task {task_id!r} was cancelled{reason}")
-    if result.status is ResultStatus.EXPIRED:
-        raise TaskExpiredError(f"task {task_id!r} expired before it started")
-    if result.status is ResultStatus.ERROR:
-        raise TaskFailedError(task_id, result.error_type, result.error, result.traceback)
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
-def _component_from_spec(
-    kind: str, spec: ComponentSpec | Mapping[str, Any], project_name: str
-) -> Any:
-    if isinstance(spec, Mapping):
-        spec = ComponentSpec(
-            type=spec.get("type"), url=spec.get("url"), config=dict(spec.get("config") or {})
-        )
-    options = {"project_name": project_name, **spec.config}
-    backend = create_backend(spec.type, spec.url, **options)
-    return _component_of(backend, kind)
-
-
-def _component_of(backend: AsyncBackend, kind: str, **overrides: Any) -> Any:
-    if kind == "task_queue":
-        return backend.create_task_queue(**overrides) if overrides else backend.queue
-    if kind == "result_store":
-        return backend.result_storage
-    return backend.event_storage
-
-
-_SETTING_PREFIX = {
-    "task_queue": "TASK_QUEUE",
-    "result_store": "RESULT_STORAGE",
-    "event_store": "EVENT_STORAGE",
-}
-
-
-def _from_settings(kind: str, project_name: str) -> Any | None:
-    s = get_settings()
-    type_name, url = {
-        "task_queue": (s.TASK_QUEUE_TYPE, s.TASK_QUEUE_URL),
-        "result_store": (s.RESULT_STORAGE_TYPE, s.RESULT_STORAGE_URL),
-        "event_store": (s.EVENT_STORAGE_TYPE, s.EVENT_STORAGE_URL),
-    }[kind]
-    if type_name is None and url is None:
-        return None
-    try:
-        return _component_from_spec(
-            kind, ComponentSpec(type=type_name if url is None else None, url=url), project_name
-        )
-    except ConfigError as exc:
-        # the variable, not just the value: it was set far from the code that fails on it
-        setting = f"{_SETTING_PREFIX[kind]}_{'TYPE' if url is None else 'URL'}"
-        value = type_name if url is None else redact_url(url)
-        raise ConfigError(f"{setting_source(setting)}={value!r}: {exc}") from None
-
-
-class TaskFunction(Generic[P, R]):
-    """A function registered with ``@oq.task``: still callable as itself, plus ``enqueue``."""
-
-    def __init__(
-        self, func: Callable[P, R], name: str, options: dict[str, Any], app: AsyncOmniQ, sync: bool
-    ) -> None:
-        functools.update_wrapper(self, func)
-        self.__omniq_func__ = func
-        self.__omniq_name__ = name
-        self.name = name
-        self.options = options
-        self._app = app
-        self._sync = sync
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self.__omniq_func__(*args, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"<task {self.name!r} -> {callable_name(self.__omniq_func__)}>"
-
-    async def enqueue_async(self, *args: Any, **kwargs: Any) -> str:
-        """Enqueues ``func(*args, **kwargs)`` with the task's registered options."""
-        return await self._app.enqueue(self, args=args, kwargs=kwargs)
-
-    def enqueue_sync(self, *args: Any, **kwargs: Any) -> str:
-        result: str = run_sync(functools.partial(self.enqueue_async, *args, **kwargs))
-        return result
-
-    def enqueue(self, *args: Any, **kwargs: Any) -> Any:
-        """Sync on an ``OmniQ`` app (returns the id), a coroutine on an ``AsyncOmniQ`` app."""
-        if self._sync:
-            return self.enqueue_sync(*args, **kwargs)
-        return self.enqueue_async(*args, **kwargs)
-
-    def s(self, *args: Any, **kwargs: Any) -> Signature:
-        """This task called with ``args``/``kwargs``, to put in a workflow (``chain``, ``group``,
-        ``chord``); in a chain the previous result comes first."""
-        return Signature(self, args, kwargs)
-
-    def si(self, *args: Any, **kwargs: Any) -> Signature:
-        """Like :meth:`s`, but immutable: a chain passes it no previous result."""
-        return Signature(self, args, kwargs, immutable=True)
-
-    async def enqueue_with_async(
-        self, *, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
-    ) -> str:
-        return await self._app.enqueue(self, args=tuple(args), kwargs=dict(kwargs or {}), **options)
-
-    def enqueue_with(
-        self, *, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
-    ) -> Any:
-        """Enqueue with per-call options (``queue_name``, ``run_in``, ``priority``, ...)."""
-        call = functools.partial(self.enqueue_with_async, args=args, kwargs=kwargs, **options)
-        return run_sync(call) if self._sync else call()
-
-
-class AsyncOmniQ(AsyncConnectable):
+class AsyncOmniQ(ScheduleMethods, AsyncConnectable):
     """The application object. See README for the full tour."""
 
     def __init__(
@@ -626,86 +471,6 @@ class AsyncOmniQ(AsyncConnectable):
         """The workers serving this project anywhere (those that reported recently)."""
         return await self.task_queue.list_workers()
 
-    # -- schedules -------------------------------------------------------------------------
-    async def schedule(
-        self,
-        func: Callable[..., Any] | str,
-        *,
-        cron: str | None = None,
-        interval: timedelta | float | None = None,
-        run_at: datetime | None = None,
-        run_in: timedelta | float | None = None,
-        timezone: str = "UTC",
-        start_at: datetime | None = None,
-        end_at: datetime | None = None,
-        max_runs: int | None = None,
-        missed_policy: MissedRunPolicy | str = MissedRunPolicy.RUN_ONCE,
-        schedule_id: str | None = None,
-        ttl: timedelta | float | None = None,
-        **task_options: Any,
-    ) -> str:
-        """Stores a cron, interval or one-shot schedule and returns its id. Task options
-        (``args``, ``kwargs``, ``func_args``, ``queue_name``, ``priority``, ``max_retries``,
-        ``timeout``, ``result_ttl``...) apply to every task it enqueues; ``ttl`` counts from each
-        occurrence. A bad cron string, interval or time zone is refused here, naming it.
-
-        Its keyword list is the documented API (README, seeds), so it stays spelled out here,
-        the one method over ten parameters; everything behind it takes grouped values."""
-        interval_s = as_seconds(interval, name="interval") if interval is not None else None
-        if run_in is not None:
-            if run_at is not None:
-                raise TypeError("give run_at or run_in, not both")
-            delay = as_seconds(run_in, name="run_in") or 0.0
-            run_at = utcnow() + timedelta(seconds=delay)
-        validate_timing(cron, interval_s, timezone)
-        if max_runs is not None and (isinstance(max_runs, bool) or max_runs < 1):
-            raise ValueError(f"max_runs must be a positive int, got {max_runs!r}")
-        template = self.task_queue.build_task(unwrap(func), ttl=None, **task_options)
-        options = {k: getattr(template, k) for k in _SCHEDULE_TASK_FIELDS}
-        if ttl is not None:
-            options["ttl"] = as_seconds(ttl, name="ttl")
-        schedule = Schedule(
-            func=template.func,
-            args=template.args,
-            kwargs=template.kwargs,
-            queue_name=template.queue_name,
-            cron=cron,
-            interval=interval_s,
-            run_at=run_at,
-            timezone=timezone,
-            start_at=start_at,
-            end_at=end_at,
-            max_runs=max_runs,
-            missed_policy=MissedRunPolicy(missed_policy),
-            task_options=options,
-            metadata=template.metadata,
-        )
-        if schedule_id is not None:
-            schedule.id = schedule_id
-        schedule.func_obj = template.func_obj
-        now = utcnow()
-        # a schedule starting now (or earlier) has its first occurrence at start_at itself
-        first_after = now if schedule.start_at is None else min(now, schedule.start_at - _TICK)
-        schedule.next_run_at = next_occurrence(schedule, first_after)
-        if schedule.next_run_at is None:
-            raise ValueError("this schedule has no occurrence in the future (check run_at/end_at)")
-        return await self.task_queue.save_schedule(schedule)
-
-    async def pause_schedule(self, schedule_id: str) -> bool:
-        return await self.task_queue.pause_schedule(schedule_id)
-
-    async def resume_schedule(self, schedule_id: str) -> bool:
-        return await self.task_queue.resume_schedule(schedule_id)
-
-    async def delete_schedule(self, schedule_id: str) -> bool:
-        return await self.task_queue.delete_schedule(schedule_id)
-
-    async def get_schedule(self, schedule_id: str) -> Schedule | None:
-        return await self.task_queue.get_schedule(schedule_id)
-
-    async def list_schedules(self, state: ScheduleState | str | None = None) -> list[Schedule]:
-        return await self.task_queue.list_schedules(state)
-
     # -- workers ---------------------------------------------------------------------------
     def create_worker(self, worker_type: str | None = None, **config: Any) -> AsyncWorker:
         from omniq.workers import worker_class
@@ -739,91 +504,6 @@ class AsyncOmniQ(AsyncConnectable):
             await worker.stop(graceful=graceful, timeout=timeout)
 
 
-class AsyncTaskQueue(AsyncOmniQ):
-    """The self-contained local form of seeds/004: ``AsyncTaskQueue(storage_type="memory",
-    worker_type="async", max_workers=10)`` starts its own worker on first use."""
-
-    def __init__(
-        self,
-        storage_type: str | None = None,
-        *,
-        url: str | None = None,
-        worker_type: str | None = None,
-        max_workers: int | None = None,
-        queues: list[str] | None = None,
-        project_name: str | None = None,
-        auto_start: bool = True,
-        **storage_options: Any,
-    ) -> None:
-        settings = get_settings()
-        project = project_name or settings.PROJECT_NAME
-        task_queue = None
-        configured = settings.TASK_QUEUE_URL
-        if (
-            url is None
-            and storage_type is not None
-            and configured
-            and type_from_url(configured) == normalize_type(storage_type)
-        ):
-            # storage_type says which backend; OMNIQ_TASK_QUEUE_URL, when it names the same
-            # one, says where (a server, a database file) instead of the backend's defaults
-            url = configured
-        if storage_type is not None or url is not None:
-            options = {"project_name": project, **storage_options}
-            if queues is not None:
-                options["queues"] = queues
-            task_queue = _component_of(create_backend(storage_type, url, **options), "task_queue")
-        config = {"max_workers": max_workers} if max_workers else {}
-        super().__init__(
-            project, task_queue=task_queue, worker_type=worker_type, worker_config=config
-        )
-        self.auto_start = auto_start
-
-    async def _auto_start(self) -> None:
-        if self.auto_start and (self.worker is None or not self.worker.is_running):
-            await self.start_worker()
-
-    async def enqueue(self, func: Callable[..., Any] | str | Task, **options: Any) -> str:
-        await self._auto_start()
-        return await super().enqueue(func, **options)
-
-    async def enqueue_many(self, tasks: Iterable[Task | Mapping[str, Any]]) -> list[str]:
-        await self._auto_start()
-        return await super().enqueue_many(tasks)
-
-    @classmethod
-    def from_backend(  # type: ignore[override]
-        cls, backend: Any, *, queues: list[str] | None = None
-    ) -> Any:
-        """seeds/003: ``TaskQueue.from_backend(backend, queues=[...])`` is the backend's task queue
-        component (sync if the backend is sync)."""
-        return (
-            _pick(backend, "task_queue", queues=queues) if queues else _pick(backend, "task_queue")
-        )
-
-
-def _pick(backend: Any, kind: str, **overrides: Any) -> Any:
-    is_sync = isinstance(backend, SyncWrapper)
-    component = _component_of(unwrap(backend), kind, **overrides)
-    return wrap(component) if is_sync else component
-
-
-class ResultStore:
-    """seeds/003: ``ResultStore.from_backend(backend)`` is the backend's result storage."""
-
-    @staticmethod
-    def from_backend(backend: Any) -> Any:
-        return _pick(backend, "result_store")
-
-
-class EventStore:
-    """seeds/003: ``EventStore.from_backend(backend)`` is the backend's event storage."""
-
-    @staticmethod
-    def from_backend(backend: Any) -> Any:
-        return _pick(backend, "event_store")
-
-
 class OmniQ(SyncWrapper, async_class=AsyncOmniQ):
     """The blocking API of :class:`AsyncOmniQ`; its coroutines run on OmniQ's own loop thread,
     so ``start_worker()`` returns at once and the worker serves in the background."""
@@ -835,27 +515,4 @@ class OmniQ(SyncWrapper, async_class=AsyncOmniQ):
         return app.task(name, sync=True, **options)
 
 
-class TaskQueue(SyncWrapper, async_class=AsyncTaskQueue):
-    """The blocking API of :class:`AsyncTaskQueue` (seeds/004)."""
-
-    def task(
-        self, name: str | None = None, **options: Any
-    ) -> Callable[[Callable[P, R]], TaskFunction[P, R]]:
-        app: AsyncOmniQ = self.async_
-        return app.task(name, sync=True, **options)
-
-    @classmethod
-    def from_backend(cls, backend: Any, *, queues: list[str] | None = None) -> Any:
-        return AsyncTaskQueue.from_backend(backend, queues=queues)
-
-
-__all__ = [
-    "AsyncOmniQ",
-    "AsyncTaskQueue",
-    "EventStore",
-    "OmniQ",
-    "ResultStore",
-    "TaskFunction",
-    "TaskQueue",
-    "result_value",
-]
+__all__ = ["AsyncOmniQ", "OmniQ", "TaskFunction", "result_value"]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from omniq._time import as_timedelta, as_utc, as_utc_opt, utcnow
+from omniq.exceptions import TaskCancelledError, TaskExpiredError, TaskFailedError
 
 if TYPE_CHECKING:
     from omniq.models.task import Task
@@ -104,4 +105,21 @@ class TaskResult(msgspec.Struct, kw_only=True, omit_defaults=True):
         return (self.finished_at - self.started_at).total_seconds()
 
 
-__all__ = ["ResultStatus", "TaskResult"]
+def result_value(task_id: str, result: TaskResult | None) -> Any:
+    """What ``get_result`` returns: the value on success, None when there is no result yet; a
+    failed, cancelled or expired task raises, so an error is never mistaken for a value."""
+    if result is None:
+        return None
+    if result.status is ResultStatus.SUCCESS:
+        return result.result
+    if result.status is ResultStatus.CANCELLED:
+        reason = f": {result.error}" if result.error and result.error != "cancelled" else ""
+        raise TaskCancelledError(f"task {task_id!r} was cancelled{reason}")
+    if result.status is ResultStatus.EXPIRED:
+        raise TaskExpiredError(f"task {task_id!r} expired before it started")
+    if result.status is ResultStatus.ERROR:
+        raise TaskFailedError(task_id, result.error_type, result.error, result.traceback)
+    return None
+
+
+__all__ = ["ResultStatus", "TaskResult", "result_value"]

@@ -10,8 +10,8 @@ from omniq.storage.registry import lazy_getattr, queue_exports
 # every backend's ``<X>TaskQueue`` names come from the registry
 _LAZY: dict[str, tuple[str, str]] = {
     **queue_exports(),
-    "AsyncTaskQueue": ("omniq.core", "AsyncTaskQueue"),
-    "TaskQueue": ("omniq.core", "TaskQueue"),
+    "AsyncTaskQueue": ("omniq.task_queue", "AsyncTaskQueue"),
+    "TaskQueue": ("omniq.task_queue", "TaskQueue"),
 }
 __getattr__ = lazy_getattr(__name__, _LAZY)
 

@@ -29,7 +29,7 @@ from omniq.exceptions import (
     SerializationError,
 )
 from omniq.models.event import EventType
-from omniq.models.result import ResultStatus, TaskResult
+from omniq.models.result import ResultStatus, TaskResult, result_value
 from omniq.models.task import PassResults, Task
 from omniq.queue.scheduler import AsyncScheduler
 from omniq.registry import registry, worker_policy
@@ -306,8 +306,6 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
     @blocking_outside_loop
     async def get_result(self, task_id: str, timeout: float | None = None) -> Any:
         """The value a task returned (waits up to ``timeout``); see ``AsyncOmniQ.get_result``."""
-        from omniq.core import result_value
-
         return result_value(task_id, await self.result_store.wait(task_id, timeout))
 
     def get_stats(self) -> dict[str, Any]:

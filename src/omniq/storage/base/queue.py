@@ -523,9 +523,10 @@ class BaseTaskQueue(OptionalSurface):
 
     @abstractmethod
     async def _fail(self, failure: Failure, now: datetime) -> Task | None:
-        """RUNNING with this claim -> PENDING at ``retry_at`` (refused, hence DEAD, when no
-        attempt is left), DEAD or CANCELLED, with the error recorded. None when the claim is
-        stale. Atomic: the attempts check and the change are one step."""
+        """RUNNING with this claim -> ``failure.status`` (PENDING at ``retry_at``, DEAD or
+        CANCELLED), with the error recorded. None when the claim is stale. The status is decided
+        already (:func:`omniq.queue.retry.decide`): the store only records it, atomically with
+        the claim check."""
 
     @abstractmethod
     async def _release(self, task_id: str, claim: str, now: datetime) -> Task | None:

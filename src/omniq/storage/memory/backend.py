@@ -20,6 +20,9 @@ class AsyncMemoryBackend(AsyncBackend):
         name = url.partition("://")[2].strip("/") or None
         return cls(**({"name": name} if name else {}), **options)
 
+    def result_options(self) -> dict[str, object]:
+        return {k: v for k, v in super().result_options().items() if k != "max_finished"}
+
     def event_options(self) -> dict[str, object]:
         return {
             k: v

@@ -1,0 +1,81 @@
+"""``@oq.task``: a function registered with an app, still callable as itself, plus ``enqueue``
+and the workflow signatures ``s``/``si``."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
+
+from omniq._sync import run_sync
+from omniq.models.task import callable_name
+from omniq.workflows.canvas import Signature
+
+
+class _App(Protocol):
+    """What a task function needs of its app (``AsyncOmniQ``)."""
+
+    async def enqueue(self, func: Any, **options: Any) -> str: ...
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class TaskFunction(Generic[P, R]):
+    """A function registered with ``@oq.task``: still callable as itself, plus ``enqueue``."""
+
+    def __init__(
+        self, func: Callable[P, R], name: str, options: dict[str, Any], app: _App, sync: bool
+    ) -> None:
+        functools.update_wrapper(self, func)
+        self.__omniq_func__ = func
+        self.__omniq_name__ = name
+        self.name = name
+        self.options = options
+        self._app = app
+        self._sync = sync
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.__omniq_func__(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<task {self.name!r} -> {callable_name(self.__omniq_func__)}>"
+
+    async def enqueue_async(self, *args: Any, **kwargs: Any) -> str:
+        """Enqueues ``func(*args, **kwargs)`` with the task's registered options."""
+        return await self._app.enqueue(self, args=args, kwargs=kwargs)
+
+    def enqueue_sync(self, *args: Any, **kwargs: Any) -> str:
+        result: str = run_sync(functools.partial(self.enqueue_async, *args, **kwargs))
+        return result
+
+    def enqueue(self, *args: Any, **kwargs: Any) -> Any:
+        """Sync on an ``OmniQ`` app (returns the id), a coroutine on an ``AsyncOmniQ`` app."""
+        if self._sync:
+            return self.enqueue_sync(*args, **kwargs)
+        return self.enqueue_async(*args, **kwargs)
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """This task called with ``args``/``kwargs``, to put in a workflow (``chain``, ``group``,
+        ``chord``); in a chain the previous result comes first."""
+        return Signature(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """Like :meth:`s`, but immutable: a chain passes it no previous result."""
+        return Signature(self, args, kwargs, immutable=True)
+
+    async def enqueue_with_async(
+        self, *, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> str:
+        return await self._app.enqueue(self, args=tuple(args), kwargs=dict(kwargs or {}), **options)
+
+    def enqueue_with(
+        self, *, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> Any:
+        """Enqueue with per-call options (``queue_name``, ``run_in``, ``priority``, ...)."""
+        call = functools.partial(self.enqueue_with_async, args=args, kwargs=kwargs, **options)
+        return run_sync(call) if self._sync else call()
+
+
+__all__ = ["TaskFunction"]
