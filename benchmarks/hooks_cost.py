@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from benchmarks.noop import noop
 from omniq import AsyncOmniQ
 from omniq.backend import create_backend
-from omniq.callbacks import TaskOutcome, default_hooks, enqueue_hooks
+from omniq.callbacks import TaskOutcome, default_hooks, enqueue_hooks, run_wrappers
 
 
 class DropExporter(SpanExporter):
@@ -55,7 +55,7 @@ async def drain(n: int, mode: str) -> float:
 
         provider = TracerProvider()
         provider.add_span_processor(BatchSpanProcessor(DropExporter()))
-        undo = TaskTracing(provider).install(oq.callbacks).uninstall
+        undo = TaskTracing(provider).install().uninstall
     try:
         async with oq:
             ids = await oq.enqueue_many([{"func": noop, "args": (i,)} for i in range(n)])
@@ -69,6 +69,7 @@ async def drain(n: int, mode: str) -> float:
             undo()
         assert not enqueue_hooks
         assert not default_hooks
+        assert not run_wrappers
 
 
 def main() -> None:

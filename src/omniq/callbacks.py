@@ -11,11 +11,13 @@ the worker dies before the task is acknowledged (at-least-once).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from omniq.config import get_logger
 from omniq.models.task import Task
@@ -28,6 +30,7 @@ TASK_EVENTS = ("on_success", "on_failure", "on_retry", "on_complete")
 HOOK_EVENTS = ("start", "success", "failure", "retry", "complete")
 
 Callback = Callable[["TaskOutcome"], Any]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,48 @@ def run_enqueue_hooks(tasks: Iterable[Task]) -> None:
             try:
                 hook(task)
             except Exception:
-                log.exception("enqueue hook %r failed for task %s; the task is stored", hook, task.id)
+                log.exception(
+                    "enqueue hook %r failed for task %s; the task is stored", hook, task.id
+                )
+
+
+# -- run wrappers --------------------------------------------------------------------------------
+#: A function called with each task as its run begins, in the worker; the context manager it
+#: returns is entered around the run, in the task's own context (its coroutine, or the thread of a
+#: sync task, which gets a copy of that context), so what the task's code does happens inside it.
+RunWrapper = Callable[[Task], AbstractContextManager[Any]]
+
+#: The process-wide run wrappers (tracing makes each run's span the current span of the task's
+#: code here). With none installed a worker pays one emptiness test per task.
+run_wrappers: list[RunWrapper] = []
+
+
+def around_run(func: RunWrapper) -> RunWrapper:
+    """Installs a process-wide run wrapper (once, however often it is installed)."""
+    if not callable(func):
+        raise TypeError(f"a run wrapper must be callable, got {func!r}")
+    if func not in run_wrappers:
+        run_wrappers.append(func)
+    return func
+
+
+def remove_run_wrapper(func: RunWrapper) -> bool:
+    if func in run_wrappers:
+        run_wrappers.remove(func)
+        return True
+    return False
+
+
+async def run_wrapped(task: Task, run: Callable[[], Awaitable[T]]) -> T:
+    """Awaits ``run()`` inside every run wrapper's context manager. A wrapper that fails to enter
+    is logged and left out: observing a task never stops it from running."""
+    with contextlib.ExitStack() as stack:
+        for wrapper in tuple(run_wrappers):
+            try:
+                stack.enter_context(wrapper(task))
+            except Exception:
+                log.exception("run wrapper %r failed for task %s; the task runs", wrapper, task.id)
+        return await run()
 
 
 __all__ = [
@@ -196,11 +240,16 @@ __all__ = [
     "TASK_EVENTS",
     "CallbackManager",
     "EnqueueHook",
+    "RunWrapper",
     "TaskOutcome",
+    "around_run",
     "default_hooks",
     "enqueue_hooks",
     "invoke",
     "on_enqueue",
     "remove_enqueue_hook",
+    "remove_run_wrapper",
     "run_enqueue_hooks",
+    "run_wrapped",
+    "run_wrappers",
 ]

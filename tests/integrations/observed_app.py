@@ -19,7 +19,19 @@ oq = AsyncOmniQ()
 
 @oq.task(name="obs.add")
 async def add(x: int, y: int) -> int:
-    return x + y
+    from opentelemetry import trace
+
+    # a span of the task's own code: the run span is its parent when tracing is on
+    with trace.get_tracer("observed_app").start_as_current_span("add's own work"):
+        return x + y
+
+
+@oq.task(name="obs.add_sync")
+def add_sync(x: int, y: int) -> int:
+    from opentelemetry import trace
+
+    with trace.get_tracer("observed_app").start_as_current_span("add_sync's own work"):
+        return x + y
 
 
 @oq.task(name="obs.boom", max_retries=1, retry_delay=0.01)
@@ -47,6 +59,7 @@ def span_record(span: object) -> dict[str, object]:
 
 
 if os.environ.get("OBS_SPANS_FILE"):
+    from opentelemetry import trace
     from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
     from opentelemetry.sdk.trace.export import (
         SimpleSpanProcessor,
@@ -69,4 +82,5 @@ if os.environ.get("OBS_SPANS_FILE"):
 
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(FileExporter(os.environ["OBS_SPANS_FILE"])))
-    instrument(oq.callbacks, tracer_provider=provider)
+    trace.set_tracer_provider(provider)  # the SDK set up as an application does
+    instrument()

@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from omniq import AsyncOmniQ, OmniQ, TaskFailedError
 from omniq.backend import create_backend
-from omniq.callbacks import CallbackManager, default_hooks, enqueue_hooks
+from omniq.callbacks import default_hooks, enqueue_hooks, run_wrappers
 from omniq.observability.prometheus import TaskMetrics
 from omniq.observability.tracing import METADATA_KEY, TaskTracing
 from tests.integrations import observed_app
@@ -159,7 +159,7 @@ async def test_spans_link_enqueue_and_run_across_processes(place: ScriptPlace) -
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing = TaskTracing(provider).install(CallbackManager())  # only its enqueue hook matters
+    tracing = TaskTracing(provider).install()  # the producer's side; the worker has its own
     spans_file = place.folder / "spans.jsonl"
     oq = producer(place)
     try:
@@ -167,45 +167,50 @@ async def test_spans_link_enqueue_and_run_across_processes(place: ScriptPlace) -
             async with oq:
                 with provider.get_tracer("test").start_as_current_span("POST /signup"):
                     ok = await oq.enqueue(observed_app.add, args=(2, 3))
+                    ok_sync = await oq.enqueue(observed_app.add_sync, args=(4, 5))
                     failing = await oq.enqueue(observed_app.boom)
-                assert await oq.get_result(ok, timeout=30) == 5
+                assert await oq.get_results([ok, ok_sync], timeout=30) == [5, 9]
                 with pytest.raises(TaskFailedError):
                     await oq.get_result(failing, timeout=30)
                 stored = await oq.get_task(ok)
                 assert stored is not None
                 assert "traceparent" in stored.metadata[METADATA_KEY]
-        worker_spans = read_spans(spans_file, 3)
+        worker_spans = read_spans(spans_file, 6)
     finally:
         tracing.uninstall()
     mine = [span_record(s) for s in exporter.get_finished_spans()]
     (request,) = [s for s in mine if s["name"] == "POST /signup"]
-    (enqueue_ok,) = [s for s in mine if s["name"] == "enqueue obs.add"]
-    (enqueue_bad,) = [s for s in mine if s["name"] == "enqueue obs.boom"]
-    for span in (enqueue_ok, enqueue_bad):
+    enqueues = {s["name"]: s for s in mine if s["name"].startswith("enqueue ")}
+    assert sorted(enqueues) == ["enqueue obs.add", "enqueue obs.add_sync", "enqueue obs.boom"]
+    for span in enqueues.values():
         assert span["kind"] == "PRODUCER"
         assert span["trace_id"] == request["trace_id"]
         assert span["parent_id"] == request["span_id"]
-    (run_ok,) = [s for s in worker_spans if s["name"] == "run obs.add"]
-    assert run_ok["kind"] == "CONSUMER"
-    assert run_ok["trace_id"] == request["trace_id"]
-    assert run_ok["parent_id"] == enqueue_ok["span_id"]
-    assert run_ok["status"] == "UNSET"
-    assert run_ok["attributes"]["messaging.message.id"] == ok
-    assert run_ok["attributes"]["omniq.outcome"] == "success"
-    assert run_ok["duration_ns"] >= 0
+    for task, task_id in (("obs.add", ok), ("obs.add_sync", ok_sync)):
+        (run,) = [s for s in worker_spans if s["name"] == f"run {task}"]
+        assert run["kind"] == "CONSUMER"
+        assert run["trace_id"] == request["trace_id"]
+        assert run["parent_id"] == enqueues[f"enqueue {task}"]["span_id"]
+        assert run["status"] == "UNSET"
+        assert run["attributes"]["messaging.message.id"] == task_id
+        assert run["attributes"]["omniq.task.attempt"] == 1
+        # the task's own span (async code, and a sync function in its thread) is the run's child
+        (own,) = [s for s in worker_spans if s["name"] == f"{task.split('.')[1]}'s own work"]
+        assert own["trace_id"] == request["trace_id"]
+        assert own["parent_id"] == run["span_id"]
     runs_bad = [s for s in worker_spans if s["name"] == "run obs.boom"]
-    assert [s["attributes"]["omniq.outcome"] for s in runs_bad] == ["retry", "failure"]
+    assert [s["attributes"]["omniq.task.attempt"] for s in runs_bad] == [1, 2]
     for span in runs_bad:
         assert span["trace_id"] == request["trace_id"]
-        assert span["parent_id"] == enqueue_bad["span_id"]
+        assert span["parent_id"] == enqueues["enqueue obs.boom"]["span_id"]
         assert span["status"] == "ERROR"
         assert span["attributes"]["error.type"] == "ValueError"
-    assert [s["attributes"]["omniq.task.attempt"] for s in runs_bad] == [1, 2]
 
 
 def test_without_metrics_or_tracing_nothing_is_installed() -> None:
     # the enqueue path pays one emptiness test, the worker no hook at all
     assert enqueue_hooks == []
+    assert run_wrappers == []
     assert not default_hooks
     assert not AsyncOmniQ().callbacks
 
@@ -253,7 +258,7 @@ def test_the_sync_api_enqueues_under_the_calling_threads_span(tmp_path: Path) ->
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing = TaskTracing(provider).install(CallbackManager())
+    tracing = TaskTracing(provider).install()
     oq = OmniQ.from_backend(create_backend(url=f"sqlite:///{tmp_path}/s.db"))
     try:
         with provider.get_tracer("test").start_as_current_span("GET /view"):

@@ -7,31 +7,26 @@
 
 Enqueueing makes a PRODUCER span ``enqueue <function>``, a child of whatever span is current (a web
 request, say), and writes its context into the task's metadata (``task.metadata["otel"]``, W3C
-``traceparent``), so it is stored with the task. Each attempt of the task then makes a CONSUMER
-span ``run <function>`` in the worker, a child of that enqueue span: one trace from the request to
-every attempt, whichever process or host ran it. A failed attempt's span has status ERROR and the
-error's type and message.
-
-The run span is recorded from the worker's lifecycle hooks once the attempt has ended (with its
-real start and end times), so spans that the task's own code opens are not nested under it.
+``traceparent``), so it is stored with the task (an enqueue hook, :func:`omniq.callbacks.on_enqueue`).
+Each attempt of the task then runs inside a CONSUMER span ``run <function>``, a child of that
+enqueue span (a run wrapper, :func:`omniq.callbacks.around_run`): one trace from the request to
+every attempt, whichever process or host ran it. The run span is the current span of the task's
+code, async or in a thread, so the spans it opens (an HTTP call, a query) are its children; with
+the process worker type the function runs in a child process, where they are not. A failed
+attempt's span has status ERROR, the exception as an event and ``error.type``.
 Spans go wherever the application's ``TracerProvider`` sends them (configure the SDK as usual).
 """
 
 from __future__ import annotations
 
-import time
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.trace import SpanKind, TracerProvider
 
-from omniq.callbacks import (
-    CallbackManager,
-    TaskOutcome,
-    default_hooks,
-    on_enqueue,
-    remove_enqueue_hook,
-)
+from omniq.callbacks import around_run, on_enqueue, remove_enqueue_hook, remove_run_wrapper
 from omniq.models.task import Task
 from omniq.observability._labels import task_name
 
@@ -47,10 +42,9 @@ class TaskTracing:
         from omniq import __version__
 
         self.tracer = trace.get_tracer("omniq", __version__, tracer_provider=tracer_provider)
-        self._installed: list[CallbackManager] = []
 
     def __repr__(self) -> str:
-        return f"<TaskTracing installed={len(self._installed)}>"
+        return f"<TaskTracing tracer={self.tracer!r}>"
 
     def on_enqueue(self, task: Task) -> None:
         """The enqueue span, and its context into the task's metadata."""
@@ -64,50 +58,34 @@ class TaskTracing:
         if carrier:
             task.metadata[METADATA_KEY] = carrier
 
-    async def on_attempt_end(self, outcome: TaskOutcome) -> None:
-        """The span of one attempt, parented by the enqueue span the task carries."""
-        task = outcome.task
+    @contextlib.contextmanager
+    def around_run(self, task: Task) -> Iterator[None]:
+        """The span of one attempt, parented by the enqueue span the task carries, current while
+        the task's code runs (so the spans it opens are its children)."""
         carrier = task.metadata.get(METADATA_KEY)
         parent = propagate.extract(carrier) if isinstance(carrier, dict) else None
-        end = time.time_ns()
-        start = end - int((outcome.duration or 0.0) * 1e9)
-        attributes = {
-            **_attributes(task),
-            "omniq.task.attempt": task.attempts,
-            "omniq.worker.id": outcome.worker_id,
-            "omniq.outcome": outcome.event,
-        }
-        span = self.tracer.start_span(
-            f"run {task_name(task)}",
-            context=parent,
-            kind=SpanKind.CONSUMER,
-            attributes=attributes,
-            start_time=start,
-        )
-        if outcome.event != "success":
-            if outcome.error_type:
-                span.set_attribute("error.type", outcome.error_type)
-            span.set_status(
-                Status(StatusCode.ERROR, f"{outcome.error_type}: {outcome.error_message}")
-            )
-        span.end(end_time=end)
+        attributes = _attributes(task)
+        attributes["omniq.task.attempt"] = task.attempts
+        if task.worker_id:
+            attributes["omniq.worker.id"] = task.worker_id
+        with self.tracer.start_as_current_span(
+            f"run {task_name(task)}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
+        ) as span:
+            try:
+                yield
+            except Exception as exc:  # recorded (event and ERROR status) by the span itself
+                span.set_attribute("error.type", type(exc).__name__)
+                raise
 
-    def install(self, callbacks: CallbackManager = default_hooks) -> TaskTracing:
-        """Traces this process's enqueues and the attempts of the workers that run
-        ``callbacks`` (by default every worker of the process)."""
-        if callbacks not in self._installed:
-            for event in ("success", "retry", "failure"):
-                callbacks.on(event, self.on_attempt_end)
-            self._installed.append(callbacks)
+    def install(self) -> TaskTracing:
+        """Traces this process's enqueues and the runs of its workers."""
         on_enqueue(self.on_enqueue)
+        around_run(self.around_run)
         return self
 
     def uninstall(self) -> None:
-        for callbacks in self._installed:
-            for event in ("success", "retry", "failure"):
-                callbacks.remove(event, self.on_attempt_end)
-        self._installed.clear()
         remove_enqueue_hook(self.on_enqueue)
+        remove_run_wrapper(self.around_run)
 
 
 def _attributes(task: Task) -> dict[str, Any]:
@@ -122,15 +100,13 @@ def _attributes(task: Task) -> dict[str, Any]:
 _current: TaskTracing | None = None
 
 
-def instrument(
-    callbacks: CallbackManager = default_hooks, tracer_provider: TracerProvider | None = None
-) -> TaskTracing:
+def instrument(tracer_provider: TracerProvider | None = None) -> TaskTracing:
     """Turns tracing on for this process (idempotent); ``tracer_provider`` defaults to the
     global one that the OpenTelemetry SDK was configured with."""
     global _current
     if _current is None:
         _current = TaskTracing(tracer_provider)
-    return _current.install(callbacks)
+    return _current.install()
 
 
 def uninstrument() -> None:

@@ -22,7 +22,7 @@ import msgspec
 from omniq import _exit
 from omniq._aio import cancel_and_wait
 from omniq._sync import blocking_outside_loop, run_sync, unwrap
-from omniq.callbacks import CallbackManager, TaskOutcome
+from omniq.callbacks import CallbackManager, TaskOutcome, run_wrapped, run_wrappers
 from omniq.config import get_logger, get_settings
 from omniq.events.logger import EventLogger
 from omniq.exceptions import (
@@ -407,7 +407,10 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
             call = task
             if task.pass_results is not PassResults.NONE and task.depends_on:
                 call = await self._with_dependency_results(task)
-            value = await self.executor.run(call, func)
+            if run_wrappers:  # tracing: the run's span is current in the task's code
+                value = await run_wrapped(task, lambda: self.executor.run(call, func))
+            else:
+                value = await self.executor.run(call, func)
         except asyncio.CancelledError:
             await self._record_outcome(self._on_stopped(running), task)
             return
