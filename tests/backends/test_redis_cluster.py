@@ -24,6 +24,7 @@ from omniq.exceptions import BackendUnavailable
 from omniq.models.config import RedisConfig
 from omniq.models.result import TaskResult
 from omniq.storage.redis import AsyncRedisQueue, AsyncRedisResultStorage
+from omniq.storage.redis._cluster import FollowedCluster
 from tests import tasks_fixture as tf
 from tests.backends.redis_servers import Cluster, shared_cluster, start_cluster
 
@@ -183,6 +184,62 @@ async def test_wait_replicas_beyond_the_replicas_there_are_fails_the_enqueue_cle
     async with queue:
         with pytest.raises(BackendUnavailable, match="only 0 of wait_replicas=1 replicas"):
             await queue.enqueue(tf.add, args=(1, 1))
+
+
+async def test_commands_sent_together_follow_a_moved_slot(cluster: Cluster, project: str) -> None:
+    """The write and its WAIT go to the slot's master on one connection; a slot map that names
+    another master (the slot moved meanwhile) is corrected by the MOVED reply."""
+    async with AsyncRedisQueue(cluster_nodes=cluster.nodes, project_name=project) as queue:
+        client = queue.redis
+        assert isinstance(client, FollowedCluster)
+        key = f"omniq:test:{{{project}}}"
+        owner = client.get_node_from_key(key)
+        assert owner is not None
+        other = next(n for n in client.get_primaries() if n.name != owner.name)
+        client.nodes_manager.slots_cache[client.keyslot(key)] = [other]
+
+        replies = await client.together(key, ("SET", key, "v"), ("GET", key))
+
+        assert replies == [True, b"v"]
+        moved_back = client.get_node_from_key(key)
+        assert moved_back is not None
+        assert moved_back.name == owner.name
+
+
+async def test_commands_sent_together_follow_an_ask_redirection(
+    cluster: Cluster, project: str
+) -> None:
+    """While the slot migrates, a key its master no longer has is asked for on the importing
+    node: the commands go there after ASKING."""
+    async with AsyncRedisQueue(cluster_nodes=cluster.nodes, project_name=project) as queue:
+        client = queue.redis
+        assert isinstance(client, FollowedCluster)
+        key = f"omniq:test:{{{project}}}"
+        slot = client.keyslot(key)
+        owner = client.get_node_from_key(key)
+        assert owner is not None
+        other = next(n for n in client.get_primaries() if n.name != owner.name)
+        source = aioredis.Redis(host=owner.host, port=int(owner.port))
+        target = aioredis.Redis(host=other.host, port=int(other.port))
+        source_id = await source.execute_command("CLUSTER MYID")
+        target_id = await target.execute_command("CLUSTER MYID")
+        await target.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", source_id)
+        await source.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", target_id)
+        try:
+            replies = await client.together(key, ("SET", key, "v"), ("WAIT", 0, 100))
+
+            assert replies == [True, 0]
+            async with target.pipeline(transaction=False) as pipe:
+                pipe.execute_command("ASKING")
+                pipe.get(key)
+                pipe.execute_command("ASKING")
+                pipe.delete(key)
+                _, value, _, deleted = await pipe.execute()
+            assert (value, deleted) == (b"v", 1)
+        finally:
+            for node in (target, source):
+                await node.execute_command("CLUSTER SETSLOT", slot, "STABLE")
+                await node.aclose()
 
 
 @pytest.fixture(scope="module")
