@@ -242,6 +242,30 @@ async def test_commands_sent_together_follow_an_ask_redirection(
                 await node.aclose()
 
 
+async def test_a_left_master_is_refused_until_the_cluster_lists_it_as_a_master_again(
+    cluster: Cluster, project: str
+) -> None:
+    """What the follower does when a master is replaced (here told so, the master being fine):
+    its connections are dropped and new ones refused at once (so nothing waits on a hung
+    master); the next reading of the slot map, which still lists it, takes it back."""
+    async with AsyncRedisResultStorage(cluster_nodes=cluster.nodes, project_name=project) as store:
+        await store.set(TaskResult(task_id="t-1", result=1))
+        follower = store._conn.cluster
+        assert follower is not None
+        owner = follower.owner(store._base)
+        assert owner is not None
+
+        await follower._leave(owner)
+
+        with pytest.raises(Exception, match="was replaced by its replica"):
+            await store.get("t-1")
+        await follower.refresh()
+        assert owner not in follower.left
+        result = await store.get("t-1")
+        assert result is not None
+        assert result.result == 1
+
+
 @pytest.fixture(scope="module")
 def replicated() -> Iterator[Cluster]:
     """A private Cluster whose masters have a replica each."""
