@@ -20,7 +20,6 @@ from rich.console import Console
 
 from omniq import __version__
 from omniq._redact import redact_text
-from omniq.cli.info import NOT_CREATED, collect, not_created, print_info, to_json
 from omniq.cli.source import (
     AppSource,
     BackendProblem,
@@ -309,6 +308,9 @@ def info(
 
     Each queue shows its waiting tasks and its tasks counted by status. A database file that does
     not exist is reported as "not created", and left so."""  # fmt: skip
+    # here, not at the top: its tables are no part of a worker's start
+    from omniq.cli.info import NOT_CREATED, collect, not_created, print_info, to_json
+
     source = AppSource(url=url, config=config, app=app_spec, project=project)
     selected = run_guarded(lambda: load_app(source))
     missing = _missing_database(selected.app)

@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import msgspec
-import yaml
 
 from omniq.config.env import normalize_backend_type, normalize_worker_type
 from omniq.exceptions import ConfigError
@@ -57,6 +56,8 @@ def load_yaml(
         ) from None
     except OSError as exc:
         raise ConfigError(f"config file {where} cannot be read: {exc.strerror or exc}") from None
+    import yaml  # here, not at import: a worker started without a config file never needs it
+
     try:
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:

@@ -16,7 +16,6 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
-from croniter import croniter
 
 from omniq._aio import cancel_and_wait
 from omniq._time import utcnow
@@ -28,9 +27,16 @@ from omniq.storage.base import BaseTaskQueue
 log = get_logger("scheduler")
 
 
+def _croniter() -> Any:
+    """croniter, imported by the first cron schedule: not at every worker's start (tens of ms)."""
+    from croniter import croniter
+
+    return croniter
+
+
 def validate_timing(cron: str | None, interval: float | None, timezone: str) -> None:
     """Refuses a bad cron string, a non-positive interval or an unknown time zone, naming it."""
-    if cron is not None and not (isinstance(cron, str) and croniter.is_valid(cron)):
+    if cron is not None and not (isinstance(cron, str) and _croniter().is_valid(cron)):
         raise ValueError(f"invalid cron expression {cron!r}")
     if interval is not None and interval <= 0:
         raise ValueError(f"schedule interval must be positive, got {interval!r} seconds")
@@ -67,7 +73,7 @@ def next_occurrence(schedule: Schedule, after: datetime) -> datetime | None:
         assert schedule.cron is not None
         tz = ZoneInfo(schedule.timezone)
         local_after = after.astimezone(tz)
-        it = croniter(schedule.cron, local_after)
+        it = _croniter()(schedule.cron, local_after)
         candidate: datetime = it.get_next(datetime)
         while candidate.replace(tzinfo=None) == local_after.replace(tzinfo=None):
             candidate = it.get_next(datetime)  # the repeated hour of a fall-back day

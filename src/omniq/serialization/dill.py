@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import dill
+# dill is imported by the first payload that needs it, not with the library: most processes
+# (every worker of msgpack tasks) never do, and it costs a worker's start a few tens of ms.
 
 
 def dumps(obj: Any) -> bytes:
+    import dill
+
     data: bytes = dill.dumps(obj, protocol=dill.HIGHEST_PROTOCOL, recurse=False)
     return data
 
 
 def loads(data: bytes | memoryview) -> Any:
+    import dill
+
     return dill.loads(bytes(data))
