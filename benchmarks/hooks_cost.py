@@ -46,7 +46,7 @@ async def drain(n: int, mode: str) -> float:
     elif mode == "metrics":
         from omniq.observability.prometheus import TaskMetrics
 
-        undo = TaskMetrics().install(oq.callbacks).close
+        undo = TaskMetrics().install().close
     elif mode == "tracing":
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor

@@ -88,7 +88,7 @@ def value(found: dict[Any, float], name: str, **labels: str) -> float:
 async def test_worker_metrics_scraped_over_http(place: ScriptPlace) -> None:
     port = free_port()
     oq = producer(place)
-    local = TaskMetrics().install(oq.callbacks)  # the producer counts its own enqueues
+    local = TaskMetrics().install()  # the producer counts its own enqueues
     try:
         with worker_process(
             place, "--metrics-port", str(port), "--metrics-interval", "0.2"

@@ -2,8 +2,8 @@
 ``pip install omniq-tasks[metrics]``) and OpenTelemetry spans (:mod:`omniq.observability.tracing`,
 ``pip install omniq-tasks[otel]``).
 
-Metrics are built on the lifecycle hooks every worker already runs (:mod:`omniq.callbacks`:
-start, success, retry, failure); both use the process-wide enqueue hooks, and tracing the run
-wrappers (a context manager around each run). Neither adds work to a worker or an enqueue unless
-it is installed: with none, each path tests one empty list.
+Both are built on two process-wide hooks of :mod:`omniq.callbacks`: enqueue hooks (called with
+each task before it is stored) and run wrappers (a context manager around each run, inline in the
+worker, so no callback task is spawned per event as lifecycle callbacks are). Neither adds work
+to a worker or an enqueue unless it is installed: with none, each path tests one empty list.
 """

@@ -3,7 +3,7 @@
 ``omniq worker --metrics-port 9100`` serves them; in code::
 
     metrics = TaskMetrics()
-    metrics.install(oq.callbacks)          # this app's workers report to it, enqueues are counted
+    metrics.install()                      # this process's workers and enqueues are counted
     metrics.serve(9100)                    # http://host:9100/metrics
     await metrics.sample(oq)               # queue depth and live workers (the command does this
                                            # every --metrics-interval seconds)
@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, NamedTuple
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import start_http_server
 
-from omniq.callbacks import CallbackManager, TaskOutcome, on_enqueue, remove_enqueue_hook
+from omniq.callbacks import around_run, on_enqueue, remove_enqueue_hook, remove_run_wrapper
 from omniq.config import get_logger
 from omniq.models.task import Task
 from omniq.observability._labels import queue_wait, task_name
+from omniq.queue.retry import decide
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -103,12 +105,11 @@ class TaskMetrics:
             namespace=ns, registry=reg,
         )  # fmt: skip
         self._series: dict[tuple[str, str], _Series] = {}
-        self._installed: list[CallbackManager] = []
         self._sampled: set[tuple[str, ...]] = set()
         self._server: WSGIServer | None = None
 
     def __repr__(self) -> str:
-        return f"<TaskMetrics installed={len(self._installed)} serving={self.port}>"
+        return f"<TaskMetrics series={len(self._series)} serving={self.port}>"
 
     # -- what the hooks count ------------------------------------------------------------------
     def series(self, task: Task) -> _Series:
@@ -133,57 +134,39 @@ class TaskMetrics:
     def count_enqueued(self, task: Task) -> None:
         self.series(task).enqueued.inc()
 
-    async def on_start(self, outcome: TaskOutcome) -> None:
-        series = self.series(outcome.task)
+    @contextlib.contextmanager
+    def around_run(self, task: Task) -> Iterator[None]:
+        """Counts one attempt, inline in the worker (no callback task spawned per event): its
+        start and queue wait, its run time, and its outcome, retry or DEAD decided as the worker
+        decides it (:func:`omniq.queue.retry.decide`). A stop or a cancel counts as neither."""
+        series = self.series(task)
         series.started.inc()
-        series.queue_wait.observe(queue_wait(outcome.task))
-
-    async def on_success(self, outcome: TaskOutcome) -> None:
-        self._ended(outcome).succeeded.inc()
-
-    async def on_retry(self, outcome: TaskOutcome) -> None:
-        series = self._ended(outcome)
-        series.failed.inc()
-        series.retried.inc()
-
-    async def on_failure(self, outcome: TaskOutcome) -> None:
-        series = self._ended(outcome)
-        series.failed.inc()
-        series.dead.inc()
-
-    def _ended(self, outcome: TaskOutcome) -> _Series:
-        series = self.series(outcome.task)
-        if outcome.duration is not None:
-            series.duration.observe(outcome.duration)
-        return series
-
-    def _hooks(self) -> tuple[tuple[str, Any], ...]:
-        return (
-            ("start", self.on_start),
-            ("success", self.on_success),
-            ("retry", self.on_retry),
-            ("failure", self.on_failure),
-        )
+        series.queue_wait.observe(queue_wait(task))
+        begun = time.perf_counter()
+        try:
+            yield
+        except Exception as exc:
+            series.duration.observe(time.perf_counter() - begun)
+            series.failed.inc()
+            if decide(task.retry_policy, task.attempts, exc).retries:
+                series.retried.inc()
+            else:
+                series.dead.inc()
+            raise
+        series.duration.observe(time.perf_counter() - begun)
+        series.succeeded.inc()
 
     # -- installing ------------------------------------------------------------------------
-    def install(self, callbacks: CallbackManager) -> TaskMetrics:
-        """Counts the attempts of the workers that run ``callbacks`` (an app's ``oq.callbacks``,
-        or ``omniq.callbacks.default_hooks`` for every worker of the process) and the enqueues of
-        this process."""
-        if callbacks in self._installed:
-            return self
-        for event, hook in self._hooks():
-            callbacks.on(event, hook)
-        self._installed.append(callbacks)
+    def install(self) -> TaskMetrics:
+        """Counts the attempts of every worker of this process and the enqueues of this
+        process."""
         on_enqueue(self.count_enqueued)
+        around_run(self.around_run)
         return self
 
     def uninstall(self) -> None:
-        for callbacks in self._installed:
-            for event, hook in self._hooks():
-                callbacks.remove(event, hook)
-        self._installed.clear()
         remove_enqueue_hook(self.count_enqueued)
+        remove_run_wrapper(self.around_run)
 
     # -- what the store says -----------------------------------------------------------------
     async def sample(self, app: AsyncOmniQ) -> None:
@@ -253,9 +236,9 @@ class TaskMetrics:
 async def serving(
     app: AsyncOmniQ, port: int, host: str = "127.0.0.1", interval: float = 15.0
 ) -> AsyncIterator[TaskMetrics]:
-    """The metrics of ``app``'s workers served on ``port`` and its store sampled every
+    """The metrics of this process's workers served on ``port`` and ``app``'s store sampled every
     ``interval`` seconds, for the life of the block (what ``omniq worker --metrics-port`` runs)."""
-    metrics = TaskMetrics().install(app.callbacks)
+    metrics = TaskMetrics().install()
     sampler: asyncio.Task[None] | None = None
     try:
         metrics.serve(port, host)

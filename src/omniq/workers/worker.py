@@ -391,6 +391,15 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
             return func
         return registry.resolve(task.func, self.functions)
 
+    async def _call(self, task: Task) -> Any:
+        """The task's function, found and called with its arguments (and its dependencies'
+        results when it takes them)."""
+        func = self._resolve(task)
+        call = task
+        if task.pass_results is not PassResults.NONE and task.depends_on:
+            call = await self._with_dependency_results(task)
+        return await self.executor.run(call, func)
+
     async def _execute(self, running: Running) -> None:
         running.started = True
         task = running.task
@@ -403,14 +412,10 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
             if running.stop_reason is not None:
                 raise asyncio.CancelledError  # stopped before it began: recorded as any stop
             # no TTL check here: the claim is where an expired task is refused, atomically
-            func = self._resolve(task)
-            call = task
-            if task.pass_results is not PassResults.NONE and task.depends_on:
-                call = await self._with_dependency_results(task)
-            if run_wrappers:  # tracing: the run's span is current in the task's code
-                value = await run_wrapped(task, lambda: self.executor.run(call, func))
+            if run_wrappers:  # metrics time the run, tracing makes its span the current one
+                value = await run_wrapped(task, lambda: self._call(task))
             else:
-                value = await self.executor.run(call, func)
+                value = await self._call(task)
         except asyncio.CancelledError:
             await self._record_outcome(self._on_stopped(running), task)
             return
