@@ -84,8 +84,6 @@ class ClusterFollower:
         self._replicas: list[Address] = []
         #: masters replaced by their replica: their connections were aborted, new ones refused
         self.left: set[Address] = set()
-        #: how many masters were left so far (a write that spanned a replacement is run again)
-        self.replaced = 0
         self._asking: tuple[Address, aioredis.Redis] | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -198,7 +196,6 @@ class ClusterFollower:
         name = f"{address[0]}:{address[1]}"
         log.warning("Redis Cluster master %s was replaced by its replica: leaving it", name)
         self.left.add(address)
-        self.replaced += 1
         clients = list(self._clients)
         for client in clients:
             client.nodes_manager.move_node_to_end_of_cached_nodes(name)
