@@ -16,6 +16,7 @@ import os
 import statistics
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.peers.harness import (
@@ -35,12 +36,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pg-dsn", default="postgresql://postgres@127.0.0.1:5432/omniq_bench")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--venvs", type=Path, default=DEFAULT_VENVS)
+    parser.add_argument(
+        "--omniq-src",
+        type=Path,
+        action="append",
+        default=[],
+        help="also run OmniQ from this src directory (an A/B against another checkout, e.g. "
+        "one made by `git archive <commit> src | tar -x -C /tmp/before`)",
+    )
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.n) or args.runs < 1:
         parser.error(f"-n and --runs must be positive, got {args.n} and {args.runs}")
     services = Services(redis_url=args.redis_url, pg_dsn=args.pg_dsn)
     runner = Runner(services, n=max(args.n), venvs=args.venvs)
     omniq = [c for c in omniq_contenders(("async",)) if c.broker == args.broker]
+    srcs: dict[str, Path] = {}  # contender key -> the src directory it runs OmniQ from
+    for src in args.omniq_src:
+        other = replace(omniq[0], key=f"{omniq[0].key}@{src}")
+        srcs[other.key] = src.resolve()
+        omniq.append(other)
     peers = [c for c in PEERS if c.broker == args.broker and runner.python(c) is not None]
     contenders = omniq + peers
     print(
@@ -55,7 +69,12 @@ def main(argv: list[str] | None = None) -> None:
                 shift = r % len(contenders)
                 for c in contenders[shift:] + contenders[:shift]:
                     with services.fresh(c.broker) as scratch:
-                        rate = runner.enqueue(c, "bulk", runner.env(c, scratch), n)
+                        env = runner.env(c, scratch)
+                        if c.key in srcs:
+                            env["PYTHONPATH"] = os.pathsep.join(
+                                [str(srcs[c.key]), env["PYTHONPATH"]]
+                            )
+                        rate = runner.enqueue(c, "bulk", env, n)
                     if rate is not None:
                         rates.setdefault((c.key, n), []).append(rate)
                     print(f"n={n} run {r + 1} {c.key}: {rate or 0:,.0f}/s", flush=True)

@@ -23,10 +23,8 @@ import asyncpg  # type: ignore[import-untyped]
 
 from omniq.models.task import TaskStatus
 
-#: The columns COPY fills, in the order of the records (the others take their defaults:
-#: ``seq`` and ``ready_at`` are generated, ``depends_on`` NULL, ``waited_on`` false).
-COLUMNS = (
-    "project",
+#: A task's own columns, in the order of ``_enqueue._columns`` (the staging table adds ``deps``).
+TASK_COLUMNS = (
     "id",
     "queue",
     "func",
@@ -40,6 +38,9 @@ COLUMNS = (
     "schedule_id",
     "payload",
 )
+#: The columns COPY fills, in the order of the records (the others take their defaults:
+#: ``seq`` and ``ready_at`` are generated, ``depends_on`` NULL, ``waited_on`` false).
+COLUMNS = ("project", *TASK_COLUMNS)
 
 #: One NOTIFY per queue named, in one statement.
 _NOTIFY = "SELECT count(pg_notify($1, q)) FROM unnest($2::text[]) AS q"

@@ -13,27 +13,13 @@ import msgspec
 
 from omniq.models.task import Task
 from omniq.storage.postgres._component import PgComponent
-from omniq.storage.postgres._copy import CONFLICTS, copy_tasks
+from omniq.storage.postgres._copy import CONFLICTS, TASK_COLUMNS, copy_tasks
 
 #: From this many tasks on, enqueue_many COPYs the batch instead of sending arrays (measured:
 #: below it the extra round trips of the COPY path cost more than its cheaper rows save).
 COPY_THRESHOLD = 200
 _STAGING = "omniq_enqueue_stage_v1"
-_STAGING_COLUMNS = (
-    "id",
-    "queue",
-    "func",
-    "priority",
-    "status",
-    "created_at",
-    "eta",
-    "expires_at",
-    "result_ttl",
-    "max_attempts",
-    "schedule_id",
-    "payload",
-    "deps",
-)
+_STAGING_COLUMNS = (*TASK_COLUMNS, "deps")
 
 
 #: Attempts of an enqueue statement that PostgreSQL chose as a deadlock victim.
