@@ -190,3 +190,116 @@ async def test_postgres_a_bad_queue_value_is_listed_as_corrupt_and_info_still_wo
     assert info.returncode == 0, info.stderr
     assert "with the queue name 'bad queue!', which is no queue name" in info.stdout
     assert len(await queue.dequeue_many(limit=10)) == 3
+
+
+# -- File (a local folder) -------------------------------------------------------------------------
+@pytest.fixture
+async def file_queue(tmp_path: Path) -> AsyncIterator[tuple[Any, Path]]:
+    from omniq.storage.file import AsyncFileQueue
+
+    base = tmp_path / "objects"
+    async with AsyncFileQueue(base_dir=str(base), project_name="p") as queue:
+        await queue.enqueue_many(_tasks())
+        yield queue, base
+
+
+def _file_write(base: Path, task_id: str, field: str, value: Any) -> None:
+    """What a broker-writer does to the state object (msgpack: ``tasks`` maps each id to
+    ``[task fields, seq, payload object, start, end]``): read it, change one task field, and
+    write it back by replacing the file (a new etag, so the queue reads it again)."""
+    import msgspec
+
+    (path,) = base.glob("**/p/state")
+    state = msgspec.msgpack.decode(path.read_bytes())
+    state["tasks"][task_id][0][field] = value
+    tmp = path.with_name("state.tmp")
+    tmp.write_bytes(msgspec.msgpack.encode(state))
+    tmp.replace(path)
+
+
+async def _drain_with_a_worker(queue: BaseTaskQueue, good: list[str]) -> None:
+    """A real worker runs every good task to SUCCESS beside the corrupt record."""
+    import asyncio
+
+    from omniq.workers import AsyncWorker
+
+    worker = AsyncWorker(queue, concurrency=4, task_modules=["tests.tasks_fixture"])
+    await worker.start()
+    try:
+        for _ in range(300):
+            got = [await queue.get_task(i) for i in good]
+            if all(t is not None and t.status is TaskStatus.SUCCESS for t in got):
+                break
+            await asyncio.sleep(0.05)
+        assert [t.status if t else None for t in got] == [TaskStatus.SUCCESS] * len(good)
+    finally:
+        await worker.stop()
+        await worker.result_store.close()
+
+
+async def test_file_a_bogus_status_breaks_no_call_and_info_still_works(
+    file_queue: tuple[Any, Path],
+) -> None:
+    queue, base = file_queue
+    _file_write(base, "task-1", "status", "bogus")
+
+    await _assert_listed_and_readable(queue, "task-1", "status 'bogus'")
+    assert (await queue.stats()) == {"default": {"pending": 3, "dead": 1}}
+    info = _info(f"file://{base}", "p")
+    assert info.returncode == 0, info.stderr
+    assert "dead" in info.stdout.lower()
+    await _claim_all(queue, "task-1")
+    # the claim wrote the state: the record is stored as DEAD, with the reason, from now on
+    async with type(queue)(base_dir=str(base), project_name="p") as again:
+        dead = await again.get_task("task-1")
+        assert dead is not None
+        assert dead.status is TaskStatus.DEAD
+        assert dead.error_type == "CorruptRecord"
+        assert "status 'bogus'" in (dead.error_message or "")
+        assert dead.args == (1, 1)  # its payload is still read
+        assert (await again.stats()) == {"default": {"running": 3, "dead": 1}}
+
+
+async def test_file_attempts_that_are_no_number_leave_a_worker_running_the_others(
+    file_queue: tuple[Any, Path],
+) -> None:
+    queue, base = file_queue
+    _file_write(base, "task-3", "attempts", "x")
+
+    await _assert_listed_and_readable(queue, "task-3", "attempts 'x'")
+    await _drain_with_a_worker(queue, ["task-0", "task-1", "task-2"])
+    dead = await queue.get_task("task-3")
+    assert dead is not None
+    assert dead.status is TaskStatus.DEAD
+    assert dead.error_type == "CorruptRecord"
+    assert (await queue.stats()) == {"default": {"success": 3, "dead": 1}}
+
+
+async def test_file_a_record_that_is_no_record_and_a_bad_queue_name(
+    file_queue: tuple[Any, Path],
+) -> None:
+    """A task record that is no map at all, and one whose queue name is no queue name: both
+    listed as corrupt, the others claimed."""
+    import msgspec
+
+    queue, base = file_queue
+    _file_write(base, "task-2", "queue_name", "bad queue!")
+    (path,) = base.glob("**/p/state")
+    state = msgspec.msgpack.decode(path.read_bytes())
+    state["tasks"]["task-0"] = "garbage"
+    path.write_bytes(msgspec.msgpack.encode(state))
+
+    listed = {t.id: t for t in await queue.list_tasks()}
+    assert sorted(listed) == [f"task-{i}" for i in range(4)]
+    assert listed["task-0"].error_type == listed["task-2"].error_type == "CorruptRecord"
+    assert "'garbage'" in (listed["task-0"].error_message or "")
+    assert "invalid queue name 'bad queue!'" in (listed["task-2"].error_message or "")
+    claimed = await queue.dequeue_many(limit=10)
+    assert sorted(t.id for t in claimed) == ["task-1", "task-3"]
+    assert (await queue.stats()) == {
+        "default": {"running": 2, "dead": 1},
+        "bad queue!": {"pending": 1},
+    }
+    # purging the dead record that points into no payload object deletes no object
+    assert await queue.purge_dead() == 1
+    assert sorted(t.id for t in await queue.list_tasks()) == ["task-1", "task-2", "task-3"]

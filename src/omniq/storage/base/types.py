@@ -142,13 +142,22 @@ def record_view(
     try:
         return _checked(lay(decoded_or_shell(serializer, payload, shell, task_id)))
     except _STATE_ERRORS as exc:
-        reason = f"the stored record is corrupt: {exc}"
+        reason = exc
     try:
         task = decoded_or_shell(serializer, payload, shell, task_id)
     except _STATE_ERRORS:
         task = Task(func="?", id=task_id)
+    return as_corrupt(task, reason)
+
+
+def as_corrupt(task: Task, reason: object) -> Task:
+    """``task`` marked as the corrupt record it was read from: DEAD, not leased, with
+    ``error_type`` "CorruptRecord" and ``reason`` (what could not be read). One rule for every
+    backend, whether it finds the damage per record (:func:`record_view`) or while decoding a
+    state object that holds many records (the file backend)."""
     task.status = TaskStatus.DEAD
     task.attempts = task.attempts if isinstance(task.attempts, int) else 0
     task.lease_expires_at = None
-    task.error_type, task.error_message = CorruptRecord.__name__, reason
+    task.error_type = CorruptRecord.__name__
+    task.error_message = f"the stored record is corrupt: {reason}"
     return task

@@ -7,7 +7,7 @@ import asyncio
 
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base.listing import cursor_gone
-from omniq.storage.file._records import ENCODER, REC_DECODER, FileParts, copy_rec, unref
+from omniq.storage.file._records import ENCODER, FileParts, copy_rec, read_rec, unref
 from omniq.storage.file._state import QueueState, Rec, Txn
 
 
@@ -62,7 +62,7 @@ class FileArchive(FileParts):
         found = await self.objects.read(f"{self._root}/done/{task_id}")
         if found is None:
             return None
-        return (await self._views([REC_DECODER.decode(found[0])]))[0]
+        return (await self._views([read_rec(task_id, found[0])]))[0]
 
     async def _archived_exists(self, task_id: str) -> bool:
         return await self.objects.read(f"{self._root}/done/{task_id}") is not None
@@ -94,7 +94,7 @@ class FileArchive(FileParts):
             found = await self.objects.read(path)
             if found is None:
                 continue
-            rec = REC_DECODER.decode(found[0])
+            rec = read_rec(path.rsplit("/", 1)[-1], found[0])
             if queue is not None and rec.task.queue_name != queue:
                 continue
             if skipped < offset:

@@ -17,6 +17,7 @@ an unchanged state answers 304 without a body), never a write.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +28,7 @@ import msgspec
 from omniq._time import utcnow
 from omniq.config import get_logger
 from omniq.models.task import Task
+from omniq.storage.base import as_corrupt
 from omniq.storage.file._store import Conflict, ObjectStore
 
 log = get_logger("storage.file")
@@ -76,6 +78,67 @@ Op = Callable[[QueueState, Txn], T]
 
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(QueueState)
+_FIELD = re.compile(r"at `\$\.(\w+)`")
+
+
+def decode_state(data: bytes) -> QueueState:
+    """The state object ``data``; one task record in it that does not read (a status that is no
+    status, attempts that are no number: written by something other than OmniQ, or damaged)
+    does not make the whole object unreadable. That record is kept as DEAD, with error_type
+    "CorruptRecord" and the reason (``as_corrupt``, the rule of every backend), so it is listed
+    for what it is and never claimed, and the next write stores it so. Damage outside the task
+    records (the object is no msgpack, its counters are no numbers) still raises."""
+    try:
+        return _DECODER.decode(data)
+    except msgspec.ValidationError:
+        raw = msgspec.msgpack.decode(data)
+    if not isinstance(raw, dict) or not isinstance(raw.get("tasks"), dict):
+        return _DECODER.decode(data)  # not a damaged task record: say what is damaged
+    tasks = raw.pop("tasks")
+    state = msgspec.convert(raw, QueueState)
+    state.tasks = {str(task_id): decode_rec(str(task_id), rec) for task_id, rec in tasks.items()}
+    return state
+
+
+def decode_rec(task_id: str, raw: Any) -> Rec:
+    """The record ``raw`` (decoded untyped) of task ``task_id``, or, when it does not read, its
+    fields that do with the task made DEAD as a corrupt record (see :func:`decode_state`)."""
+    try:
+        return msgspec.convert(raw, Rec)
+    except msgspec.ValidationError as exc:
+        first = str(exc)
+    parts = raw if isinstance(raw, list) else [raw]
+    task, problems = _readable_task(task_id, parts[0] if parts else None)
+    try:
+        seq, blob, start, end = msgspec.convert(parts[1:], tuple[int, str, int, int])
+    except msgspec.ValidationError as exc:
+        seq, blob, start, end = 0, "", 0, 0  # no payload to point into
+        problems.append(f"its payload reference {parts[1:]!r} is not one ({exc})")
+    return Rec(as_corrupt(task, "; ".join(problems or [first])), seq, blob, start, end)
+
+
+def _readable_task(task_id: str, fields: Any) -> tuple[Task, list[str]]:
+    """The task the fields that read make (each other one left at its default: the queue, the
+    function and the times are kept where they read), and what was wrong with each."""
+    problems: list[str] = []
+    if not isinstance(fields, dict):
+        return Task(func="?", id=task_id), [f"the task {fields!r} is not a map of fields"]
+    fields = {**fields, "id": task_id}
+    while True:
+        try:
+            return msgspec.convert(fields, Task), problems
+        except msgspec.ValidationError as exc:
+            found = _FIELD.search(str(exc))
+            name = found.group(1) if found is not None else None
+            if name is None or name not in fields or name in ("id", "func"):
+                problems.append(str(exc))
+                return Task(func="?", id=task_id, **_queue(fields)), problems
+            problems.append(f"{name} {fields.pop(name)!r} is not valid ({exc})")
+
+
+def _queue(fields: dict[str, Any]) -> dict[str, Any]:
+    queue = fields.get("queue_name")
+    return {"queue_name": queue} if isinstance(queue, str) else {}
 
 
 @dataclass
@@ -147,7 +210,7 @@ class StateLog:
         if found is None:
             self._state, self._etag = QueueState(), None
         else:
-            self._state, self._etag = _DECODER.decode(found[0]), found[1]
+            self._state, self._etag = decode_state(found[0]), found[1]
 
     async def _refresh(self) -> bool:
         """Re-reads the state if it changed since it was read; True if it did."""
@@ -158,7 +221,7 @@ class StateLog:
             self._state, self._etag = QueueState(), None
         else:
             assert isinstance(found, tuple)
-            self._state, self._etag = _DECODER.decode(found[0]), found[1]
+            self._state, self._etag = decode_state(found[0]), found[1]
         return True
 
     async def _commit(self, batch: list[_Pending[Any]]) -> None:
@@ -218,4 +281,4 @@ class StateLog:
         return await self.run(lambda state, txn: state)
 
 
-__all__ = ["Op", "QueueState", "Rec", "StateLog", "Txn"]
+__all__ = ["Op", "QueueState", "Rec", "StateLog", "Txn", "decode_rec", "decode_state"]

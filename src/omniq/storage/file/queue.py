@@ -22,19 +22,21 @@ import msgspec
 
 from omniq._sync import SyncWrapper
 from omniq.exceptions import SerializationError
-from omniq.models.task import Task, TaskStatus, copy_state
+from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import (
     BaseResultStorage,
     SupportsDependencies,
     SupportsPurge,
     SupportsSchedules,
     SupportsWorkerRegistry,
+    decoded_state,
     new_claim,
+    undecodable_kind,
 )
 from omniq.storage.file._common import Backoff, local_wake, object_store
 from omniq.storage.file._outcomes import FileOutcomes
 from omniq.storage.file._reads import FileReads
-from omniq.storage.file._records import copy_rec, finish
+from omniq.storage.file._records import copy_rec, finish, laid
 from omniq.storage.file._registry import FileRegistry
 from omniq.storage.file._state import QueueState, Rec, StateLog, Txn
 
@@ -209,16 +211,15 @@ class AsyncFileQueue(
         self._backoff.reset()
         payloads = await self._payloads(recs)
         claimed: list[Task] = []
-        poison: list[tuple[Rec, str]] = []
+        poison: list[tuple[Rec, SerializationError]] = []
         for rec in recs:
             payload = payloads.get(rec.task.id)
             try:
                 if payload is None:
                     raise SerializationError(f"the payload of task {rec.task.id!r} is missing")
-                task = self.serializer.decode_task(payload, rec.task.id)
-                claimed.append(copy_state(rec.task, task))
+                claimed.append(decoded_state(self.serializer, payload, rec.task.id, laid(rec)))
             except SerializationError as exc:
-                poison.append((rec, str(exc)))
+                poison.append((rec, exc))
         if poison:
             ended.extend(await self.log.run(self._poison_op(poison)))
             # the poison took places of the batch: the claimer carries on with healthy tasks
@@ -230,14 +231,14 @@ class AsyncFileQueue(
         return claimed, ended
 
     @staticmethod
-    def _poison_op(poison: list[tuple[Rec, str]]) -> Any:
+    def _poison_op(poison: list[tuple[Rec, SerializationError]]) -> Any:
         def op(state: QueueState, txn: Txn) -> list[Task]:
             dead = []
-            for claimed, reason in poison:
+            for claimed, exc in poison:
                 rec = state.tasks.get(claimed.task.id)
                 if rec is None or rec.task.claim != claimed.task.claim:
                     continue
-                rec.task.error_type, rec.task.error_message = "SerializationError", reason
+                rec.task.error_type, rec.task.error_message = undecodable_kind(exc), str(exc)
                 finish(rec.task, TaskStatus.DEAD, txn.now)
                 txn.touch()
                 dead.append(msgspec.structs.replace(rec.task))
