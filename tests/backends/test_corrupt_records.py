@@ -308,3 +308,78 @@ async def test_file_a_record_that_is_no_record_and_a_bad_queue_name(
     # purging the dead record that points into no payload object deletes no object
     assert await queue.purge_dead() == 1
     assert sorted(t.id for t in await queue.list_tasks()) == ["task-1", "task-2", "task-3"]
+
+
+# -- NATS ------------------------------------------------------------------------------------------
+@pytest.fixture
+async def nats_queue() -> AsyncIterator[Any]:
+    pytest.importorskip("nats")
+    from omniq.storage.nats import AsyncNATSQueue
+    from omniq.storage.nats._conn import delete_project
+
+    host, port = service_address("nats")
+    project = f"corrupt-{uuid.uuid4().hex[:10]}"
+    try:
+        async with AsyncNATSQueue(servers=[f"nats://{host}:{port}"], project_name=project) as q:
+            await q.enqueue_many(_tasks())
+            yield q
+    finally:
+        async with AsyncNATSQueue(servers=[f"nats://{host}:{port}"], project_name=project) as q:
+            await delete_project(q)
+
+
+async def _nats_write(queue: Any, task_id: str, index: int | None, value: Any) -> None:
+    """What a broker-writer does to the task's record in the project's KV bucket (msgpack: an
+    array of fields, see ``nats._records.Record``): change field ``index``, or, with None, put
+    ``value`` as the whole record."""
+    import msgspec
+
+    from omniq.storage.nats._store import task_key
+
+    key = task_key(task_id)
+    if index is not None:
+        found = await queue._kv.get(key)
+        fields = msgspec.msgpack.decode(found[0])
+        fields[index] = value
+        value = msgspec.msgpack.encode(fields)
+    await queue._kv.put(key, value)
+
+
+@pytest.mark.services("nats")
+async def test_nats_a_bogus_status_is_listed_as_corrupt_and_never_claimed(nats_queue: Any) -> None:
+    queue = nats_queue
+    await _nats_write(queue, "task-1", 6, "bogus")
+
+    await _assert_listed_and_readable(queue, "task-1", "'bogus'")
+    claimed = await queue.dequeue_many(limit=10, timeout=1)
+    assert sorted(t.id for t in claimed) == ["task-0", "task-2", "task-3"]
+    assert (await queue.stats()) == {"default": {"running": 3, "bogus": 1}}
+    listed = await queue.get_task("task-1")
+    assert listed is not None
+    assert listed.error_type == "CorruptRecord"
+
+
+@pytest.mark.services("nats")
+async def test_nats_attempts_that_are_no_number_and_bytes_that_are_no_record(
+    nats_queue: Any,
+) -> None:
+    queue = nats_queue
+    await _nats_write(queue, "task-3", 7, "x")
+    await _nats_write(queue, "task-0", None, b"\xc1 not msgpack")
+
+    listed = {t.id: t for t in await queue.list_tasks()}
+    assert sorted(listed) == [f"task-{i}" for i in range(4)]
+    for bad in ("task-0", "task-3"):
+        assert listed[bad].status is TaskStatus.DEAD
+        assert listed[bad].error_type == "CorruptRecord"
+    assert "attempts" in (listed["task-3"].error_message or "")
+    assert listed["task-3"].args == (3, 3)  # its payload still reads
+    assert (await queue.get_task("task-1")).status is TaskStatus.PENDING
+    await _drain_with_a_worker(queue, ["task-1", "task-2"])
+    # the record that is no msgpack has no queue to count it under: '?', which is no queue name
+    assert (await queue.stats()) == {"default": {"success": 2, "dead": 1}, "?": {"dead": 1}}
+    gone = await queue.get_task("task-0")
+    assert gone is not None
+    assert "MessagePack" in (gone.error_message or "")
+    assert await queue.purge_dead() == 2
+    assert sorted(t.id for t in await queue.list_tasks()) == ["task-1", "task-2"]

@@ -139,10 +139,18 @@ def record_view(
     the state laid over it, or, when that state cannot be read (see :func:`decoded_state`), the
     record as DEAD with ``error_type`` "CorruptRecord" and the reason, so that one bad record
     is listed for what it is while every other one is read as usual."""
+    laid = None
     try:
-        return _checked(lay(decoded_or_shell(serializer, payload, shell, task_id)))
+        laid = lay(decoded_or_shell(serializer, payload, shell, task_id))
+        return _checked(laid)
     except _STATE_ERRORS as exc:
         reason = exc
+    if (
+        laid is not None
+        and laid.error_type == CorruptRecord.__name__
+        and laid.status is TaskStatus.DEAD
+    ):
+        return laid  # already read or stored as corrupt: its own reason says what is wrong
     try:
         task = decoded_or_shell(serializer, payload, shell, task_id)
     except _STATE_ERRORS:

@@ -20,10 +20,10 @@ from omniq.storage.base import new_claim
 from omniq.storage.nats._puller import Delivery
 from omniq.storage.nats._records import (
     HINT_DECODER,
-    RECORD_DECODER,
     RECORD_ENCODER,
     Hint,
     Record,
+    read_record,
     to_us,
 )
 from omniq.storage.nats._store import Change, TaskStore, task_key
@@ -168,7 +168,7 @@ class Claims(TaskStore):
                 if entry is None:  # purged, or its record aged out: nothing to run
                     await self._ack(d.reply, b"+ACK")
                     continue
-                step = self._step(d, hint.task_id, RECORD_DECODER.decode(entry[0]), now_us)
+                step = self._step(d, hint.task_id, read_record(entry[0]), now_us)
                 if step.record is None:
                     await self._apply_verb(d, step)
                     continue

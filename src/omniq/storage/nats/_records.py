@@ -9,11 +9,16 @@ payload column.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import msgspec
 
 from omniq.models.task import Task, TaskStatus
+from omniq.storage.base import as_corrupt
+
+T = TypeVar("T")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -136,6 +141,48 @@ class Hint(msgspec.Struct, array_like=True):
 RECORD_ENCODER = msgspec.msgpack.Encoder()
 RECORD_DECODER = msgspec.msgpack.Decoder(Record)
 HINT_DECODER = msgspec.msgpack.Decoder(Hint)
+_INDEX = re.compile(r"at `\$\[(\d+)\]`")
+
+
+def read_record(data: bytes) -> Record:
+    """The task record ``data``. One that does not decode (attempts that are no number, bytes
+    that are no msgpack: written by something other than OmniQ, or damaged) is read as a DEAD
+    record with error_type "CorruptRecord" and the reason (``as_corrupt``, the rule of every
+    backend), keeping its queue, function and payload where they read, so that it is listed for
+    what it is, never claimed (its hint is spent), purged as DEAD, and breaks no call that reads
+    many records. A status that is no status decodes, and is reported by ``record_view``."""
+    try:
+        return RECORD_DECODER.decode(data)
+    except msgspec.DecodeError as exc:
+        reason: object = exc
+    try:
+        raw = msgspec.msgpack.decode(data)
+    except msgspec.DecodeError:
+        raw = None
+    fields = raw if isinstance(raw, list) else []
+    where = _INDEX.search(str(reason))
+    if where is not None and int(where.group(1)) < len(fields):
+        index = int(where.group(1))
+        name = Record.__struct_fields__[index] if index < len(Record.__struct_fields__) else index
+        reason = f"{name} {fields[index]!r} is not valid ({reason})"
+
+    def at(index: int, kind: type[T], default: T) -> T:
+        value = fields[index] if index < len(fields) else None
+        return value if isinstance(value, kind) and not isinstance(value, bool) else default
+
+    task = as_corrupt(Task(func=at(1, str, "") or "?", queue_name=at(0, str, "?")), reason)
+    return Record(
+        queue=task.queue_name,
+        func=task.func if isinstance(task.func, str) else "?",
+        priority=0,
+        created_us=at(3, int, 0),
+        max_attempts=1,
+        payload=at(5, bytes, b""),
+        status=task.status.value,
+        error_type=task.error_type,
+        error_message=task.error_message,
+    )
+
 
 __all__ = [
     "HINT_DECODER",
@@ -144,5 +191,6 @@ __all__ = [
     "Hint",
     "Record",
     "from_us",
+    "read_record",
     "to_us",
 ]

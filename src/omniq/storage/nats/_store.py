@@ -8,11 +8,11 @@ from typing import Any
 
 from omniq.exceptions import ConfigError
 from omniq.models.task import Task
-from omniq.storage.base import BaseResultStorage, BaseTaskQueue, decoded_or_shell
+from omniq.storage.base import BaseResultStorage, BaseTaskQueue, record_view
 from omniq.storage.nats._conn import Bucket, NATSComponent, key_token
 from omniq.storage.nats._pipe import check
 from omniq.storage.nats._puller import Puller
-from omniq.storage.nats._records import RECORD_DECODER, RECORD_ENCODER, Hint, Record
+from omniq.storage.nats._records import RECORD_ENCODER, Hint, Record, read_record
 
 #: ``change(record)`` returns the record to write (it may mutate its argument) or None.
 Change = Callable[[Record], "Record | None"]
@@ -97,14 +97,15 @@ class TaskStore(NATSComponent, BaseTaskQueue):
 
     # -- records ---------------------------------------------------------------------------
     def _view(self, task_id: str, record: Record) -> Task:
-        task = decoded_or_shell(
-            self.serializer, record.payload, lambda: record.shell(task_id), task_id
+        """What readers see (``record_view``): a record whose state does not read (a status
+        that is no status) as DEAD with the reason."""
+        return record_view(
+            self.serializer, record.payload, lambda: record.shell(task_id), task_id, record.lay_over
         )
-        return record.lay_over(task)
 
     async def _read_many(self, task_ids: Sequence[str]) -> list[Record | None]:
         found = await self._kv.get_many([task_key(i) for i in task_ids])
-        return [None if f is None else RECORD_DECODER.decode(f[0]) for f in found]
+        return [None if f is None else read_record(f[0]) for f in found]
 
     async def _change_many(
         self, items: Sequence[tuple[str, Change]], *, known: bool = False
@@ -114,8 +115,8 @@ class TaskStore(NATSComponent, BaseTaskQueue):
         before: list[Record | None] = [None] * len(items)
 
         def apply(index: int, value: bytes) -> bytes | None:
-            before[index] = RECORD_DECODER.decode(value)
-            new = items[index][1](RECORD_DECODER.decode(value))
+            before[index] = read_record(value)
+            new = items[index][1](read_record(value))
             return None if new is None else RECORD_ENCODER.encode(new)
 
         if not items:
@@ -132,7 +133,7 @@ class TaskStore(NATSComponent, BaseTaskQueue):
             _, written, revision = result
             if written is not None and task_id in self._local:
                 self._known[task_id] = (written, revision)
-            out.append((first, None if written is None else RECORD_DECODER.decode(written)))
+            out.append((first, None if written is None else read_record(written)))
         return out
 
     async def _change(self, task_id: str, change: Change, *, known: bool = False) -> Changed:
@@ -149,7 +150,7 @@ class TaskStore(NATSComponent, BaseTaskQueue):
                 continue
             token = key[2:]
             task_id = bytes.fromhex(token[2:]).decode() if token.startswith("x.") else token
-            out.append((task_id, RECORD_DECODER.decode(value[0])))
+            out.append((task_id, read_record(value[0])))
         return out
 
     def _forget(self, task_id: str) -> None:
