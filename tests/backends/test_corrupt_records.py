@@ -345,18 +345,30 @@ async def _nats_write(queue: Any, task_id: str, index: int | None, value: Any) -
     await queue._kv.put(key, value)
 
 
+async def _nats_stored(queue: Any, task_id: str) -> list[Any]:
+    import msgspec
+
+    from omniq.storage.nats._store import task_key
+
+    found = await queue._kv.get(task_key(task_id))
+    return msgspec.msgpack.decode(found[0])  # type: ignore[no-any-return]
+
+
 @pytest.mark.services("nats")
-async def test_nats_a_bogus_status_is_listed_as_corrupt_and_never_claimed(nats_queue: Any) -> None:
+async def test_nats_a_bogus_status_is_listed_as_corrupt_and_made_dead_by_a_claim(
+    nats_queue: Any,
+) -> None:
     queue = nats_queue
     await _nats_write(queue, "task-1", 6, "bogus")
 
     await _assert_listed_and_readable(queue, "task-1", "'bogus'")
+    assert (await queue.stats()) == {"default": {"pending": 3, "bogus": 1}}
     claimed = await queue.dequeue_many(limit=10, timeout=1)
     assert sorted(t.id for t in claimed) == ["task-0", "task-2", "task-3"]
-    assert (await queue.stats()) == {"default": {"running": 3, "bogus": 1}}
-    listed = await queue.get_task("task-1")
-    assert listed is not None
-    assert listed.error_type == "CorruptRecord"
+    assert (await queue.stats()) == {"default": {"running": 3, "dead": 1}}
+    stored = await _nats_stored(queue, "task-1")
+    assert (stored[6], stored[16]) == ("dead", "CorruptRecord")
+    assert "'bogus'" in stored[17]
 
 
 @pytest.mark.services("nats")
@@ -381,5 +393,10 @@ async def test_nats_attempts_that_are_no_number_and_bytes_that_are_no_record(
     gone = await queue.get_task("task-0")
     assert gone is not None
     assert "MessagePack" in (gone.error_message or "")
+    # the worker's claims met both: each record is now stored DEAD, with the reason
+    for bad in ("task-0", "task-3"):
+        stored = await _nats_stored(queue, bad)
+        assert (stored[6], stored[16]) == ("dead", "CorruptRecord")
+    assert (await _nats_stored(queue, "task-3"))[5]  # the payload it had is kept
     assert await queue.purge_dead() == 2
     assert sorted(t.id for t in await queue.list_tasks()) == ["task-1", "task-2"]

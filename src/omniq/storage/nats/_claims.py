@@ -15,7 +15,7 @@ import msgspec
 
 from omniq.exceptions import ConfigError, SerializationError
 from omniq.models.event import EventType
-from omniq.models.task import Task
+from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import new_claim
 from omniq.storage.nats._puller import Delivery
 from omniq.storage.nats._records import (
@@ -23,10 +23,12 @@ from omniq.storage.nats._records import (
     RECORD_ENCODER,
     Hint,
     Record,
-    read_record,
+    decode_record,
     to_us,
 )
 from omniq.storage.nats._store import Change, TaskStore, task_key
+
+_STATUSES = frozenset(s.value for s in TaskStatus)
 
 #: Hints fetched beyond the free capacity, so that priority and ready time order the claim
 #: across that many more waiting tasks than are claimed (JetStream itself delivers FIFO).
@@ -168,7 +170,12 @@ class Claims(TaskStore):
                 if entry is None:  # purged, or its record aged out: nothing to run
                     await self._ack(d.reply, b"+ACK")
                     continue
-                step = self._step(d, hint.task_id, read_record(entry[0]), now_us)
+                record, corrupt = decode_record(entry[0])
+                step = (
+                    self._corrupt_step(d, hint.task_id, record, corrupt)
+                    if corrupt or record.status not in _STATUSES
+                    else self._step(d, hint.task_id, record, now_us)
+                )
                 if step.record is None:
                     await self._apply_verb(d, step)
                     continue
@@ -199,6 +206,17 @@ class Claims(TaskStore):
             await self._ack(d.reply, b'-NAK {"delay": %d}' % int(step.delay * 1e9))
         elif step.verb is not None:
             await self._ack(d.reply, step.verb)
+
+    def _corrupt_step(self, d: Delivery, task_id: str, record: Record, corrupt: bool) -> Step:
+        """A hint whose record is corrupt (it does not decode, or its status is no status): the
+        claim writes it DEAD with the reason, as it does an undecodable payload, and goes on."""
+        if not corrupt:  # decoded, with a status that is no status: the reason as readers see it
+            view = self._view(task_id, record)
+            record.error_type, record.error_message = view.error_type, view.error_message
+        step = Step()
+        step.record, step.ending = record, "poison"
+        record.seq, record.delivered, record.reply = d.seq, d.delivered, d.reply
+        return step
 
     def _step(self, d: Delivery, task_id: str, record: Record, now_us: int) -> Step:
         """How a claim treats one delivered hint (no I/O)."""

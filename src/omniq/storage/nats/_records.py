@@ -145,14 +145,20 @@ _INDEX = re.compile(r"at `\$\[(\d+)\]`")
 
 
 def read_record(data: bytes) -> Record:
-    """The task record ``data``. One that does not decode (attempts that are no number, bytes
-    that are no msgpack: written by something other than OmniQ, or damaged) is read as a DEAD
-    record with error_type "CorruptRecord" and the reason (``as_corrupt``, the rule of every
-    backend), keeping its queue, function and payload where they read, so that it is listed for
-    what it is, never claimed (its hint is spent), purged as DEAD, and breaks no call that reads
-    many records. A status that is no status decodes, and is reported by ``record_view``."""
+    """The task record ``data`` (see :func:`decode_record`)."""
+    return decode_record(data)[0]
+
+
+def decode_record(data: bytes) -> tuple[Record, bool]:
+    """The task record ``data``, and whether it was read as corrupt. One that does not decode
+    (attempts that are no number, bytes that are no msgpack: written by something other than
+    OmniQ, or damaged) is read as a DEAD record with error_type "CorruptRecord" and the reason
+    (``as_corrupt``, the rule of every backend), keeping its queue, function and payload where
+    they read, so that it is listed for what it is, breaks no call that reads many records, and
+    a claim that meets it writes it so. A status that is no status decodes, and is reported by
+    ``record_view``."""
     try:
-        return RECORD_DECODER.decode(data)
+        return RECORD_DECODER.decode(data), False
     except msgspec.DecodeError as exc:
         reason: object = exc
     try:
@@ -171,7 +177,7 @@ def read_record(data: bytes) -> Record:
         return value if isinstance(value, kind) and not isinstance(value, bool) else default
 
     task = as_corrupt(Task(func=at(1, str, "") or "?", queue_name=at(0, str, "?")), reason)
-    return Record(
+    record = Record(
         queue=task.queue_name,
         func=task.func if isinstance(task.func, str) else "?",
         priority=0,
@@ -182,6 +188,7 @@ def read_record(data: bytes) -> Record:
         error_type=task.error_type,
         error_message=task.error_message,
     )
+    return record, True
 
 
 __all__ = [
@@ -190,6 +197,7 @@ __all__ = [
     "RECORD_ENCODER",
     "Hint",
     "Record",
+    "decode_record",
     "from_us",
     "read_record",
     "to_us",
