@@ -6,11 +6,27 @@ or a page of one function, costs what the first page does, whatever the store's 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base.listing import SupportsListing, cursor_gone
 from omniq.storage.postgres._component import PgComponent
+from omniq.storage.postgres._sql import queries
+
+
+@cache
+def page_sql(by_func: bool, descending: bool) -> str:
+    """The listing template of ``queries.sql`` in one of its four shapes (with or without the
+    function filter, oldest or newest first), filled once: one statement, not four near-copies."""
+    return (
+        queries()["list_tasks"]
+        .replace("{funcs}", "CROSS JOIN unnest($8::text[]) AS f(func)" if by_func else "")
+        .replace("{func_match}", "AND x.func = f.func " if by_func else "")
+        .replace("{cmp}", "<" if descending else ">")
+        .replace("{start}", "9223372036854775807" if descending else "-1")
+        .replace("{dir}", "DESC" if descending else "ASC")
+    )
 
 
 class PgListing(PgComponent, SupportsListing):
@@ -32,7 +48,7 @@ class PgListing(PgComponent, SupportsListing):
         after: str | None = None,
         descending: bool = False,
     ) -> list[Task]:
-        return await self._page("list_tasks", queue, status, limit, offset, after, descending)
+        return await self._page(False, queue, status, limit, offset, after, descending)
 
     async def _list_by_func(
         self,
@@ -45,13 +61,11 @@ class PgListing(PgComponent, SupportsListing):
         descending: bool,
     ) -> list[Task]:
         names = list(dict.fromkeys(funcs))
-        return await self._page(
-            "list_tasks_func", queue, status, limit, offset, after, descending, names
-        )
+        return await self._page(True, queue, status, limit, offset, after, descending, names)
 
     async def _page(
         self,
-        statement: str,
+        by_func: bool,
         queue: str | None,
         status: TaskStatus | None,
         limit: int,
@@ -60,7 +74,7 @@ class PgListing(PgComponent, SupportsListing):
         descending: bool,
         *more: Any,
     ) -> list[Task]:
-        """One page by ``statement`` (``_desc``: newest first) from the cursor task's seq."""
+        """One page (of some functions when ``by_func``) from the cursor task's seq."""
         if limit == 0:
             return []
         start = None
@@ -69,7 +83,7 @@ class PgListing(PgComponent, SupportsListing):
             if start is None:
                 raise cursor_gone(after)
         rows = await self.pool.fetch(
-            self._sql[f"{statement}_desc" if descending else statement],
+            page_sql(by_func, descending),
             self.project_name,
             queue,
             status.value if status is not None else None,

@@ -362,70 +362,25 @@ SELECT * FROM tasks WHERE project = $1 AND id = ANY($2::text[]);
 SELECT * FROM tasks WHERE project = $1 AND id = $2;
 
 -- name: list_tasks
--- $1 project, $2 queue or NULL, $3 status or NULL, $4 the cursor's seq (exclusive; NULL: from
--- the start), $5 offset + limit, $6 limit, $7 offset; in enqueue order. Its cost does not grow
--- with the store: for each (queue, status) that has tasks (the kept counts) one range of
--- tasks_list_idx from the cursor on, at most offset + limit rows each, then the merge.
+-- A template (omniq.storage.postgres._listing fills it once per shape): $1 project, $2 queue or
+-- NULL, $3 status or NULL, $4 the cursor's seq (exclusive; NULL: from the start), $5 offset +
+-- limit, $6 limit, $7 offset, and with functions $8 their names (an array). {cmp}/{start}/{dir}
+-- give the order (enqueue order, or newest first); {funcs} and {func_match} the function filter.
+-- Its cost does not grow with the store: for each (queue, status) that has tasks (the kept
+-- counts), and each function, one range of tasks_list_idx (with functions tasks_func_idx, of
+-- migration 0005) from the cursor on, at most offset + limit rows each, then the merge.
 SELECT t.* FROM (
     SELECT queue, status FROM task_counts
     WHERE project = $1 AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR status = $3)
     GROUP BY queue, status HAVING sum(n) > 0
-) AS g
+) AS g {funcs}
 CROSS JOIN LATERAL (
     SELECT * FROM tasks AS x
-    WHERE x.project = $1 AND x.status = g.status AND x.queue = g.queue
-      AND x.seq > coalesce($4::bigint, -1)
-    ORDER BY x.seq LIMIT $5
+    WHERE x.project = $1 {func_match}AND x.status = g.status AND x.queue = g.queue
+      AND x.seq {cmp} coalesce($4::bigint, {start})
+    ORDER BY x.seq {dir} LIMIT $5
 ) AS t
-ORDER BY t.seq LIMIT $6 OFFSET $7;
-
--- name: list_tasks_desc
--- The same, newest first.
-SELECT t.* FROM (
-    SELECT queue, status FROM task_counts
-    WHERE project = $1 AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR status = $3)
-    GROUP BY queue, status HAVING sum(n) > 0
-) AS g
-CROSS JOIN LATERAL (
-    SELECT * FROM tasks AS x
-    WHERE x.project = $1 AND x.status = g.status AND x.queue = g.queue
-      AND x.seq < coalesce($4::bigint, 9223372036854775807)
-    ORDER BY x.seq DESC LIMIT $5
-) AS t
-ORDER BY t.seq DESC LIMIT $6 OFFSET $7;
-
--- name: list_tasks_func
--- The same, only the tasks of the functions $8 (an array): per function and (queue, status) one
--- range of tasks_func_idx from the cursor on, then the merge.
-SELECT t.* FROM (
-    SELECT queue, status FROM task_counts
-    WHERE project = $1 AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR status = $3)
-    GROUP BY queue, status HAVING sum(n) > 0
-) AS g
-CROSS JOIN unnest($8::text[]) AS f(func)
-CROSS JOIN LATERAL (
-    SELECT * FROM tasks AS x
-    WHERE x.project = $1 AND x.func = f.func AND x.status = g.status AND x.queue = g.queue
-      AND x.seq > coalesce($4::bigint, -1)
-    ORDER BY x.seq LIMIT $5
-) AS t
-ORDER BY t.seq LIMIT $6 OFFSET $7;
-
--- name: list_tasks_func_desc
--- The same, newest first.
-SELECT t.* FROM (
-    SELECT queue, status FROM task_counts
-    WHERE project = $1 AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR status = $3)
-    GROUP BY queue, status HAVING sum(n) > 0
-) AS g
-CROSS JOIN unnest($8::text[]) AS f(func)
-CROSS JOIN LATERAL (
-    SELECT * FROM tasks AS x
-    WHERE x.project = $1 AND x.func = f.func AND x.status = g.status AND x.queue = g.queue
-      AND x.seq < coalesce($4::bigint, 9223372036854775807)
-    ORDER BY x.seq DESC LIMIT $5
-) AS t
-ORDER BY t.seq DESC LIMIT $6 OFFSET $7;
+ORDER BY t.seq {dir} LIMIT $6 OFFSET $7;
 
 -- name: task_functions
 -- The distinct functions of the tasks, in name order: one seek of tasks_func_idx per name (a
