@@ -148,6 +148,27 @@ def test_processes_connecting_at_once_migrate_the_schema_once(tmp_path: Path) ->
     assert versions == [v for v, _, _ in load_migrations()]
 
 
+async def test_switching_to_wal_waits_for_a_writer_instead_of_failing_at_once(
+    tmp_path: Path,
+) -> None:
+    # A connection holding a shared lock that needs an exclusive one gets SQLITE_BUSY at once,
+    # without the busy handler: what processes opening a fresh file together ran into.
+    db_path = tmp_path / "fresh.db"
+    writer = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE held (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO held VALUES (1)")
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.3, writer.execute, "COMMIT")
+
+    async with AsyncSQLiteQueue(path=str(db_path), busy_timeout=10) as queue:
+        await queue.enqueue("operator:add", args=(1, 2))
+
+    writer.close()
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
 # -- where the file goes -----------------------------------------------------------------------
 async def test_base_dir_names_a_folder_created_on_connect_holding_project_db(
     tmp_path: Path,

@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -227,6 +229,27 @@ def migrate(raw: sqlite3.Connection, path: Path) -> int:
     return max(current, latest)
 
 
+def _enter_wal(raw: sqlite3.Connection, busy_timeout: float) -> str:
+    """Switches the file to WAL and returns the journal mode it is in.
+
+    Switching needs an exclusive lock taken from a shared one, and SQLite answers ``SQLITE_BUSY``
+    at once rather than call the busy handler there (waiting could deadlock): several processes
+    opening a fresh file together would fail with "database is locked". So the switch is retried
+    here, with a growing pause, for as long as the busy timeout allows.
+    """
+    deadline = time.monotonic() + busy_timeout
+    pause = 0.001
+    while True:
+        try:
+            return str(raw.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause * (0.5 + random.random()))
+        pause = min(pause * 2, 0.05)
+
+
 # -- the connection --------------------------------------------------------------------------
 def in_transaction(raw: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
     """``body`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back if it raises)."""
@@ -281,7 +304,7 @@ class Database:
         )
 
     def _setup(self, raw: sqlite3.Connection) -> tuple[str, int]:
-        mode = raw.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        mode = _enter_wal(raw, self.busy_timeout)
         if str(mode).lower() != "wal":
             log.warning(
                 "SQLite database %s runs in %s mode, not WAL: readers will block writers",
