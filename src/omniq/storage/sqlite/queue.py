@@ -53,7 +53,6 @@ from omniq.storage.sqlite._rows import (
     QUEUE,
     SEQ,
     SQL,
-    T_COLUMNS,
     Row,
     _claim_order,
     _claim_sql,
@@ -88,8 +87,6 @@ class AsyncSQLiteQueue(
     otherwise it is ``<base_dir>/<project_name>.db`` (``base_dir`` defaults to settings
     ``BASE_DIR``). ``busy_timeout`` is how long a write waits for another process's transaction.
     """
-
-    _TASK_COLUMNS = T_COLUMNS
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -177,23 +177,23 @@ WHERE t.seq IN (
 )
 ORDER BY t.seq {dir} LIMIT ? OFFSET ?;
 
--- The same, only the tasks of some functions ({funcs}: one `?` per name): per function and
--- (queue, status) one range of omniq_tasks_func from the cursor on, then the merge.
--- name: list_tasks_func
-SELECT {t_columns} FROM omniq_tasks AS t
-WHERE t.seq IN (
-    SELECT x.seq FROM omniq_task_counts AS g, omniq_tasks AS x
-    WHERE g.project = ? AND g.n > 0 {groups}
-      AND x.seq IN (
-          SELECT y.seq FROM omniq_tasks AS y INDEXED BY omniq_tasks_func
-          WHERE y.project = g.project AND y.func = ? AND y.queue = g.queue
-            AND y.status = g.status AND y.seq {cmp} ?
-          ORDER BY y.seq {dir} LIMIT ?
-      )
-)
-ORDER BY t.seq {dir} LIMIT ? OFFSET ?;
+-- The tasks of one function in one queue from a cursor seq (exclusive), {cmp}/{dir} as above:
+-- one range of omniq_tasks_func_queue, which holds no status (claims and acknowledgements never
+-- touch it); {status} is empty, or `AND status = ?` checked on the row, for a status that is not
+-- rare in the queue (storage/sqlite/_listing.py decides from the kept counts).
+-- name: func_range
+SELECT {columns} FROM omniq_tasks INDEXED BY omniq_tasks_func_queue
+WHERE project = ? AND func = ? AND queue = ? AND seq {cmp} ? {status}
+ORDER BY seq {dir} LIMIT ?;
 
--- The distinct functions of the tasks, in name order: one seek of omniq_tasks_func per name
+-- The same for a status that is rare in the queue: its range of omniq_tasks_queue_status, at
+-- most that many rows (the kept count), the function checked on the row.
+-- name: status_func_range
+SELECT {columns} FROM omniq_tasks INDEXED BY omniq_tasks_queue_status
+WHERE project = ? AND queue = ? AND status = ? AND seq {cmp} ? AND func = ?
+ORDER BY seq {dir} LIMIT ?;
+
+-- The distinct functions of the tasks, in name order: one seek of omniq_tasks_func_queue per name
 -- (a loose index scan), however many tasks each has.
 -- name: task_functions
 WITH RECURSIVE f(name) AS (

@@ -59,9 +59,10 @@ CREATE INDEX omniq_tasks_expiry
 CREATE INDEX omniq_tasks_queue_status ON omniq_tasks (project, queue, status, seq);
 CREATE INDEX omniq_tasks_status ON omniq_tasks (project, status, seq);
 
--- Listing by function (migration 4): per (function, queue, status) in enqueue order; also finds
--- the functions' names, one seek each.
-CREATE INDEX omniq_tasks_func ON omniq_tasks (project, func, queue, status, seq);
+-- Listing by function (migration 5): per (function, queue) in enqueue order, without the status,
+-- so that claims and acknowledgements never touch it; also finds the functions' names, one seek
+-- each.
+CREATE INDEX omniq_tasks_func_queue ON omniq_tasks (project, func, queue, seq);
 
 CREATE TABLE omniq_schedules (
     project     TEXT    NOT NULL,
