@@ -6,7 +6,7 @@
 OpenTelemetry spans in them (benchmarks/traced.py): their cost is the difference with a plain run.
 
 The clock runs from the first completed task to the last (steady state, as in PERFORMANCE.md), so
-process start-up is not counted.
+process start-up is not counted. The run's project is deleted at the end.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 
+from benchmarks._cleanup import forget_project
 from benchmarks.noop import cpu_work, noop, noop_sync
 from omniq import AsyncOmniQ
 from omniq.backend import create_backend
@@ -101,6 +102,9 @@ async def drain(
                 w.terminate()
             for w in workers:
                 w.wait(timeout=30)
+            # its tasks deleted: left behind (and on PostgreSQL with autovacuum off, not
+            # vacuumed) they slowed every later run down
+            await forget_project(url, project)
 
 
 def _free_port() -> int:

@@ -1,0 +1,278 @@
+"""Cost per task as the backlog grows: the same operations with 10,000 and with 1,000,000 tasks
+stored, half of them PENDING in a queue no worker serves and half SUCCESS and kept.
+
+    PYTHONPATH=. uv run python -m benchmarks.backlog --url sqlite:////tmp/backlog.db
+    PYTHONPATH=. uv run python -m benchmarks.backlog \\
+        --url postgresql://postgres@127.0.0.1:5432/test
+    PYTHONPATH=. uv run python -m benchmarks.backlog --url redis://127.0.0.1:6379/0
+
+At each size: enqueue, claim (``dequeue``) and acknowledgement (``complete``) rates, one call at a
+time, of ``--ops`` tasks on a queue of their own; then the median time of the read calls
+(``stats``, the first page of ``list_tasks`` in either order, filtered by queue and status, by
+function, by function and status, ``get_queue_size``, ``get_task``) and of ``omniq info`` (a
+process of its own). The last column is the ratio large / small (1.00: flat).
+
+The store is filled directly, not through enqueue: SQLite and PostgreSQL copy one stored task
+per row in a single INSERT ... SELECT (a recursive series / generate_series), so the kept counts
+are updated by their triggers as for any insert; Redis, which has no such statement, takes
+``enqueue_many`` batches and finishes the done half by claiming and acknowledging batches
+(``max_finished`` is raised so that they are kept). Nothing is VACUUMed or ANALYZEd: PostgreSQL
+is read as a server with autovacuum off leaves it.
+
+Everything is written under a project of its own, deleted at the end; on PostgreSQL without a
+``schema=`` in the URL, in a schema of its own, dropped at the end (deleting a million rows
+would leave as many dead ones behind where autovacuum is off).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from benchmarks._cleanup import forget_project, pg_parts
+from benchmarks.noop import noop
+from omniq import AsyncOmniQ
+from omniq.backend import create_backend
+from omniq.models.task import Task, TaskStatus
+from omniq.storage.base import Completion
+
+FUNC = "benchmarks.noop:noop"
+PARKED, DONE, WORK = "parked", "done", "work"
+
+
+# -- filling the store --------------------------------------------------------------------------
+def _copies_sql(columns: list[str], table: str, series: str, param: tuple[str, str]) -> str:
+    """INSERT copying the task ``proto`` once per number ``g.i`` of ``series``, each its own id, queue
+    and status (and, for SUCCESS, a finish time and one attempt); ``param``: how the statement
+    names its project and prototype id parameters."""
+    replaced = {
+        "id": "'bl-' || g.i",
+        "queue": "CASE WHEN g.i % 2 = 0 THEN 'parked' ELSE 'done' END",
+        "status": "CASE WHEN g.i % 2 = 0 THEN 'pending' ELSE 'success' END",
+        "finished_at": "CASE WHEN g.i % 2 = 0 THEN NULL ELSE p.created_at END",
+        "attempts": "CASE WHEN g.i % 2 = 0 THEN 0 ELSE 1 END",
+    }
+    kept = [c for c in columns if c != "seq"]
+    values = ", ".join(replaced.get(c, f"p.{c}") for c in kept)
+    return (
+        f"INSERT INTO {table} ({', '.join(kept)}) SELECT {values} "
+        f"FROM {series}, {table} AS p WHERE p.project = {param[0]} AND p.id = {param[1]}"
+    )
+
+
+def _sqlite_fill(path: str, project: str, proto: str, first: int, last: int) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(path, isolation_level=None, timeout=60)
+    try:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(omniq_tasks)")]
+        series = (
+            "(WITH RECURSIVE s(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM s WHERE i < ?)"
+            " SELECT i FROM s) AS g"
+        )
+        sql = _copies_sql(columns, "omniq_tasks", series, ("?", "?"))
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(sql, (first, last - 1, project, proto))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+async def _pg_fill(url: str, project: str, proto: str, first: int, last: int) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    base, schema = pg_parts(url)
+    conn = await asyncpg.connect(base)
+    try:
+        columns = [
+            r["column_name"]
+            for r in await conn.fetch(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_schema = $1 AND table_name = 'tasks' AND is_generated = 'NEVER'"
+                " ORDER BY ordinal_position",
+                schema,
+            )
+        ]
+        series = "generate_series($3::bigint, $4::bigint) AS g(i)"
+        sql = _copies_sql(columns, f'"{schema}".tasks', series, ("$1", "$2"))
+        await conn.execute(sql, project, proto, first, last - 1)
+    finally:
+        await conn.close()
+
+
+async def _redis_fill(oq: AsyncOmniQ, first: int, last: int) -> None:
+    queue = oq.task_queue
+    for start in range(first, last, 10_000):
+        tasks = [
+            Task(func=FUNC, args=(i,), id=f"bl-{i}", queue_name=PARKED if i % 2 == 0 else DONE)
+            for i in range(start, min(last, start + 10_000))
+        ]
+        await queue.enqueue_many(tasks)
+    while batch := await queue.dequeue_many(DONE, 1000, lease=600):
+        await queue.complete_many([Completion(t.id, t.claim or "") for t in batch])
+
+
+async def fill(oq: AsyncOmniQ, url: str, first: int, last: int) -> float:
+    """Stores the tasks numbered ``first`` .. ``last - 1``; returns the seconds it took."""
+    start = time.perf_counter()
+    project = oq.task_queue.project_name
+    if url.startswith("redis"):
+        await _redis_fill(oq, first, last)
+    else:
+        proto = await oq.enqueue(noop, args=(0,), queue_name="proto", task_id=f"proto-{first}")
+        if url.startswith("sqlite"):
+            path = urlsplit(url).path.removeprefix("/")  # sqlite:////abs or sqlite:///rel
+            await asyncio.to_thread(_sqlite_fill, path, project, proto, first, last)
+        else:
+            await _pg_fill(url, project, proto, first, last)
+    return time.perf_counter() - start
+
+
+# -- measuring ----------------------------------------------------------------------------------
+async def rates(oq: AsyncOmniQ, ops: int, warm: bool = False) -> dict[str, float]:
+    """Enqueue, claim and acknowledge ``ops`` tasks one call at a time: tasks per second."""
+    queue = oq.task_queue
+    if not warm:  # the first calls of a process prepare statements and fill pools
+        await rates(oq, max(1, ops // 5), warm=True)
+    out: dict[str, float] = {}
+    start = time.perf_counter()
+    for i in range(ops):
+        await oq.enqueue(noop, args=(i,), queue_name=WORK)
+    out["enqueue /s"] = ops / (time.perf_counter() - start)
+    claimed = []
+    start = time.perf_counter()
+    for _ in range(ops):
+        task = await queue.dequeue(WORK, lease=600)
+        assert task is not None
+        claimed.append(task)
+    out["claim /s"] = ops / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for task in claimed:
+        assert await queue.complete(task.id, task.claim or "")
+    out["ack /s"] = ops / (time.perf_counter() - start)
+    return out
+
+
+async def _median_ms(call: Callable[[], Awaitable[Any]], rounds: int) -> float:
+    await call()  # a first call fills caches and pools: the steady cost is what is compared
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        await call()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def _info_ms(url: str, project: str, rounds: int) -> float:
+    """``omniq info`` as a user runs it: a process of its own, start-up included."""
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "omniq", "info", "--url", url, "--project", project, "--json"],
+            check=True,
+            capture_output=True,
+        )
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+async def reads(oq: AsyncOmniQ, url: str, rounds: int) -> dict[str, float]:
+    """Median milliseconds of each read call."""
+    q = oq.task_queue
+    parked_one = "bl-0"
+    calls: dict[str, Callable[[], Awaitable[Any]]] = {
+        "stats ms": q.stats,
+        "list_tasks(limit=50) ms": lambda: q.list_tasks(limit=50),
+        "list_tasks newest first ms": lambda: q.list_tasks(limit=50, descending=True),
+        "list_tasks(parked, pending) ms": lambda: q.list_tasks(PARKED, TaskStatus.PENDING, 50),
+        "list_tasks(done, success) ms": lambda: q.list_tasks(DONE, TaskStatus.SUCCESS, 50),
+        "list_tasks(func) ms": lambda: q.list_tasks(limit=50, func=FUNC),
+        "list_tasks(func, success) ms": lambda: q.list_tasks(
+            status=TaskStatus.SUCCESS, limit=50, func=FUNC
+        ),
+        "list_tasks(func, running) ms": lambda: q.list_tasks(
+            status=TaskStatus.RUNNING, limit=50, func=FUNC
+        ),
+        "get_queue_size ms": lambda: q.get_queue_size(PARKED),
+        "get_task ms": lambda: q.get_task(parked_one),
+    }
+    out = {name: await _median_ms(call, rounds) for name, call in calls.items()}
+    out["omniq info ms"] = await asyncio.to_thread(
+        _info_ms, url, q.project_name, max(3, rounds // 5)
+    )
+    return out
+
+
+async def run(url: str, sizes: list[int], ops: int, rounds: int) -> dict[str, dict[str, float]]:
+    project = f"backlog-{uuid.uuid4().hex[:8]}"
+    # Redis keeps the newest max_finished finished tasks: keep the done half, as the others do
+    keep = {"max_finished": 10 * max(sizes)} if url.startswith("redis") else {}
+    oq = AsyncOmniQ.from_backend(create_backend(url=url, project_name=project, **keep))
+    results: dict[str, dict[str, float]] = {}
+    stored = 0
+    await oq.connect()
+    try:
+        for size in sizes:
+            seconds = await fill(oq, url, stored, size)
+            stored = size
+            print(f"  {size:,} tasks stored ({seconds:.1f} s to add them)", file=sys.stderr)
+            results[f"{size:,}"] = {**await rates(oq, ops), **await reads(oq, url, rounds)}
+    finally:
+        await oq.close()
+        await forget_project(url, project)
+    return results
+
+
+async def _drop_schema(url: str) -> None:
+    import asyncpg
+
+    base, schema = pg_parts(url)
+    conn = await asyncpg.connect(base)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
+    parser.add_argument("--ops", type=int, default=2000, help="tasks enqueued, claimed, acked")
+    parser.add_argument("--rounds", type=int, default=20, help="calls per read, median")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    url, own_schema = args.url, None
+    if url.startswith("postgres") and "schema=" not in url:
+        own_schema = f"omniq_backlog_{uuid.uuid4().hex[:8]}"
+        url += ("&" if "?" in url else "?") + f"schema={own_schema}"
+    try:
+        results = asyncio.run(run(url, sorted(args.sizes), args.ops, args.rounds))
+    finally:
+        if own_schema is not None:  # its project's rows are deleted already
+            asyncio.run(_drop_schema(url))
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    sizes = list(results)
+    print(f"{'':32}" + "".join(f"{s:>12}" for s in sizes) + f"{'ratio':>8}")
+    for key in results[sizes[0]]:
+        values = [results[s][key] for s in sizes]
+        ratio = values[-1] / values[0] if values[0] else float("nan")
+        print(f"{key:32}" + "".join(f"{v:12,.1f}" for v in values) + f"{ratio:8.2f}")
+
+
+if __name__ == "__main__":
+    main()
