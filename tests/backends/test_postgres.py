@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import re
 import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -550,6 +551,41 @@ async def test_counts_of_connections_that_are_gone_are_folded_by_the_reader(sche
         assert rows == 2  # shard 0, and the row of the connection that enqueued (alive)
         assert await queue.stats() == expected
         assert await queue.get_queue_size() == 3 + len(gone)
+
+
+@pytest.mark.parametrize(
+    ("name", "status_index"),
+    [
+        ("heartbeat", "tasks_lease_idx"),
+        ("complete", "tasks_lease_idx"),
+        ("complete_with_results", "tasks_lease_idx"),
+        ("bury", "tasks_lease_idx"),
+        ("promote", "tasks_list_idx"),
+        ("cancel_waiting", "tasks_list_idx"),
+    ],
+)
+async def test_batch_statements_find_each_task_by_its_primary_key(
+    schema: str, name: str, status_index: str
+) -> None:
+    """In the plan a prepared statement runs by (generic, as after a few executions): the tasks
+    of a batch are found by id, never by joining the batch against every running (or waiting)
+    task of the project through a status index, whose dead entries pile up until VACUUM."""
+    from omniq.storage.postgres._sql import queries
+
+    sql = queries()[name]
+    async with AsyncPostgresQueue(**_options(schema)) as queue:
+        await queue.enqueue_many([Task(func="operator:add", args=(i, i)) for i in range(300)])
+        assert len(await queue.dequeue_many(limit=100, lease=60)) == 100
+        async with queue.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            await conn.execute(f"PREPARE batch AS {sql}")
+            n_params = max(int(n) for n in re.findall(r"\$(\d+)", sql))
+            nulls = ", ".join(["NULL"] * n_params)
+            plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN EXECUTE batch({nulls})"))
+            await conn.execute("DEALLOCATE batch")
+
+    assert "tasks_pkey" in plan, plan
+    assert status_index not in plan, plan
 
 
 async def test_projects_sharing_a_schema_do_not_see_each_other(schema: str) -> None:
