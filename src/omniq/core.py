@@ -270,18 +270,27 @@ class AsyncOmniQ(ScheduleMethods, AsyncConnectable):
         ``run_in``, ``ttl``, ``result_ttl``, ``max_retries``, ``retry_delay``, ``timeout``,
         ``task_id`` (idempotent), ``metadata``. Bad input fails here, before anything is stored.
         """
-        task = self.task_queue.build_task(unwrap(func), **options)
-        task_id = await self.task_queue.enqueue(task)
-        await self._check_served([task.queue_name])
+        func = unwrap(func)
+        queue = self.task_queue
+        if isinstance(func, Task):
+            (task_id,) = await queue.enqueue_many([queue.build_task(func, **options)])
+            task = func
+        else:
+            task = queue.build_task(func, **options)
+            (task_id,) = await queue.enqueue_built([task])
+        if task.queue_name not in self._served_checked:
+            await self._check_served([task.queue_name])
         return task_id
 
     async def enqueue_many(self, tasks: Iterable[Task | Mapping[str, Any]]) -> list[str]:
         """Many tasks in one round trip: ``Task`` objects, or dicts of ``enqueue`` options with a
         ``func`` key."""
         built = []
+        given = False  # any ready-made Task: those are checked (build_task checked the rest)
         for item in tasks:
             if isinstance(item, Task):
                 built.append(mark_enqueued(item))
+                given = True
             elif isinstance(item, Mapping):
                 opts = dict(item)
                 try:
@@ -291,7 +300,8 @@ class AsyncOmniQ(ScheduleMethods, AsyncConnectable):
                 built.append(self.task_queue.build_task(func, **opts))
             else:
                 raise TypeError(f"enqueue_many takes Task objects or option dicts, got {item!r}")
-        ids = await self.task_queue.enqueue_many(built)
+        queue = self.task_queue
+        ids = await (queue.enqueue_many(built) if given else queue.enqueue_built(built))
         await self._check_served(dict.fromkeys(t.queue_name for t in built))
         return ids
 

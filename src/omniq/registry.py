@@ -81,6 +81,9 @@ class TaskRegistry:
         self._enqueued: set[str] = set()
         self._lock = threading.Lock()
         self._main: ModuleType | None = _OWN_MAIN
+        #: bumped by every registration: what was resolved from registered names and options
+        #: before (``omniq.queue.builder``'s per-function defaults) is stale once it moves
+        self.generation = 0
 
     def register(
         self, name: str, func: Callable[..., Any], options: dict[str, Any] | None = None
@@ -97,6 +100,7 @@ class TaskRegistry:
                 )
             self._by_name[name] = func
             self._options[name] = dict(options or {})
+            self.generation += 1
 
     def options(self, name: str) -> dict[str, Any]:
         return self._options.get(name, {})

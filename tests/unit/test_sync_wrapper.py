@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import inspect
 import threading
 import traceback
@@ -328,3 +330,32 @@ def test_memory_queue_works_as_a_context_manager() -> None:
         stored = queue.get_task_sync(task_id)
         assert stored is not None
         assert stored.args == (1, 2, 3)
+
+
+def test_run_sync_runs_a_plain_function_inside_a_task_of_the_loop() -> None:
+    def current() -> bool:
+        return asyncio.current_task() is not None
+
+    assert run_sync(current) is True
+
+
+def test_run_sync_hands_the_caller_s_context_variables_to_the_call() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+    async def read() -> str:
+        return var.get()
+
+    token = var.set("from the caller")
+    try:
+        assert run_sync(read) == "from the caller"
+    finally:
+        var.reset(token)
+
+
+def test_run_sync_raises_a_base_exception_of_the_call() -> None:
+    async def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sync(interrupted)
+    assert run_sync(asyncio.sleep, 0, "still serving") == "still serving"

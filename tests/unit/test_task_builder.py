@@ -388,3 +388,81 @@ def test_a_bad_task_id_is_refused(task_id: str) -> None:
 
 def test_build_task_returns_a_task() -> None:
     assert isinstance(build_task(module_level_function), Task)
+
+
+# -- what is resolved once per function --------------------------------------------------------
+
+
+def test_a_re_registration_changes_the_defaults_of_the_next_task() -> None:
+    name = "tests.builder.reregistered"
+    registry.register(name, module_level_function, {"max_retries": 2, "queue_name": "one"})
+    first = build_task(name)
+    registry.register(name, module_level_function, {"max_retries": 5, "queue_name": "two"})
+    second = build_task(name)
+
+    assert (first.max_retries, first.queue_name) == (2, "one")
+    assert (second.max_retries, second.queue_name) == (5, "two")
+
+
+@pytest.mark.usefixtures("overridden_settings")
+def test_reloaded_settings_reach_a_function_enqueued_before_the_reload() -> None:
+    before = build_task(module_level_function)
+    get_settings()
+    reload_settings()  # back to the environment of the fixture: the same values
+    assert build_task(module_level_function).max_retries == before.max_retries == 7
+
+
+def test_settings_reloaded_between_two_tasks_of_one_function_reach_the_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = build_task(module_level_function)
+    monkeypatch.setenv("OMNIQ_RETRY_ATTEMPTS", "11")
+    reload_settings()
+    try:
+        second = build_task(module_level_function)
+    finally:
+        monkeypatch.undo()
+        reload_settings()
+
+    assert first.max_retries == get_settings().RETRY_ATTEMPTS
+    assert second.max_retries == 11
+
+
+def test_a_bad_registered_default_is_refused_only_when_the_call_does_not_override_it() -> None:
+    name = "tests.builder.bad_default"
+    registry.register(name, module_level_function, {"max_retries": -1})
+
+    assert build_task(name, max_retries=3).max_retries == 3
+    with pytest.raises(ValueError, match="max_retries"):
+        build_task(name)
+    with pytest.raises(ValueError, match="max_retries"):
+        build_task(name)  # the second time too: an invalid default is never cached as valid
+
+
+def test_tasks_of_one_function_share_its_defaults_but_not_their_own_values() -> None:
+    first = build_task(module_level_function, args=(1,), metadata={"k": 1})
+    second = build_task(module_level_function, kwargs={"a": 2}, priority=3, queue_name="other")
+
+    assert first.id != second.id
+    assert (first.args, first.kwargs, first.metadata) == ((1,), {}, {"k": 1})
+    assert (second.args, second.kwargs, second.metadata) == ((), {"a": 2}, {})
+    assert (first.priority, first.queue_name) == (0, "default")
+    assert (second.priority, second.queue_name) == (3, "other")
+    assert first.created_at <= second.created_at
+
+
+def test_a_per_call_queue_or_priority_is_still_checked_on_the_fast_path() -> None:
+    build_task(module_level_function)  # its defaults resolved and kept
+    with pytest.raises(QueueNameError, match="bad name"):
+        build_task(module_level_function, queue_name="bad name")
+    with pytest.raises(ValueError, match="priority"):
+        build_task(module_level_function, priority=2**40)
+
+
+def test_a_lambda_keeps_its_callable_each_time() -> None:
+    def make() -> Any:
+        return lambda: 1
+
+    first, second = make(), make()
+    assert build_task(first).func_obj is first
+    assert build_task(second).func_obj is second

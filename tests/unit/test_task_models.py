@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -58,6 +59,25 @@ def test_new_id_is_a_uuid7_string() -> None:
     assert len(value) == 36
     assert value[14] == "7"  # version nibble
     assert value[19] in "89ab"  # RFC 9562 variant
+
+
+def test_ids_made_in_a_forked_child_differ_from_the_parent_s() -> None:
+    new_id()  # the parent holds random bits read ahead
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its ids, made in the same millisecond as the parent's
+        os.close(reader)
+        os.write(writer, "\n".join(new_id() for _ in range(50)).encode())
+        os._exit(0)
+    os.close(writer)
+    parent = {new_id() for _ in range(50)}
+    with os.fdopen(reader) as pipe:
+        child = set(pipe.read().splitlines())
+    os.waitpid(pid, 0)
+
+    assert len(child) == 50
+    assert not parent & child
+    assert {value[19:] for value in parent}.isdisjoint(value[19:] for value in child)
 
 
 def test_task_takes_naive_eta_and_expires_at_as_utc() -> None:

@@ -5,6 +5,7 @@ Everything a user can get wrong is checked here, at enqueue time, before anythin
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -87,6 +88,15 @@ def _backoff(value: Any) -> float:
     return float(value)
 
 
+#: entries the per-function caches hold at most (then they start again): functions made on the
+#: fly must not make them grow without bound
+_RESOLVED_MAX = 4096
+#: callable -> (registry generation, the name it travels by): a function's reference is looked
+#: up once, not on every enqueue. Only callables that have a name are kept (module-level
+#: functions, which live as long as their module anyway); a lambda made per call is not.
+_references: dict[Any, tuple[int, str]] = {}
+
+
 def func_reference(func: Callable[..., Any] | str) -> tuple[str, Callable[..., Any] | None]:
     """The stored name of a function, and the callable itself when it has no name to travel by
     (a lambda, a closure: those need dill)."""
@@ -94,11 +104,22 @@ def func_reference(func: Callable[..., Any] | str) -> tuple[str, Callable[..., A
         registry.resolve(func)  # raises FunctionNotFound naming it
         registry.mark_enqueued(func)
         return func, None
+    try:
+        known = _references.get(func)
+    except TypeError:  # an unhashable callable object
+        known = None
+    if known is not None and known[0] == registry.generation:
+        registry.mark_enqueued(known[1])
+        return known[1], None
     if not callable(func):
         raise TypeError(f"func must be a callable or a task name, got {func!r}")
     name, obj = func_ref(func)
     if obj is None:
         registry.mark_enqueued(name)
+        if len(_references) >= _RESOLVED_MAX:
+            _references.clear()
+        with contextlib.suppress(TypeError):
+            _references[func] = (registry.generation, name)
     return name, obj
 
 
@@ -182,6 +203,14 @@ class DependencyOptions(msgspec.Struct, frozen=True, kw_only=True):
     pass_results: bool | PassResults | str | None = None
 
 
+#: the groups of a call that gives none of their options (compared by identity: from_keywords
+#: leaves a group it has no keyword for at these defaults)
+NO_TIMING = Timing()
+NO_RETRY = RetryOptions()
+NO_CALLBACKS = CallbackOptions()
+NO_DEPENDENCIES = DependencyOptions()
+
+
 class TaskOptions(msgspec.Struct, frozen=True, kw_only=True):
     """Everything ``enqueue(func, **options)`` may say about a task, grouped by what travels
     together. :meth:`from_keywords` reads the flat keywords of the public API."""
@@ -194,10 +223,21 @@ class TaskOptions(msgspec.Struct, frozen=True, kw_only=True):
     task_id: str | None = None
     metadata: Mapping[str, Any] | None = None
     schedule_id: str | None = None
-    timing: Timing = Timing()
-    retry: RetryOptions = RetryOptions()
-    callbacks: CallbackOptions = CallbackOptions()
-    dependencies: DependencyOptions = DependencyOptions()
+    timing: Timing = NO_TIMING
+    retry: RetryOptions = NO_RETRY
+    callbacks: CallbackOptions = NO_CALLBACKS
+    dependencies: DependencyOptions = NO_DEPENDENCIES
+
+    @property
+    def only_per_call(self) -> bool:
+        """True when the call says nothing about timing, retries, callbacks or dependencies:
+        the task then takes all of them from its function's resolved defaults."""
+        return (
+            self.timing is NO_TIMING
+            and self.retry is NO_RETRY
+            and self.callbacks is NO_CALLBACKS
+            and self.dependencies is NO_DEPENDENCIES
+        )
 
     @classmethod
     def from_keywords(cls, options: Mapping[str, Any], caller: str = "build_task") -> TaskOptions:
@@ -278,8 +318,53 @@ def build_task_from(
 ) -> Task:
     """:func:`build_task` from options already grouped: every check happens here, before
     anything is stored."""
-    d = dict(defaults or {})
     name, func_obj = func_reference(func)
+    resolved = (
+        resolved_defaults(name, default_queue)
+        if defaults is None and options.only_per_call
+        else None
+    )
+    if resolved is None:
+        return _build_general(name, func_obj, options, defaults, default_queue)
+    call_args, call_kwargs = _call_arguments(options)
+    now = utcnow()
+    policy = resolved.policy
+    task = Task(
+        func=name,
+        args=call_args,
+        kwargs=call_kwargs,
+        queue_name=resolved.queue
+        if options.queue_name is None
+        else validate_queue_name(options.queue_name),
+        priority=resolved.priority
+        if options.priority is None
+        else check_int(options.priority, "priority", PRIORITY_RANGE),
+        expires_at=None if resolved.ttl is None else now + resolved.ttl,
+        result_ttl=resolved.result_ttl,
+        max_retries=policy.max_retries,
+        retry_delay=policy.delay,
+        retry_backoff=policy.backoff,
+        retry_max_delay=policy.max_delay,
+        retry_jitter=policy.jitter,
+        retry_on=policy.retry_on,
+        timeout=resolved.timeout,
+        metadata=dict(options.metadata or {}),
+        schedule_id=options.schedule_id,
+        created_at=now,
+    )
+    return _finish(task, options, func_obj)
+
+
+def _build_general(
+    name: str,
+    func_obj: Callable[..., Any] | None,
+    options: TaskOptions,
+    defaults: Mapping[str, Any] | None,
+    default_queue: str,
+) -> Task:
+    """A task whose call sets timing, retry, callback or dependency options (or that is given
+    explicit ``defaults``): every option resolved here, in the call's own terms."""
+    d = dict(defaults or {})
     if registry.get(name) is not None:
         d = {**registry.options(name), **d}
     call_args, call_kwargs = _call_arguments(options)
@@ -315,10 +400,61 @@ def build_task_from(
         schedule_id=options.schedule_id,
         created_at=now,
     )
+    return _finish(task, options, func_obj)
+
+
+def _finish(task: Task, options: TaskOptions, func_obj: Callable[..., Any] | None) -> Task:
     if options.task_id is not None:
         task.id = check_id(options.task_id, "task_id")
     task.func_obj = func_obj
     return task
+
+
+class ResolvedDefaults(msgspec.Struct, frozen=True):
+    """What a task of one function gets for every option its call leaves out: the registered
+    task's options, else the settings, checked. It depends only on the function, so it is
+    resolved once (per function, task queue default, settings and registration), not on every
+    enqueue."""
+
+    queue: str
+    priority: int
+    policy: RetryPolicy
+    ttl: timedelta | None
+    result_ttl: float | None
+    timeout: float | None
+
+
+#: (name, default queue) -> (the settings and the registry generation it was resolved under, it)
+_resolved: dict[tuple[str, str], tuple[object, int, ResolvedDefaults | None]] = {}
+
+
+def resolved_defaults(name: str, default_queue: str) -> ResolvedDefaults | None:
+    """The cached :class:`ResolvedDefaults` of ``name``; None when one of its defaults is
+    invalid (a registered ``max_retries=-1``): such a task is built the general way, which
+    refuses the bad value only if the call does not override it, as it always did."""
+    settings = get_settings()
+    generation = registry.generation
+    key = (name, default_queue)
+    hit = _resolved.get(key)
+    if hit is not None and hit[0] is settings and hit[1] == generation:
+        return hit[2]
+    d = registry.options(name) if registry.get(name) is not None else {}
+    try:
+        ttl, result_ttl, timeout = _limits(NO_TIMING, d)
+        resolved: ResolvedDefaults | None = ResolvedDefaults(
+            queue=validate_queue_name(d.get("queue_name", default_queue)),
+            priority=check_int(d.get("priority", 0), "priority", PRIORITY_RANGE),
+            policy=retry_policy(NO_RETRY, d),
+            ttl=None if ttl is None else timedelta(seconds=ttl),
+            result_ttl=result_ttl,
+            timeout=timeout,
+        )
+    except (TypeError, ValueError):
+        resolved = None
+    if len(_resolved) >= _RESOLVED_MAX:
+        _resolved.clear()  # functions made on the fly (a name per call): no unbounded growth
+    _resolved[key] = (settings, generation, resolved)
+    return resolved
 
 
 def _call_arguments(options: TaskOptions) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -359,7 +495,6 @@ def _times(
     timing: Timing, d: Mapping[str, Any], now: datetime
 ) -> tuple[datetime | None, datetime | None, float | None, float | None]:
     """(eta, expires_at, result_ttl, timeout) of a task built ``now``."""
-    settings = get_settings()
     when = [v for v in (timing.run_at, timing.run_in, timing.eta) if v is not None]
     if len(when) > 1:
         raise TypeError("give at most one of run_at, run_in and eta")
@@ -371,9 +506,7 @@ def _times(
         start = check_time(value, label)
     elif timing.run_in is not None:
         start = now + timedelta(seconds=check_seconds(timing.run_in, "run_in"))
-
-    ttl_value = d.get("ttl", settings.TASK_TTL) if timing.ttl is msgspec.UNSET else timing.ttl
-    ttl_s = _seconds(ttl_value, "ttl", allow_zero=False)
+    ttl_s, result_ttl, timeout = _limits(timing, d)
     deadline = (
         check_time(timing.expires_at, "expires_at") if timing.expires_at is not None else None
     )
@@ -383,6 +516,16 @@ def _times(
         raise ValueError(
             f"the task would expire ({deadline.isoformat()}) before it may start ({start.isoformat()})"
         )
+    return start, deadline, result_ttl, timeout
+
+
+def _limits(
+    timing: Timing, d: Mapping[str, Any]
+) -> tuple[float | None, float | None, float | None]:
+    """(ttl, result_ttl, timeout) in seconds: as the call asks, else the registered task's
+    (``d``), else the setting; None: no limit."""
+    settings = get_settings()
+    ttl = d.get("ttl", settings.TASK_TTL) if timing.ttl is msgspec.UNSET else timing.ttl
     result_ttl = (
         d.get("result_ttl", settings.RESULT_TTL)
         if timing.result_ttl is msgspec.UNSET
@@ -394,8 +537,7 @@ def _times(
         else timing.timeout
     )
     return (
-        start,
-        deadline,
+        _seconds(ttl, "ttl", allow_zero=False),
         _seconds(result_ttl, "result_ttl"),
         _seconds(timeout, "timeout", allow_zero=False),
     )

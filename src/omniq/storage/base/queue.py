@@ -183,7 +183,10 @@ class BaseTaskQueue(OptionalSurface):
 
     async def enqueue(self, func: Callable[..., Any] | str | Task, **options: Any) -> str:
         """Stores one task and returns its id. Idempotent on ``task_id``."""
-        ids = await self.enqueue_many([self.build_task(func, **options)])
+        if isinstance(func, Task):
+            ids = await self.enqueue_many([self.build_task(func, **options)])
+        else:
+            ids = await self.enqueue_built([self.build_task(func, **options)])
         return ids[0]
 
     async def enqueue_many(self, tasks: Iterable[Task]) -> list[str]:
@@ -199,6 +202,17 @@ class BaseTaskQueue(OptionalSurface):
                 raise TypeError(f"enqueue_many takes Task objects, got {task!r}")
             check_allowed_queue(task.queue_name, self.queues)
             batch.append(check_task(task))
+        return await self.enqueue_built(batch)
+
+    async def enqueue_built(self, batch: list[Task]) -> list[str]:
+        """:meth:`enqueue_many` of tasks that :meth:`build_task` has just built from enqueue
+        arguments, unchanged since: it checked every value already, so only the queue is held
+        against this task queue's ``queues`` here (checking them all again cost a sequential
+        enqueue about a tenth of its Python time)."""
+        if self.queues is not None:
+            for task in batch:
+                if task.queue_name not in self.queues:
+                    check_allowed_queue(task.queue_name, self.queues)  # raises naming it
         if not batch:
             return []
         if enqueue_hooks:  # metrics count, tracing adds the trace context to the metadata
