@@ -90,6 +90,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pg-dsn", default="postgresql://postgres@127.0.0.1:5432/omniq_bench")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--venvs", type=Path, default=DEFAULT_VENVS)
+    parser.add_argument(
+        "--omniq-src",
+        type=Path,
+        action="append",
+        default=[],
+        help="run OmniQ's APIs from this src directory instead of the environment's, keyed by "
+        "the directory's parent (repeat for an A/B: `git archive <commit> src | tar -x -C "
+        "/tmp/before` gives /tmp/before/src, keyed @before)",
+    )
     args = parser.parse_args(argv)
     apis = [a.strip() for a in args.api.split(",") if a.strip()]
     unknown = [a for a in apis if a not in APIS]
@@ -101,32 +110,42 @@ def main(argv: list[str] | None = None) -> None:
     runner = Runner(services, n=args.n, venvs=args.venvs)
     print(f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     rates: dict[str, list[float]] = {}
-    table: list[tuple[str, list[Contender], list[Contender]]] = []
+    table: list[tuple[str, list[Contender], list[Contender], list[Contender]]] = []
+    srcs: dict[str, Path] = {}  # contender key -> the src directory it runs OmniQ from
     try:
         for broker in args.broker or BROKERS:
-            omniq = omniq_api_contenders(broker, apis)
+            omniq = [] if args.omniq_src else omniq_api_contenders(broker, apis)
+            for src in args.omniq_src:
+                for c in omniq_api_contenders(broker, apis):
+                    other = replace(c, key=f"{c.key}@{src.resolve().parent.name}")
+                    srcs[other.key] = src.resolve()
+                    omniq.append(other)
             peers = [c for c in PEERS if c.broker == broker and runner.python(c) is not None]
             contenders = omniq + peers + raw_contenders(broker)
-            table.append((broker, omniq, peers))
+            table.append((broker, omniq, peers, contenders))
             for r in range(args.runs):
                 shift = r % len(contenders)
                 for c in contenders[shift:] + contenders[:shift]:
                     with services.fresh(c.broker) as scratch:
-                        rate = runner.enqueue(c, "single", runner.env(c, scratch))
+                        env = runner.env(c, scratch)
+                        if c.key in srcs:
+                            env["PYTHONPATH"] = os.pathsep.join(
+                                [str(srcs[c.key]), env["PYTHONPATH"]]
+                            )
+                        rate = runner.enqueue(c, "single", env)
                     rates.setdefault(c.key, []).append(rate or 0.0)
                     print(f"{broker} run {r + 1} {c.key}: {rate or 0:,.0f}/s", flush=True)
     finally:
         services.cleanup()
     print(f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     median = {key: statistics.median(values) for key, values in rates.items()}
-    for broker, omniq, peers in table:
+    for broker, omniq, peers, contenders in table:
         print(f"\n{broker}, n={args.n:,}, median of {args.runs}:")
-        for key in sorted((k for k in median if f"-{broker}" in k), key=lambda k: -median[k]):
-            print(f"  {key:28s} {median[key]:9,.0f}/s")
+        for c in sorted(contenders, key=lambda c: -median[c.key]):
+            print(f"  {c.key:36s} {median[c.key]:9,.0f}/s")
         best = max(peers, key=lambda c: median[c.key], default=None)
         for c in omniq:
-            api = c.variant.partition("/")[2]
-            raw = raw_for(api, broker)
+            raw = raw_for(c.variant.partition("/")[2], broker)
             parts = [f"{median[c.key] / median[raw]:.2f}x {raw}"]
             if best is not None:
                 parts.insert(0, f"{median[c.key] / median[best.key]:.2f}x {best.key}")

@@ -1,5 +1,6 @@
 """The ``omniq`` console script. It stays import-light so that ``--type gevent`` can monkey-patch
-the process before anything else (asyncio, threading, sockets, drivers) is imported."""
+the process before anything else (asyncio, threading, sockets, drivers) is imported, and so that
+a plain ``omniq worker`` command line starts without typer (``omniq.cli.fast``)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,12 @@ def main() -> None:
             )
             raise SystemExit(2) from None
         monkey.patch_all()
+    if len(sys.argv) > 1 and sys.argv[1] == "worker":
+        from omniq.cli.fast import parse_worker_args, run_worker
+
+        args = parse_worker_args(sys.argv[2:])
+        if args is not None:
+            run_worker(args)
     from omniq.cli import main as cli_main
 
     cli_main()

@@ -26,10 +26,10 @@ import threading
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, ClassVar, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
-import anyio
-from anyio.from_thread import BlockingPortal
+if TYPE_CHECKING:
+    from anyio.from_thread import BlockingPortal
 
 T = TypeVar("T")
 
@@ -66,6 +66,11 @@ class _PortalThread:
             return self._portal, self._loop
 
     def _start(self) -> None:
+        # imported here: a process that never uses the sync API (an async worker) never pays
+        # for anyio's import, a tenth of the modules it would load at start
+        import anyio
+        from anyio.from_thread import BlockingPortal
+
         ready: Future[tuple[BlockingPortal, asyncio.AbstractEventLoop]] = Future()
 
         async def main() -> None:

@@ -9,17 +9,17 @@ backend that cannot be reached is one line and exit status 1. Only a bug shows a
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from omniq import __version__
 from omniq._redact import redact_text
+from omniq.cli.fast import WorkerArgs, run_guarded, run_worker
+from omniq.cli.fast import configure_console_logging as _configure_logging
 from omniq.cli.source import (
     AppSource,
     BackendProblem,
@@ -28,20 +28,9 @@ from omniq.cli.source import (
     load_app,
     make_cwd_importable,
 )
-from omniq.cli.worker import (
-    WorkerOptions,
-    metrics_options,
-    parse_queues,
-    serve,
-    stop_signals,
-    task_threads_alive,
-)
-from omniq.config import configure_logging
-from omniq.config.env import normalize_log_level
-from omniq.config.logging import console_handler
+from omniq.cli.worker import stop_signals
 from omniq.exceptions import OmniQError
 from omniq.queue.scheduler import AsyncScheduler
-from omniq.registry import module_names
 
 T = TypeVar("T")
 
@@ -103,22 +92,6 @@ ProjectOption = Annotated[
 EventsOption = Annotated[
     bool, typer.Option("--events", help="With --url: also record task events in that backend.")
 ]
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    """One line on stderr, no traceback, and the exit status."""
-    typer.echo(f"omniq: error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def run_guarded(make: Callable[[], T]) -> T:
-    """Turns the problems a user can cause or meet into one line and an exit status."""
-    try:
-        return make()
-    except UsageProblem as exc:
-        fail(str(exc), 2)
-    except BackendProblem as exc:
-        fail(str(exc), 1)
 
 
 def _version(value: bool) -> None:
@@ -229,33 +202,24 @@ def worker(
     ] = 15.0,
 ) -> None:
     """Run a worker until SIGINT/SIGTERM; a second signal stops at once."""  # fmt: skip
-    if shutdown_timeout < 0:
-        fail(f"--shutdown-timeout must be >= 0, got {shutdown_timeout:g}")
-    # a worker's console exists to say what happens: INFO unless the environment chose a level
-    if log_level is None and not os.environ.get("OMNIQ_LOG_LEVEL"):
-        log_level = "INFO"
-    _configure_logging(log_level)
-    make_cwd_importable()  # tasks named by import path resolve from the project's root
-    source = AppSource(url=url, config=config, app=app_spec, project=project, events=events)
-    options = WorkerOptions(
-        queues=run_guarded(lambda: parse_queues(queues)),
-        concurrency=concurrency,
-        worker_type=worker_type,
-        shutdown_timeout=shutdown_timeout,
-        include=module_names(include),
-        metrics=run_guarded(lambda: metrics_options(metrics_port, metrics_host, metrics_interval)),
+    run_worker(
+        WorkerArgs(
+            url=url,
+            config=config,
+            app_spec=app_spec,
+            project=project,
+            events=events,
+            queues=queues,
+            concurrency=concurrency,
+            worker_type=worker_type,
+            shutdown_timeout=shutdown_timeout,
+            log_level=log_level,
+            include=include,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+            metrics_interval=metrics_interval,
+        )
     )
-    selected = run_guarded(lambda: load_app(source))
-    console = Console(stderr=True)
-    with asyncio.Runner() as runner:
-        outcome = run_guarded(lambda: runner.run(serve(selected, options, console)))
-        if outcome.forced and task_threads_alive():
-            # A sync task still runs in a thread that cannot be killed; its task was already
-            # handed back, and waiting for it is exactly what a second signal asks us not to do.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(outcome.code)
-    raise typer.Exit(outcome.code)
 
 
 @app.command()
@@ -378,18 +342,6 @@ def _missing_database(app: Any) -> Path | None:
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
-
-
-def _configure_logging(level: str | None) -> None:
-    if level is not None:
-        try:
-            level = normalize_log_level(level)
-        except ValueError as exc:
-            fail(f"--log-level {level!r} {exc}")
-    try:
-        configure_logging(level, handler=console_handler())
-    except OmniQError as exc:
-        fail(str(exc))
 
 
 def main() -> None:

@@ -15,9 +15,8 @@ from omniq.cli.commands import (
     _guard_backend,
     _run,
     app,
-    fail,
-    run_guarded,
 )
+from omniq.cli.fast import fail, run_guarded
 from omniq.cli.source import AppSource, load_app
 from omniq.cli.worker import stop_signals
 from omniq.exceptions import ConfigError

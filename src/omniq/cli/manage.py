@@ -28,9 +28,8 @@ from omniq.cli.commands import (
     _guard_backend,
     _run,
     app,
-    fail,
-    run_guarded,
 )
+from omniq.cli.fast import fail, run_guarded
 from omniq.cli.source import AppSource, load_app
 from omniq.dashboard.queries import Queries, TaskFilter, TaskPage
 from omniq.queue.builder import validate_queue_name

@@ -17,10 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from rich.console import Console
-from rich.text import Text
-
 from omniq._redact import redact_text
+from omniq.cli.say import Line, Printer, console_for
 from omniq.cli.source import BackendProblem, Selected, UsageProblem
 from omniq.core import AsyncOmniQ
 from omniq.dashboard.beside import Stop
@@ -150,11 +148,11 @@ def stop_signals(callback: Callable[[int], None]) -> Iterator[None]:
 
 
 async def serve(
-    selected: Selected, options: WorkerOptions, console: Console | None = None
+    selected: Selected, options: WorkerOptions, console: Printer | None = None
 ) -> WorkerOutcome:
     """Runs a worker on ``selected.app`` until a stop signal, then shuts it down (see module
     docstring). Returns the exit status; the application is closed on return."""
-    out = console or Console(stderr=True)
+    out = console or console_for()
     app = selected.app
     if selected.module is not None:
         # the --app module is the application: its functions are the worker's to run
@@ -186,12 +184,12 @@ async def serve(
             except asyncio.CancelledError:
                 if not received:
                     raise
-                out.print(Text(f"{_name(received[0])} while starting: not started"), soft_wrap=True)
+                out.print(Line(f"{_name(received[0])} while starting: not started"), soft_wrap=True)
                 return WorkerOutcome(0)
             out.print(banner(selected, worker), soft_wrap=True)
             if app.task_queue.backend_name == "memory":
                 out.print(
-                    Text("memory backend: only tasks enqueued in this process are seen", "yellow")
+                    Line("memory backend: only tasks enqueued in this process are seen", "yellow")
                 )
             dashboard = await start_dashboard_if_enabled(app, out)  # OMNIQ_DASHBOARD_ENABLED
             if options.metrics is not None:
@@ -199,7 +197,7 @@ async def serve(
             await stop_requested.wait()
             running = worker.get_stats()["running"]
             out.print(
-                Text(
+                Line(
                     f"{_name(received[0])}: stopped claiming; waiting up to "
                     f"{options.shutdown_timeout:g}s for {running} running task(s), then handing "
                     "back the rest (signal again to stop at once)"
@@ -217,7 +215,7 @@ async def serve(
             await app.close()
     stats = worker.get_stats()
     out.print(
-        Text(
+        Line(
             f"worker {worker.worker_id} stopped{' at once' if forced else ''}: processed "
             f"{stats['processed']} (succeeded {stats['succeeded']}, failed {stats['failed']}, "
             f"retried {stats['retried']}, dead {stats['dead']})"
@@ -229,7 +227,7 @@ async def serve(
 
 
 async def _serve_metrics(
-    app: AsyncOmniQ, options: MetricsOptions, out: Console
+    app: AsyncOmniQ, options: MetricsOptions, out: Printer
 ) -> contextlib.AsyncExitStack:
     """Prometheus metrics of this worker, served until the returned stack is closed."""
     from omniq.observability.prometheus import serving
@@ -244,7 +242,7 @@ async def _serve_metrics(
         raise BackendProblem(
             f"cannot serve metrics on {options.host}:{options.port}: {exc.strerror or exc}"
         ) from exc
-    out.print(Text(f"metrics on http://{options.host}:{metrics.port}/metrics"), soft_wrap=True)
+    out.print(Line(f"metrics on http://{options.host}:{metrics.port}/metrics"), soft_wrap=True)
     return stack
 
 
@@ -276,10 +274,10 @@ async def _stop(worker: AsyncWorker, grace: float, force: asyncio.Event) -> bool
     return True
 
 
-def banner(selected: Selected, worker: AsyncWorker) -> Text:
+def banner(selected: Selected, worker: AsyncWorker) -> Line:
     """One line: who serves what, where (the backend with passwords masked)."""
     app = selected.app
-    line = Text("omniq worker ", style="bold")
+    line = Line("omniq worker ", style="bold")
     line.append(worker.worker_id, style="cyan")
     line.append(f" · {selected.where} · project {app.project_name} · queues ")
     line.append(", ".join(worker.queues), style="green")

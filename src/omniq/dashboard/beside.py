@@ -11,9 +11,7 @@ import contextlib
 import os
 from collections.abc import Awaitable, Callable
 
-from rich.console import Console
-from rich.text import Text
-
+from omniq.cli.say import Line, Printer
 from omniq.config import get_settings
 from omniq.core import AsyncOmniQ
 from omniq.exceptions import ConfigError
@@ -21,7 +19,7 @@ from omniq.exceptions import ConfigError
 Stop = Callable[[], Awaitable[None]]
 
 
-async def start_if_enabled(app: AsyncOmniQ, console: Console) -> Stop | None:
+async def start_if_enabled(app: AsyncOmniQ, console: Printer) -> Stop | None:
     """Starts the dashboard when the settings ask for it; returns how to stop it. A dashboard
     that cannot start (extra missing, port taken, open beyond loopback) is reported on
     ``console`` and the worker goes on: tasks matter more than the view of them."""
@@ -30,20 +28,20 @@ async def start_if_enabled(app: AsyncOmniQ, console: Console) -> Stop | None:
     try:
         from omniq.dashboard.server import build_server
     except ImportError as exc:
-        console.print(Text(f"dashboard not started: install the 'dashboard' extra ({exc})", "red"))
+        console.print(Line(f"dashboard not started: install the 'dashboard' extra ({exc})", "red"))
         return None
     host = os.environ.get("OMNIQ_DASHBOARD_HOST") or "127.0.0.1"
     try:
         server = build_server(app, host=host, owns_app=False, signals=False)
     except ConfigError as exc:
-        console.print(Text(f"dashboard not started: {exc}", "red"))
+        console.print(Line(f"dashboard not started: {exc}", "red"))
         return None
     try:
         serving = await server.start()
     except Exception as exc:
-        console.print(Text(f"dashboard not started: {type(exc).__name__}: {exc}", "red"))
+        console.print(Line(f"dashboard not started: {type(exc).__name__}: {exc}", "red"))
         return None
-    console.print(Text(f"dashboard on {server.url}", "green"))
+    console.print(Line(f"dashboard on {server.url}", "green"))
 
     async def stop() -> None:
         server.stop()
