@@ -17,6 +17,8 @@ Scenarios (see each module's docstring for its pass criteria):
                   and the same batch again stores every task exactly once
   j, waiters      300 clients in get_result(timeout=None) while the server restarts (private
                   servers): none raises, each gets its value; with a timeout, BackendUnavailable
+  k, outage       the Redis / PostgreSQL server down 10 s under draining workers (private
+                  servers): nothing lost or run twice, work resumes within 2 s of its return
   all             every scenario on every backend it applies to, at full size
 """
 
@@ -34,6 +36,7 @@ from reliability import (
     bad_input,
     batches,
     kill,
+    outage,
     poison,
     redis_ha,
     restart,
@@ -99,6 +102,11 @@ async def _batches(backend: str, short: bool) -> list[Outcome]:
     return [await batches.run(backend, 10_000 if short else batches.TASKS)]
 
 
+async def _outage(backend: str, short: bool) -> list[Outcome]:
+    options = outage.OutageOptions(tasks=3_000) if short else None
+    return [await outage.run(backend, options)]
+
+
 #: name -> (aliases, runner, backends it applies to)
 SCENARIOS: dict[str, tuple[tuple[str, ...], Runner, tuple[str, ...]]] = {
     "kill": (("a",), _kill, BACKENDS),
@@ -111,6 +119,7 @@ SCENARIOS: dict[str, tuple[tuple[str, ...], Runner, tuple[str, ...]]] = {
     "trust": (("h",), _trust, BACKENDS),
     "batches": (("i",), _batches, BACKENDS),
     "waiters": (("j",), _waiters, ("postgres", "redis")),
+    "outage": (("k",), _outage, ("postgres", "redis")),
 }
 
 

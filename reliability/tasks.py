@@ -49,6 +49,25 @@ async def record(key: int, out_dir: str, work_ms: float = 0.0) -> int:
     return key
 
 
+async def record_started(key: int, out_dir: str, work_ms: float = 0.0) -> int:
+    """:func:`record`, and first the wall-clock time it started (``<pid>.starts``): the outage
+    scenario reads when work resumed after the server came back."""
+    path = os.path.join(out_dir, f"{os.getpid()}.starts")
+    with open(path, "a") as starts:
+        starts.write(f"{key} {time.time():.6f}\n")
+    return await record(key, out_dir, work_ms)
+
+
+def read_starts(out_dir: str) -> list[float]:
+    """The start times written by :func:`record_started`, in no particular order."""
+    times: list[float] = []
+    for name in os.listdir(out_dir) if os.path.isdir(out_dir) else ():
+        if name.endswith(".starts"):
+            with open(os.path.join(out_dir, name)) as starts:
+                times += [float(line.split()[1]) for line in starts if line.strip()]
+    return times
+
+
 def record_sync(key: int, out_dir: str) -> int:
     """:func:`record` for worker types that run sync functions (process pool)."""
     _append(out_dir, f"{key} {os.getpid()}")

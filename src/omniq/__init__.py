@@ -11,6 +11,7 @@ from omniq.callbacks import CallbackManager, TaskOutcome
 from omniq.core import AsyncOmniQ, OmniQ, TaskFunction
 from omniq.exceptions import (
     BackendUnavailable,
+    CircuitOpen,
     ConfigError,
     FunctionNotAllowed,
     FunctionNotFound,
@@ -55,6 +56,7 @@ __all__ = [
     "AsyncWorker",
     "BackendUnavailable",
     "CallbackManager",
+    "CircuitOpen",
     "ConfigError",
     "DependencyPolicy",
     "EventStore",

@@ -28,6 +28,7 @@ from omniq.models.task import Task, TaskStatus, callable_name
 from omniq.models.worker import WorkerInfo
 from omniq.queue.builder import mark_enqueued
 from omniq.registry import module_names, registry
+from omniq.storage._breaker import connect_event_store
 from omniq.storage.base import BaseEventStorage, BaseResultStorage, BaseTaskQueue
 from omniq.task_function import TaskFunction
 from omniq.workers.worker import AsyncWorker
@@ -219,7 +220,7 @@ class AsyncOmniQ(ScheduleMethods, AsyncConnectable):
         await self.task_queue.connect()
         await self.result_store.connect()
         if self.event_store is not None:
-            await self.event_store.connect()
+            await connect_event_store(self.event_store)
 
     async def close(self) -> None:
         await self.stop_worker()
@@ -239,6 +240,19 @@ class AsyncOmniQ(ScheduleMethods, AsyncConnectable):
             checks["event_store"] = await self.event_store.health_check()
         healthy = all(c["status"] == "healthy" for c in checks.values())
         return {"status": "healthy" if healthy else "unhealthy", **checks}
+
+    def breaker_state(self) -> dict[str, dict[str, Any]]:
+        """The circuit breakers of this app's connections, by role (``queue``, ``results``,
+        ``events``): each ``state`` (closed, open, half_open), ``failures`` in a row,
+        ``opened_at``, ``server`` (no password) and ``last_error``. An open breaker makes calls
+        raise :class:`~omniq.exceptions.CircuitOpen` at once until a probe finds the server."""
+        states = {
+            "queue": self.task_queue.breaker_state(),
+            "results": self.result_store.breaker_state(),
+        }
+        if self.event_store is not None:
+            states["events"] = self.event_store.breaker_state()
+        return states
 
     # -- tasks -----------------------------------------------------------------------------
     def task(

@@ -56,6 +56,12 @@ class BackendUnavailable(OmniQError, ConnectionError):
     """A storage backend cannot be reached, or its optional dependency is not installed."""
 
 
+class CircuitOpen(BackendUnavailable):
+    """A storage call refused at once, without touching the network, because the component's
+    circuit breaker is open: its server failed several times in a row and is probed again
+    after a cool-down (``omniq.storage._breaker``)."""
+
+
 class TaskTimeout(OmniQError, TimeoutError):
     """A task ran past its ``timeout``."""
 
@@ -95,6 +101,7 @@ class UnsupportedCapability(OmniQError, LookupError):
 
 __all__ = [
     "BackendUnavailable",
+    "CircuitOpen",
     "ConfigError",
     "CorruptRecord",
     "FunctionNotAllowed",

@@ -104,6 +104,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     ALLOW_DILL: bool | None = _defaults.ALLOW_DILL
     TASK_MODULES: str | None = _defaults.TASK_MODULES
     ALLOW_ANY_FUNCTION: bool = _defaults.ALLOW_ANY_FUNCTION
+    BREAKER_THRESHOLD: int = _defaults.BREAKER_THRESHOLD
+    BREAKER_COOLDOWN: float = _defaults.BREAKER_COOLDOWN
+    RESULT_BUFFER: int = _defaults.RESULT_BUFFER
     DASHBOARD_PORT: int = _defaults.DASHBOARD_PORT
     DASHBOARD_ENABLED: bool = _defaults.DASHBOARD_ENABLED
 
@@ -286,6 +289,9 @@ _RULES: Final[dict[str, Callable[[Any], Any]]] = {
     "LEASE_TIMEOUT": _positive_seconds,
     "RETRY_DELAY": _non_negative_seconds,
     "RESULT_TTL": _non_negative_seconds,
+    "BREAKER_THRESHOLD": _at_least(0),
+    "BREAKER_COOLDOWN": _positive_seconds,
+    "RESULT_BUFFER": _at_least(1),
     "DASHBOARD_PORT": _port,
     "TASK_QUEUE_URL": _url,
     "RESULT_STORAGE_URL": _url,

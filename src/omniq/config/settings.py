@@ -78,6 +78,16 @@ TASK_MODULES: str | None = None
 #: who can write to the broker can run code in the workers. Off by default.
 ALLOW_ANY_FUNCTION: bool = False
 
+# --- storage outages (omniq.storage._breaker) ---------------------------------------------------
+#: Consecutive connection failures of one storage connection that open its circuit breaker
+#: (calls then fail fast with CircuitOpen); 0 turns the breaker off.
+BREAKER_THRESHOLD: int = 5
+#: Seconds an open breaker waits before letting one probe call through.
+BREAKER_COOLDOWN: float = 0.5
+#: Finished tasks a worker keeps (results and acknowledgements not yet written) while its stores
+#: are away; when full it stops claiming until they are written.
+RESULT_BUFFER: int = 10_000
+
 # --- dashboard -----------------------------------------------------------------------------------
 DASHBOARD_PORT: int = 8765  # `omniq dashboard` and OMNIQ_DASHBOARD_ENABLED=1 on a worker
 DASHBOARD_ENABLED: bool = False

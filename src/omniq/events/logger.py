@@ -2,7 +2,10 @@
 
 ``emit`` only appends to a bounded buffer; a background flusher writes batches. A slow or failing
 event store therefore never slows or fails a task: when the buffer is full, events are dropped,
-counted and logged, and a failed batch is counted and dropped after one retry.
+counted and logged, and a failed batch is counted and dropped after one retry. While the event
+store's circuit breaker is open (its server is away) a batch is dropped at once, without the
+retry: events are dropped, not buffered, during an outage (counted in ``stats.dropped``, with
+one warning line per 10 s), so an outage of the event store costs tasks nothing.
 
 The flusher is event-driven, Nagle-style: it wakes on the first event, writes everything buffered,
 and whatever arrives during that write goes out in the next batch. Idle costs nothing; under load
@@ -13,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections import deque
 from dataclasses import dataclass
 
 from omniq.config import get_logger
+from omniq.exceptions import CircuitOpen
 from omniq.models.event import TaskEvent
 from omniq.storage.base import BaseEventStorage
 
@@ -53,6 +58,7 @@ class EventLogger:
         self._runner: asyncio.Task[None] | None = None
         self._closed = False
         self._last_drop_log = 0.0
+        self._last_fail_log = -math.inf
 
     def emit(self, event: TaskEvent) -> None:
         """Buffers an event; never blocks and never raises. Call from the event loop's thread."""
@@ -100,17 +106,24 @@ class EventLogger:
                 self.stats.written += len(batch)
                 return
             except Exception as exc:
-                if attempt == 2:
+                away = isinstance(exc, CircuitOpen)
+                if attempt == 2 or away:
                     self.stats.failed_batches += 1
                     self.stats.dropped += len(batch)
-                    log.warning(
-                        "event storage failed twice; dropped a batch of %d events: %s: %s",
-                        len(batch),
-                        type(exc).__name__,
-                        exc,
-                    )
-                else:
-                    await asyncio.sleep(0.05)
+                    now = time.monotonic()
+                    if now - self._last_fail_log > 10:
+                        self._last_fail_log = now
+                        log.warning(
+                            "event storage failed%s; dropped a batch of %d events (%d dropped "
+                            "so far; tasks are not affected): %s: %s",
+                            "" if away else " twice",
+                            len(batch),
+                            self.stats.dropped,
+                            type(exc).__name__,
+                            exc,
+                        )
+                    return
+                await asyncio.sleep(0.05)
 
     async def flush(self) -> None:
         """Writes everything buffered now (used at shutdown and by tests)."""

@@ -32,6 +32,16 @@ class WorkerInfo(msgspec.Struct, kw_only=True):
     lost: int = 0  # finished after the lease was lost: the acknowledgement was refused
     running: int = 0
     callback_errors: int = 0
+    #: the state of each of its stores' circuit breakers, by role (queue, results, events):
+    #: "closed", or "open" / "half_open" while that store is away
+    breakers: dict[str, str] = msgspec.field(default_factory=dict)
+    #: finished tasks whose results and acknowledgements wait for their store to come back
+    buffered: int = 0
+
+    @property
+    def stores_away(self) -> list[str]:
+        """The roles whose breaker is open (``["results"]``): stores this worker cannot reach."""
+        return [role for role, state in self.breakers.items() if state != "closed"]
 
     def __post_init__(self) -> None:
         self.started_at = as_utc(self.started_at)

@@ -22,6 +22,7 @@ from omniq._time import utcnow
 from omniq.config import get_logger
 from omniq.models.schedule import MissedRunPolicy, Schedule, ScheduleState
 from omniq.models.task import Task
+from omniq.storage._breaker import away
 from omniq.storage.base import BaseTaskQueue
 
 log = get_logger("scheduler")
@@ -158,7 +159,12 @@ class AsyncScheduler:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("scheduler tick failed (%s: %s); retrying", type(exc).__name__, exc)
+                breaker = away(self.queue)
+                if breaker is None:
+                    log.warning("scheduler tick failed (%s: %s); retrying", type(exc).__name__, exc)
+                else:  # its breaker logged the outage once: wait for it quietly
+                    await breaker.wait_ready(self.max_sleep)
+                    continue
             await asyncio.sleep(pause)
 
     async def _until_next_due(self, cap: float) -> float:

@@ -7,13 +7,38 @@ import time
 
 from omniq.config import get_logger
 from omniq.models.event import EventType
+from omniq.storage._breaker import away, reported
 from omniq.workers._state import WorkerState
 
 log = get_logger("worker")
 
 
 class Acknowledgements(WorkerState):
-    """One flush at a time, batches that grow with load, retried until a stop at once gives up."""
+    """One flush at a time, batches that grow with load, retried until a stop at once gives up.
+
+    While the result store (or the queue) is away, finished tasks stay in ``_completions``:
+    their results and acknowledgements are written when it is back, and their leases are renewed
+    by the heartbeat meanwhile, so nothing is lost and nothing runs twice. The buffer is bounded
+    (``result_buffer``): when full, the worker claims nothing more (:meth:`_buffer_room`)
+    rather than drop a result."""
+
+    def _buffer_room(self) -> int:
+        """How many more finished tasks the buffer takes; says once when it fills and once when
+        it has room again."""
+        room = self.result_buffer - len(self._completions)
+        if room <= 0 and not self._buffer_full:
+            self._buffer_full = True
+            log.warning(
+                "worker %s: result buffer full (%d finished tasks wait for %s): not claiming "
+                "until they are written",
+                self.name,
+                len(self._completions),
+                self.result_store.server_label(),
+            )
+        elif room > 0 and self._buffer_full:
+            self._buffer_full = False
+            log.info("worker %s: result buffer has room again; claiming", self.name)
+        return room
 
     async def _flush_loop(self) -> None:
         assert self._flush_wake is not None
@@ -44,13 +69,15 @@ class Acknowledgements(WorkerState):
                 self._completed_tasks[:0] = done
                 raise
             except Exception as exc:
-                log.warning(
-                    "worker %s: acknowledging %d tasks failed (%s: %s); retrying",
-                    self.name,
-                    len(batch),
-                    type(exc).__name__,
-                    exc,
-                )
+                breaker = away(self.queue, self.result_store)
+                if not reported(self.queue, self.result_store):  # else said once already
+                    log.warning(
+                        "worker %s: acknowledging %d tasks failed (%s: %s); retrying",
+                        self.name,
+                        len(batch),
+                        type(exc).__name__,
+                        exc,
+                    )
                 if self._flush_give_up is not None and time.monotonic() >= self._flush_give_up:
                     # a stop at once must stop: these tasks come back when their leases expire
                     log.warning(
@@ -62,9 +89,14 @@ class Acknowledgements(WorkerState):
                     return
                 self._completions[:0] = batch
                 self._completed_tasks[:0] = done
+                if breaker is not None:  # kept here until the store is back, then written
+                    await breaker.wait_ready()
+                    continue
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            if self._slot_free is not None and self._buffer_full:
+                self._slot_free.set()  # the claim loop waits for room in the buffer
             for (task, duration), ack in zip(done, acks, strict=True):
                 if ack:
                     self._emit(EventType.COMPLETED, task, duration=round(duration, 6))

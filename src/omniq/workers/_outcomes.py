@@ -18,6 +18,7 @@ from omniq.models.result import ResultStatus, TaskResult
 from omniq.models.task import Task, TaskStatus
 from omniq.queue.retry import decide
 from omniq.registry import registry
+from omniq.storage._breaker import away
 from omniq.workers import _report
 from omniq.workers._state import Running, WorkerState
 
@@ -34,7 +35,16 @@ class Outcomes(WorkerState):
             await outcome
         except asyncio.CancelledError:
             return  # shutdown while recording: the lease covers the task
-        except Exception:
+        except Exception as exc:
+            if away(self.queue, self.result_store) is not None:  # an outage: no traceback
+                log.warning(
+                    "task %s: could not record its outcome (%s: %s); it returns when its lease "
+                    "expires",
+                    task.id,
+                    type(exc).__name__,
+                    exc,
+                )
+                return
             log.exception(
                 "task %s: could not record its outcome; it returns when its lease expires", task.id
             )

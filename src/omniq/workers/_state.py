@@ -19,7 +19,8 @@ from omniq.events.logger import EventLogger
 from omniq.models.event import EventType, TaskEvent
 from omniq.models.task import Task
 from omniq.registry import FunctionPolicy
-from omniq.storage.base import BaseResultStorage, BaseTaskQueue, Completion
+from omniq.storage._breaker import CircuitBreaker
+from omniq.storage.base import BaseEventStorage, BaseResultStorage, BaseTaskQueue, Completion
 
 
 @dataclass
@@ -65,6 +66,7 @@ class WorkerState:
     worker_type: ClassVar[str]
     queue: BaseTaskQueue
     result_store: BaseResultStorage
+    event_store: BaseEventStorage | None
     event_logger: EventLogger | None
     functions: FunctionPolicy
     worker_id: str
@@ -88,6 +90,34 @@ class WorkerState:
     _flush_give_up: float | None
     _registry_ok: bool
     _upkeep_tick: float
+    result_buffer: int
+    _buffer_full: bool
+    _stop: asyncio.Event | None
+    _slot_free: asyncio.Event | None
+
+    def breaker_state(self) -> dict[str, dict[str, Any]]:
+        """The circuit breakers of this worker's stores (see ``Component.breaker_state``), by
+        role: ``queue``, ``results`` and, with an event store, ``events``."""
+        states = {
+            "queue": self.queue.breaker_state(),
+            "results": self.result_store.breaker_state(),
+        }
+        if self.event_store is not None:
+            states["events"] = self.event_store.breaker_state()
+        return states
+
+    async def _wait_out(self, breaker: CircuitBreaker) -> None:
+        """Waits, instead of a backoff, until ``breaker`` closes or lets a probe through (or the
+        worker stops): a loop whose server is away neither spins nor logs, and resumes as soon
+        as the server is back."""
+        if self._stop is None:
+            await breaker.wait_ready()
+            return
+        ready = asyncio.ensure_future(breaker.wait_ready())
+        stop = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait((ready, stop), return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        stop.cancel()
 
     def _emit(self, event_type: EventType, task: Task, **details: Any) -> None:
         if self.event_logger is not None:

@@ -4,6 +4,7 @@ sweeps, its registry record, and the periodic summary line."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import socket
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 
 from omniq.config import get_logger
 from omniq.models.worker import WorkerInfo
+from omniq.storage._breaker import reported
 from omniq.storage.base import Capability, HeartbeatStatus
 from omniq.workers import _report
 from omniq.workers._state import WorkerState
@@ -34,8 +36,14 @@ class Upkeep(WorkerState):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning(
-                    "worker %s: heartbeat failed (%s: %s)", self.name, type(exc).__name__, exc
+                # an open breaker logged the outage; leases outlast a short one, and the
+                # heartbeat of the next interval renews them once the server is back
+                log.log(
+                    logging.DEBUG if reported(self.queue) else logging.WARNING,
+                    "worker %s: heartbeat failed (%s: %s)",
+                    self.name,
+                    type(exc).__name__,
+                    exc,
                 )
                 continue
             for task_id, state in states.items():
@@ -73,7 +81,8 @@ class Upkeep(WorkerState):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning(
+                log.log(
+                    logging.DEBUG if self.queue._is_outage(exc) else logging.WARNING,
                     "worker %s: cancel signals failed (%s: %s); listening again",
                     self.name,
                     type(exc).__name__,
@@ -120,7 +129,13 @@ class Upkeep(WorkerState):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("worker %s: upkeep failed (%s: %s)", self.name, type(exc).__name__, exc)
+                log.log(
+                    logging.DEBUG if reported(self.queue, self.result_store) else logging.WARNING,
+                    "worker %s: upkeep failed (%s: %s)",
+                    self.name,
+                    type(exc).__name__,
+                    exc,
+                )
             if not first:  # start() has just published the record
                 await self._register()
             first = False
@@ -148,6 +163,8 @@ class Upkeep(WorkerState):
             lost=s.lost,
             running=len(self._running),
             callback_errors=s.callback_errors,
+            breakers={role: b["state"] for role, b in self.breaker_state().items()},
+            buffered=len(self._completions),
         )
 
     async def _register(self, state: str = "running") -> None:
@@ -161,7 +178,7 @@ class Upkeep(WorkerState):
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if self._registry_ok:
+            if self._registry_ok and not reported(self.queue):
                 log.warning(
                     "worker %s: could not publish its state (%s: %s)",
                     self.name,

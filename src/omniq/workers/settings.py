@@ -42,6 +42,9 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     task_modules: str | Iterable[str] | None = None
     #: run any importable function (anyone who can write to the broker then runs code here)
     allow_any_function: bool | None = None
+    #: finished tasks kept while their results cannot be written (stores away); when full the
+    #: worker stops claiming until they are written. None: OMNIQ_RESULT_BUFFER (10,000)
+    result_buffer: int | None = None
 
     @classmethod
     def from_keywords(

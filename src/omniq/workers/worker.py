@@ -9,6 +9,7 @@ batches, retries with backoff, and hands running tasks back on shutdown. Executo
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import socket
@@ -34,6 +35,7 @@ from omniq.models.task import PassResults, Task
 from omniq.queue.scheduler import AsyncScheduler
 from omniq.registry import registry, worker_policy
 from omniq.serialization.msgspec import is_lossless
+from omniq.storage._breaker import away, connect_event_store, reported
 from omniq.storage.base import (
     BaseEventStorage,
     BaseResultStorage,
@@ -127,6 +129,10 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
         #: seconds between the INFO summary lines (processed, failed, rate, waiting); 0 or None: off
         self.summary_interval = s.summary_interval
         self._registry_ok = True
+        self.result_buffer = s.result_buffer or get_settings().RESULT_BUFFER
+        if self.result_buffer < 1:
+            raise ValueError(f"result_buffer must be >= 1, got {s.result_buffer!r}")
+        self._buffer_full = False
         #: each worker runs a scheduler loop by default; occurrences are enqueued exactly once
         #: however many run (see omniq.queue.scheduler)
         self.scheduler = AsyncScheduler(self.queue) if s.scheduler else None
@@ -177,7 +183,7 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
         await self.queue.connect()
         await self.result_store.connect()
         if self.event_store is not None:
-            await self.event_store.connect()
+            await connect_event_store(self.event_store)
         # a worker started on its own wires the queue; one started by a façade shares the
         # façade's queue, already wired, and keeps that wiring
         self.queue.wire(
@@ -341,7 +347,8 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
         assert self._slot_free is not None
         backoff = 0.05
         while not self._stop.is_set():
-            free = self.concurrency - len(self._running)
+            # backpressure: finished tasks whose results wait for their store count against it
+            free = min(self.concurrency - len(self._running), self._buffer_room())
             if free <= 0:
                 self._slot_free.clear()
                 waiter = asyncio.ensure_future(self._slot_free.wait())
@@ -363,7 +370,12 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning(
+                breaker = away(self.queue)
+                if breaker is not None:  # it logged the outage once: wait for it quietly
+                    await self._wait_out(breaker)
+                    continue
+                log.log(
+                    logging.DEBUG if reported(self.queue) else logging.WARNING,
                     "worker %s: claiming failed (%s: %s); retrying in %.2fs",
                     self.name,
                     type(exc).__name__,

@@ -280,6 +280,8 @@ class BaseTaskQueue(OptionalSurface):
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         while True:
             claimed, ended = await self._claim(names, limit, worker_id, lease_s, utcnow())
+            if not self.breaker.healthy:  # reached the server: close now, not after the wait
+                self.breaker.succeeded()
             if ended:
                 for task in ended:
                     if task.status is TaskStatus.EXPIRED:

@@ -89,6 +89,9 @@ class AsyncFileQueue(
         self._archiving = False
         self._background: set[asyncio.Task[Any]] = set()
 
+    def server_label(self) -> str:
+        return f"file store {self.base_dir}"
+
     def __repr__(self) -> str:
         return f"AsyncFileQueue(base_dir={self.base_dir!r}, project_name={self.project_name!r})"
 

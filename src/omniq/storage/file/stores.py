@@ -59,6 +59,9 @@ class _FileComponent:
         self._root = self.objects.key(project_name, area)
         self._wake = local_wake(self.objects)
 
+    def server_label(self) -> str:
+        return f"file store {self.base_dir}"
+
     async def _probe(self) -> None:
         """A store that cannot be written, a missing bucket or refused credentials fail at
         start, naming the location, not at the first result."""

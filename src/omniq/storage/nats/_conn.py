@@ -223,6 +223,9 @@ class NATSComponent(Component):
     def where(self) -> str:
         return display_servers(self._servers)
 
+    def server_label(self) -> str:
+        return f"NATS at {self.where}"
+
     def _unavailable(self, exc: BaseException, doing: str) -> BackendUnavailable:
         detail = str(exc) or type(exc).__name__
         for secret in (self._auth["password"], self._auth["token"]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 from typing import Any
 
+from omniq.exceptions import BackendUnavailable
 from omniq.storage.base import Component
 from omniq.storage.postgres._connection import (
     OUTAGE,
@@ -12,6 +13,7 @@ from omniq.storage.postgres._connection import (
     close_pool,
     create_pool,
     migrate,
+    transient,
 )
 
 #: (component id, listener epoch, notification count) taken just before a read that may come
@@ -32,6 +34,12 @@ class PgComponent(Component):
         self.pg = PgSettings.pop_from(options)
         super().__init__(**options)
         self._pool: Any = None
+
+    def server_label(self) -> str:
+        return f"PostgreSQL at {self.pg.describe()}"
+
+    def _is_outage(self, exc: BaseException) -> bool:
+        return transient(exc) or isinstance(exc, OSError | BackendUnavailable)
 
     @property
     def schema(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -447,12 +448,19 @@ class AsyncPostgresQueue(
 
         async def keep() -> None:
             # a lost LISTEN connection is re-established; what was published meanwhile is seen
-            # at the workers' next heartbeat
+            # at the workers' next heartbeat; said once per outage, not at every attempt
+            failing = False
             while True:
                 try:
                     await listener.ensure()
+                    failing = False
                 except Exception as exc:
-                    log.warning("cancel channel: cannot LISTEN (%s); retrying", exc)
+                    log.log(
+                        logging.DEBUG if failing else logging.WARNING,
+                        "cancel channel: cannot LISTEN (%s); retrying",
+                        exc,
+                    )
+                    failing = True
                 await asyncio.sleep(1.0)
 
         await listener.ensure()

@@ -296,6 +296,12 @@ class RedisComponent:
         self._connection_options = connection
         self._redis = None
 
+    def server_label(self) -> str:
+        return f"Redis at {self._conn.describe()}"
+
+    def _is_outage(self, exc: BaseException) -> bool:
+        return isinstance(exc, (*TRANSIENT, BackendUnavailable))
+
     @property
     def redis(self) -> Client:
         """The pooled client (after ``connect()``)."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
@@ -458,8 +459,10 @@ class AsyncRedisQueue(
     @contextlib.asynccontextmanager
     async def _listen_cancels(self, deliver: Callable[[str], None]) -> AsyncIterator[None]:
         subscribed = asyncio.Event()
+        lost = False  # said once per outage, not at every resubscription attempt
 
         async def read() -> None:
+            nonlocal lost
             while True:
                 client = pubsub = None
                 try:
@@ -467,6 +470,7 @@ class AsyncRedisQueue(
                     pubsub = client.pubsub()
                     await pubsub.subscribe(self._cancel_channel)
                     subscribed.set()
+                    lost = False
                     while True:
                         message = await pubsub.get_message(
                             ignore_subscribe_messages=True, timeout=1.0
@@ -477,7 +481,12 @@ class AsyncRedisQueue(
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # missed meanwhile: seen at the next heartbeat
-                    log.warning("cancel subscription lost (%s); resubscribing", exc)
+                    log.log(
+                        logging.DEBUG if lost else logging.WARNING,
+                        "cancel subscription lost (%s); resubscribing",
+                        exc,
+                    )
+                    lost = True
                     await asyncio.sleep(1.0)
                 finally:
                     if pubsub is not None:

@@ -76,6 +76,9 @@ class SQLiteComponent:
             "ok": count == 1,
         }
 
+    def server_label(self) -> str:
+        return f"SQLite at {self.path}"
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(path={str(self.path)!r}, project_name={self.project_name!r})"
 
