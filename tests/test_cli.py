@@ -390,6 +390,33 @@ def test_info_table_shows_each_worker_with_its_stats(tmp_path: Path) -> None:
     assert int(seen.group(1)) >= 4
 
 
+def test_info_shows_a_worker_cut_off_from_a_store(tmp_path: Path) -> None:
+    """A worker's circuit breakers that are not closed, and the finished tasks it keeps, in the
+    table and in ``--json``; this command's own breakers are in ``--json`` too."""
+    url = _worker_url("sqlite", tmp_path)
+    record = _worker_info("w-cut-off", breakers={"queue": "closed", "results": "open"}, buffered=37)
+    asyncio.run(_register(url, "cli-breakers", (record, 30)))
+
+    result = runner.invoke(typer_app, ["info", "--url", url, "--project", "cli-breakers"])
+    assert result.exit_code == 0, result.output
+    assert "breaker results open" in result.stdout, result.stdout
+    assert "37 results buffered" in result.stdout, result.stdout
+    assert "queue closed" not in result.stdout
+
+    data = json.loads(
+        runner.invoke(
+            typer_app, ["info", "--url", url, "--project", "cli-breakers", "--json"]
+        ).stdout
+    )
+    (row,) = data["workers"]
+    assert row["breakers"] == {"queue": "closed", "results": "open"}
+    assert row["buffered"] == 37
+    assert {role: b["state"] for role, b in data["breakers"].items()} == {
+        "queue": "closed",
+        "results": "closed",
+    }
+
+
 def test_info_says_when_no_worker_is_live(tmp_path: Path) -> None:
     url = _worker_url("sqlite", tmp_path)
     result = runner.invoke(typer_app, ["info", "--url", url, "--project", "cli-nobody"])

@@ -551,3 +551,39 @@ async def test_a_page_deeper_than_max_offset_by_number_is_refused_pointing_to_th
     # with a cursor the number only numbers the page (this cursor is gone: the newest page)
     assert cursor.status_code == 200
     assert "gone" in cursor.json()["note"]
+
+
+async def test_the_overview_shows_a_worker_cut_off_from_a_store(dashboard: Any) -> None:
+    """A worker whose result store is away (its breaker open) says so on the overview, with the
+    finished tasks it keeps; a worker with every breaker closed shows nothing of the kind."""
+    from omniq._time import utcnow
+    from omniq.models.worker import WorkerInfo
+
+    served = await dashboard()
+    common: dict[str, Any] = {
+        "worker_type": "async",
+        "hostname": "host-b",
+        "pid": 7,
+        "queues": ["default"],
+        "concurrency": 4,
+        "started_at": utcnow(),
+    }
+    cut_off = WorkerInfo(
+        worker_id="w-cut-off",
+        breakers={"queue": "closed", "results": "open", "events": "half_open"},
+        buffered=1234,
+        **common,
+    )
+    fine = WorkerInfo(
+        worker_id="w-fine", breakers={"queue": "closed", "results": "closed"}, **common
+    )
+    for record in (cut_off, fine):
+        await served.app.task_queue.register_worker(record, 30)
+    async with served.client() as client:
+        page = (await client.get("/")).text
+    assert "results open" in page
+    assert "events half-open" in page
+    assert "1,234 results buffered" in page
+    assert "queue open" not in page
+    assert "queue closed" not in page
+    assert "1 cannot reach a store" in page

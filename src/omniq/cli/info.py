@@ -74,6 +74,8 @@ async def collect(selected: Selected) -> dict[str, Any]:
         "unserved": unserved_queues(queues, workers),
         "corrupt": corrupt,
         "health": health,
+        # this command's own connections; each worker's are in its row (``breakers``)
+        "breakers": _redacted(app.breaker_state()),
     }
 
 
@@ -223,11 +225,28 @@ def _worker_table(workers: list[dict[str, Any]] | None) -> Table | Text:
             Text.assemble(
                 (w["state"], "green" if w["state"] == "running" else "yellow"),
                 f"\n{w['running']}/{w['concurrency']} busy",
+                *_away(w),
             ),
             _outcomes(w),
             f"{_duration(w['uptime'])}\n{_duration((now - last_seen).total_seconds())} ago",
         )
     return table
+
+
+def _away(w: dict[str, Any]) -> list[tuple[str, str]]:
+    """``results store away (breaker open), 12 buffered``: the stores a worker cannot reach,
+    from its circuit breakers, and the finished tasks it keeps until they are back."""
+    away = [
+        f"{role} {state.replace('_', '-')}"
+        for role, state in (w.get("breakers") or {}).items()
+        if state != "closed"
+    ]
+    parts: list[tuple[str, str]] = []
+    if away:
+        parts.append(("\nbreaker " + ", ".join(away), "bold red"))
+    if w.get("buffered"):
+        parts.append((f"\n{w['buffered']} results buffered", "yellow"))
+    return parts
 
 
 def _outcomes(w: dict[str, Any]) -> Text:

@@ -69,14 +69,23 @@ def summary_cards(
         card(
             "Workers",
             "—" if workers is None else str(len(workers)),
-            hint="no registry on this backend"
-            if workers is None
-            else f"{sum(w['running'] for w in workers)} task(s) running",
+            hint="no registry on this backend" if workers is None else _workers_hint(workers),
+            tone=".c-dead" if workers and any(_stores_away(w) for w in workers) else "",
         ),
         card(
             "Throughput", "—" if rate is None else f"{rate:.1f}/s", hint="successes, last interval"
         ),
     ]
+
+
+def _stores_away(w: dict[str, Any]) -> list[str]:
+    return [role for role, state in (w.get("breakers") or {}).items() if state != "closed"]
+
+
+def _workers_hint(workers: list[dict[str, Any]]) -> str:
+    hint = f"{sum(w['running'] for w in workers)} task(s) running"
+    cut_off = sum(1 for w in workers if _stores_away(w))
+    return hint + (f"; {cut_off} cannot reach a store" if cut_off else "")
 
 
 def queue_table(ctx: Ctx, queues: dict[str, dict[str, Any]]) -> Node:
@@ -125,6 +134,21 @@ def queue_table(ctx: Ctx, queues: dict[str, dict[str, Any]]) -> Node:
     ]
 
 
+def breaker_tags(w: dict[str, Any]) -> list[Node]:
+    """The stores a worker cannot reach (its circuit breakers that are not closed) and the
+    finished tasks it keeps until they are back; nothing when all is well."""
+    tags: list[Node] = [
+        span(".tag.bad", title=f"circuit breaker of its {role} store: {state}")[
+            f"{role} {state.replace('_', '-')}"
+        ]
+        for role, state in (w.get("breakers") or {}).items()
+        if state != "closed"
+    ]
+    if w.get("buffered"):
+        tags.append(span(".tag.warn")[f"{w['buffered']:,} results buffered"])
+    return tags
+
+
 def worker_table(workers: list[dict[str, Any]] | None) -> Node:
     if workers is None:
         body: Node = div(".empty")["This backend keeps no worker registry."]
@@ -150,7 +174,7 @@ def worker_table(workers: list[dict[str, Any]] | None) -> Node:
                     ],
                     td[w["worker_type"]],
                     td[", ".join(w["queues"])],
-                    td[span(f".pill.w-{w['state']}")[w["state"]]],
+                    td[span(f".pill.w-{w['state']}")[w["state"]], breaker_tags(w)],
                     td[
                         div(".meter")[
                             span(
@@ -175,4 +199,4 @@ def worker_table(workers: list[dict[str, Any]] | None) -> Node:
     return section("#workers.panel")[h2["Workers"], body]
 
 
-__all__ = ["LATE_AFTER", "overview", "queue_table", "summary_cards", "worker_table"]
+__all__ = ["LATE_AFTER", "breaker_tags", "overview", "queue_table", "summary_cards", "worker_table"]
