@@ -19,6 +19,7 @@ import msgspec
 
 from omniq._ids import new_id
 from omniq._time import as_utc, as_utc_opt, utcnow
+from omniq.models.progress import TaskProgress
 from omniq.models.retry import RetryPolicy
 
 DEFAULT_QUEUE = "default"
@@ -215,6 +216,9 @@ class Task(msgspec.Struct, kw_only=True, omit_defaults=True):
     error_message: str | None = None
     error_traceback: str | None = None
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: what the task last reported while running (``omniq.current_task().set_progress``); kept
+    #: by the store beside the state, outside the payload, and laid over it by readers
+    progress: TaskProgress | None = None
     # A callable without an importable name; only ever set together with the dill format.
     func_obj: Any = None
 

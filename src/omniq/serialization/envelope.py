@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from omniq.exceptions import SerializationError, SignatureError
+from omniq.models.progress import MAX_PROGRESS_BYTES, TaskProgress
 from omniq.models.result import TaskResult
 from omniq.models.schedule import Schedule
 from omniq.models.task import Task
@@ -216,6 +217,46 @@ class Serializer:
                 f"{result.task_id!r} (copied from another record); refused"
             )
         return result
+
+    def encode_progress(self, progress: TaskProgress, task_id: str) -> bytes:
+        """A task's progress for its record: msgpack only (its partial data is read by
+        dashboards and CLIs, which must never unpickle anything), signed like every envelope,
+        and at most ``MAX_PROGRESS_BYTES``. The task id goes into the signed body, so progress
+        copied into another task's record is refused like a copied payload."""
+        try:
+            data = self._codec.tag(progress.data)
+        except Untaggable as exc:
+            raise SerializationError(
+                f"the progress data of task {task_id!r} must be plain data (numbers, strings, "
+                f"lists, dicts, datetimes...): {exc}; got {_short_repr(progress.data)}"
+            ) from None
+        try:
+            body = self._codec.encode((task_id, msgspec.structs.replace(progress, data=data)))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise SerializationError(
+                f"the progress data of task {task_id!r} cannot be encoded: {exc}"
+            ) from None
+        if len(body) > MAX_PROGRESS_BYTES:
+            raise ValueError(
+                f"the progress of task {task_id!r} is {len(body)} bytes encoded, over the limit "
+                f"of {MAX_PROGRESS_BYTES}: keep its note and data small (a large partial result "
+                "belongs in the task's result)"
+            )
+        return self._wrap(FORMAT_MSGPACK, body)
+
+    def decode_progress(self, data: bytes | bytearray | memoryview, task_id: str) -> TaskProgress:
+        fmt, body = self._unwrap(data, f"progress of task {task_id!r}")
+        if fmt != FORMAT_MSGPACK:
+            raise SerializationError(f"progress of task {task_id!r}: not a msgpack payload")
+        owner, progress = self._msgpack_decode(
+            body, tuple[str, TaskProgress], f"progress of task {task_id!r}"
+        )
+        if owner != task_id:
+            raise SignatureError(
+                f"progress of task {task_id!r}: it belongs to task {owner!r} (copied from "
+                "another task's record); refused"
+            )
+        return progress  # type: ignore[no-any-return]
 
     def format_of(self, data: bytes | bytearray | memoryview) -> str:
         view = memoryview(data)

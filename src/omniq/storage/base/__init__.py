@@ -33,6 +33,9 @@ SupportsWorkerRegistry (workers)  ``_save_worker``, ``_list_workers``,  --
                                   ``_delete_worker``
 SupportsCancelSignal (cancels)    ``_signal_cancel``,                 the heartbeat (the
                                   ``_listen_cancels``                 worker sees it there)
+SupportsProgress (progress)       ``_set_progress`` (and readers lay  --
+                                  the stored bytes over tasks with
+                                  ``lay_progress``)
 ================================  ==================================  ===========================
 
 Callers ask with ``queue.supports(Capability.SCHEDULES)``; a public method of a capability the
@@ -57,6 +60,7 @@ from omniq.storage.base.component import Component
 from omniq.storage.base.dependencies import SupportsDependencies, dependency_verdict
 from omniq.storage.base.events import BaseEventStorage, EventQuery
 from omniq.storage.base.listing import SupportsListing, SupportsPurge
+from omniq.storage.base.progress import SupportsProgress, lay_progress
 from omniq.storage.base.queue import BaseTaskQueue
 from omniq.storage.base.results import BaseResultStorage
 from omniq.storage.base.schedules import SupportsSchedules
@@ -87,6 +91,7 @@ __all__ = [
     "SupportsCancelSignal",
     "SupportsDependencies",
     "SupportsListing",
+    "SupportsProgress",
     "SupportsPurge",
     "SupportsSchedules",
     "SupportsWorkerRegistry",
@@ -94,6 +99,7 @@ __all__ = [
     "as_corrupt",
     "decoded_or_shell",
     "decoded_state",
+    "lay_progress",
     "dependency_verdict",
     "new_claim",
     "record_view",

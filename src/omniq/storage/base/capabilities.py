@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from omniq.exceptions import UnsupportedCapability
+from omniq.models.progress import TaskProgress
 from omniq.models.schedule import Schedule, ScheduleState
 from omniq.models.task import Task, TaskStatus
 from omniq.models.worker import WorkerInfo
@@ -21,6 +22,7 @@ class Capability(enum.StrEnum):
     LISTING = "listing"  # list_tasks, list_dead, get_queue_size, stats, task_functions
     PURGE = "purge"  # deleting the waiting tasks of a queue
     CANCEL_SIGNAL = "cancel_signal"  # a running task's cancellation reaches its worker at once
+    PROGRESS = "progress"  # a running task's progress kept in its record, under its claim
 
 
 def unsupported(backend: str, owner: str, capability: Capability) -> UnsupportedCapability:
@@ -73,6 +75,15 @@ class OptionalSurface(Component):
 
     def cancel_signals(self) -> AsyncIterator[str]:
         raise self._unsupported(Capability.CANCEL_SIGNAL)
+
+    # -- progress ---------------------------------------------------------------------------
+    async def set_progress(self, task_id: str, claim: str, progress: TaskProgress) -> bool:
+        raise self._unsupported(Capability.PROGRESS)
+
+    async def set_progress_many(
+        self, reports: Sequence[tuple[str, str, TaskProgress]]
+    ) -> list[bool]:
+        raise self._unsupported(Capability.PROGRESS)
 
     # -- listing ----------------------------------------------------------------------------
     async def list_tasks(

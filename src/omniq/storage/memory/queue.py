@@ -31,10 +31,12 @@ from omniq.storage.base import (
     HeartbeatStatus,
     SupportsCancelSignal,
     SupportsDependencies,
+    SupportsProgress,
     SupportsPurge,
     SupportsSchedules,
     SupportsWorkerRegistry,
     decoded_or_shell,
+    lay_progress,
     new_claim,
 )
 from omniq.storage.base.listing import cursor_gone
@@ -45,17 +47,19 @@ _REQUEUEABLE = (TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.EXPIRED, TaskS
 
 
 class _Entry:
-    __slots__ = ("gen", "payload", "seq", "task")
+    __slots__ = ("gen", "payload", "progress", "seq", "task")
 
     def __init__(self, task: Task, payload: bytes, seq: int) -> None:
         self.task = task  # state of record; args travel in `payload`
         self.payload = payload
         self.seq = seq
         self.gen = 0  # bumped whenever the task is (re)queued: older heap items become stale
+        self.progress: bytes | None = None  # the encoded progress last reported
 
 
 class AsyncMemoryQueue(
     SupportsCancelSignal,
+    SupportsProgress,
     SupportsDependencies,
     SupportsSchedules,
     SupportsWorkerRegistry,
@@ -139,7 +143,7 @@ class AsyncMemoryQueue(
         """A private copy for the caller: decoded payload with the current state laid over it."""
         task = self.serializer.decode_task(entry.payload, entry.task.id)
         copy_state(entry.task, task)
-        return task
+        return lay_progress(self.serializer, task, entry.progress)
 
     def _view(self, entry: _Entry) -> Task:
         """What readers (get_task, list_tasks) see: a task whose payload cannot be decoded (a
@@ -151,7 +155,7 @@ class AsyncMemoryQueue(
             entry.task.id,
         )
         copy_state(entry.task, task)
-        return task
+        return lay_progress(self.serializer, task, entry.progress)
 
     def _finish(self, entry: _Entry, status: TaskStatus, now: datetime) -> None:
         task = entry.task
@@ -262,6 +266,15 @@ class AsyncMemoryQueue(
                 HeartbeatStatus.CANCEL if entry.task.cancel_requested else HeartbeatStatus.OK
             )
         return out
+
+    async def _set_progress(self, items: list[tuple[str, str, bytes]]) -> list[bool]:
+        done = []
+        for task_id, claim, raw in items:
+            entry = self._own(task_id, claim)
+            if entry is not None:
+                entry.progress = raw
+            done.append(entry is not None)
+        return done
 
     async def _complete(
         self,

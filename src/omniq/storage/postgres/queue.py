@@ -30,10 +30,12 @@ from omniq.storage.base import (
     HeartbeatStatus,
     SupportsCancelSignal,
     SupportsDependencies,
+    SupportsProgress,
     SupportsPurge,
     SupportsSchedules,
     SupportsWorkerRegistry,
     decoded_state,
+    lay_progress,
     record_view,
     undecodable_kind,
 )
@@ -125,6 +127,7 @@ class AsyncPostgresQueue(
     PgListing,
     PgScheduleStore,
     SupportsCancelSignal,
+    SupportsProgress,
     SupportsDependencies,
     SupportsSchedules,
     SupportsWorkerRegistry,
@@ -196,13 +199,12 @@ class AsyncPostgresQueue(
             lambda t: self._overlay(t, row),
         )
 
-    @staticmethod
-    def _overlay(task: Task, row: Any) -> Task:
+    def _overlay(self, task: Task, row: Any) -> Task:
         task.status = TaskStatus(row["status"])
         task.queue_name = row["queue"]  # the column is what claims and counts go by
         for name in _STATE_COLUMNS:
             setattr(task, name, row[name])
-        return task
+        return lay_progress(self.serializer, task, row["progress"])
 
     # -- primitives ------------------------------------------------------------------------
     async def _claim(
@@ -285,6 +287,17 @@ class AsyncPostgresQueue(
                 HeartbeatStatus.CANCEL if row["cancel_requested"] else HeartbeatStatus.OK
             )
         return out
+
+    async def _set_progress(self, items: list[tuple[str, str, bytes]]) -> list[bool]:
+        rows = await self.pool.fetch(
+            self._sql["set_progress"],
+            self.project_name,
+            [task_id for task_id, _, _ in items],
+            [claim for _, claim, _ in items],
+            [progress for _, _, progress in items],
+        )
+        written = {row["ord"] for row in rows}
+        return [n in written for n in range(1, len(items) + 1)]
 
     async def _complete(
         self,

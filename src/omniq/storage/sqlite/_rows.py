@@ -9,7 +9,7 @@ from typing import Any
 
 from omniq._time import utcnow
 from omniq.models.task import Task, TaskStatus
-from omniq.storage.base import decoded_state, record_view
+from omniq.storage.base import decoded_state, lay_progress, record_view
 from omniq.storage.sqlite._component import SQLiteComponent
 from omniq.storage.sqlite._db import FILES, from_us
 
@@ -20,14 +20,14 @@ _COLUMN_NAMES = (
     "seq", "id", "queue", "priority", "ready_at", "func", "schedule_id", "max_retries",
     "created_at", "status", "attempts", "eta", "expires_at", "started_at", "finished_at",
     "worker_id", "claim", "lease_expires_at", "cancel_requested", "error_type", "error_message",
-    "error_traceback", "payload",
+    "error_traceback", "payload", "progress",
 )  # fmt: skip
 COLUMNS = ", ".join(_COLUMN_NAMES)
 T_COLUMNS = ", ".join(f"t.{name}" for name in _COLUMN_NAMES)  # the same, from ``omniq_tasks AS t``
 (
     SEQ, ID, QUEUE, PRIORITY, READY_AT, FUNC, SCHEDULE_ID, MAX_RETRIES, CREATED_AT, STATUS,
     ATTEMPTS, ETA, EXPIRES_AT, STARTED_AT, FINISHED_AT, WORKER_ID, CLAIM, LEASE_EXPIRES_AT,
-    CANCEL_REQUESTED, ERROR_TYPE, ERROR_MESSAGE, ERROR_TRACEBACK, PAYLOAD,
+    CANCEL_REQUESTED, ERROR_TYPE, ERROR_MESSAGE, ERROR_TRACEBACK, PAYLOAD, PROGRESS,
 ) = range(len(_COLUMN_NAMES))  # fmt: skip
 
 #: The statements of sql/queries.sql with the task columns filled in.
@@ -107,8 +107,11 @@ def _shell(row: Row) -> Task:
 class SQLiteRows(SQLiteComponent):
     """Base of the SQLite task queue's parts: rows into tasks, and the project's parameters."""
 
+    def _lay(self, task: Task, row: Row) -> Task:
+        return lay_progress(self.serializer, _lay_state(task, row), row[PROGRESS])
+
     def _decode(self, row: Row) -> Task:
-        return decoded_state(self.serializer, row[PAYLOAD], row[ID], lambda t: _lay_state(t, row))
+        return decoded_state(self.serializer, row[PAYLOAD], row[ID], lambda t: self._lay(t, row))
 
     def _view(self, row: Row) -> Task:
         """A task as readers see it; a poison payload still shows its state, without arguments,
@@ -118,7 +121,7 @@ class SQLiteRows(SQLiteComponent):
             row[PAYLOAD],
             lambda: _shell(row),
             row[ID],
-            lambda t: _lay_state(t, row),
+            lambda t: self._lay(t, row),
         )
 
     def _moved(self, row: Row | None) -> Task | None:

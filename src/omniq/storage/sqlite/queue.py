@@ -40,6 +40,7 @@ from omniq.storage.base import (
     HeartbeatStatus,
     SupportsCancelSignal,
     SupportsDependencies,
+    SupportsProgress,
     SupportsPurge,
     SupportsSchedules,
     SupportsWorkerRegistry,
@@ -76,6 +77,7 @@ class AsyncSQLiteQueue(
     FunctionListing,
     ScheduleStore,
     SupportsCancelSignal,
+    SupportsProgress,
     SupportsDependencies,
     SupportsSchedules,
     SupportsWorkerRegistry,
@@ -262,6 +264,16 @@ class AsyncSQLiteQueue(
             )
             for task_id, _ in claims
         }
+
+    async def _set_progress(self, items: list[tuple[str, str, bytes]]) -> list[bool]:
+        def write(raw: sqlite3.Connection) -> list[bool]:
+            sql = SQL["set_progress"]
+            return [
+                bool(raw.execute(sql, self._params(id=i, claim=c, progress=p)).fetchall())
+                for i, c, p in items
+            ]
+
+        return await self.db.write(write)
 
     async def _complete(
         self,

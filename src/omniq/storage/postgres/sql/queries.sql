@@ -169,6 +169,14 @@ FROM unnest($2::text[], $3::text[]) AS c(id, claim)
 WHERE t.project = $1 AND t.id = c.id AND t.claim = c.claim AND (t.status = 'running') IS TRUE
 RETURNING t.id, t.cancel_requested;
 
+-- name: set_progress
+-- $1 project, $2 ids, $3 claims, $4 progress envelopes: each running task's progress, written
+-- only under its current claim (see SupportsProgress); returns the positions written.
+UPDATE tasks t SET progress = p.progress
+FROM unnest($2::text[], $3::text[], $4::bytea[]) WITH ORDINALITY AS p(id, claim, progress, ord)
+WHERE t.project = $1 AND t.id = p.id AND t.claim = p.claim AND t.status = 'running'
+RETURNING p.ord;
+
 -- name: complete
 -- $1 project, $2 ids, $3 claims, $4 now. A stale claim matches no row and is refused.
 -- waited_on is read from the row as updated: if a dependent's enqueue flagged it concurrently,

@@ -33,6 +33,8 @@ CREATE TABLE tasks (
     depends_on       text[],
     -- some enqueued task depends on this one: its completion then looks for dependents
     waited_on        boolean     NOT NULL DEFAULT false,
+    -- the last progress a running task reported (an envelope; NULL: never reported)
+    progress         bytea,
     PRIMARY KEY (project, id),
     CONSTRAINT tasks_status_check CHECK (status IN (
         'pending', 'waiting', 'running', 'success', 'failed', 'dead', 'cancelled', 'expired'))

@@ -85,6 +85,12 @@ WHERE project = :project AND (id, claim) IN (SELECT json_extract(value, '$[0]'),
     json_extract(value, '$[1]') FROM json_each(:pairs)) AND +status = 'running'
 RETURNING id, cancel_requested;
 
+-- name: set_progress
+-- A running task's progress, written only under its current claim (see SupportsProgress).
+UPDATE omniq_tasks SET progress = :progress
+WHERE project = :project AND id = :id AND claim = :claim AND +status = 'running'
+RETURNING id;
+
 -- name: complete
 UPDATE omniq_tasks SET status = 'success', finished_at = :now, lease_expires_at = NULL
 WHERE project = :project AND (id, claim) IN (SELECT json_extract(value, '$[0]'),

@@ -32,6 +32,7 @@ CREATE TABLE omniq_tasks (
     error_message    TEXT,
     error_traceback  TEXT,
     payload          BLOB    NOT NULL,
+    progress         BLOB,                      -- the last progress reported (an envelope)
     UNIQUE (project, id)
 );
 
