@@ -42,6 +42,19 @@ class FileOutcomes(FileArchive):
 
         return await self.log.run(op)
 
+    async def _set_progress(self, items: list[tuple[str, str, bytes]]) -> list[bool]:
+        def op(state: QueueState, txn: Txn) -> list[bool]:
+            done = []
+            for task_id, claim, progress in items:
+                rec = self._owned(state, task_id, claim)
+                if rec is not None:
+                    rec.progress = progress
+                    txn.touch()
+                done.append(rec is not None)
+            return done
+
+        return await self.log.run(op)
+
     @staticmethod
     def _owned(state: QueueState, task_id: str, claim: str) -> Rec | None:
         rec = state.tasks.get(task_id)

@@ -11,7 +11,7 @@ import msgspec
 
 from omniq.models.task import Task, TaskStatus, copy_state
 from omniq.serialization import Serializer
-from omniq.storage.base import record_view
+from omniq.storage.base import lay_progress, record_view
 from omniq.storage.file._state import QueueState, Rec, StateLog, Txn, decode_rec
 from omniq.storage.file._store import ObjectStore
 
@@ -22,7 +22,9 @@ ENCODER = msgspec.msgpack.Encoder()
 
 def copy_rec(rec: Rec) -> Rec:
     """A record whose task can be changed without changing the state's."""
-    return Rec(msgspec.structs.replace(rec.task), rec.seq, rec.blob, rec.start, rec.end)
+    return Rec(
+        msgspec.structs.replace(rec.task), rec.seq, rec.blob, rec.start, rec.end, rec.progress
+    )
 
 
 def read_rec(task_id: str, data: bytes) -> Rec:
@@ -34,13 +36,16 @@ def read_rec(task_id: str, data: bytes) -> Rec:
         return decode_rec(task_id, msgspec.msgpack.decode(data))
 
 
-def laid(rec: Rec) -> Callable[[Task], Task]:
+def laid(rec: Rec, serializer: Serializer | None = None) -> Callable[[Task], Task]:
     """What lays ``rec``'s stored state over its decoded payload: the state fields, and the
-    queue, which claims and counts go by (``record_view``/``decoded_state`` check both)."""
+    queue, which claims and counts go by (``record_view``/``decoded_state`` check both); with
+    ``serializer``, the progress too (readers)."""
 
     def lay(task: Task) -> Task:
         copy_state(rec.task, task)
         task.queue_name = rec.task.queue_name
+        if serializer is not None:
+            lay_progress(serializer, task, rec.progress)
         return task
 
     return lay
@@ -105,7 +110,7 @@ class FileParts:
                 payloads.get(rec.task.id, b""),  # no payload: the shell, as for a poison one
                 lambda s=rec.task: s,  # type: ignore[misc]
                 rec.task.id,
-                laid(rec),
+                laid(rec, self.serializer),
             )
             for rec in recs
         ]

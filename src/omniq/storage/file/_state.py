@@ -38,13 +38,15 @@ T = TypeVar("T")
 
 class Rec(msgspec.Struct, array_like=True):
     """One task in the state: its state of record (arguments stripped), its enqueue order, and
-    where its payload is (a byte range of an immutable payload object)."""
+    where its payload is (a byte range of an immutable payload object), and the progress the
+    running task last reported (an envelope; see SupportsProgress)."""
 
     task: Task
     seq: int
     blob: str
     start: int
     end: int
+    progress: bytes | None = None
 
 
 class QueueState(msgspec.Struct, kw_only=True):
@@ -110,11 +112,12 @@ def decode_rec(task_id: str, raw: Any) -> Rec:
     parts = raw if isinstance(raw, list) else [raw]
     task, problems = _readable_task(task_id, parts[0] if parts else None)
     try:
-        seq, blob, start, end = msgspec.convert(parts[1:], tuple[int, str, int, int])
+        seq, blob, start, end = msgspec.convert(parts[1:5], tuple[int, str, int, int])
     except msgspec.ValidationError as exc:
         seq, blob, start, end = 0, "", 0, 0  # no payload to point into
         problems.append(f"its payload reference {parts[1:]!r} is not one ({exc})")
-    return Rec(as_corrupt(task, "; ".join(problems or [first])), seq, blob, start, end)
+    progress = parts[5] if len(parts) > 5 and isinstance(parts[5], bytes) else None
+    return Rec(as_corrupt(task, "; ".join(problems or [first])), seq, blob, start, end, progress)
 
 
 def _readable_task(task_id: str, fields: Any) -> tuple[Task, list[str]]:

@@ -26,6 +26,7 @@ from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import (
     BaseResultStorage,
     SupportsDependencies,
+    SupportsProgress,
     SupportsPurge,
     SupportsSchedules,
     SupportsWorkerRegistry,
@@ -45,6 +46,7 @@ class AsyncFileQueue(
     FileOutcomes,
     FileReads,
     FileRegistry,
+    SupportsProgress,
     SupportsDependencies,
     SupportsSchedules,
     SupportsWorkerRegistry,

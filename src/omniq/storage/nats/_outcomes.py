@@ -49,6 +49,19 @@ class Outcomes(Claims):
             out[task_id] = HeartbeatStatus.CANCEL if after.cancel_requested else HeartbeatStatus.OK
         return out
 
+    async def _set_progress(self, items: list[tuple[str, str, bytes]]) -> list[bool]:
+        def write(claim: str, progress: bytes) -> Change:
+            def change(r: Record) -> Record | None:
+                if r.status != "running" or r.claim != claim:
+                    return None
+                r.progress = progress
+                return r
+
+            return change
+
+        done = await self._change_many([(t, write(c, p)) for t, c, p in items], known=True)
+        return [changed is not None and changed[1] is not None for changed in done]
+
     async def _complete(
         self,
         completions: list[Completion],

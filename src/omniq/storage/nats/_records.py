@@ -62,6 +62,8 @@ class Record(msgspec.Struct, array_like=True, omit_defaults=False):
     seq: int = 0
     delivered: int = 0
     reply: str | None = None
+    #: the last progress the running task reported (an envelope; see SupportsProgress)
+    progress: bytes | None = None
 
     @classmethod
     def of(cls, task: Task, payload: bytes) -> Record:

@@ -8,7 +8,7 @@ from typing import Any
 
 from omniq.exceptions import ConfigError
 from omniq.models.task import Task
-from omniq.storage.base import BaseResultStorage, BaseTaskQueue, record_view
+from omniq.storage.base import BaseResultStorage, BaseTaskQueue, lay_progress, record_view
 from omniq.storage.nats._conn import Bucket, NATSComponent, key_token
 from omniq.storage.nats._pipe import check
 from omniq.storage.nats._puller import Puller
@@ -100,7 +100,11 @@ class TaskStore(NATSComponent, BaseTaskQueue):
         """What readers see (``record_view``): a record whose state does not read (a status
         that is no status) as DEAD with the reason."""
         return record_view(
-            self.serializer, record.payload, lambda: record.shell(task_id), task_id, record.lay_over
+            self.serializer,
+            record.payload,
+            lambda: record.shell(task_id),
+            task_id,
+            lambda t: lay_progress(self.serializer, record.lay_over(t), record.progress),
         )
 
     async def _read_many(self, task_ids: Sequence[str]) -> list[Record | None]:

@@ -34,6 +34,7 @@ from omniq._sync import SyncWrapper
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import (
     SupportsDependencies,
+    SupportsProgress,
     SupportsPurge,
     SupportsSchedules,
     SupportsWorkerRegistry,
@@ -50,6 +51,7 @@ class AsyncNATSQueue(
     Outcomes,
     Dependencies,
     Registry,
+    SupportsProgress,
     SupportsDependencies,
     SupportsSchedules,
     SupportsWorkerRegistry,

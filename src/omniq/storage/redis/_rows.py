@@ -8,17 +8,19 @@ from typing import Any
 
 from omniq.models.task import Task, TaskStatus
 from omniq.serialization import Serializer
-from omniq.storage.base import decoded_state, record_view
+from omniq.storage.base import decoded_state, lay_progress, record_view
 from omniq.storage.redis._conn import RedisComponent, Script, from_us, to_us
 
 #: Tasks per script call for bulk work, so one call never blocks Redis for long.
 CHUNK = 1000
 #: The hash fields of a task row, after its id (FIELDS in tasks_lib.lua). A row is [id, p, st,
-#: exp, att, eta, sa, fa, w, c, le, cr, et, em, etb, f, q, pr, sid, ca, rt, mx].
+#: exp, att, eta, sa, fa, w, c, le, cr, et, em, etb, f, q, pr, sid, ca, rt, mx, pg]; a claimed
+#: row stops before pg (the progress: a claim has no use for it).
 ROW_FIELDS = (
     *("p", "st", "exp", "att", "eta", "sa", "fa", "w", "c", "le", "cr", "et", "em", "etb"),
-    *("f", "q", "pr", "sid", "ca", "rt", "mx"),
+    *("f", "q", "pr", "sid", "ca", "rt", "mx", "pg"),
 )
+_PROGRESS = len(ROW_FIELDS)
 
 
 def opt_str(value: bytes | None) -> str | None:
@@ -83,16 +85,20 @@ class RedisParts(RedisComponent):
             keys=[self._base], args=[to_us(now), self.max_finished, *args]
         )
 
+    def _lay(self, task: Task, row: list[Any]) -> Task:
+        raw = row[_PROGRESS] if len(row) > _PROGRESS else None
+        return lay_progress(self.serializer, lay_state(task, row), raw)
+
     def _decode(self, row: list[Any]) -> Task:
         """The task a claim runs (SerializationError or CorruptRecord if it cannot be read)."""
-        return decoded_state(self.serializer, row[1], row_id(row), lambda t: lay_state(t, row))
+        return decoded_state(self.serializer, row[1], row_id(row), lambda t: self._lay(t, row))
 
     def _view(self, row: list[Any]) -> Task:
         """What readers see: a task whose payload cannot be decoded (a poison task, already
         DEAD) is still shown, with its state and without its arguments; a corrupt record as
         DEAD with the reason (see ``record_view``)."""
         return record_view(
-            self.serializer, row[1], lambda: shell(row), row_id(row), lambda t: lay_state(t, row)
+            self.serializer, row[1], lambda: shell(row), row_id(row), lambda t: self._lay(t, row)
         )
 
 

@@ -49,6 +49,7 @@ from omniq.storage.base import (
     HeartbeatStatus,
     SupportsCancelSignal,
     SupportsDependencies,
+    SupportsProgress,
     SupportsPurge,
     SupportsSchedules,
     SupportsWorkerRegistry,
@@ -97,6 +98,7 @@ _SCRIPTS = (
     "dependents",
     "rows",
     "workers",
+    "progress",
 )
 _STATUSES = [s.value for s in TaskStatus]
 #: Bound of the ids remembered as having no dependents (see ``_dependents``).
@@ -115,6 +117,7 @@ class AsyncRedisQueue(
     RedisEnqueue,
     RedisSchedules,
     SupportsCancelSignal,
+    SupportsProgress,
     SupportsDependencies,
     SupportsSchedules,
     SupportsWorkerRegistry,
@@ -289,6 +292,13 @@ class AsyncRedisQueue(
             task_id: _HEARTBEAT.get(state, HeartbeatStatus.LOST)
             for (task_id, _), state in zip(claims, states, strict=True)
         }
+
+    async def _set_progress(self, items: list[tuple[str, str, bytes]]) -> list[bool]:
+        args: list[Any] = [len(items)]
+        for item in items:
+            args += item
+        flags = await self._run("progress", utcnow(), *args)
+        return [bool(flag) for flag in flags]
 
     async def _complete(
         self,

@@ -10,9 +10,10 @@ local NOW = tonumber(NOW_S)
 local MAX_FINISHED = tonumber(ARGV[2])
 
 -- what a caller gets back for one task: its id, payload, state fields and the fields needed
--- to rebuild a view of a task whose payload cannot be decoded (see _TaskRow in queue.py)
+-- to rebuild a view of a task whose payload cannot be decoded (see _rows.py), then its
+-- progress ('pg', which the claim leaves out: it reads FIELDS_SQ)
 local FIELDS = {'p', 'st', 'exp', 'att', 'eta', 'sa', 'fa', 'w', 'c', 'le', 'cr', 'et', 'em',
-                'etb', 'f', 'q', 'pr', 'sid', 'ca', 'rt', 'mx'}
+                'etb', 'f', 'q', 'pr', 'sid', 'ca', 'rt', 'mx', 'pg'}
 local FIELDS_SQ = {'p', 'st', 'exp', 'att', 'eta', 'sa', 'fa', 'w', 'c', 'le', 'cr', 'et', 'em',
                    'etb', 'f', 'q', 'pr', 'sid', 'ca', 'rt', 'mx', 'sq'}
 local STATUSES = {'pending', 'waiting', 'running', 'success', 'failed', 'dead', 'cancelled',
