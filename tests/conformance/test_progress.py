@@ -31,10 +31,12 @@ async def test_every_backend_offers_progress(queue: BaseTaskQueue) -> None:
 async def test_a_task_that_never_reported_has_no_progress(queue: BaseTaskQueue) -> None:
     task_id = await queue.enqueue(FUNC, args=(1, 2))
     stored = await queue.get_task(task_id)
-    assert stored is not None and stored.progress is None
+    assert stored is not None
+    assert stored.progress is None
     await claim(queue, lease=30)
     running = await queue.get_task(task_id)
-    assert running is not None and running.progress is None
+    assert running is not None
+    assert running.progress is None
 
 
 async def test_progress_of_a_running_task_reads_back_through_get_task(
@@ -47,7 +49,8 @@ async def test_progress_of_a_running_task_reads_back_through_get_task(
     assert await queue.set_progress(task.id, claim_token(task), report(0.4, "loading", data))
 
     stored = await queue.get_task(task.id)
-    assert stored is not None and stored.progress is not None
+    assert stored is not None
+    assert stored.progress is not None
     assert stored.progress.fraction == 0.4
     assert stored.progress.note == "loading"
     assert stored.progress.attempt == 1
@@ -63,7 +66,8 @@ async def test_the_last_report_wins(queue: BaseTaskQueue) -> None:
     for fraction in (0.1, 0.5, 0.9):
         assert await queue.set_progress(task.id, token, report(fraction, f"at {fraction}"))
     stored = await queue.get_task(task.id)
-    assert stored is not None and stored.progress is not None
+    assert stored is not None
+    assert stored.progress is not None
     assert (stored.progress.fraction, stored.progress.note) == (0.9, "at 0.9")
 
 
@@ -81,7 +85,8 @@ async def test_a_stale_claim_cannot_write_progress(queue: BaseTaskQueue) -> None
     assert not await queue.set_progress(first.id, "not-a-claim", report(0.99, "forged"))
 
     stored = await queue.get_task(second.id)
-    assert stored is not None and stored.progress is not None
+    assert stored is not None
+    assert stored.progress is not None
     assert stored.progress.note == "second holder"
 
 
@@ -97,8 +102,10 @@ async def test_progress_is_refused_for_tasks_that_are_not_running(queue: BaseTas
     # finished: the claim no longer holds, and the last report is kept for readers
     assert not await queue.set_progress(task.id, token, report(0.2, "after the end"))
     stored = await queue.get_task(task.id)
-    assert stored is not None and stored.status is TaskStatus.SUCCESS
-    assert stored.progress is not None and stored.progress.note == "done"
+    assert stored is not None
+    assert stored.status is TaskStatus.SUCCESS
+    assert stored.progress is not None
+    assert stored.progress.note == "done"
 
 
 async def test_set_progress_many_flags_each_report(queue: BaseTaskQueue) -> None:
@@ -129,7 +136,8 @@ async def test_progress_data_must_be_plain_and_small(queue: BaseTaskQueue) -> No
     with pytest.raises(ValueError, match=f"over the limit of {MAX_PROGRESS_BYTES}"):
         await queue.set_progress(task.id, token, report(0.5, data="x" * MAX_PROGRESS_BYTES))
     stored = await queue.get_task(task.id)
-    assert stored is not None and stored.progress is None
+    assert stored is not None
+    assert stored.progress is None
 
 
 async def test_a_failed_attempt_keeps_its_progress_until_the_next_report(
@@ -138,11 +146,10 @@ async def test_a_failed_attempt_keeps_its_progress_until_the_next_report(
     await queue.enqueue(FUNC, max_retries=2)
     first = await claim(queue, lease=30)
     assert await queue.set_progress(first.id, claim_token(first), report(0.6, "attempt one"))
-    await queue.fail(
-        first.id, claim_token(first), error_type="E", status=TaskStatus.PENDING
-    )
+    await queue.fail(first.id, claim_token(first), error_type="E", status=TaskStatus.PENDING)
     pending = await queue.get_task(first.id)
-    assert pending is not None and pending.progress is not None
+    assert pending is not None
+    assert pending.progress is not None
     assert pending.progress.note == "attempt one"
 
     second = await claim(queue, lease=30)
@@ -152,7 +159,8 @@ async def test_a_failed_attempt_keeps_its_progress_until_the_next_report(
         TaskProgress(fraction=0.1, note="attempt two", attempt=2, updated_at=WHEN),
     )
     again = await queue.get_task(second.id)
-    assert again is not None and again.progress is not None
+    assert again is not None
+    assert again.progress is not None
     assert (again.progress.note, again.progress.attempt) == ("attempt two", 2)
 
 
@@ -166,5 +174,6 @@ async def test_acknowledging_with_a_result_keeps_the_final_progress(
     result = TaskResult.for_task(task, "success", result="ok")
     assert await queue.complete_many([Completion(task.id, token, result)]) == [True]
     stored = await queue.get_task(task.id)
-    assert stored is not None and stored.progress is not None
+    assert stored is not None
+    assert stored.progress is not None
     assert stored.progress.fraction == 1.0
