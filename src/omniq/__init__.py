@@ -15,6 +15,7 @@ from omniq.exceptions import (
     ConfigError,
     FunctionNotAllowed,
     FunctionNotFound,
+    NoCurrentTask,
     OmniQError,
     QueueNameError,
     SerializationError,
@@ -33,10 +34,12 @@ from omniq.models import (
     ScheduleState,
     Task,
     TaskEvent,
+    TaskProgress,
     TaskResult,
     TaskStatus,
     WorkerInfo,
 )
+from omniq.progress import TaskContext, current_task
 from omniq.task_queue import AsyncTaskQueue, EventStore, ResultStore, TaskQueue
 from omniq.workers import AsyncWorker, Worker
 from omniq.workflows import (
@@ -63,6 +66,7 @@ __all__ = [
     "EventType",
     "FunctionNotAllowed",
     "FunctionNotFound",
+    "NoCurrentTask",
     "OmniQ",
     "OmniQError",
     "QueueNameError",
@@ -74,6 +78,7 @@ __all__ = [
     "SignatureError",
     "Task",
     "TaskCancelledError",
+    "TaskContext",
     "TaskDependencyGraph",
     "TaskEvent",
     "TaskExpiredError",
@@ -81,6 +86,7 @@ __all__ = [
     "TaskFunction",
     "TaskNotFound",
     "TaskOutcome",
+    "TaskProgress",
     "TaskQueue",
     "TaskResult",
     "TaskStatus",
@@ -91,6 +97,7 @@ __all__ = [
     "__version__",
     "chain",
     "chord",
+    "current_task",
     "group",
     "sig",
 ]

@@ -23,6 +23,7 @@ from omniq.events.logger import EventLogger
 from omniq.exceptions import ConfigError, TaskNotFound
 from omniq.models.config import OmniQConfig
 from omniq.models.event import EventType, TaskEvent
+from omniq.models.progress import TaskProgress
 from omniq.models.result import ResultStatus, TaskResult, result_value
 from omniq.models.task import Task, TaskStatus, callable_name
 from omniq.models.worker import WorkerInfo
@@ -396,6 +397,14 @@ class AsyncOmniQ(ScheduleMethods, AsyncConnectable):
 
     async def get_task(self, task_id: str) -> Task | None:
         return await self.task_queue.get_task(task_id)
+
+    async def get_progress(self, task_id: str) -> TaskProgress | None:
+        """What task ``task_id`` last reported with ``omniq.current_task().set_progress`` (None:
+        nothing yet); TaskNotFound for an unknown id. It is also ``get_task(id).progress``."""
+        task = await self.task_queue.get_task(task_id)
+        if task is None:
+            raise TaskNotFound(f"no task with id {task_id!r} in project {self.project_name!r}")
+        return task.progress
 
     async def list_tasks(
         self,

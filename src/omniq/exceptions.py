@@ -94,6 +94,10 @@ class TaskFailedError(OmniQError):
         return (type(self), (self.task_id, self.error_type, self.error_message, self.traceback))
 
 
+class NoCurrentTask(OmniQError, RuntimeError):
+    """``omniq.current_task()`` was called where no task is running (outside a worker's task)."""
+
+
 class UnsupportedCapability(OmniQError, LookupError):
     """A backend does not offer an optional capability (schedules, dependencies, ...) that a
     caller asked for; the message names the backend and the capability."""
@@ -106,6 +110,7 @@ __all__ = [
     "CorruptRecord",
     "FunctionNotAllowed",
     "FunctionNotFound",
+    "NoCurrentTask",
     "OmniQError",
     "QueueNameError",
     "SerializationError",

@@ -12,6 +12,7 @@ the loop itself.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from typing import Any
 
@@ -69,7 +70,9 @@ class GeventExecutor(Executor):
             else:
                 loop.call_soon_threadsafe(settle, True, value)
 
-        greenlet = self._pool.spawn(greenlet_body)
+        # a greenlet starts with an empty context: run it in a copy of the task's (its
+        # omniq.current_task(), the run wrappers' context)
+        greenlet = self._pool.spawn(contextvars.copy_context().run, greenlet_body)
         try:
             return await bounded(outcome, task)
         except BaseException:

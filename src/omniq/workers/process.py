@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import multiprocessing
 import signal
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -22,11 +25,18 @@ from typing import Any
 
 import msgspec
 
+from omniq._time import utcnow
+from omniq.config import get_logger
 from omniq.exceptions import OmniQError, TaskTimeout
+from omniq.models.progress import TaskProgress
 from omniq.models.task import Task, callable_name
+from omniq.progress import current_task, enter
 from omniq.registry import registry
 from omniq.serialization import Serializer
+from omniq.workers._progress import WRITE_INTERVAL
 from omniq.workers.executors import Executor, timeout_error
+
+log = get_logger("worker")
 
 #: payloads below this go down the pipe inline (Linux pipes buffer 64 KiB)
 _INLINE_LIMIT = 60 * 1024
@@ -49,6 +59,53 @@ class RemoteError(Exception):
         self.remote_traceback = remote_traceback
 
 
+class _PipeProgress:
+    """A child's progress outlet: reports go to the parent over the task's pipe as
+    ``("progress", ...)`` messages before the outcome, at most one per ``WRITE_INTERVAL`` (the
+    last value winning; a timer thread sends one that waits), and the pending one just before
+    the outcome (:meth:`finish`). The parent writes them as it writes its own tasks'."""
+
+    def __init__(self, conn: Connection, serializer: Serializer) -> None:
+        self._conn = conn
+        self._serializer = serializer
+        self.lock = threading.Lock()  # one message at a time on the pipe
+        self._pending: TaskProgress | None = None
+        self._sent_at = 0.0
+        self._timer: threading.Timer | None = None
+
+    def __call__(self, task_id: str, claim: str, progress: TaskProgress) -> None:
+        with self.lock:
+            self._pending = progress
+            wait = self._sent_at + WRITE_INTERVAL - time.monotonic()
+            if wait <= 0:
+                self._send_locked()
+            elif self._timer is None:
+                self._timer = threading.Timer(wait, self._send_late)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _send_late(self) -> None:
+        with self.lock:
+            self._timer = None
+            self._send_locked()
+
+    def _send_locked(self) -> None:
+        progress, self._pending = self._pending, None
+        if progress is None:
+            return
+        self._sent_at = time.monotonic()
+        message = ("progress", progress.fraction, progress.note, progress.data, progress.attempt)
+        with contextlib.suppress(OSError):  # the parent is gone: the outcome send says so
+            self._conn.send_bytes(self._serializer.dumps(message, what="task progress"))
+
+    def finish(self) -> None:
+        """The run ended: its pending report goes now, before the outcome (lock held after)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._send_locked()
+
+
 def _child_main(conn: Connection) -> None:
     """The loop of one child: receive a task envelope, run it, send the outcome back."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when children stop
@@ -63,33 +120,52 @@ def _child_main(conn: Connection) -> None:
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        try:
-            task = serializer.decode_task(data)
-            func = task.func_obj if task.func_obj is not None else registry.resolve(task.func)
-            value = func(*task.args, **task.kwargs)
-            if inspect.isawaitable(value):
-                loop = loop or asyncio.new_event_loop()
-                value = loop.run_until_complete(_awaited(value))
-            reply: tuple[Any, ...] = ("ok", value)
-        except BaseException as exc:
-            reply = (
-                "error",
-                type(exc).__name__,
-                str(exc),
-                "".join(traceback.format_exception(exc)),
-            )
+        outlet = _PipeProgress(conn, serializer)
+        reply = contextvars.copy_context().run(_run_one, serializer, data, outlet, loop)
+        if reply[0] == "loop":
+            loop, reply = reply[1], reply[2]
         try:
             out = serializer.dumps(reply, what="task outcome")
         except Exception as exc:
             out = serializer.dumps(
                 ("error", "SerializationError", f"the result cannot be sent back: {exc}", "")
             )
-        try:
-            conn.send_bytes(out)
-        except OSError:
-            # the parent is gone (a SIGKILLed worker): nobody to answer, nothing to report; its
-            # task was handed back by lease expiry. Leave quietly instead of a traceback.
-            return
+        with outlet.lock:
+            outlet.finish()
+            try:
+                conn.send_bytes(out)
+            except OSError:
+                # the parent is gone (a SIGKILLed worker): nobody to answer, nothing to report;
+                # its task was handed back by lease expiry. Leave quietly, not with a traceback.
+                return
+
+
+def _run_one(
+    serializer: Serializer,
+    data: bytes,
+    outlet: _PipeProgress,
+    loop: asyncio.AbstractEventLoop | None,
+) -> tuple[Any, ...]:
+    """Runs one task in a context of its own (its ``omniq.current_task()`` reports through
+    ``outlet``); ``("loop", loop, reply)`` when it made the child's event loop."""
+    made = None
+    try:
+        task = serializer.decode_task(data)
+        enter(task, outlet)
+        func = task.func_obj if task.func_obj is not None else registry.resolve(task.func)
+        value = func(*task.args, **task.kwargs)
+        if inspect.isawaitable(value):
+            made = loop = loop or asyncio.new_event_loop()
+            value = loop.run_until_complete(_awaited(value))
+        reply: tuple[Any, ...] = ("ok", value)
+    except BaseException as exc:
+        reply = (
+            "error",
+            type(exc).__name__,
+            str(exc),
+            "".join(traceback.format_exception(exc)),
+        )
+    return reply if made is None else ("loop", made, reply)
 
 
 async def _awaited(value: Any) -> Any:
@@ -235,25 +311,45 @@ class ProcessExecutor(Executor):
             child.conn.send_bytes(payload)  # fits the pipe buffer of an idle child: never blocks
         else:
             await loop.run_in_executor(None, child.conn.send_bytes, payload)
-        if task.timeout is None:
-            await _readable(child.conn)
-        else:
-            try:
-                await asyncio.wait_for(_readable(child.conn), task.timeout)
-            except TimeoutError:
-                raise timeout_error(task) from None
+        scope = asyncio.timeout(task.timeout)
         try:
-            # readable: the reply (or EOF) is there; a large reply may still be arriving, which
-            # recv_bytes waits out (the child writes it without stopping)
+            async with scope:
+                while True:
+                    reply = await self._message(child, task)
+                    if reply[0] != "progress":
+                        return reply
+                    _forward_progress(task, reply)
+        except TimeoutError:
+            if scope.expired():
+                raise timeout_error(task) from None
+            raise
+
+    async def _message(self, child: _Child, task: Task) -> tuple[Any, ...]:
+        """The child's next message: a progress report, or the outcome."""
+        await _readable(child.conn)
+        try:
+            # readable: the message (or EOF) is there; a large reply may still be arriving,
+            # which recv_bytes waits out (the child writes it without stopping)
             data = child.conn.recv_bytes()
         except (EOFError, OSError):
-            await loop.run_in_executor(None, child.process.join, 1)
+            await asyncio.get_running_loop().run_in_executor(None, child.process.join, 1)
             raise ChildProcessDied(
                 f"the process running task {task.id!r} ({task.func}) died "
                 f"(exit code {child.process.exitcode})"
             ) from None
-        reply: tuple[Any, ...] = tuple(self._serializer.loads(data, what="task outcome"))
-        return reply
+        return tuple(self._serializer.loads(data, what="task outcome"))
+
+
+def _forward_progress(task: Task, message: tuple[Any, ...]) -> None:
+    """A child's report, passed to the worker's writer through the parent's task context."""
+    _, fraction, note, data, attempt = message
+    progress = TaskProgress(
+        fraction=fraction, note=note, data=data, attempt=attempt, updated_at=utcnow()
+    )
+    try:
+        current_task().report(progress)
+    except OmniQError as exc:  # no context (an executor used alone) or no progress capability
+        log.warning("progress of task %s dropped: %s", task.id, exc)
 
 
 def _preload_in_forkserver(ctx: Any) -> None:

@@ -32,6 +32,7 @@ from omniq.exceptions import (
 from omniq.models.event import EventType
 from omniq.models.result import ResultStatus, TaskResult, result_value
 from omniq.models.task import PassResults, Task
+from omniq.progress import enter
 from omniq.queue.scheduler import AsyncScheduler
 from omniq.registry import registry, worker_policy
 from omniq.serialization.msgspec import is_lossless
@@ -46,6 +47,7 @@ from omniq.storage.base import (
 from omniq.workers import _report
 from omniq.workers._acks import Acknowledgements
 from omniq.workers._outcomes import Outcomes
+from omniq.workers._progress import ProgressWriter
 from omniq.workers._state import Running, WorkerStats
 from omniq.workers._upkeep import Upkeep
 from omniq.workers.executors import AsyncExecutor, Executor
@@ -137,6 +139,8 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
         #: however many run (see omniq.queue.scheduler)
         self.scheduler = AsyncScheduler(self.queue) if s.scheduler else None
         self._running: dict[str, Running] = {}
+        #: where the running tasks' progress reports go (omniq.current_task().set_progress)
+        self._progress = ProgressWriter(self.queue, self.name)
         self._callback_tasks: set[asyncio.Task[None]] = set()
         #: cancel signals for tasks not running here (yet): checked as claims come back
         self._early_cancels: dict[str, None] = {}
@@ -190,6 +194,7 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
             result_storage=self.result_store, event_logger=self.event_logger, keep_existing=True
         )
         await self.executor.start()
+        self._progress.start()
         self._stop = asyncio.Event()
         self._flush_wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()
@@ -280,6 +285,7 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
         if self.event_logger is not None and self._owns_event_logger:
             self.queue.unwire(self.event_logger)  # closed: the queue must not emit into it
             await self.event_logger.close()
+        self._progress.stop()
         self._started = False
         self._flush_give_up = None
         log.debug("worker %s stopped: %s", self.name, self.stats.as_dict(0))
@@ -420,14 +426,21 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
         notify = self._has_callbacks(task)
         if notify:
             self._spawn_callbacks(TaskOutcome("start", task, self.worker_id), "start")
+        # omniq.current_task() in the task's code: its context is the runner's own, which thread
+        # pools copy and the other executors pass on
+        context = enter(task, self._progress.put)
         try:
             if running.stop_reason is not None:
                 raise asyncio.CancelledError  # stopped before it began: recorded as any stop
             # no TTL check here: the claim is where an expired task is refused, atomically
-            if run_wrappers:  # metrics time the run, tracing makes its span the current one
-                value = await run_wrapped(task, lambda: self._call(task))
-            else:
-                value = await self._call(task)
+            try:
+                if run_wrappers:  # metrics time the run, tracing makes its span the current one
+                    value = await run_wrapped(task, lambda: self._call(task))
+                else:
+                    value = await self._call(task)
+            finally:
+                if context.progress is not None:  # its last report, while the claim holds
+                    await self._progress.flush(task.id)
         except asyncio.CancelledError:
             await self._record_outcome(self._on_stopped(running), task)
             return
