@@ -16,6 +16,7 @@ import msgspec
 import typer
 from rich import box
 from rich.console import Console, Group
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
@@ -138,10 +139,13 @@ def task_table(rows: list[dict[str, Any]], title: str) -> Table:
         if error:
             cell.append("\n" + (error if len(error) <= 60 else error[:59] + "…"), style="red")
         cell.no_wrap = True
+        status = status_text(r["status"])
+        if r.get("progress"):
+            status.append(f" {r['progress']['percent']:g}%", style="bold")
         table.add_row(
             cell,
             r["queue"],
-            status_text(r["status"]),
+            status,
             f"{r['attempts']}/{r['max_attempts']}",
             when(r["created_at"]),
         )
@@ -214,6 +218,21 @@ def tasks_show(
     Console().print(render_task(data))
 
 
+def progress_view(p: dict[str, Any]) -> Table:
+    """A task's last progress report: a bar, the percentage and note, and its partial data."""
+    view = Table.grid(padding=(0, 2))
+    view.add_column(style="bold")
+    view.add_column(overflow="fold")
+    line = Text.assemble(f"{p['percent']:g}%", ("  " + p["note"]) if p["note"] else "")
+    view.add_row("progress", line)
+    view.add_row("", ProgressBar(total=1.0, completed=p["fraction"], width=40))
+    when_line = f"reported {when(p['updated_at'])} by attempt {p['attempt']}"
+    view.add_row("", Text(when_line, style="dim"))
+    if p.get("data") is not None:
+        view.add_row("", Text(json.dumps(p["data"], ensure_ascii=False), style="dim"))
+    return view
+
+
 def render_task(t: dict[str, Any]) -> Group:
     head = Text.assemble(("task ", "bold"), (t["id"], "cyan"), "  ", status_text(t["status"]))
     facts = Table.grid(padding=(0, 2))
@@ -235,6 +254,8 @@ def render_task(t: dict[str, Any]) -> Group:
     ):
         facts.add_row(name, value)
     parts: list[Any] = [head, facts]
+    if t.get("progress"):
+        parts.append(progress_view(t["progress"]))
     if result is not None and result["status"] == "success":
         parts.append(
             Text.assemble(("result ", "bold"), json.dumps(result["result"], ensure_ascii=False))

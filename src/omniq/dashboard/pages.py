@@ -26,6 +26,7 @@ from htpy import (
     li,
     option,
     pre,
+    progress,
     section,
     select,
     span,
@@ -49,6 +50,7 @@ from omniq.dashboard.ui import (
     grid,
     js_string,
     pill,
+    progress_bar,
 )
 from omniq.models.event import EventType
 
@@ -148,7 +150,7 @@ def task_table(ctx: Ctx, page: TaskPage, *, element_id: str = "tasks") -> Node:
                 td[ctx.task_link(r["id"])],
                 td(".func")[func_label(r["func"])],
                 td[r["queue"]],
-                td[pill(r["status"])],
+                td[pill(r["status"]), progress_bar(r.get("progress"))],
                 td(".num")[f"{r['attempts']}/{r['max_attempts']}"],
                 td(".mono.args", title=r["args"])[r["args"]],
                 td[ago(r["created_at"], now)],
@@ -274,6 +276,7 @@ def task_detail(ctx: Ctx, t: dict[str, Any], has_events: bool) -> Node:
                 ]
             ),
         ],
+        progress_panel(t.get("progress"), now),
         div(".two")[
             section(".panel")[
                 h2["Arguments"],
@@ -299,6 +302,27 @@ def task_detail(ctx: Ctx, t: dict[str, Any], has_events: bool) -> Node:
         details(".panel.raw")[summary["Metadata"], pre(".code")[as_json(t["metadata"])]]
         if t["metadata"]
         else None,
+    ]
+
+
+def progress_panel(p: dict[str, Any] | None, now: datetime) -> Node:
+    """What the task last reported: the bar, the note, when and by which attempt, and its
+    partial data."""
+    if p is None:
+        return None
+    return section("#task-progress.panel.progress-panel")[
+        h2["Progress"],
+        div(".title-row")[
+            span(".strong")[f"{p['percent']:g}%"], span[p["note"]] if p["note"] else None
+        ],
+        progress(value=str(p["fraction"]), max="1"),
+        kv(
+            [
+                ("reported", ago(p["updated_at"], now) if p["updated_at"] else "—"),
+                ("by attempt", str(p["attempt"])),
+            ]
+        ),
+        pre(".code")[as_json(p["data"])] if p.get("data") is not None else None,
     ]
 
 

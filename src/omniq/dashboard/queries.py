@@ -21,6 +21,7 @@ from omniq._time import utcnow
 from omniq.core import AsyncOmniQ
 from omniq.exceptions import TaskNotFound
 from omniq.models.event import EventType, TaskEvent
+from omniq.models.progress import TaskProgress
 from omniq.models.result import TaskResult
 from omniq.models.schedule import Schedule, ScheduleState
 from omniq.models.task import Task, TaskStatus
@@ -86,7 +87,25 @@ def task_row(task: Task) -> dict[str, Any]:
         "error_type": task.error_type,
         "error_message": short(task.error_message) if task.error_message else None,
         "cancel_requested": task.cancel_requested,
+        "progress": progress_data(task.progress),
     }
+
+
+def progress_data(progress: TaskProgress | None, *, with_data: bool = False) -> Any:
+    """A task's last progress report (None: it never reported); its partial data only where
+    one task is shown, not in lists."""
+    if progress is None:
+        return None
+    row = {
+        "fraction": progress.fraction,
+        "percent": progress.percent,
+        "note": progress.note,
+        "attempt": progress.attempt,
+        "updated_at": iso(progress.updated_at),
+    }
+    if with_data:
+        row["data"] = plain(progress.data)
+    return row
 
 
 def result_data(result: TaskResult | None) -> dict[str, Any] | None:
@@ -490,6 +509,7 @@ class Queries:
             result_ttl=task.result_ttl,
             lease_expires_at=iso(task.lease_expires_at),
             metadata=plain(task.metadata),
+            progress=progress_data(task.progress, with_data=True),
             result=result_data(result),
             events=events,
         )

@@ -30,6 +30,7 @@ from htpy import (
     main,
     meta,
     nav,
+    progress,
     script,
     span,
     table,
@@ -195,6 +196,16 @@ class Ctx:
 
 def pill(status: str) -> Node:
     return span(f".pill.s-{status}")[status]
+
+
+def progress_bar(p: dict[str, Any] | None) -> Node:
+    """A task's last progress report as a bar and its percentage (the note on hover)."""
+    if p is None:
+        return None
+    label = f"{p['percent']:g}%"
+    return span(".progress", title=f"{label} {p['note']}" if p["note"] else label)[
+        progress(value=str(p["fraction"]), max="1"), span(".progress-pct")[label]
+    ]
 
 
 def ago(value: str | datetime | None, now: datetime | None = None) -> Node:

@@ -43,17 +43,6 @@ class TaskProgress(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True
     def percent(self) -> float:
         return round(self.fraction * 100, 1)
 
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-friendly view (the dashboard's API and ``omniq tasks show --json``)."""
-        return {
-            "fraction": self.fraction,
-            "percent": self.percent,
-            "note": self.note,
-            "data": self.data,
-            "attempt": self.attempt,
-            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
-        }
-
 
 def check_fraction(value: Any) -> float:
     """``value`` as a float in 0..1, or a TypeError/ValueError naming it."""
