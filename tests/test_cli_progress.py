@@ -75,3 +75,19 @@ def test_tasks_show_and_list_show_progress(tmp_path: Path) -> None:
     assert "data" not in by_id[running]["progress"]  # lists carry no partial data
     assert by_id[done]["progress"]["percent"] == 100.0
     assert "running 40%" in cli("tasks", "list", *where)
+
+
+def test_info_lists_the_running_tasks_with_their_progress(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    _done, running = _fill(url)
+    where = ("--url", url, "--project", "shop")
+
+    data = json.loads(cli("info", *where, "--json"))
+    assert [r["id"] for r in data["running"]] == [running]  # the finished one is not running
+    assert data["running"][0]["progress"]["percent"] == 40.0
+    assert data["running"][0]["progress"]["note"] == "loading rows"
+
+    table = cli("info", *where)
+    assert "Running" in table
+    assert running in table
+    assert "40%  loading rows" in table

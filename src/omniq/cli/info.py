@@ -22,6 +22,7 @@ from rich.text import Text
 from omniq._redact import redact_text
 from omniq._time import utcnow
 from omniq.cli.source import BackendProblem, Selected
+from omniq.dashboard.queries import progress_data
 from omniq.exceptions import OmniQError, QueueNameError
 from omniq.models.task import TaskStatus
 from omniq.models.worker import WorkerInfo
@@ -41,6 +42,7 @@ async def collect(selected: Selected) -> dict[str, Any]:
         queues: dict[str, dict[str, Any]] = {}
         corrupt: list[str] = []
         workers: list[dict[str, Any]] | None = []
+        running: list[dict[str, Any]] = []
         if health["status"] == "healthy":
             stats = await app.task_queue.stats()
             names = list(app.task_queue.queues or [])
@@ -55,6 +57,7 @@ async def collect(selected: Selected) -> dict[str, Any]:
                     "total": sum(counts.values()),
                     "counts": counts,
                 }
+            running = await running_tasks(app, queues)
             if app.task_queue.supports(Capability.WORKERS):
                 workers = [worker_row(w) for w in await app.task_queue.list_workers()]
             else:
@@ -71,6 +74,7 @@ async def collect(selected: Selected) -> dict[str, Any]:
         "status": health["status"],
         "queues": queues,
         "workers": workers,
+        "running": running,
         "unserved": unserved_queues(queues, workers),
         "corrupt": corrupt,
         "health": health,
@@ -80,6 +84,30 @@ async def collect(selected: Selected) -> dict[str, Any]:
 
 
 _STATUSES = frozenset(s.value for s in TaskStatus)
+
+
+#: the running tasks ``omniq info`` lists, newest first, with their progress
+RUNNING_ROWS = 20
+
+
+async def running_tasks(app: Any, queues: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest running tasks and their last progress report (read only when the counts
+    say some task runs: one listing call)."""
+    if not any(q["counts"].get(TaskStatus.RUNNING.value) for q in queues.values()):
+        return []
+    tasks = await app.task_queue.list_tasks(
+        status=TaskStatus.RUNNING, limit=RUNNING_ROWS, descending=True
+    )
+    return [
+        {
+            "id": t.id,
+            "func": t.func,
+            "queue": t.queue_name,
+            "worker_id": t.worker_id,
+            "progress": progress_data(t.progress),
+        }
+        for t in tasks
+    ]
 
 
 def _is_queue_name(name: str) -> bool:
@@ -174,6 +202,8 @@ def render(data: dict[str, Any]) -> Group:
                 Text("`omniq tasks list` shows each one as DEAD with the reason", style="yellow")
             )
         parts.append(_worker_table(data.get("workers")))
+        if data.get("running"):
+            parts.append(_running_table(data["running"]))
     parts.append(_health_table(data["health"]))
     return Group(*parts)
 
@@ -247,6 +277,26 @@ def _away(w: dict[str, Any]) -> list[tuple[str, str]]:
     if w.get("buffered"):
         parts.append((f"\n{w['buffered']} results buffered", "yellow"))
     return parts
+
+
+def _running_table(rows: list[dict[str, Any]]) -> Table:
+    """The newest running tasks: what runs where, and how far it got."""
+    table = Table(
+        title="Running (newest first)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    table.add_column("task / function", overflow="ellipsis", ratio=1)
+    table.add_column("queue", no_wrap=True)
+    table.add_column("progress", overflow="fold")
+    for r in rows:
+        p = r["progress"]
+        table.add_row(
+            Text.assemble((r["id"], "cyan"), "\n", (r["func"], "dim")),
+            r["queue"],
+            Text.assemble((f"{p['percent']:g}%", "bold"), f"  {p['note'] or ''}")
+            if p
+            else Text("·", style="dim"),
+        )
+    return table
 
 
 def _outcomes(w: dict[str, Any]) -> Text:

@@ -12,6 +12,7 @@ never report never starts a write.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 
@@ -45,9 +46,14 @@ class ProgressWriter:
         self.writes = 0
 
     def start(self) -> None:
-        """Binds the writer to the running loop (the worker's)."""
+        """Binds the writer to the running loop (the worker's); a worker started again starts
+        afresh."""
         self._loop = asyncio.get_running_loop()
         self._writing = asyncio.Lock()
+        with self._lock:
+            self._pending.clear()
+            self._lost.clear()
+            self._armed = False
 
     # -- reports (any thread) -------------------------------------------------------------
     def put(self, task_id: str, claim: str, progress: TaskProgress) -> None:
@@ -65,19 +71,22 @@ class ProgressWriter:
                 return
             self._armed = True
         loop = self._loop
-        if loop is None or loop.is_closed():
+        if loop is None:
             return  # the worker stopped: nothing writes any more
-        loop.call_soon_threadsafe(self._arm)
+        with contextlib.suppress(RuntimeError):  # its loop closed under us: the same
+            loop.call_soon_threadsafe(self._arm)
 
     # -- writes (the loop) ----------------------------------------------------------------
     def _arm(self) -> None:
-        assert self._loop is not None
+        if self._loop is None:
+            return  # stopped meanwhile
         delay = max(0.0, self._last_write + WRITE_INTERVAL - time.monotonic())
         self._timer = self._loop.call_later(delay, self._start_write)
 
     def _start_write(self) -> None:
-        assert self._loop is not None
         self._timer = None
+        if self._loop is None:
+            return
         self._task = self._loop.create_task(
             self._write_pending(), name=f"omniq-progress-{self.name}"
         )
