@@ -557,6 +557,7 @@ async def test_counts_of_connections_that_are_gone_are_folded_by_the_reader(sche
     ("name", "status_index"),
     [
         ("heartbeat", "tasks_lease_idx"),
+        ("set_progress", "tasks_lease_idx"),
         ("complete", "tasks_lease_idx"),
         ("complete_with_results", "tasks_lease_idx"),
         ("bury", "tasks_lease_idx"),

@@ -174,7 +174,7 @@ RETURNING t.id, t.cancel_requested;
 -- only under its current claim (see SupportsProgress); returns the positions written.
 UPDATE tasks t SET progress = p.progress
 FROM unnest($2::text[], $3::text[], $4::bytea[]) WITH ORDINALITY AS p(id, claim, progress, ord)
-WHERE t.project = $1 AND t.id = p.id AND t.claim = p.claim AND t.status = 'running'
+WHERE t.project = $1 AND t.id = p.id AND t.claim = p.claim AND (t.status = 'running') IS TRUE
 RETURNING p.ord;
 
 -- name: complete
