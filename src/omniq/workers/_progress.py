@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 
 from omniq.config import get_logger
-from omniq.exceptions import UnsupportedCapability
+from omniq.exceptions import BackendUnavailable, UnsupportedCapability
 from omniq.models.progress import TaskProgress
 from omniq.storage.base import BaseTaskQueue, Capability
 
@@ -105,7 +106,11 @@ class ProgressWriter:
             if self._armed:
                 self._arm()
 
-    async def _store(self, batch: dict[str, tuple[str, TaskProgress]]) -> None:
+    async def _store(
+        self, batch: dict[str, tuple[str, TaskProgress]], *, keep: bool = True
+    ) -> None:
+        """Writes ``batch``; when the store fails, its reports (unless a newer one came, or
+        ``keep`` is False) wait for the next write."""
         if not batch:
             return
         ids = list(batch)
@@ -114,8 +119,16 @@ class ProgressWriter:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            # progress is a best-effort view: the next report (or the final flush) tries again
-            log.warning(
+            # progress is a best-effort view, written again at the next write; a store that is
+            # away is reported once by its circuit breaker, not once per write
+            if keep:
+                with self._lock:
+                    for task_id in ids:
+                        if task_id not in self._pending and task_id not in self._lost:
+                            self._pending[task_id] = batch[task_id]
+            level = logging.DEBUG if isinstance(exc, BackendUnavailable) else logging.WARNING
+            log.log(
+                level,
                 "worker %s: writing the progress of %d tasks failed (%s: %s)",
                 self.name,
                 len(ids),
@@ -146,7 +159,7 @@ class ProgressWriter:
                 item = self._pending.pop(task_id, None)
                 self._lost.discard(task_id)
             if item is not None:
-                await self._store({task_id: item})
+                await self._store({task_id: item}, keep=False)
 
     def stop(self) -> None:
         if self._timer is not None:
