@@ -278,33 +278,50 @@ class BaseTaskQueue(OptionalSurface):
         lease_s = float(lease or self.lease_timeout)
         await self._ensure()
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        claim_first = True
         while True:
-            claimed, ended = await self._claim(names, limit, worker_id, lease_s, utcnow())
-            if not self.breaker.healthy:  # reached the server: close now, not after the wait
-                self.breaker.succeeded()
-            if ended:
-                for task in ended:
-                    if task.status is TaskStatus.EXPIRED:
-                        self._emit(EventType.EXPIRED, task, reason="ttl")
-                    else:
-                        self._emit(
-                            EventType.DEAD,
-                            task,
-                            reason="undecodable payload",
-                            error=task.error_message,
-                        )
-                await self._write_final_results(ended)
-                await self._settle_dependents([t.id for t in ended])
-            if claimed:
-                return claimed
+            if claim_first:
+                claimed, ended = await self._claim(names, limit, worker_id, lease_s, utcnow())
+                if not self.breaker.healthy:  # reached the server: close now, not after the wait
+                    self.breaker.succeeded()
+                await self._settle_ended(ended)
+                if claimed:
+                    return claimed
             if deadline is None:
                 return []
             remaining = deadline - time.monotonic()
             if remaining <= 0 or (stop is not None and stop.is_set()):
                 return []
-            await self._wait_for_tasks(names, remaining, stop)
+            got = await self._wait_and_claim(names, limit, worker_id, lease_s, remaining, stop)
+            # a claim made with the wake-up is returned even when ``stop`` came meanwhile: the
+            # worker hands back what it cannot run, so no claimed task is dropped
+            claim_first = got is None
+            if got is not None:
+                if not self.breaker.healthy:
+                    self.breaker.succeeded()
+                await self._settle_ended(got[1])
+                if got[0]:
+                    return got[0]
             if stop is not None and stop.is_set():
                 return []
+
+    async def _settle_ended(self, ended: list[Task]) -> None:
+        """Reports the tasks a claim ended instead of claiming (EXPIRED by their TTL, DEAD with
+        an undecodable payload): events, final results, dependents."""
+        if not ended:
+            return
+        for task in ended:
+            if task.status is TaskStatus.EXPIRED:
+                self._emit(EventType.EXPIRED, task, reason="ttl")
+            else:
+                self._emit(
+                    EventType.DEAD,
+                    task,
+                    reason="undecodable payload",
+                    error=task.error_message,
+                )
+        await self._write_final_results(ended)
+        await self._settle_dependents([t.id for t in ended])
 
     async def heartbeat(
         self, task_id: str, claim: str, *, lease: float | None = None
@@ -519,6 +536,23 @@ class BaseTaskQueue(OptionalSurface):
         ``stop`` is set, or after ``timeout`` seconds; uses the store's native wake-up. The
         subscription must be in place before the first ``await``: an enqueue that lands between
         the caller's empty claim and this wait must still wake it."""
+
+    async def _wait_and_claim(
+        self,
+        queues: list[str],
+        limit: int,
+        worker_id: str | None,
+        lease: float,
+        timeout: float,
+        stop: asyncio.Event | None,
+    ) -> tuple[list[Task], list[Task]] | None:
+        """Waits as :meth:`_wait_for_tasks` does and, where the store can, claims in the same
+        round trip as the wake-up: an idle worker then starts a task one round trip sooner.
+        Returns what :meth:`_claim` would (claimed, ended), or None when it only waited and the
+        caller must claim now (the default). A claim made here must never be lost to ``stop``:
+        it is returned, and the worker hands back what it will not run."""
+        await self._wait_for_tasks(queues, timeout, stop)
+        return None
 
     @abstractmethod
     async def _heartbeat(

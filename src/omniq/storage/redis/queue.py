@@ -18,12 +18,14 @@ Keys, under ``B = <tasks_prefix>:{<project>}`` (one Cluster slot, see ``_conn``)
   sorted set: the worker registry;
 - ``B:wake:<queue>`` short list: every enqueue, retry or recovery pushes a token; idle claimers
   block on BLPOP over the lists of their queues, so a token pushed between an empty claim and
-  the BLPOP is still there (nothing is lost, nothing polls);
+  the BLPOP is still there (nothing is lost, nothing polls); the claim is pipelined behind the
+  BLPOP, so it comes back with the wake-up (``_wake``). ``B:wakestop:<token>``: the list one
+  such wait also watches, pushed to end it;
 - ``B:sched:<id>`` hashes with ``B:scheds`` and ``B:sched_due`` for schedules;
 - ``B:stage:<token>:<n>`` lists: the pieces of a large batch until its commit (``_enqueue``).
 
-The parts live beside this module: rows into tasks (``_rows``), enqueue (``_enqueue``) and
-schedules (``_schedules``).
+The parts live beside this module: rows into tasks (``_rows``), enqueue (``_enqueue``), waiting
+and claiming with the wake-up (``_wake``) and schedules (``_schedules``).
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ from omniq._aio import cancel_and_wait
 from omniq._sync import SyncWrapper
 from omniq._time import utcnow
 from omniq.config import get_logger
-from omniq.exceptions import SerializationError
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import (
     BaseResultStorage,
@@ -53,14 +54,12 @@ from omniq.storage.base import (
     SupportsPurge,
     SupportsSchedules,
     SupportsWorkerRegistry,
-    undecodable_kind,
 )
 from omniq.storage.base.listing import cursor_gone
 from omniq.storage.redis._conn import (
     Client,
     Script,
     as_bytes,
-    blocking,
     done,
     flags_merge,
     key_base,
@@ -73,6 +72,7 @@ from omniq.storage.redis._conn import (
 from omniq.storage.redis._enqueue import RedisEnqueue, commit_merge
 from omniq.storage.redis._rows import CHUNK, ROW_FIELDS
 from omniq.storage.redis._schedules import RedisSchedules
+from omniq.storage.redis._wake import RedisWakeClaims
 from omniq.storage.redis.results import AsyncRedisResultStorage
 
 #: Scripts of the task queue, each preceded by the shared helpers.
@@ -115,6 +115,7 @@ def _opt_text(value: str | None) -> str:
 
 class AsyncRedisQueue(
     RedisEnqueue,
+    RedisWakeClaims,
     RedisSchedules,
     SupportsCancelSignal,
     SupportsProgress,
@@ -227,59 +228,12 @@ class AsyncRedisQueue(
                 *queues,
             )
             self._next_due[tuple(queues)] = int(next_due) if next_due is not None else None
-            ended += (self._view(row) for row in ended_rows)
-            poisoned = False
-            for row in claimed_rows:
-                try:
-                    claimed.append(self._decode(row))
-                except SerializationError as exc:
-                    # poison payload: dead at once, with the reason, and the claimer carries on
-                    poisoned = True
-                    dead = await self._fail(
-                        Failure(
-                            row[0].decode(),
-                            row[9].decode(),
-                            TaskStatus.DEAD,
-                            error_type=undecodable_kind(exc),
-                            error_message=str(exc),
-                        ),
-                        now,
-                    )
-                    if dead is not None:
-                        ended.append(dead)
+            got, lost, poisoned = await self._take(claimed_rows, ended_rows, now)
+            claimed += got
+            ended += lost
             # a poison task took a place in this claim: claim again for the places left
             if not poisoned or len(claimed) >= limit:
                 return claimed, ended
-
-    async def _wait_for_tasks(
-        self, queues: list[str], timeout: float, stop: asyncio.Event | None
-    ) -> None:
-        due = self._next_due.pop(tuple(queues), None)
-        if due is not None:
-            timeout = min(timeout, max(0.0, (due - to_us(utcnow())) / 1e6) + 0.001)
-        if stop is not None and stop.is_set():
-            return
-        keys = [f"{self._base}:wake:{q}" for q in queues]
-        client = self._blocking
-        assert client is not None, "connected queues have a blocking client"
-        # BLPOP on a connection of its own; cancelling it (stop, or the caller cancelled)
-        # disconnects that connection in redis-py, so no late reply can reach a later command
-        wait = max(timeout, 0.001)
-        waiting = asyncio.ensure_future(blocking(done(client.blpop(keys, timeout=wait)), wait))
-        if stop is None:
-            await waiting
-            return
-        stopper = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait((waiting, stopper), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopper.cancel()
-            if not waiting.done():
-                # cancelled again if redis-py swallows the first cancel (see omniq._aio), so a
-                # stop never waits for the BLPOP's own timeout
-                await cancel_and_wait(waiting)
-        if not waiting.cancelled():
-            waiting.result()  # a connection error surfaces to the caller
 
     async def _heartbeat(
         self, claims: list[tuple[str, str]], lease: float, now: datetime

@@ -1,9 +1,18 @@
 -- ARGV[3] = lease deadline, [4] = worker id ('' = None), [5] = limit, [6] = random token,
--- [7] = number of queues, then the queues in the order to serve them.
+-- [7] = number of queues, then the queues in the order to serve them, then optionally the
+-- token of a stop list. A lease deadline "+<us>" is that long after now.
 -- Returns {next_due, claimed rows, ended rows}: next_due is the earliest delayed eta of these
 -- queues when nothing was claimed (false otherwise), ended rows are tasks found EXPIRED, or
 -- made DEAD because their record is corrupt.
+--
+-- A claim sent right behind a BLPOP on the wake lists (one round trip: the wake-up and the
+-- claim) names the stop list that BLPOP also watched: the waiter's owner pushes two tokens
+-- there to end the wait, and the claim, finding the one left, claims nothing and passes on the
+-- wake-up BLPOP may have taken meanwhile to the next idle claimer.
 local lease_until = ARGV[3]
+if string.sub(lease_until, 1, 1) == '+' then
+  lease_until = string.format('%.0f', NOW + tonumber(string.sub(lease_until, 2)))
+end
 local worker = ARGV[4]
 local who = worker ~= '' and worker or 'anonymous'
 local limit = tonumber(ARGV[5])
@@ -11,6 +20,18 @@ local token = ARGV[6]
 local nq = tonumber(ARGV[7])
 local claimed, ended = {}, {}
 local n = 0
+
+local stop_token = ARGV[8 + nq]
+if stop_token then
+  local sk = P .. ':wakestop:' .. stop_token
+  if redis.call('LLEN', sk) > 0 then
+    redis.call('DEL', sk)
+    for i = 1, nq do
+      if redis.call('EXISTS', P .. ':ready:' .. ARGV[7 + i]) == 1 then wake(ARGV[7 + i], 1) end
+    end
+    return {false, {}, {}}
+  end
+end
 
 -- a pending task whose stored state is no state (written by something else): DEAD, with the
 -- reason, instead of an error that would stop every claim of the queue

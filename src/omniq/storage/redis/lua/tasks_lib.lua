@@ -4,8 +4,15 @@
 -- touches starts with it, so all of them hash to one Cluster slot. ARGV[1] is "now" in
 -- microseconds since the epoch, ARGV[2] how many finished tasks to keep. Every time is an
 -- integer number of microseconds, stored as a decimal string; an absent hash field is None.
+-- "~<offset>" in place of "now" reads the server's clock as the script runs and moves it onto
+-- the caller's clock by that offset (a claim sent behind a blocking wait runs later than sent).
 local P = KEYS[1]
 local NOW_S = ARGV[1]
+if string.sub(NOW_S, 1, 1) == '~' then
+  local t = redis.call('TIME')
+  NOW_S = string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2])
+                                + tonumber(string.sub(NOW_S, 2)))
+end
 local NOW = tonumber(NOW_S)
 local MAX_FINISHED = tonumber(ARGV[2])
 
