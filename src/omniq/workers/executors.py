@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -192,9 +193,56 @@ class TaskThreadPool(concurrent.futures.Executor):
                 time.sleep(0.01)
 
 
+class _Deliveries:
+    """Results of pool calls handed to the event loop in batches.
+
+    ``asyncio.wrap_future`` wakes the loop once per finished call (a ``call_soon_threadsafe``,
+    so a write to the loop's self-pipe and one more turn of the loop each). Here a finished call
+    joins a list, and only the first one into an empty list wakes the loop: every call that
+    finishes while the loop is busy (the usual case with short tasks and a busy worker) is
+    delivered by that same wake-up.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._ready: list[tuple[asyncio.Future[Any], concurrent.futures.Future[Any]]] = []
+
+    def waiter(self, call: concurrent.futures.Future[Any]) -> asyncio.Future[Any]:
+        """An awaitable on the loop with the outcome of ``call`` (running in the pool)."""
+        waiter: asyncio.Future[Any] = self._loop.create_future()
+        call.add_done_callback(functools.partial(self._finished, waiter))
+        return waiter
+
+    def _finished(self, waiter: asyncio.Future[Any], call: concurrent.futures.Future[Any]) -> None:
+        """In the pool thread that ran the call (or on the loop, for a call already done)."""
+        with self._lock:
+            first = not self._ready
+            self._ready.append((waiter, call))
+        if first:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                self._loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        with self._lock:
+            ready, self._ready = self._ready, []
+        for waiter, call in ready:
+            if waiter.done():  # given up on (a timeout, a stop)
+                continue
+            if call.cancelled():
+                waiter.cancel()
+                continue
+            exc = call.exception()
+            if exc is None:
+                waiter.set_result(call.result())
+            else:
+                waiter.set_exception(exc)
+
+
 class _ThreadPoolMixin:
     max_workers: int
     _pool: TaskThreadPool | None = None
+    _deliveries: _Deliveries | None = None
 
     async def start(self) -> None:
         if self._pool is None:
@@ -216,8 +264,11 @@ class _ThreadPoolMixin:
         assert pool is not None
         ctx = contextvars.copy_context()
         future = pool.submit(ctx.run, func, *args)
+        deliveries = self._deliveries
+        if deliveries is None or deliveries._loop is not asyncio.get_running_loop():
+            deliveries = self._deliveries = _Deliveries(asyncio.get_running_loop())
         try:
-            return await asyncio.wrap_future(future)
+            return await deliveries.waiter(future)
         except asyncio.CancelledError:
             # a timeout or a shutdown gave up on the call: the pool replaces its thread
             pool.abandon(future)
