@@ -97,7 +97,9 @@ async def test_a_delayed_task_coming_due_is_claimed_by_the_claim_behind_the_wait
 
     assert [t.id for t in tasks] == [task_id]
     assert counter.calls == 1
-    assert stored is not None and stored.eta is not None and stored.started_at is not None
+    assert stored is not None
+    assert stored.eta is not None
+    assert stored.started_at is not None
     assert stored.eta <= stored.started_at <= got
     assert got - stored.eta < timedelta(seconds=0.5)
 
