@@ -6,22 +6,24 @@ stored, half of them PENDING in a queue no worker serves and half SUCCESS and ke
         --url postgresql://postgres@127.0.0.1:5432/test
     PYTHONPATH=. uv run python -m benchmarks.backlog --url redis://127.0.0.1:6379/0
 
-At each size: enqueue, claim (``dequeue``) and acknowledgement (``complete``) rates, one call at a
-time, of ``--ops`` tasks on a queue of their own; then the median time of the read calls
-(``stats``, the first page of ``list_tasks`` in either order, filtered by queue and status, by
-function, by function and status, ``get_queue_size``, ``get_task``) and of ``omniq info`` (a
-process of its own). The last column is the ratio large / small (1.00: flat).
+Each size is a store of its own (a SQLite file, a PostgreSQL schema, a Redis project), filled
+first; then the sizes are measured in turn, ``--rounds`` times, and each figure is the median over
+the rounds (a change in the machine's load hits every size alike). A measurement: enqueue, claim
+(``dequeue``) and acknowledgement (``complete``) rates, one call at a time, of ``--ops`` tasks on
+a queue of their own (each round adds ``--ops`` SUCCESS tasks); the median time of 5 calls of
+each read (``stats``, the first page of ``list_tasks`` in either order, filtered by queue and
+status, by function, by function and status, ``get_queue_size``, ``get_task``); one run of
+``omniq info`` (a process of its own). The last column is the ratio large / small (1.00: flat).
 
-The store is filled directly, not through enqueue: SQLite and PostgreSQL copy one stored task
+The stores are filled directly, not through enqueue: SQLite and PostgreSQL copy one stored task
 per row in a single INSERT ... SELECT (a recursive series / generate_series), so the kept counts
 are updated by their triggers as for any insert; Redis, which has no such statement, takes
 ``enqueue_many`` batches and finishes the done half by claiming and acknowledging batches
 (``max_finished`` is raised so that they are kept). Nothing is VACUUMed or ANALYZEd: PostgreSQL
 is read as a server with autovacuum off leaves it.
 
-Everything is written under a project of its own, deleted at the end; on PostgreSQL without a
-``schema=`` in the URL, in a schema of its own, dropped at the end (deleting a million rows
-would leave as many dead ones behind where autovacuum is off).
+At the end the SQLite files (``<url path>.<run>-<size>``) are deleted, the PostgreSQL schemas
+(``omniq_backlog_<run>_<size>``) dropped, the Redis projects' keys deleted.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import statistics
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -187,7 +191,7 @@ def _info_ms(url: str, project: str, rounds: int) -> float:
 
 
 async def reads(oq: AsyncOmniQ, url: str, rounds: int) -> dict[str, float]:
-    """Median milliseconds of each read call."""
+    """Median milliseconds of each read call (``omniq info``: one run)."""
     q = oq.task_queue
     parked_one = "bl-0"
     calls: dict[str, Callable[[], Awaitable[Any]]] = {
@@ -207,41 +211,80 @@ async def reads(oq: AsyncOmniQ, url: str, rounds: int) -> dict[str, float]:
         "get_task ms": lambda: q.get_task(parked_one),
     }
     out = {name: await _median_ms(call, rounds) for name, call in calls.items()}
-    out["omniq info ms"] = await asyncio.to_thread(
-        _info_ms, url, q.project_name, max(3, rounds // 5)
-    )
+    out["omniq info ms"] = await asyncio.to_thread(_info_ms, url, q.project_name, 1)
     return out
 
 
+def store_url(url: str, size: int, tag: str) -> str:
+    """The store of one size: a file (SQLite) or schema (PostgreSQL) of its own, so that the
+    small one really holds only its tasks; Redis keys are per project already."""
+    if url.startswith("sqlite"):
+        return f"{url}.{tag}-{size}"
+    if url.startswith("postgres"):
+        base, _ = pg_parts(url)
+        return f"{base}?schema=omniq_backlog_{tag}_{size}"
+    return url
+
+
+def _remove_files(path: str) -> None:
+    """A SQLite database and what lives beside it (its WAL, wake-up folder, key file)."""
+    for suffix in ("", "-wal", "-shm", ".wake", ".key"):
+        beside = Path(path + suffix)
+        if beside.is_dir():
+            shutil.rmtree(beside)
+        else:
+            beside.unlink(missing_ok=True)
+
+
+async def drop_store(url: str, project: str) -> None:
+    if url.startswith("sqlite"):
+        _remove_files(urlsplit(url).path.removeprefix("/"))
+    elif url.startswith("postgres"):
+        import asyncpg
+
+        base, schema = pg_parts(url)
+        conn = await asyncpg.connect(base)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+    else:
+        await forget_project(url, project)
+
+
 async def run(url: str, sizes: list[int], ops: int, rounds: int) -> dict[str, dict[str, float]]:
-    project = f"backlog-{uuid.uuid4().hex[:8]}"
+    """Fills one store per size, then measures them in turn, ``rounds`` times (a change in the
+    machine's load hits every size alike); medians."""
+    tag = uuid.uuid4().hex[:8]
+    project = f"backlog-{tag}"
     # Redis keeps the newest max_finished finished tasks: keep the done half, as the others do
     keep = {"max_finished": 10 * max(sizes)} if url.startswith("redis") else {}
-    oq = AsyncOmniQ.from_backend(create_backend(url=url, project_name=project, **keep))
-    results: dict[str, dict[str, float]] = {}
-    stored = 0
-    await oq.connect()
+    stores: dict[int, tuple[str, AsyncOmniQ]] = {}
+    found: dict[int, dict[str, list[float]]] = {size: {} for size in sizes}
     try:
         for size in sizes:
-            seconds = await fill(oq, url, stored, size)
-            stored = size
+            at = store_url(url, size, tag)
+            name = f"{project}-{size}"
+            stores[size] = (
+                at,
+                AsyncOmniQ.from_backend(create_backend(url=at, project_name=name, **keep)),
+            )
+            await stores[size][1].connect()
+            seconds = await fill(stores[size][1], at, 0, size)
             print(f"  {size:,} tasks stored ({seconds:.1f} s to add them)", file=sys.stderr)
-            results[f"{size:,}"] = {**await rates(oq, ops), **await reads(oq, url, rounds)}
+        for round_ in range(rounds):
+            for size, (at, oq) in stores.items():
+                measured = {**await rates(oq, ops, warm=round_ > 0), **await reads(oq, at, 5)}
+                for key, value in measured.items():
+                    found[size].setdefault(key, []).append(value)
     finally:
-        await oq.close()
-        await forget_project(url, project)
-    return results
-
-
-async def _drop_schema(url: str) -> None:
-    import asyncpg
-
-    base, schema = pg_parts(url)
-    conn = await asyncpg.connect(base)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
+        for size, (at, oq) in stores.items():
+            await oq.close()
+            await drop_store(at, f"{project}-{size}")
+    return {
+        f"{size:,}": {key: statistics.median(values) for key, values in by_key.items()}
+        for size, by_key in found.items()
+    }
 
 
 def main() -> None:
@@ -250,19 +293,11 @@ def main() -> None:
     )
     parser.add_argument("--url", required=True)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
-    parser.add_argument("--ops", type=int, default=2000, help="tasks enqueued, claimed, acked")
-    parser.add_argument("--rounds", type=int, default=20, help="calls per read, median")
+    parser.add_argument("--ops", type=int, default=500, help="tasks enqueued, claimed, acked")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds over the sizes (medians)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    url, own_schema = args.url, None
-    if url.startswith("postgres") and "schema=" not in url:
-        own_schema = f"omniq_backlog_{uuid.uuid4().hex[:8]}"
-        url += ("&" if "?" in url else "?") + f"schema={own_schema}"
-    try:
-        results = asyncio.run(run(url, sorted(args.sizes), args.ops, args.rounds))
-    finally:
-        if own_schema is not None:  # its project's rows are deleted already
-            asyncio.run(_drop_schema(url))
+    results = asyncio.run(run(args.url, sorted(args.sizes), args.ops, args.rounds))
     if args.json:
         print(json.dumps(results, indent=2))
         return
