@@ -23,6 +23,7 @@ from omniq.events.logger import EventLogger
 from omniq.exceptions import ConfigError, TaskNotFound
 from omniq.models.config import OmniQConfig
 from omniq.models.event import EventType, TaskEvent
+from omniq.models.limits import check_limit_options
 from omniq.models.progress import TaskProgress
 from omniq.models.result import ResultStatus, TaskResult, result_value
 from omniq.models.task import Task, TaskStatus, callable_name
@@ -30,7 +31,7 @@ from omniq.models.worker import WorkerInfo
 from omniq.queue.builder import mark_enqueued
 from omniq.registry import module_names, registry
 from omniq.storage._breaker import connect_event_store
-from omniq.storage.base import BaseEventStorage, BaseResultStorage, BaseTaskQueue
+from omniq.storage.base import BaseEventStorage, BaseResultStorage, BaseTaskQueue, Capability
 from omniq.task_function import TaskFunction
 from omniq.workers.worker import AsyncWorker
 from omniq.workflows.canvas import (
@@ -52,7 +53,15 @@ log = get_logger("core")
 
 #: the options ``@oq.task`` registers: those a schedule keeps for its tasks, plus where and how
 #: long a task waits
-_TASK_OPTIONS = ("queue_name", *SCHEDULE_TASK_FIELDS, "ttl")
+_TASK_OPTIONS = (
+    "queue_name",
+    *SCHEDULE_TASK_FIELDS,
+    "ttl",
+    "rate_limit",
+    "concurrency_key",
+    "concurrency_limit",
+)
+_LIMIT_OPTIONS = frozenset({"rate_limit", "concurrency_key"})
 
 
 class AsyncOmniQ(ScheduleMethods, AsyncConnectable):
@@ -270,6 +279,9 @@ class AsyncOmniQ(ScheduleMethods, AsyncConnectable):
             from omniq.queue.builder import check_allowed_queue
 
             check_allowed_queue(options["queue_name"], self.task_queue.queues)
+        check_limit_options(options)
+        if _LIMIT_OPTIONS.intersection(options) and not self.task_queue.supports(Capability.LIMITS):
+            raise self.task_queue._unsupported(Capability.LIMITS)
 
         def decorate(func: Callable[P, R]) -> TaskFunction[P, R]:
             task_name = name or callable_name(func)

@@ -194,6 +194,12 @@ class Task(msgspec.Struct, kw_only=True, omit_defaults=True):
     retry_jitter: bool = True
     retry_on: tuple[str, ...] = ()
     timeout: float | None = None
+    # limits shared by every worker (omniq.models.limits): tasks of this name at most
+    # ``rate_limit`` ("100/m"); at most ``concurrency_limit`` running at once under
+    # ``concurrency_key``
+    rate_limit: str | None = None
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
     # workflow
     depends_on: tuple[str, ...] = ()
     dependency_policy: DependencyPolicy = DependencyPolicy.CANCEL
@@ -308,7 +314,25 @@ def check_task(task: Task) -> Task:
         value = getattr(task, name)
         if value is not None:
             check_time(value, f"{name} of task {task.id!r}")
+    if task.rate_limit is not None or task.concurrency_key is not None:
+        check_task_limits(task)
     return task
+
+
+def check_task_limits(task: Task) -> None:
+    from omniq.models.limits import (
+        check_concurrency_key,
+        check_concurrency_limit,
+        rate_limit_text,
+    )
+
+    task.rate_limit = rate_limit_text(task.rate_limit, f"rate_limit of task {task.id!r}")
+    if task.concurrency_key is not None:
+        check_concurrency_key(task.concurrency_key, f"concurrency_key of task {task.id!r}")
+        task.concurrency_limit = check_concurrency_limit(
+            1 if task.concurrency_limit is None else task.concurrency_limit,
+            f"concurrency_limit of task {task.id!r}",
+        )
 
 
 # State fields a backend tracks outside the encoded payload and lays back over a decoded task.

@@ -16,7 +16,14 @@ import msgspec
 
 from omniq._time import utcnow
 from omniq.config import get_settings
-from omniq.exceptions import QueueNameError
+from omniq.exceptions import ConfigError, QueueNameError
+from omniq.models.limits import (
+    ConcurrencyKey,
+    check_concurrency_limit,
+    check_limit_options,
+    concurrency_key_of,
+    rate_limit_text,
+)
 from omniq.models.retry import RetryPolicy
 from omniq.models.task import (
     DEFAULT_QUEUE,
@@ -203,12 +210,23 @@ class DependencyOptions(msgspec.Struct, frozen=True, kw_only=True):
     pass_results: bool | PassResults | str | None = None
 
 
+class LimitOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """The limits a task runs under, shared by every worker (see omniq.models.limits):
+    ``rate_limit`` for its task name, at most ``concurrency_limit`` (default 1) running at once
+    under ``concurrency_key`` (a string, or a callable given the task's arguments)."""
+
+    rate_limit: str | None = None
+    concurrency_key: ConcurrencyKey | None = None
+    concurrency_limit: int | None = None
+
+
 #: the groups of a call that gives none of their options (compared by identity: from_keywords
 #: leaves a group it has no keyword for at these defaults)
 NO_TIMING = Timing()
 NO_RETRY = RetryOptions()
 NO_CALLBACKS = CallbackOptions()
 NO_DEPENDENCIES = DependencyOptions()
+NO_LIMITS = LimitOptions()
 
 
 class TaskOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -227,6 +245,7 @@ class TaskOptions(msgspec.Struct, frozen=True, kw_only=True):
     retry: RetryOptions = NO_RETRY
     callbacks: CallbackOptions = NO_CALLBACKS
     dependencies: DependencyOptions = NO_DEPENDENCIES
+    limits: LimitOptions = NO_LIMITS
 
     @property
     def only_per_call(self) -> bool:
@@ -237,6 +256,7 @@ class TaskOptions(msgspec.Struct, frozen=True, kw_only=True):
             and self.retry is NO_RETRY
             and self.callbacks is NO_CALLBACKS
             and self.dependencies is NO_DEPENDENCIES
+            and self.limits is NO_LIMITS
         )
 
     @classmethod
@@ -260,6 +280,7 @@ _FIELD_OF: dict[type[msgspec.Struct], str] = {
     RetryOptions: "retry",
     CallbackOptions: "callbacks",
     DependencyOptions: "dependencies",
+    LimitOptions: "limits",
 }
 _GROUP_OF: dict[str, type[msgspec.Struct]] = {
     **{f: TaskOptions for f in TaskOptions.__struct_fields__ if f not in _FIELD_OF.values()},
@@ -352,6 +373,8 @@ def build_task_from(
         schedule_id=options.schedule_id,
         created_at=now,
     )
+    if resolved.limits is not None:
+        _set_limits(task, NO_LIMITS, resolved.limits)
     return _finish(task, options, func_obj)
 
 
@@ -400,6 +423,8 @@ def _build_general(
         schedule_id=options.schedule_id,
         created_at=now,
     )
+    if options.limits is not NO_LIMITS or (d and _LIMIT_KEYS.intersection(d)):
+        _set_limits(task, options.limits, d)
     return _finish(task, options, func_obj)
 
 
@@ -422,6 +447,9 @@ class ResolvedDefaults(msgspec.Struct, frozen=True):
     ttl: timedelta | None
     result_ttl: float | None
     timeout: float | None
+    #: the registered limit options (rate_limit, concurrency_key, concurrency_limit), checked;
+    #: None when it has none (the usual case: nothing more to do per task)
+    limits: dict[str, Any] | None = None
 
 
 #: (name, default queue) -> (the settings and the registry generation it was resolved under, it)
@@ -448,6 +476,7 @@ def resolved_defaults(name: str, default_queue: str) -> ResolvedDefaults | None:
             ttl=None if ttl is None else timedelta(seconds=ttl),
             result_ttl=result_ttl,
             timeout=timeout,
+            limits=_registered_limits(d),
         )
     except (TypeError, ValueError):
         resolved = None
@@ -455,6 +484,35 @@ def resolved_defaults(name: str, default_queue: str) -> ResolvedDefaults | None:
         _resolved.clear()  # functions made on the fly (a name per call): no unbounded growth
     _resolved[key] = (settings, generation, resolved)
     return resolved
+
+
+_LIMIT_KEYS = frozenset(LimitOptions.__struct_fields__)
+
+
+def _registered_limits(d: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The limit options among a registered task's, checked (ConfigError otherwise)."""
+    found = {k: v for k, v in d.items() if k in _LIMIT_KEYS and v is not None}
+    if not found:
+        return None
+    check_limit_options(found)
+    return found
+
+
+def _set_limits(task: Task, limits: LimitOptions, d: Mapping[str, Any]) -> None:
+    """The task's limits: each as asked for at enqueue, else the registered task's."""
+    rate = limits.rate_limit if limits.rate_limit is not None else d.get("rate_limit")
+    task.rate_limit = rate_limit_text(rate)
+    key = limits.concurrency_key if limits.concurrency_key is not None else d.get("concurrency_key")
+    limit = (
+        limits.concurrency_limit
+        if limits.concurrency_limit is not None
+        else d.get("concurrency_limit")
+    )
+    task.concurrency_key = concurrency_key_of(key, task.args, task.kwargs)
+    if task.concurrency_key is not None:
+        task.concurrency_limit = check_concurrency_limit(1 if limit is None else limit)
+    elif limit is not None:
+        raise ConfigError("concurrency_limit needs a concurrency_key to count tasks under")
 
 
 def _call_arguments(options: TaskOptions) -> tuple[tuple[Any, ...], dict[str, Any]]:

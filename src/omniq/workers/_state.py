@@ -21,6 +21,7 @@ from omniq.models.task import Task
 from omniq.registry import FunctionPolicy
 from omniq.storage._breaker import CircuitBreaker
 from omniq.storage.base import BaseEventStorage, BaseResultStorage, BaseTaskQueue, Completion
+from omniq.workers._limits import LimitGate
 
 
 @dataclass
@@ -90,6 +91,7 @@ class WorkerState:
     _flush_give_up: float | None
     _registry_ok: bool
     _upkeep_tick: float
+    limits: LimitGate
     result_buffer: int
     _buffer_full: bool
     _stop: asyncio.Event | None

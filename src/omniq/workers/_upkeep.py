@@ -51,6 +51,16 @@ class Upkeep(WorkerState):
                     self._stop_running(
                         task_id, "lost" if state is HeartbeatStatus.LOST else "cancel"
                     )
+            if self.limits.held:
+                try:
+                    await self.limits.renew(self.lease)
+                except Exception as exc:
+                    log.warning(
+                        "worker %s: renewing concurrency slots failed (%s: %s)",
+                        self.name,
+                        type(exc).__name__,
+                        exc,
+                    )
 
     def _stop_running(self, task_id: str, reason: str) -> None:
         """Stops a task this worker runs; its runner records the first reason given. A runner

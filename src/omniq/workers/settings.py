@@ -45,6 +45,9 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     #: finished tasks kept while their results cannot be written (stores away); when full the
     #: worker stops claiming until they are written. None: OMNIQ_RESULT_BUFFER (10,000)
     result_buffer: int | None = None
+    #: rate limits of whole queues, shared by every worker given the same ones through the
+    #: store: queue name -> "100/m" (see omniq.models.limits)
+    rate_limits: Mapping[str, str] | None = None
 
     @classmethod
     def from_keywords(

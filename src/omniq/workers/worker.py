@@ -46,6 +46,7 @@ from omniq.storage.base import (
 )
 from omniq.workers import _report
 from omniq.workers._acks import Acknowledgements
+from omniq.workers._limits import LimitGate, queue_rate_limits
 from omniq.workers._outcomes import Outcomes
 from omniq.workers._progress import ProgressWriter
 from omniq.workers._state import Running, WorkerStats
@@ -138,6 +139,8 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
         #: each worker runs a scheduler loop by default; occurrences are enqueued exactly once
         #: however many run (see omniq.queue.scheduler)
         self.scheduler = AsyncScheduler(self.queue) if s.scheduler else None
+        #: rate and key concurrency limits: asked of the store only for tasks that carry one
+        self.limits = LimitGate(self.queue, queue_rate_limits(s.rate_limits))
         self._running: dict[str, Running] = {}
         #: where the running tasks' progress reports go (omniq.current_task().set_progress)
         self._progress = ProgressWriter(self.queue, self.name)
@@ -418,9 +421,36 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
             call = await self._with_dependency_results(task)
         return await self.executor.run(call, func)
 
+    async def _admit(self, running: Running) -> bool:
+        """Whether a task with limits may run now; if not it is handed back to the queue with
+        the eta its limit gives (PENDING, its attempt not counted) and its slot here freed."""
+        task = running.task
+        try:
+            if running.stop_reason is not None:
+                raise asyncio.CancelledError
+            retry_at = await self.limits.admit(task, self.lease)
+            if retry_at is None:
+                return True
+            await self.queue.release(task.id, task.claim or "", eta=retry_at)
+        except asyncio.CancelledError:
+            await self._record_outcome(self._on_stopped(running), task)
+        except Exception as exc:  # the store failed: the lease returns the task, untouched
+            log.warning(
+                "task %s: could not check its limits (%s: %s); it returns when its lease expires",
+                task.id,
+                type(exc).__name__,
+                exc,
+            )
+        self._running.pop(task.id, None)
+        if self._slot_free is not None:
+            self._slot_free.set()
+        return False
+
     async def _execute(self, running: Running) -> None:
         running.started = True
         task = running.task
+        if self.limits.applies(task) and not await self._admit(running):
+            return
         self._emit(EventType.EXECUTING, task)
         started = time.perf_counter()
         notify = self._has_callbacks(task)
@@ -451,6 +481,8 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
             self._running.pop(task.id, None)
             if self._slot_free is not None:
                 self._slot_free.set()
+            if self.limits.held and task.id in self.limits.held:
+                await self.limits.release(task.id)
         result = TaskResult.for_task(
             task, ResultStatus.SUCCESS, result=value, worker_id=self.worker_id
         )

@@ -36,6 +36,8 @@ SupportsCancelSignal (cancels)    ``_signal_cancel``,                 the heartb
 SupportsProgress (progress)       ``_set_progress`` (and readers lay  --
                                   the stored bytes over tasks with
                                   ``lay_progress``)
+SupportsLimits (limits)           ``_take_token``, ``_acquire_slot``, --
+                                  ``_release_slot``, ``_limit_usage``
 ================================  ==================================  ===========================
 
 Callers ask with ``queue.supports(Capability.SCHEDULES)``; a public method of a capability the
@@ -59,6 +61,7 @@ from omniq.storage.base.capabilities import Capability, OptionalSurface
 from omniq.storage.base.component import Component
 from omniq.storage.base.dependencies import SupportsDependencies, dependency_verdict
 from omniq.storage.base.events import BaseEventStorage, EventQuery
+from omniq.storage.base.limits import SupportsLimits
 from omniq.storage.base.listing import SupportsListing, SupportsPurge
 from omniq.storage.base.progress import SupportsProgress, lay_progress
 from omniq.storage.base.queue import BaseTaskQueue
@@ -90,6 +93,7 @@ __all__ = [
     "OptionalSurface",
     "SupportsCancelSignal",
     "SupportsDependencies",
+    "SupportsLimits",
     "SupportsListing",
     "SupportsProgress",
     "SupportsPurge",

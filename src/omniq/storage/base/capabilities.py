@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from omniq.exceptions import UnsupportedCapability
+from omniq.models.limits import LimitUsage, RateLimit
 from omniq.models.progress import TaskProgress
 from omniq.models.schedule import Schedule, ScheduleState
 from omniq.models.task import Task, TaskStatus
@@ -23,6 +24,7 @@ class Capability(enum.StrEnum):
     PURGE = "purge"  # deleting the waiting tasks of a queue
     CANCEL_SIGNAL = "cancel_signal"  # a running task's cancellation reaches its worker at once
     PROGRESS = "progress"  # a running task's progress kept in its record, under its claim
+    LIMITS = "limits"  # rate limits and key concurrency limits shared by all workers
 
 
 def unsupported(backend: str, owner: str, capability: Capability) -> UnsupportedCapability:
@@ -84,6 +86,19 @@ class OptionalSurface(Component):
         self, reports: Sequence[tuple[str, str, TaskProgress]]
     ) -> list[bool]:
         raise self._unsupported(Capability.PROGRESS)
+
+    # -- limits: without them a task carrying one is refused at enqueue ---------------------
+    async def take_token(self, key: str, limit: RateLimit) -> float:
+        raise self._unsupported(Capability.LIMITS)
+
+    async def acquire_slot(self, key: str, holder: str, limit: int, ttl: float) -> bool:
+        raise self._unsupported(Capability.LIMITS)
+
+    async def release_slot(self, key: str, holder: str) -> None:
+        raise self._unsupported(Capability.LIMITS)
+
+    async def limit_usage(self) -> LimitUsage:
+        raise self._unsupported(Capability.LIMITS)
 
     # -- listing ----------------------------------------------------------------------------
     async def list_tasks(

@@ -31,7 +31,7 @@ from omniq.queue.builder import (
 )
 from omniq.queue.retry import decide
 from omniq.serialization import Serializer
-from omniq.storage.base.capabilities import OptionalSurface
+from omniq.storage.base.capabilities import Capability, OptionalSurface
 from omniq.storage.base.types import Completion, EventSink, Failure, HeartbeatStatus
 
 if TYPE_CHECKING:
@@ -201,6 +201,9 @@ class BaseTaskQueue(OptionalSurface):
             if not isinstance(task, Task):
                 raise TypeError(f"enqueue_many takes Task objects, got {task!r}")
             check_allowed_queue(task.queue_name, self.queues)
+            limited = task.rate_limit is not None or task.concurrency_key is not None
+            if limited and not self.supports(Capability.LIMITS):
+                raise self._unsupported(Capability.LIMITS)
             batch.append(check_task(task))
         return await self.enqueue_built(batch)
 
@@ -444,11 +447,12 @@ class BaseTaskQueue(OptionalSurface):
             await self._settle_dependents([task.id])
         return task
 
-    async def release(self, task_id: str, claim: str) -> bool:
-        """Hands a claimed task back untouched (a worker shutting down): PENDING at once, and the
+    async def release(self, task_id: str, claim: str, *, eta: datetime | None = None) -> bool:
+        """Hands a claimed task back untouched (a worker shutting down, or one holding a task
+        back for its rate or concurrency limit): PENDING, ready at once or at ``eta``, and the
         attempt it was claimed for does not count. False when the claim is stale."""
         await self._ensure()
-        task = await self._release(task_id, claim, utcnow())
+        task = await self._release(task_id, claim, utcnow(), as_utc(eta) if eta else None)
         if task is not None and task.status is TaskStatus.CANCELLED:  # cancel was requested
             self._emit(EventType.CANCELLED, task, reason="cancelled while handed back")
             await self._write_final_results([task])
@@ -579,8 +583,12 @@ class BaseTaskQueue(OptionalSurface):
         the claim check."""
 
     @abstractmethod
-    async def _release(self, task_id: str, claim: str, now: datetime) -> Task | None:
-        """RUNNING with this claim -> PENDING, ready now, ``attempts`` back down by one."""
+    async def _release(
+        self, task_id: str, claim: str, now: datetime, eta: datetime | None = None
+    ) -> Task | None:
+        """RUNNING with this claim -> PENDING, ready now (or at ``eta`` when given, which then
+        becomes its eta), ``attempts`` back down by one; CANCELLED instead when a cancel was
+        requested."""
 
     @abstractmethod
     async def _cancel(self, task_id: str, now: datetime) -> Task | None:

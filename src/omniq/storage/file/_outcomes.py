@@ -106,7 +106,9 @@ class FileOutcomes(FileArchive):
 
         return await self.log.run(op)
 
-    async def _release(self, task_id: str, claim: str, now: datetime) -> Task | None:
+    async def _release(
+        self, task_id: str, claim: str, now: datetime, eta: datetime | None = None
+    ) -> Task | None:
         def op(state: QueueState, txn: Txn) -> Task | None:
             rec = self._owned(state, task_id, claim)
             if rec is None:
@@ -121,6 +123,8 @@ class FileOutcomes(FileArchive):
             task.attempts = max(0, task.attempts - 1)
             task.claim = task.lease_expires_at = task.worker_id = task.started_at = None
             task.cancel_requested = False
+            if eta is not None:
+                task.eta = eta
             txn.woken.add(task.queue_name)
             return msgspec.structs.replace(task)
 

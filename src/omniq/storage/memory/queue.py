@@ -40,6 +40,7 @@ from omniq.storage.base import (
     new_claim,
 )
 from omniq.storage.base.listing import cursor_gone
+from omniq.storage.memory._limits import InProcessLimits
 from omniq.storage.memory.stores import AsyncMemoryResultStorage
 
 _FINAL = (TaskStatus.SUCCESS, TaskStatus.DEAD, TaskStatus.CANCELLED, TaskStatus.EXPIRED)
@@ -58,6 +59,7 @@ class _Entry:
 
 
 class AsyncMemoryQueue(
+    InProcessLimits,
     SupportsCancelSignal,
     SupportsProgress,
     SupportsDependencies,
@@ -313,7 +315,9 @@ class AsyncMemoryQueue(
             self._finish(entry, status, now)
         return msgspec.structs.replace(task)
 
-    async def _release(self, task_id: str, claim: str, now: datetime) -> Task | None:
+    async def _release(
+        self, task_id: str, claim: str, now: datetime, eta: datetime | None = None
+    ) -> Task | None:
         entry = self._own(task_id, claim)
         if entry is None:
             return None
@@ -328,6 +332,8 @@ class AsyncMemoryQueue(
         task.attempts = max(0, task.attempts - 1)
         task.claim = task.lease_expires_at = task.worker_id = task.started_at = None
         task.cancel_requested = False
+        if eta is not None:
+            task.eta = eta
         self._push(entry, now)
         return msgspec.structs.replace(task)
 

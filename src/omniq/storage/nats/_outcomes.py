@@ -117,8 +117,11 @@ class Outcomes(Claims):
         await self._end_message(done[1], ((retry_us or now_us) - now_us) / 1e6)
         return self._view(failure.task_id, done[1])
 
-    async def _release(self, task_id: str, claim: str, now: datetime) -> Task | None:
+    async def _release(
+        self, task_id: str, claim: str, now: datetime, eta: datetime | None = None
+    ) -> Task | None:
         now_us = to_us(now)
+        eta_us = None if eta is None else to_us(eta)
 
         def change(r: Record) -> Record | None:
             if r.status != "running" or r.claim != claim:
@@ -132,6 +135,8 @@ class Outcomes(Claims):
                 r.attempts = max(0, r.attempts - 1)
                 r.worker_id = r.started_us = None
                 r.cancel_requested = False
+                if eta_us is not None:
+                    r.eta_us = eta_us
             r.claim = r.lease_us = None
             return r
 
@@ -139,7 +144,10 @@ class Outcomes(Claims):
         self._forget(task_id)
         if done is None or done[1] is None:
             return None
-        await self._end_message(done[1])
+        delay = 0.0
+        if eta is not None and done[1].status == "pending":
+            delay = max(0.0, (eta - now).total_seconds())
+        await self._end_message(done[1], delay)
         return self._view(task_id, done[1])
 
     async def _cancel(self, task_id: str, now: datetime) -> Task | None:

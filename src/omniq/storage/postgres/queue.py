@@ -355,9 +355,11 @@ class AsyncPostgresQueue(
         )
         return None if row is None else self._view(row)
 
-    async def _release(self, task_id: str, claim: str, now: datetime) -> Task | None:
+    async def _release(
+        self, task_id: str, claim: str, now: datetime, eta: datetime | None = None
+    ) -> Task | None:
         row = await self.pool.fetchrow(
-            self._sql["release"], self.project_name, task_id, claim, now, self._channel
+            self._sql["release"], self.project_name, task_id, claim, now, self._channel, eta
         )
         return None if row is None else self._view(row)
 

@@ -302,8 +302,10 @@ class AsyncRedisQueue(
         )
         return None if row is None else self._view(row)
 
-    async def _release(self, task_id: str, claim: str, now: datetime) -> Task | None:
-        row = await self._run("release", now, task_id, claim)
+    async def _release(
+        self, task_id: str, claim: str, now: datetime, eta: datetime | None = None
+    ) -> Task | None:
+        row = await self._run("release", now, task_id, claim, opt_us(eta))
         return None if row is None else self._view(row)
 
     async def _cancel(self, task_id: str, now: datetime) -> Task | None:

@@ -351,8 +351,10 @@ class AsyncSQLiteQueue(
 
         return self._moved(await self.db.write(fail))
 
-    async def _release(self, task_id: str, claim: str, now: datetime) -> Task | None:
-        params = self._params(id=task_id, claim=claim, now=to_us(now))
+    async def _release(
+        self, task_id: str, claim: str, now: datetime, eta: datetime | None = None
+    ) -> Task | None:
+        params = self._params(id=task_id, claim=claim, now=to_us(now), eta=to_us(eta))
 
         def release(raw: sqlite3.Connection) -> Row | None:
             row: Row | None = raw.execute(SQL["release_cancelled"], params).fetchone()

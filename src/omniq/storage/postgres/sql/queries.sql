@@ -241,11 +241,13 @@ SELECT u.*, CASE WHEN u.status = 'pending' THEN pg_notify($10, u.queue) END AS w
 FROM updated u;
 
 -- name: release
--- $1 project, $2 id, $3 claim, $4 now, $5 queue channel. Back to pending without counting the
--- attempt; a task asked to cancel ends CANCELLED instead, so the request is not lost.
+-- $1 project, $2 id, $3 claim, $4 now, $5 queue channel, $6 eta (null: ready now). Back to
+-- pending without counting the attempt; a task asked to cancel ends CANCELLED instead, so the
+-- request is not lost.
 WITH updated AS (
     UPDATE tasks t SET
         status = CASE WHEN t.cancel_requested THEN 'cancelled' ELSE 'pending' END,
+        eta = CASE WHEN t.cancel_requested THEN t.eta ELSE coalesce($6::timestamptz, t.eta) END,
         attempts = CASE WHEN t.cancel_requested THEN t.attempts
                         ELSE greatest(0, t.attempts - 1) END,
         claim = CASE WHEN t.cancel_requested THEN t.claim ELSE NULL END,

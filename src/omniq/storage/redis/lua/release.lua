@@ -1,5 +1,6 @@
--- ARGV[3] = task id, [4] = claim. Hands a running task back: PENDING now, the attempt refunded;
--- a task asked to cancel ends CANCELLED instead. Returns the row, or false for a stale claim.
+-- ARGV[3] = task id, [4] = claim, [5] = eta in us or '' (ready now). Hands a running task
+-- back: PENDING (at its new eta when given), the attempt refunded; a task asked to cancel ends
+-- CANCELLED instead. Returns the row, or false for a stale claim.
 local id, claim = ARGV[3], ARGV[4]
 local tk = tkey(id)
 local v = redis.call('HMGET', tk, 'st', 'c', 'cr', 'att', 'q', 'sq')
@@ -16,6 +17,7 @@ else
   redis.call('HSET', tk, 'att', att)
   redis.call('HDEL', tk, 'c', 'le', 'w', 'sa', 'cr')
   redis.call('ZREM', P .. ':leases', id)
+  if ARGV[5] and ARGV[5] ~= '' then redis.call('HSET', tk, 'eta', ARGV[5]) end
   push(id, NOW)
   wake(v[5], 1)
 end

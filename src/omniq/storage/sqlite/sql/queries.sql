@@ -117,10 +117,11 @@ WHERE project = :project AND id = :id AND claim = :claim AND status = 'running'
     AND cancel_requested = 1
 RETURNING {columns};
 
--- Handed back untouched: the attempt it was claimed for does not count.
+-- Handed back untouched: the attempt it was claimed for does not count; ready at :eta if given.
 -- name: release
 UPDATE omniq_tasks SET status = 'pending', attempts = MAX(0, attempts - 1), claim = NULL,
-    lease_expires_at = NULL, worker_id = NULL, started_at = NULL, cancel_requested = 0
+    lease_expires_at = NULL, worker_id = NULL, started_at = NULL, cancel_requested = 0,
+    eta = COALESCE(:eta, eta), ready_at = COALESCE(:eta, ready_at)
 WHERE project = :project AND id = :id AND claim = :claim AND status = 'running'
 RETURNING {columns};
 
