@@ -38,6 +38,8 @@ SupportsProgress (progress)       ``_set_progress`` (and readers lay  --
                                   ``lay_progress``)
 SupportsLimits (limits)           ``_take_token``, ``_acquire_slot``, --
                                   ``_release_slot``, ``_limit_usage``
+RecordLimits (limits)             ``_change_limit``, ``_read_limits`` (one record changed
+                                                                      atomically)
 ================================  ==================================  ===========================
 
 Callers ask with ``queue.supports(Capability.SCHEDULES)``; a public method of a capability the
@@ -61,7 +63,7 @@ from omniq.storage.base.capabilities import Capability, OptionalSurface
 from omniq.storage.base.component import Component
 from omniq.storage.base.dependencies import SupportsDependencies, dependency_verdict
 from omniq.storage.base.events import BaseEventStorage, EventQuery
-from omniq.storage.base.limits import SupportsLimits
+from omniq.storage.base.limits import RecordLimits, SupportsLimits
 from omniq.storage.base.listing import SupportsListing, SupportsPurge
 from omniq.storage.base.progress import SupportsProgress, lay_progress
 from omniq.storage.base.queue import BaseTaskQueue
@@ -91,6 +93,7 @@ __all__ = [
     "Failure",
     "HeartbeatStatus",
     "OptionalSurface",
+    "RecordLimits",
     "SupportsCancelSignal",
     "SupportsDependencies",
     "SupportsLimits",

@@ -10,22 +10,37 @@ A backend writes four primitives, each atomic in its store:
 - ``_release_slot(key, holder)``;
 - ``_limit_usage(now)``: every bucket and key, for ``omniq info``.
 
-Stores that update a record by compare-and-set reuse the pure functions of
-:mod:`omniq.models.limits` (``take_token``, ``admit``); Redis and PostgreSQL do the same
-arithmetic in one script / one statement. Nothing here runs for a task without limits: the worker
+Stores that change one record atomically (a transaction, a compare-and-set) subclass
+:class:`RecordLimits` and write two primitives instead, which reuse the pure functions of
+:mod:`omniq.models.limits`; Redis and PostgreSQL do the same arithmetic in one script / one
+function call. Nothing here runs for a task without limits: the worker
 asks only for tasks that carry one (see ``omniq.workers._limits``).
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import ClassVar, TypeVar
+
+import msgspec
 
 from omniq._time import utcnow
-from omniq.models.limits import LimitUsage, RateLimit, check_concurrency_key
+from omniq.models.limits import (
+    BucketRecord,
+    LimitUsage,
+    RateLimit,
+    SlotRecord,
+    check_concurrency_key,
+    new_bucket,
+    new_slots,
+)
 from omniq.storage.base.capabilities import Capability
 from omniq.storage.base.queue import BaseTaskQueue
+
+T = TypeVar("T")
+R = TypeVar("R", BucketRecord, SlotRecord)
 
 
 class SupportsLimits(BaseTaskQueue):
@@ -73,3 +88,76 @@ class SupportsLimits(BaseTaskQueue):
 
     @abstractmethod
     async def _limit_usage(self, now: datetime) -> LimitUsage: ...
+
+
+#: ``change(stored record or None) -> (record to store or None to leave it as it is, answer)``
+Change = Callable[[bytes | None], tuple[bytes | None, T]]
+
+
+def _decoded(raw: bytes | None, kind: type[R]) -> R | None:
+    """A stored record, or None when absent or unreadable (a foreign or older writer's: it is
+    replaced rather than failing every task under its key)."""
+    if raw is None:
+        return None
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+class RecordLimits(SupportsLimits):
+    """The limits of a store that changes one small record atomically: in a transaction
+    (SQLite), by compare-and-set on a revision (NATS KV, the File backend's objects) or between
+    two awaits (memory). Such a backend writes two primitives instead of four:
+
+    - ``_change_limit(kind, key, change)``: applies ``change`` to the record ``(kind, key)``
+      atomically (``kind`` is "bucket" or "slots");
+    - ``_read_limits()``: every ``(kind, key, record)``.
+
+    The arithmetic is :mod:`omniq.models.limits`', the same as Redis' script and PostgreSQL's
+    functions do."""
+
+    async def _take_token(self, key: str, interval: float, burst: int, now: datetime) -> float:
+        now_s = now.timestamp()
+
+        def change(raw: bytes | None) -> tuple[bytes | None, float]:
+            bucket = _decoded(raw, BucketRecord) or new_bucket(now_s)
+            wait = bucket.take(interval, burst, now_s)
+            return (None if wait else msgspec.json.encode(bucket)), wait
+
+        return await self._change_limit("bucket", key, change)
+
+    async def _acquire_slot(
+        self, key: str, holder: str, limit: int, expires_at: datetime, now: datetime
+    ) -> bool:
+        def change(raw: bytes | None) -> tuple[bytes | None, bool]:
+            slots = _decoded(raw, SlotRecord) or new_slots()
+            granted = slots.acquire(holder, limit, expires_at.timestamp(), now.timestamp())
+            return msgspec.json.encode(slots), granted
+
+        return await self._change_limit("slots", key, change)
+
+    async def _release_slot(self, key: str, holder: str) -> None:
+        def change(raw: bytes | None) -> tuple[bytes | None, None]:
+            slots = _decoded(raw, SlotRecord)
+            if slots is None or slots.holders.pop(holder, None) is None:
+                return None, None
+            return msgspec.json.encode(slots), None
+
+        await self._change_limit("slots", key, change)
+
+    async def _limit_usage(self, now: datetime) -> LimitUsage:
+        now_s = now.timestamp()
+        usage = LimitUsage()
+        for kind, key, raw in await self._read_limits():
+            if kind == "bucket" and (bucket := _decoded(raw, BucketRecord)) is not None:
+                usage.buckets.append(bucket.usage(key, now_s))
+            elif kind == "slots" and (slots := _decoded(raw, SlotRecord)) is not None:
+                usage.slots.append(slots.usage(key, now_s))
+        return usage
+
+    @abstractmethod
+    async def _change_limit(self, kind: str, key: str, change: Change[T]) -> T: ...
+
+    @abstractmethod
+    async def _read_limits(self) -> list[tuple[str, str, bytes]]: ...

@@ -1,57 +1,28 @@
-"""Rate limits and key concurrency for the memory backend: records in this process's dicts.
+"""Rate limits and key concurrency for the memory backend: records in this process's dict.
 
-Every primitive runs without an ``await``, which makes each one atomic on the event loop (the
-limits hold across the workers of this process, the only ones a memory queue has)."""
+A change runs without an ``await``, which makes it atomic on the event loop (the limits hold
+across the workers of this process, the only ones a memory queue has)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from omniq.models.limits import (
-    BucketRecord,
-    LimitUsage,
-    SlotRecord,
-    new_bucket,
-    new_slots,
-)
-from omniq.storage.base import SupportsLimits
+from omniq.storage.base import RecordLimits
+from omniq.storage.base.limits import Change, T
 
 
-class InProcessLimits(SupportsLimits):
-    """Buckets and slots kept in dicts (see :class:`SupportsLimits` for the contract)."""
+class InProcessLimits(RecordLimits):
+    """Limit records in a dict (see :class:`RecordLimits`)."""
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self._buckets: dict[str, BucketRecord] = {}
-        self._slots: dict[str, SlotRecord] = {}
+        self._limit_records: dict[tuple[str, str], bytes] = {}
 
-    def _limit_records(self) -> tuple[dict[str, BucketRecord], dict[str, SlotRecord]]:
-        return self._buckets, self._slots
+    async def _change_limit(self, kind: str, key: str, change: Change[T]) -> T:
+        new, answer = change(self._limit_records.get((kind, key)))
+        if new is not None:
+            self._limit_records[(kind, key)] = new
+        return answer
 
-    async def _take_token(self, key: str, interval: float, burst: int, now: datetime) -> float:
-        buckets, _ = self._limit_records()
-        now_s = now.timestamp()
-        bucket = buckets.setdefault(key, new_bucket(now_s))
-        return bucket.take(interval, burst, now_s)
-
-    async def _acquire_slot(
-        self, key: str, holder: str, limit: int, expires_at: datetime, now: datetime
-    ) -> bool:
-        _, slots = self._limit_records()
-        record = slots.setdefault(key, new_slots())
-        return record.acquire(holder, limit, expires_at.timestamp(), now.timestamp())
-
-    async def _release_slot(self, key: str, holder: str) -> None:
-        _, slots = self._limit_records()
-        record = slots.get(key)
-        if record is not None:
-            record.holders.pop(holder, None)
-
-    async def _limit_usage(self, now: datetime) -> LimitUsage:
-        buckets, slots = self._limit_records()
-        now_s = now.timestamp()
-        return LimitUsage(
-            buckets=[b.usage(k, now_s) for k, b in buckets.items()],
-            slots=[s.usage(k, now_s) for k, s in slots.items()],
-        )
+    async def _read_limits(self) -> list[tuple[str, str, bytes]]:
+        return [(kind, key, raw) for (kind, key), raw in self._limit_records.items()]

@@ -70,6 +70,7 @@ from omniq.storage.redis._conn import (
     to_us,
 )
 from omniq.storage.redis._enqueue import RedisEnqueue, commit_merge
+from omniq.storage.redis._limits import RedisLimits
 from omniq.storage.redis._rows import CHUNK, ROW_FIELDS
 from omniq.storage.redis._schedules import RedisSchedules
 from omniq.storage.redis._wake import RedisWakeClaims
@@ -99,6 +100,7 @@ _SCRIPTS = (
     "rows",
     "workers",
     "progress",
+    "limits",
 )
 _STATUSES = [s.value for s in TaskStatus]
 #: Bound of the ids remembered as having no dependents (see ``_dependents``).
@@ -117,6 +119,7 @@ class AsyncRedisQueue(
     RedisEnqueue,
     RedisWakeClaims,
     RedisSchedules,
+    RedisLimits,
     SupportsCancelSignal,
     SupportsProgress,
     SupportsDependencies,

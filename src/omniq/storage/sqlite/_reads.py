@@ -9,6 +9,7 @@ from datetime import datetime
 import msgspec
 
 from omniq.models.task import Task, TaskStatus
+from omniq.storage.base.limits import Change, T
 from omniq.storage.base.listing import cursor_gone
 from omniq.storage.sqlite._db import to_us
 from omniq.storage.sqlite._rows import _LIST_SQL, ID, SQL, Row, SQLiteRows
@@ -110,6 +111,25 @@ class SQLiteReads(SQLiteRows):
             lambda raw: raw.execute(SQL["delete_worker"], (self.project_name, worker_id)).rowcount
         )
         return count == 1
+
+    # -- limits (RecordLimits): one record changed in one transaction ----------------------
+    async def _change_limit(self, kind: str, key: str, change: Change[T]) -> T:
+        ids = (self.project_name, kind, key)
+
+        def apply(raw: sqlite3.Connection) -> T:
+            row = raw.execute(SQL["limit_get"], ids).fetchone()
+            new, answer = change(None if row is None else bytes(row[0]))
+            if new is not None:
+                raw.execute(SQL["limit_put"], (*ids, new))
+            return answer
+
+        return await self.db.write(apply)
+
+    async def _read_limits(self) -> list[tuple[str, str, bytes]]:
+        rows = await self.db.run(
+            lambda raw: raw.execute(SQL["limit_all"], (self.project_name,)).fetchall()
+        )
+        return [(r[0], r[1], bytes(r[2])) for r in rows]
 
 
 __all__ = ["SQLiteReads"]

@@ -348,3 +348,13 @@ ORDER BY timestamp {order}, id {order} LIMIT ? OFFSET ?;
 
 -- name: delete_old_events
 DELETE FROM omniq_events WHERE project = ? AND timestamp < ?;
+
+-- name: limit_get
+SELECT record FROM omniq_limits WHERE project = ? AND kind = ? AND key = ?;
+
+-- name: limit_put
+INSERT INTO omniq_limits (project, kind, key, record) VALUES (?, ?, ?, ?)
+ON CONFLICT (project, kind, key) DO UPDATE SET record = excluded.record;
+
+-- name: limit_all
+SELECT kind, key, record FROM omniq_limits WHERE project = ?;

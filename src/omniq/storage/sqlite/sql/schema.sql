@@ -199,3 +199,13 @@ BEGIN
     UPDATE omniq_task_counts SET n = n - 1
     WHERE project = OLD.project AND queue = OLD.queue AND status = OLD.status;
 END;
+
+-- Rate-limit buckets and concurrency keys (migration 5): one small record per (kind, key),
+-- changed in one transaction (see omniq.storage.base.limits.RecordLimits).
+CREATE TABLE omniq_limits (
+    project TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    record  BLOB NOT NULL,
+    PRIMARY KEY (project, kind, key)
+) WITHOUT ROWID;
