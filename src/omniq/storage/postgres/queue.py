@@ -42,6 +42,7 @@ from omniq.storage.base import (
 from omniq.storage.postgres._component import SNAPSHOT
 from omniq.storage.postgres._connection import Listener, channel_name
 from omniq.storage.postgres._enqueue import PgEnqueue
+from omniq.storage.postgres._limits import PgLimits
 from omniq.storage.postgres._listing import PgListing
 from omniq.storage.postgres._schedules import PgScheduleStore
 from omniq.storage.postgres._sql import queries
@@ -126,6 +127,7 @@ class AsyncPostgresQueue(
     PgEnqueue,
     PgListing,
     PgScheduleStore,
+    PgLimits,
     SupportsCancelSignal,
     SupportsProgress,
     SupportsDependencies,

@@ -579,3 +579,33 @@ WITH gone AS (
     DELETE FROM events WHERE project = $1 AND ts < $2 RETURNING 1
 )
 SELECT count(*) FROM gone;
+
+-- name: take_token
+-- $1 project, $2 key, $3 interval, $4 burst, $5 now (seconds since the epoch). One token from
+-- the bucket (GCRA, see migration 0006): the SET expressions read the row as it was, so one
+-- statement decides, moves tat when a token is taken, and records the answer in wait.
+INSERT INTO rate_buckets AS b (project, key, tat, interval, burst, wait)
+VALUES ($1, $2, $5::float8 + $3::float8, $3, $4, 0)
+ON CONFLICT (project, key) DO UPDATE SET
+    tat = CASE WHEN b.tat - (excluded.burst - 1) * excluded.interval > $5::float8 THEN b.tat
+               ELSE greatest(b.tat, $5::float8) + excluded.interval END,
+    wait = greatest(0, b.tat - (excluded.burst - 1) * excluded.interval - $5::float8),
+    interval = excluded.interval,
+    burst = excluded.burst
+RETURNING wait;
+
+-- name: acquire_slot
+SELECT acquire_slot($1, $2, $3, $4, $5, $6);
+
+-- name: release_slot
+DELETE FROM concurrency_slots WHERE project = $1 AND key = $2 AND holder = $3;
+
+-- name: limit_buckets
+SELECT key, tat, interval, burst FROM rate_buckets WHERE project = $1;
+
+-- name: limit_slots
+-- $1 project, $2 now (seconds since the epoch): each key, its limit and its live holders.
+SELECT c.key, c.lim,
+       (SELECT count(*) FROM concurrency_slots s
+        WHERE s.project = c.project AND s.key = c.key AND s.expires_at > $2) AS running
+FROM concurrency_keys c WHERE c.project = $1;
