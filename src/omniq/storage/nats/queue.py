@@ -33,6 +33,7 @@ from typing import Any
 from omniq._sync import SyncWrapper
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import (
+    RecordLimits,
     SupportsDependencies,
     SupportsProgress,
     SupportsPurge,
@@ -41,6 +42,7 @@ from omniq.storage.base import (
 )
 from omniq.storage.base.listing import cursor_gone
 from omniq.storage.nats._dependencies import Dependencies
+from omniq.storage.nats._limits import Limits
 from omniq.storage.nats._outcomes import EXPIRING_MARK, Outcomes
 from omniq.storage.nats._records import RECORD_ENCODER, Record
 from omniq.storage.nats._registry import Registry
@@ -51,7 +53,9 @@ class AsyncNATSQueue(
     Outcomes,
     Dependencies,
     Registry,
+    Limits,
     SupportsProgress,
+    RecordLimits,
     SupportsDependencies,
     SupportsSchedules,
     SupportsWorkerRegistry,
