@@ -59,6 +59,8 @@ class QueueState(msgspec.Struct, kw_only=True):
     schedules: dict[str, bytes] = msgspec.field(default_factory=dict)
     #: queue -> status -> finished tasks moved out to archive objects (for stats)
     archived: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+    #: "<kind>:<key>" -> a rate-limit bucket or concurrency key (see RecordLimits)
+    limits: dict[str, bytes] = msgspec.field(default_factory=dict)
 
 
 @dataclass

@@ -25,6 +25,7 @@ from omniq.exceptions import SerializationError
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import (
     BaseResultStorage,
+    RecordLimits,
     SupportsDependencies,
     SupportsProgress,
     SupportsPurge,
@@ -35,6 +36,7 @@ from omniq.storage.base import (
     undecodable_kind,
 )
 from omniq.storage.file._common import Backoff, local_wake, object_store
+from omniq.storage.file._limits import FileLimits
 from omniq.storage.file._outcomes import FileOutcomes
 from omniq.storage.file._reads import FileReads
 from omniq.storage.file._records import copy_rec, finish, laid
@@ -46,7 +48,9 @@ class AsyncFileQueue(
     FileOutcomes,
     FileReads,
     FileRegistry,
+    FileLimits,
     SupportsProgress,
+    RecordLimits,
     SupportsDependencies,
     SupportsSchedules,
     SupportsWorkerRegistry,
