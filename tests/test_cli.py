@@ -33,6 +33,7 @@ from omniq.cli import app as typer_app
 from omniq.cli.source import AppSource, Selected, load_app
 from omniq.cli.worker import WorkerOptions, WorkerOutcome, banner, build_worker, serve
 from omniq.demo import Step, build_app, plan, run_demo
+from omniq.models.limits import parse_rate_limit
 from omniq.models.worker import WorkerInfo
 from omniq.storage.base import Capability
 from omniq.storage.memory import AsyncMemoryQueue
@@ -257,6 +258,34 @@ def test_info_table_shows_each_queue_and_the_health(monkeypatch: pytest.MonkeyPa
     assert result.exit_code == 0, result.output
     for text in ("Queues", "high", "low", "pending", "Health", "task_queue", "healthy"):
         assert text in result.stdout
+
+
+def test_info_shows_rate_limit_buckets_and_concurrency_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = fill_info_app(monkeypatch)
+    queue = app.task_queue
+
+    async def use_limits() -> None:
+        limit = parse_rate_limit("2/m")  # room for 1, then one per 30 s
+        for _ in range(2):
+            await queue.take_token("task:tests.tasks_fixture:add", limit)
+        await queue.acquire_slot("user:42", "holder-1", 2, 30)
+
+    asyncio.run(use_limits())
+    result = runner.invoke(typer_app, ["info", "--app", "tests.test_cli:INFO_APP", "--json"])
+    assert result.exit_code == 0, result.output
+    limits = json.loads(result.stdout)["limits"]
+    [bucket] = limits["buckets"]
+    assert (bucket["key"], bucket["rate"]) == ("task:tests.tasks_fixture:add", "2/m")
+    assert bucket["tokens"] < 0.5  # the second take found it empty; it refills over 30 s
+    assert 15 < bucket["next_token_in"] <= 30
+    assert limits["slots"] == [{"key": "user:42", "limit": 2, "running": 1}]
+
+    table = runner.invoke(typer_app, ["info", "--app", "tests.test_cli:INFO_APP"])
+    assert table.exit_code == 0, table.output
+    for text in ("Limits", "task:tests.tasks_fixture:add", "2/m", "user:42", "1 running"):
+        assert text in table.stdout
 
 
 # --- info: the live workers ----------------------------------------------------------------------

@@ -23,7 +23,7 @@ from omniq.events.logger import EventLogger
 from omniq.exceptions import ConfigError, TaskNotFound
 from omniq.models.config import OmniQConfig
 from omniq.models.event import EventType, TaskEvent
-from omniq.models.limits import check_limit_options
+from omniq.models.limits import LimitUsage, check_limit_options
 from omniq.models.progress import TaskProgress
 from omniq.models.result import ResultStatus, TaskResult, result_value
 from omniq.models.task import Task, TaskStatus, callable_name
@@ -417,6 +417,11 @@ class AsyncOmniQ(ScheduleMethods, AsyncConnectable):
         if task is None:
             raise TaskNotFound(f"no task with id {task_id!r} in project {self.project_name!r}")
         return task.progress
+
+    async def limit_usage(self) -> LimitUsage:
+        """The rate-limit buckets and concurrency keys shared by this project's workers, as of
+        now (``omniq info`` shows them)."""
+        return await self.task_queue.limit_usage()
 
     async def list_tasks(
         self,

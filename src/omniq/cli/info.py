@@ -43,6 +43,7 @@ async def collect(selected: Selected) -> dict[str, Any]:
         corrupt: list[str] = []
         workers: list[dict[str, Any]] | None = []
         running: list[dict[str, Any]] = []
+        limits: dict[str, Any] | None = None
         if health["status"] == "healthy":
             stats = await app.task_queue.stats()
             names = list(app.task_queue.queues or [])
@@ -62,6 +63,8 @@ async def collect(selected: Selected) -> dict[str, Any]:
                 workers = [worker_row(w) for w in await app.task_queue.list_workers()]
             else:
                 workers = None
+            if app.task_queue.supports(Capability.LIMITS):
+                limits = msgspec.to_builtins(await app.task_queue.limit_usage())
     except (OmniQError, OSError) as exc:
         raise BackendProblem(
             f"cannot read the backend {selected.where}: {type(exc).__name__}: {redact_text(str(exc))}"
@@ -76,6 +79,7 @@ async def collect(selected: Selected) -> dict[str, Any]:
         "workers": workers,
         "running": running,
         "unserved": unserved_queues(queues, workers),
+        "limits": limits,
         "corrupt": corrupt,
         "health": health,
         # this command's own connections; each worker's are in its row (``breakers``)
@@ -204,6 +208,9 @@ def render(data: dict[str, Any]) -> Group:
         parts.append(_worker_table(data.get("workers")))
         if data.get("running"):
             parts.append(_running_table(data["running"]))
+        limits = _limits_table(data.get("limits"))
+        if limits is not None:
+            parts.append(limits)
     parts.append(_health_table(data["health"]))
     return Group(*parts)
 
@@ -295,6 +302,29 @@ def _running_table(rows: list[dict[str, Any]]) -> Table:
             Text.assemble((f"{p['percent']:g}%", "bold"), f"  {p['note'] or ''}")
             if p
             else Text("·", style="dim"),
+        )
+    return table
+
+
+def _limits_table(limits: dict[str, Any] | None) -> Table | None:
+    """Rate-limit buckets (tokens left now, when the next comes) and concurrency keys (running
+    of the limit), as every worker sees them; nothing when no task ever used a limit."""
+    if not limits or not (limits["buckets"] or limits["slots"]):
+        return None
+    table = Table(title="Limits", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("key", style="bold", overflow="fold")
+    table.add_column("limit", justify="right", no_wrap=True)
+    table.add_column("now", no_wrap=True)
+    for b in limits["buckets"]:
+        wait = b["next_token_in"]
+        now = f"{b['tokens']:g} tokens" if not wait else f"empty, next in {wait:.2f}s"
+        table.add_row(b["key"], b["rate"], Text(now, style="yellow" if wait else "green"))
+    for s in limits["slots"]:
+        full = s["running"] >= s["limit"]
+        table.add_row(
+            s["key"],
+            f"{s['limit']} at once",
+            Text(f"{s['running']} running", style="yellow" if full else "green"),
         )
     return table
 
