@@ -31,7 +31,14 @@ from omniq._time import utcnow
 from omniq.backend import create_backend
 from omniq.cli import app as typer_app
 from omniq.cli.source import AppSource, Selected, load_app
-from omniq.cli.worker import WorkerOptions, WorkerOutcome, banner, build_worker, serve
+from omniq.cli.worker import (
+    WorkerOptions,
+    WorkerOutcome,
+    banner,
+    build_worker,
+    parse_rate_limits,
+    serve,
+)
 from omniq.demo import Step, build_app, plan, run_demo
 from omniq.models.limits import parse_rate_limit
 from omniq.models.worker import WorkerInfo
@@ -286,6 +293,20 @@ def test_info_shows_rate_limit_buckets_and_concurrency_keys(
     assert table.exit_code == 0, table.output
     for text in ("Limits", "task:tests.tasks_fixture:add", "2/m", "user:42", "1 running"):
         assert text in table.stdout
+
+
+def test_worker_rate_limit_flag_limits_a_queue_and_refuses_a_bad_one() -> None:
+    app = AsyncOmniQ(task_queue=AsyncMemoryQueue(queues=["emails", "default"]))
+    options = WorkerOptions(rate_limits=parse_rate_limits(["emails=100/m", " default = 5/s"]))
+    worker = build_worker(app, options)
+    assert {q: str(r) for q, r in worker.limits.queue_limits.items()} == {
+        "emails": "100/m",
+        "default": "5/s",
+    }
+    for bad, named in (("emails", "'emails'"), ("emails=often", "'often'"), ("=1/s", "'=1/s'")):
+        result = runner.invoke(typer_app, ["worker", "--url", "memory://", "--rate-limit", bad])
+        assert result.exit_code != 0
+        assert named in result.output
 
 
 # --- info: the live workers ----------------------------------------------------------------------

@@ -28,6 +28,7 @@ PLAIN = [
     ["--metrics-port", "9100", "--metrics-host", "0.0.0.0", "--metrics-interval", "1e1"],
     ["--type", "process", "--concurrency", "+4", "--shutdown-timeout", ".5"],
     ["--queues", "a", "--queues", "b", "-l", "INFO", "-l", "WARNING"],  # the last one wins
+    ["--rate-limit", "emails=100/m", "--rate-limit=default=5/s"],
 ]
 
 
@@ -37,7 +38,8 @@ def typer_reading(argv: list[str]) -> dict[str, Any]:
     worker = command.commands["worker"]  # type: ignore[attr-defined]
     context = worker.make_context("worker", list(argv))
     params = dict(context.params)
-    params["include"] = list(params["include"]) if params["include"] else None
+    for name in ("include", "rate_limit"):
+        params[name] = list(params[name]) if params[name] else None
     return params
 
 

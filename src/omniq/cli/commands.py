@@ -177,6 +177,15 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    rate_limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rate-limit",
+            help="A queue's rate limit, shared with every worker given the same: QUEUE=RATE "
+            "(e.g. emails=100/m; per s, m, h or d; repeat for several queues).",
+            show_default=False,
+        ),
+    ] = None,
     metrics_port: Annotated[
         int | None,
         typer.Option(
@@ -215,6 +224,7 @@ def worker(
             shutdown_timeout=shutdown_timeout,
             log_level=log_level,
             include=include,
+            rate_limit=rate_limit,
             metrics_port=metrics_port,
             metrics_host=metrics_host,
             metrics_interval=metrics_interval,

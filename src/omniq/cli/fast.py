@@ -38,6 +38,7 @@ class WorkerArgs:
     shutdown_timeout: float = 30.0
     log_level: str | None = None
     include: list[str] | None = None
+    rate_limit: list[str] | None = None
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     metrics_interval: float = 15.0
@@ -57,6 +58,7 @@ for _names, _field, _kind in (
     (("--shutdown-timeout",), "shutdown_timeout", "float"),
     (("--log-level", "-l"), "log_level", "str"),
     (("--include", "-I"), "include", "list"),
+    (("--rate-limit",), "rate_limit", "list"),
     (("--metrics-port",), "metrics_port", "int"),
     (("--metrics-host",), "metrics_host", "str"),
     (("--metrics-interval",), "metrics_interval", "float"),
@@ -72,7 +74,7 @@ def parse_worker_args(argv: Sequence[str]) -> WorkerArgs | None:
     """The options of ``omniq worker`` (``argv`` after ``worker``), or None when the command
     line is anything but plain (see the module docstring): typer then parses it."""
     values: dict[str, Any] = {}
-    include: list[str] = []
+    lists: dict[str, list[str]] = {}
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -104,11 +106,10 @@ def parse_worker_args(argv: Sequence[str]) -> WorkerArgs | None:
                 return None
             values[target] = float(value)
         elif kind == "list":
-            include.append(value)
+            lists.setdefault(target, []).append(value)
         else:
             values[target] = value
-    if include:
-        values["include"] = include
+    values.update(lists)
     return WorkerArgs(**values)
 
 
@@ -157,6 +158,7 @@ def run_worker(args: WorkerArgs) -> NoReturn:
         WorkerOptions,
         metrics_options,
         parse_queues,
+        parse_rate_limits,
         serve,
         task_threads_alive,
     )
@@ -183,6 +185,7 @@ def run_worker(args: WorkerArgs) -> NoReturn:
         worker_type=args.worker_type,
         shutdown_timeout=args.shutdown_timeout,
         include=module_names(args.include),
+        rate_limits=run_guarded(lambda: parse_rate_limits(args.rate_limit)),
         metrics=run_guarded(
             lambda: metrics_options(args.metrics_port, args.metrics_host, args.metrics_interval)
         ),

@@ -64,7 +64,7 @@ async def collect(selected: Selected) -> dict[str, Any]:
             else:
                 workers = None
             if app.task_queue.supports(Capability.LIMITS):
-                limits = msgspec.to_builtins(await app.task_queue.limit_usage())
+                limits = await _limits(app.task_queue)
     except (OmniQError, OSError) as exc:
         raise BackendProblem(
             f"cannot read the backend {selected.where}: {type(exc).__name__}: {redact_text(str(exc))}"
@@ -85,6 +85,15 @@ async def collect(selected: Selected) -> dict[str, Any]:
         # this command's own connections; each worker's are in its row (``breakers``)
         "breakers": _redacted(app.breaker_state()),
     }
+
+
+async def _limits(queue: Any) -> dict[str, Any]:
+    """The limits panel's data; a store that cannot answer (a schema from another version)
+    says why there instead of failing the whole report."""
+    try:
+        return dict(msgspec.to_builtins(await queue.limit_usage()))
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {redact_text(str(exc))}"}
 
 
 _STATUSES = frozenset(s.value for s in TaskStatus)
@@ -306,9 +315,11 @@ def _running_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _limits_table(limits: dict[str, Any] | None) -> Table | None:
+def _limits_table(limits: dict[str, Any] | None) -> Table | Text | None:
     """Rate-limit buckets (tokens left now, when the next comes) and concurrency keys (running
     of the limit), as every worker sees them; nothing when no task ever used a limit."""
+    if limits and "error" in limits:
+        return Text(f"limits: cannot read them: {limits['error']}", style="yellow")
     if not limits or not (limits["buckets"] or limits["slots"]):
         return None
     table = Table(title="Limits", title_justify="left", box=box.SIMPLE_HEAD)

@@ -23,7 +23,8 @@ from omniq.cli.source import BackendProblem, Selected, UsageProblem
 from omniq.core import AsyncOmniQ
 from omniq.dashboard.beside import Stop
 from omniq.dashboard.beside import start_if_enabled as start_dashboard_if_enabled
-from omniq.exceptions import OmniQError, QueueNameError
+from omniq.exceptions import ConfigError, OmniQError, QueueNameError
+from omniq.models.limits import parse_rate_limit
 from omniq.registry import registry
 from omniq.workers import WORKER_TYPES, AsyncWorker
 
@@ -41,6 +42,8 @@ class WorkerOptions:
     include: list[str] = field(default_factory=list)
     #: ``--metrics-port`` and its companions: Prometheus metrics served beside the worker
     metrics: MetricsOptions | None = None
+    #: ``--rate-limit QUEUE=RATE``: rate limits of whole queues
+    rate_limits: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,20 @@ def parse_queues(text: str | None) -> list[str] | None:
     return names
 
 
+def parse_rate_limits(values: list[str] | None) -> dict[str, str]:
+    """``["emails=100/m"]`` -> ``{"emails": "100/m"}``, each rate checked now."""
+    limits: dict[str, str] = {}
+    for value in values or ():
+        queue, sep, rate = value.partition("=")
+        if not sep or not queue.strip():
+            raise UsageProblem(f"--rate-limit {value!r} is not QUEUE=RATE (e.g. emails=100/m)")
+        try:
+            limits[queue.strip()] = str(parse_rate_limit(rate, f"--rate-limit of {queue!r}"))
+        except ConfigError as exc:
+            raise UsageProblem(str(exc)) from None
+    return limits
+
+
 def check_worker_type(name: str) -> str:
     """A worker type this installation provides (``omniq.workers.WORKER_TYPES``)."""
     key = name.strip().lower()
@@ -107,6 +124,8 @@ def build_worker(app: AsyncOmniQ, options: WorkerOptions) -> AsyncWorker:
         config["task_modules"] = options.include
     if options.queues is not None:
         config["queues"] = options.queues
+    if options.rate_limits:
+        config["rate_limits"] = options.rate_limits
     if options.concurrency is not None:
         if options.concurrency < 1:
             raise UsageProblem(f"--concurrency must be at least 1, got {options.concurrency}")
