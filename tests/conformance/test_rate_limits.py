@@ -102,9 +102,10 @@ async def test_a_key_admits_at_most_its_limit_and_a_release_frees_a_slot(
 
 async def test_a_slot_whose_holder_is_gone_lapses_with_its_lease(queue: BaseTaskQueue) -> None:
     needs_limits(queue)
-    assert await queue.acquire_slot("k", "killed-worker", 1, 0.3) is True
+    # a lease of 1 s: room for a slow store (a File backend under load) between the two calls
+    assert await queue.acquire_slot("k", "killed-worker", 1, 1.0) is True
     assert await queue.acquire_slot("k", "other", 1, 30) is False
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(1.1)
     assert await queue.acquire_slot("k", "other", 1, 30) is True
 
 
