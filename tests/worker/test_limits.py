@@ -112,3 +112,18 @@ async def test_enqueue_time_limits_and_their_errors(oq: AsyncOmniQ) -> None:
         oq.task(concurrency_key="k", concurrency_limit=0)
     with pytest.raises(ConfigError, match="'often'"):
         await oq.start_worker(rate_limits={"default": "often"})
+
+
+async def test_a_worker_forgets_the_keys_whose_time_has_passed() -> None:
+    from omniq.models.task import Task
+    from omniq.workers._limits import LimitGate
+
+    async with AsyncMemoryQueue() as queue:
+        gate = LimitGate(queue, {})
+        past = time.time() - 1
+        gate._horizon.update({f"user:{i}": past for i in range(5000)})
+        gate._empty_until.update({f"user:{i}": past for i in range(5000)})
+        task = Task(func="tests.worker.test_limits:stamp", rate_limit="5/s", claim="c")
+        assert await gate.admit(task, lease=5) is None
+        assert len(gate._horizon) == 0
+        assert len(gate._empty_until) == 0

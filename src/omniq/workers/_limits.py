@@ -29,6 +29,9 @@ log = get_logger("worker")
 #: the tasks one worker holds back for one key
 SLOT_RETRY = 0.1
 SLOT_SPACING = 0.05
+#: keys remembered per worker before the ones whose time has passed are forgotten (a key per
+#: user must not grow a long-running worker's memory without bound)
+_REMEMBERED = 4096
 
 
 def queue_rate_limits(value: Mapping[str, str | RateLimit] | None) -> dict[str, RateLimit]:
@@ -73,6 +76,8 @@ class LimitGate:
             buckets.append((f"queue:{task.queue_name}", queue_limit))
         if task.rate_limit is not None:
             buckets.append((f"task:{task.func}", parse_rate_limit(task.rate_limit)))
+        if len(self._horizon) > _REMEMBERED:
+            self._forget_past()
         for key, limit in buckets:
             retry_at = await self._take(key, limit)
             if retry_at is not None:
@@ -87,6 +92,12 @@ class LimitGate:
                 return _as_time(at)
             self.held[task.id] = (key, holder, limit_n)
         return None
+
+    def _forget_past(self) -> None:
+        now = time.time()
+        for memory in (self._horizon, self._empty_until):
+            for key in [k for k, at in memory.items() if at <= now]:
+                del memory[key]
 
     async def _take(self, key: str, limit: RateLimit) -> float | None:
         """None when a token was taken; else the (wall) time to try the task again."""
