@@ -1,5 +1,5 @@
 """Rate limits and key concurrency on PostgreSQL: a token is one statement (``take_token``), a
-slot one function call (``acquire_slot``, migration 0006), whatever the number of workers."""
+slot one function call (``acquire_slot``, migration 0007), whatever the number of workers."""
 
 from __future__ import annotations
 

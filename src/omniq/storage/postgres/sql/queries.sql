@@ -582,7 +582,7 @@ SELECT count(*) FROM gone;
 
 -- name: take_token
 -- $1 project, $2 key, $3 interval, $4 burst, $5 now (seconds since the epoch). One token from
--- the bucket (GCRA, see migration 0006): the SET expressions read the row as it was, so one
+-- the bucket (GCRA, see migration 0007): the SET expressions read the row as it was, so one
 -- statement decides, moves tat when a token is taken, and records the answer in wait.
 INSERT INTO rate_buckets AS b (project, key, tat, interval, burst, wait)
 VALUES ($1, $2, $5::float8 + $3::float8, $3, $4, 0)

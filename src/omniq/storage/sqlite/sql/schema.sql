@@ -200,7 +200,7 @@ BEGIN
     WHERE project = OLD.project AND queue = OLD.queue AND status = OLD.status;
 END;
 
--- Rate-limit buckets and concurrency keys (migration 6): one small record per (kind, key),
+-- Rate-limit buckets and concurrency keys (migration 7): one small record per (kind, key),
 -- changed in one transaction (see omniq.storage.base.limits.RecordLimits).
 CREATE TABLE omniq_limits (
     project TEXT NOT NULL,

@@ -1,4 +1,4 @@
--- OmniQ SQLite schema, version 6: rate-limit buckets and concurrency keys (issue 19), shared by
+-- OmniQ SQLite schema, version 7: rate-limit buckets and concurrency keys (issue 19), shared by
 -- every worker of a project. One small record per (kind, key), changed in one transaction:
 -- kind 'bucket' (a token bucket, omniq.models.limits.BucketRecord) or 'slots' (the holders of a
 -- concurrency key and their expiries, SlotRecord), as JSON.

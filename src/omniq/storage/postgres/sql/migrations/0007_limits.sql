@@ -1,4 +1,4 @@
--- 0006: rate limits and key concurrency limits, shared by every worker of a project.
+-- 0007: rate limits and key concurrency limits, shared by every worker of a project.
 -- Objects are unqualified: the migration runner sets search_path to the target schema.
 --
 -- Rate-limit buckets (issue 19): one row per bucket, a token bucket in its GCRA form: ``tat``
