@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -466,3 +467,25 @@ def test_a_lambda_keeps_its_callable_each_time() -> None:
     first, second = make(), make()
     assert build_task(first).func_obj is first
     assert build_task(second).func_obj is second
+
+
+def test_a_script_function_whose_name_is_bound_again_travels_by_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    main = sys.modules["__main__"]
+
+    def first() -> int:
+        return 1
+
+    def second() -> int:
+        return 2
+
+    for func in (first, second):
+        func.__module__, func.__qualname__ = "__main__", "omniq_builder_rebound"
+    monkeypatch.setattr(main, "omniq_builder_rebound", first, raising=False)
+    assert build_task(first).func_obj is None  # found in the script by its name
+    monkeypatch.setattr(main, "omniq_builder_rebound", second)
+
+    task = build_task(first)  # its name now leads to another function
+
+    assert task.func_obj is first

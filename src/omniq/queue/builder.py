@@ -102,6 +102,7 @@ _RESOLVED_MAX = 4096
 #: up once, not on every enqueue. Only callables that have a name are kept (module-level
 #: functions, which live as long as their module anyway); a lambda made per call is not.
 _references: dict[Any, tuple[int, str]] = {}
+_MAIN_PREFIX = "__main__:"
 
 
 def func_reference(func: Callable[..., Any] | str) -> tuple[str, Callable[..., Any] | None]:
@@ -123,10 +124,13 @@ def func_reference(func: Callable[..., Any] | str) -> tuple[str, Callable[..., A
     name, obj = func_ref(func)
     if obj is None:
         registry.mark_enqueued(name)
-        if len(_references) >= _RESOLVED_MAX:
-            _references.clear()
-        with contextlib.suppress(TypeError):
-            _references[func] = (registry.generation, name)
+        # not a function of the script: its name there may be bound again to another function
+        # (a notebook cell run twice), which must not inherit the first one's reference
+        if not name.startswith(_MAIN_PREFIX):
+            if len(_references) >= _RESOLVED_MAX:
+                _references.clear()
+            with contextlib.suppress(TypeError):
+                _references[func] = (registry.generation, name)
     return name, obj
 
 
