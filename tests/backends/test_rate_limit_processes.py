@@ -36,6 +36,15 @@ def stamp(out_dir: str) -> None:
     os.write(fd, f"{time.time():.6f}\n".encode())
 
 
+def hold(out_dir: str) -> None:
+    """Runs 0.1 s and appends when it started and ended to this process's log."""
+    start = time.time()
+    time.sleep(0.1)
+    path = os.path.join(out_dir, f"{os.getpid()}.held")
+    with open(path, "a") as log:
+        log.write(f"{start:.6f} {time.time():.6f}\n")
+
+
 def _make_queue(kind: str, options: dict[str, Any]) -> Any:
     if kind == "sqlite":
         from omniq.storage.sqlite import AsyncSQLiteQueue
@@ -176,3 +185,76 @@ async def test_a_rate_limit_holds_across_worker_processes(
     counts = stats.get("default", {})
     assert counts.get(TaskStatus.DEAD.value, 0) == 0
     assert counts.get(TaskStatus.SUCCESS.value, 0) == len(starts)
+
+
+def _most_at_once(intervals: list[tuple[float, float]]) -> int:
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    running = most = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    return most
+
+
+@pytest.mark.parametrize(
+    "store",
+    [
+        "sqlite",
+        pytest.param("redis", marks=pytest.mark.services("redis")),
+        pytest.param("postgres", marks=pytest.mark.services("postgres")),
+    ],
+    indirect=True,
+)
+async def test_a_concurrency_key_holds_across_worker_processes(
+    store: tuple[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    kind, options = store
+    out_dir = tmp_path / "held"
+    out_dir.mkdir()
+    queue = _make_queue(kind, options)
+    n = 40
+    async with queue:
+        await queue.enqueue_many(
+            [
+                Task(
+                    func=f"{__name__}:hold",
+                    args=(str(out_dir),),
+                    concurrency_key="shared",
+                    concurrency_limit=2,
+                )
+                for _ in range(n)
+            ]
+        )
+        ctx = multiprocessing.get_context("spawn")
+        ready = [ctx.Event() for _ in range(PROCESSES)]
+        done = ctx.Event()
+        procs = [ctx.Process(target=_serve, args=(kind, options, r, done)) for r in ready]
+        for proc in procs:
+            proc.start()
+        try:
+            for event in ready:
+                assert await asyncio.to_thread(event.wait, 60), "a worker process did not start"
+            for _ in range(1200):
+                counts = (await queue.stats()).get("default", {})
+                if counts.get(TaskStatus.SUCCESS.value, 0) == n:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            done.set()
+            for proc in procs:
+                await asyncio.to_thread(proc.join, 30)
+                if proc.is_alive():
+                    proc.kill()
+        usage = await queue.limit_usage()
+
+    logs = list(out_dir.iterdir())
+    intervals = [
+        (float(a), float(b))
+        for log in logs
+        for a, b in (line.split() for line in log.read_text().splitlines())
+    ]
+    assert counts == {TaskStatus.SUCCESS.value: n}, counts
+    assert len(intervals) == n
+    assert _most_at_once(intervals) == 2  # never more, across the processes, and used fully
+    assert len(logs) >= 2, "the tasks were shared between processes"
+    assert [(s.key, s.limit, s.running) for s in usage.slots] == [("shared", 2, 0)]
