@@ -432,6 +432,7 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
             if retry_at is None:
                 return True
             await self.queue.release(task.id, task.claim or "", eta=retry_at)
+            log.debug("task %s held back by its limits until %s", task.id, retry_at.isoformat())
         except asyncio.CancelledError:
             await self._record_outcome(self._on_stopped(running), task)
         except Exception as exc:  # the store failed: the lease returns the task, untouched
