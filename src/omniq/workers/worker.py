@@ -404,6 +404,10 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
                 if task.id in self._early_cancels:  # its signal came before the claim returned
                     del self._early_cancels[task.id]
                     self._stop_running(task.id, "cancel")
+            if tasks:
+                # the tasks just claimed start before the next claim is built and sent (an
+                # enqueue->start latency of a claim's encoding and socket write otherwise)
+                await asyncio.sleep(0)
 
     # -- running ---------------------------------------------------------------------------
     def _resolve(self, task: Task) -> Callable[..., Any]:
