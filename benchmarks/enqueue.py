@@ -75,7 +75,8 @@ def omniq_api_contenders(broker: str, apis: list[str]) -> list[Contender]:
 def raw_for(api: str, broker: str) -> str:
     """The raw client an API is held against: the blocking one for a blocking API, where there
     is one."""
-    kind = "sync" if api.endswith("sync") and "sync" in RAW_VARIANTS[broker] else "async"
+    blocking = api in ("sync", "task-sync")
+    kind = "sync" if blocking and "sync" in RAW_VARIANTS[broker] else "async"
     return f"raw-{broker}-{kind}"
 
 
