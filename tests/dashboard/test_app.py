@@ -587,3 +587,23 @@ async def test_the_overview_shows_a_worker_cut_off_from_a_store(dashboard: Any) 
     assert "queue open" not in page
     assert "queue closed" not in page
     assert "1 cannot reach a store" in page
+
+
+async def test_the_overview_shows_rate_limit_buckets_and_concurrency_keys(dashboard: Any) -> None:
+    from omniq.models.limits import parse_rate_limit
+
+    served = await dashboard()
+    queue = served.app.task_queue
+    await queue.connect()
+    limit = parse_rate_limit("2/m")  # room for 1, then one per 30 s
+    await queue.take_token("task:shop.mail:send", limit)
+    await queue.take_token("task:shop.mail:send", limit)
+    await queue.acquire_slot("user:42", "holder-1", 2, 30)
+    async with served.client() as client:
+        page = (await client.get("/")).text
+    assert 'id="limits"' in page
+    assert "task:shop.mail:send" in page
+    assert "2/m" in page
+    assert "empty, next in" in page
+    assert "user:42" in page
+    assert "1 running" in page

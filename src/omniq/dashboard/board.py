@@ -30,6 +30,7 @@ from omniq.dashboard.metrics import Sampler, pace
 from omniq.dashboard.queries import Queries, TaskFilter
 from omniq.dashboard.ui import Ctx, Node, banner
 from omniq.exceptions import OmniQError, TaskNotFound
+from omniq.models.limits import LimitUsage
 from omniq.storage.base import Capability
 
 log = logging.getLogger("omniq.dashboard")
@@ -141,6 +142,15 @@ class Board:
         except (OmniQError, OSError):
             return []
 
+    async def limits(self) -> LimitUsage | None:
+        """The limits panel's data; None where the backend keeps no limits."""
+        if not self.app.task_queue.supports(Capability.LIMITS):
+            return None
+        try:
+            return await self.app.task_queue.limit_usage()
+        except (OmniQError, OSError):
+            return LimitUsage()
+
     async def fragments(self, view: str, ctx: Ctx, signals: dict[str, Any]) -> list[Node]:
         """The live fragments of one page for the given signals (its filters); a page whose
         capability the backend does not offer says so instead."""
@@ -153,7 +163,11 @@ class Board:
             return [section(f"#{ELEMENT[view]}.panel")[div(".empty")[text]]]
         if view == "overview":
             return overview.overview(
-                ctx, await self.q.queues(), await self.q.workers(), list(self.sampler.points)
+                ctx,
+                await self.q.queues(),
+                await self.q.workers(),
+                list(self.sampler.points),
+                await self.limits(),
             )
         if view == "tasks":
             return [pages.task_table(ctx, await self.q.tasks(task_filter(signals)))]

@@ -1,4 +1,5 @@
-"""The overview page: queues, throughput and failure-rate charts, workers with heartbeats."""
+"""The overview page: queues, throughput and failure-rate charts, workers with heartbeats, and the
+rate-limit buckets and concurrency keys in use."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from htpy import a, div, h2, section, span, td, tr
 
 from omniq.dashboard.metrics import Point
 from omniq.dashboard.ui import STATUS_ORDER, Ctx, Node, card, chart, duration, grid, pill
+from omniq.models.limits import LimitUsage
 
 #: A worker whose last report is older than this is shown as late (it reports every few seconds).
 LATE_AFTER = 15.0
@@ -19,6 +21,7 @@ def overview(
     queues: dict[str, dict[str, Any]],
     workers: list[dict[str, Any]] | None,
     points: Sequence[Point],
+    limits: LimitUsage | None = None,
 ) -> list[Node]:
     return [
         summary_cards(queues, workers, points),
@@ -43,7 +46,39 @@ def overview(
             ),
         ],
         worker_table(workers),
+        limit_table(limits),
     ]
+
+
+def limit_table(limits: LimitUsage | None) -> Node:
+    """Each rate-limit bucket (tokens left, when the next comes) and concurrency key (running of
+    its limit), as every worker of the project sees them."""
+    if limits is None:
+        body: Node = div(".empty")["This backend keeps no rate or concurrency limits."]
+    else:
+        rows = [
+            tr[
+                td(".mono")[b.key],
+                td[b.rate],
+                td[
+                    span(".tag.warn")[f"empty, next in {b.next_token_in:.2f}s"]
+                    if b.next_token_in
+                    else span(".tag.ok")[f"{b.tokens:g} tokens"]
+                ],
+            ]
+            for b in limits.buckets
+        ] + [
+            tr[
+                td(".mono")[s.key],
+                td[f"{s.limit} at once"],
+                td[
+                    span(".tag.warn" if s.running >= s.limit else ".tag.ok")[f"{s.running} running"]
+                ],
+            ]
+            for s in limits.slots
+        ]
+        body = grid(["Key", "Limit", "Now"], rows, empty="No rate limit or concurrency key in use.")
+    return section("#limits.panel")[h2["Limits"], body]
 
 
 def summary_cards(
@@ -199,4 +234,12 @@ def worker_table(workers: list[dict[str, Any]] | None) -> Node:
     return section("#workers.panel")[h2["Workers"], body]
 
 
-__all__ = ["LATE_AFTER", "breaker_tags", "overview", "queue_table", "summary_cards", "worker_table"]
+__all__ = [
+    "LATE_AFTER",
+    "breaker_tags",
+    "limit_table",
+    "overview",
+    "queue_table",
+    "summary_cards",
+    "worker_table",
+]
