@@ -232,3 +232,15 @@ async def test_the_facade_shows_its_breakers_by_role() -> None:
         states = app.breaker_state()
     assert set(states) == {"queue", "results", "events"}
     assert all(s["state"] == "closed" and s["failures"] == 0 for s in states.values())
+
+
+async def test_a_failure_counts_for_the_breaker_of_the_call_that_raised_it() -> None:
+    """A result store's failure inside the queue's ``complete_many`` (results first, then the
+    acknowledgement) is the result store's: the queue's breaker must not open for it."""
+    results, queue = breaker(threshold=1), breaker(threshold=1)
+    exc = refused()
+    results.failed(exc)  # the inner call's guard sees it first
+    queue.failed(exc)  # then the outer one, as it passes through
+    assert results.is_open
+    assert queue.failures == 0
+    assert not queue.is_open

@@ -146,7 +146,10 @@ class CircuitBreaker:
         """Counts one connection-level failure (each exception once: nested calls see it twice)."""
         if isinstance(exc, CircuitOpen) or self.threshold == 0:
             return
-        if getattr(exc, "_omniq_counted", None) is self:
+        if getattr(exc, "_omniq_counted", None) is not None:
+            # counted already: by this breaker in a nested call, or by the component whose
+            # call raised it (a result store's failure inside the queue's complete_many is
+            # the result store's, not the queue's)
             return
         # a mark on the exception, so nested calls that see it again do not count it again
         with contextlib.suppress(AttributeError):
