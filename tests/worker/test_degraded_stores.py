@@ -65,6 +65,9 @@ async def test_results_wait_in_a_bounded_buffer_while_their_store_is_away(
             assert (await results.wait(task_id, timeout=10)).result == i + 1  # type: ignore[union-attr]
 
         await asyncio.to_thread(server.stop, True)  # SHUTDOWN SAVE: the results so far stay
+        # a task that fails for good while the result store is away: its error result and its
+        # DEAD mark wait too, under a renewed claim, instead of the task running again later
+        poison = await queue.enqueue("tests.tasks_fixture:boom", args=("away",), max_retries=0)
         ids = [await queue.enqueue("tests.tasks_fixture:add", args=(i, 100)) for i in range(40)]
 
         async def buffer_full() -> bool:
@@ -74,6 +77,7 @@ async def test_results_wait_in_a_bounded_buffer_while_their_store_is_away(
         await asyncio.sleep(1.0)  # time to claim more, were it claiming
         counts = (await queue.stats())["default"]
         assert counts.get("success", 0) == 5  # nothing acknowledged without its result
+        assert counts.get("dead", 0) == 0
         assert counts.get("pending", 0) >= 40 - buffer - concurrency
         assert len(worker._completions) <= buffer + concurrency
         assert worker.breaker_state()["results"]["state"] in ("open", "half_open")
@@ -94,9 +98,16 @@ async def test_results_wait_in_a_bounded_buffer_while_their_store_is_away(
         for i, task_id in enumerate(ids):
             assert found[task_id].status is ResultStatus.SUCCESS
             assert found[task_id].result == i + 100
+        dead = await results.wait(poison, timeout=10)
+        assert dead is not None
+        assert dead.status is ResultStatus.ERROR
+        assert dead.error == "away"
         counts = (await queue.stats())["default"]
         assert counts.get("success", 0) == 45
+        assert counts.get("dead", 0) == 1
         assert worker.stats.succeeded == 45  # each ran once
+        assert worker.stats.failed == 1
+        assert not worker._held
         assert worker.breaker_state()["results"]["state"] == "closed"
         assert any("result buffer has room again" in r.getMessage() for r in caplog.records)
 
@@ -106,6 +117,8 @@ async def test_results_wait_in_a_bounded_buffer_while_their_store_is_away(
         assert worker.event_logger.stats.dropped > 0
         assert worker.breaker_state()["events"]["state"] in ("open", "half_open")
     finally:
+        if server.process is None or server.process.poll() is not None:
+            await asyncio.to_thread(server.start)  # a graceful stop writes what it holds
         await worker.stop()
         for component in (queue, results, events):
             await component.close()

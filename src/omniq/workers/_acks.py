@@ -25,14 +25,14 @@ class Acknowledgements(WorkerState):
     def _buffer_room(self) -> int:
         """How many more finished tasks the buffer takes; says once when it fills and once when
         it has room again."""
-        room = self.result_buffer - len(self._completions)
+        room = self.result_buffer - len(self._completions) - len(self._held)
         if room <= 0 and not self._buffer_full:
             self._buffer_full = True
             log.warning(
                 "worker %s: result buffer full (%d finished tasks wait for %s): not claiming "
                 "until they are written",
                 self.name,
-                len(self._completions),
+                len(self._completions) + len(self._held),
                 self.result_store.server_label(),
             )
         elif room > 0 and self._buffer_full:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from omniq.callbacks import TaskOutcome, default_hooks, invoke
 from omniq.config import get_logger
@@ -23,6 +23,8 @@ from omniq.workers import _report
 from omniq.workers._state import Running, WorkerState
 
 log = get_logger("worker")
+
+T = TypeVar("T")
 
 
 class Outcomes(WorkerState):
@@ -49,6 +51,35 @@ class Outcomes(WorkerState):
                 "task %s: could not record its outcome; it returns when its lease expires", task.id
             )
 
+    async def _through_outage(self, task: Task, call: Callable[[], Awaitable[T]]) -> T:
+        """One store call of a task's outcome (its failure, its error result, its hand-back),
+        tried again while the store is away instead of given up: the task keeps its claim,
+        renewed by the heartbeat meanwhile (``_held``), so it is not run again when the server
+        is back. It counts against the result buffer, like a finished task waiting for its
+        result. A stop, or an error that is no outage, ends the wait: the lease covers it."""
+        held = False
+        try:
+            while True:
+                try:
+                    return await call()
+                except Exception as exc:
+                    outage = self.queue._is_outage(exc) or self.result_store._is_outage(exc)
+                    if not outage or self._stop is None or self._stop.is_set():
+                        raise
+                if not held:  # held until recorded, not between tries (the buffer's count)
+                    self._held[task.id] = task.claim or ""
+                    held = True
+                breaker = away(self.queue, self.result_store)
+                if breaker is not None:
+                    await self._wait_out(breaker)
+                else:  # not open yet: a few more failures will open it
+                    await asyncio.sleep(0.05)
+        finally:
+            if held:
+                self._held.pop(task.id, None)
+                if self._buffer_full and self._slot_free is not None:
+                    self._slot_free.set()  # the claim loop may wait for room in the buffer
+
     async def _on_stopped(self, running: Running) -> None:
         task = running.task
         reason = running.stop_reason
@@ -59,12 +90,15 @@ class Outcomes(WorkerState):
         elif reason == "cancel":
             self.stats.cancelled += 1
             _report.cancelled(task)
-            await self.queue.fail(
-                task.id,
-                claim,
-                error_type="TaskCancelledError",
-                error_message="cancelled while running",
-                status=TaskStatus.CANCELLED,
+            await self._through_outage(
+                task,
+                lambda: self.queue.fail(
+                    task.id,
+                    claim,
+                    error_type="TaskCancelledError",
+                    error_message="cancelled while running",
+                    status=TaskStatus.CANCELLED,
+                ),
             )
             await self._store_final(
                 task, ResultStatus.CANCELLED, "TaskCancelledError", "cancelled while running", None
@@ -84,14 +118,18 @@ class Outcomes(WorkerState):
         decision = decide(task.retry_policy, task.attempts, exc)
         notify = self._has_callbacks(task)
         if decision.retry_at is not None:
-            updated = await self.queue.fail(
-                task.id,
-                task.claim or "",
-                error_type=error_type,
-                error_message=message,
-                error_traceback=tb,
-                retry_at=decision.retry_at,
-                status=TaskStatus.PENDING,
+            retry_at = decision.retry_at
+            updated = await self._through_outage(
+                task,
+                lambda: self.queue.fail(
+                    task.id,
+                    task.claim or "",
+                    error_type=error_type,
+                    error_message=message,
+                    error_traceback=tb,
+                    retry_at=retry_at,
+                    status=TaskStatus.PENDING,
+                ),
             )
             if updated is not None:
                 self.stats.retried += 1
@@ -128,12 +166,15 @@ class Outcomes(WorkerState):
     ) -> None:
         """Out of attempts, or poison: the result first, then the task goes DEAD."""
         await self._store_final(task, ResultStatus.ERROR, error_type, message, tb)
-        updated = await self.queue.fail(
-            task.id,
-            task.claim or "",
-            error_type=error_type,
-            error_message=message,
-            error_traceback=tb,
+        updated = await self._through_outage(
+            task,
+            lambda: self.queue.fail(
+                task.id,
+                task.claim or "",
+                error_type=error_type,
+                error_message=message,
+                error_traceback=tb,
+            ),
         )
         if updated is not None:
             self.stats.dead += 1
@@ -157,7 +198,7 @@ class Outcomes(WorkerState):
             traceback=tb,
             worker_id=self.worker_id,
         )
-        await self.result_store.set(result)
+        await self._through_outage(task, lambda: self.result_store.set(result))
 
     # -- callbacks -------------------------------------------------------------------------
     def _callbacks_for(self, task: Task, event: str) -> list[Callable[..., Any]]:

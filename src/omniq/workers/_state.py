@@ -94,6 +94,8 @@ class WorkerState:
     limits: LimitGate
     result_buffer: int
     _buffer_full: bool
+    #: claims of tasks whose outcome waits for its store to come back (heartbeated)
+    _held: dict[str, str]
     _stop: asyncio.Event | None
     _slot_free: asyncio.Event | None
 

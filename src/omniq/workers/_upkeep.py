@@ -29,6 +29,7 @@ class Upkeep(WorkerState):
             await asyncio.sleep(self.heartbeat_interval)
             claims = [(r.task.id, r.task.claim or "") for r in self._running.values()]
             claims += [(c.task_id, c.claim) for c in self._completions]
+            claims += list(self._held.items())
             if not claims:
                 continue
             try:

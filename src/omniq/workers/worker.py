@@ -136,6 +136,7 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
         if self.result_buffer < 1:
             raise ValueError(f"result_buffer must be >= 1, got {s.result_buffer!r}")
         self._buffer_full = False
+        self._held: dict[str, str] = {}
         #: each worker runs a scheduler loop by default; occurrences are enqueued exactly once
         #: however many run (see omniq.queue.scheduler)
         self.scheduler = AsyncScheduler(self.queue) if s.scheduler else None
