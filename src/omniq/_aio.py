@@ -26,4 +26,24 @@ async def cancel_and_wait(*tasks: asyncio.Task[object], retry_every: float = 0.2
             task.exception()  # retrieved: a loop that died earlier is not reported at exit
 
 
-__all__ = ["cancel_and_wait"]
+def raise_if_cancelled() -> None:
+    """Raises ``CancelledError`` in a task asked to stop whose cancellation a client library
+    swallowed (redis-py does, see :func:`cancel_and_wait`).
+
+    ``asyncio.run`` cancels each task left at exit once and then waits for all of them: a
+    background loop that lost that one cancel runs on forever and the script never exits. The
+    task still counts the request (``Task.cancelling``), so a loop that checks it at the top of
+    each turn ends as it was asked to.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def idle(seconds: float) -> None:
+    """``asyncio.sleep`` for the turns of a background loop, after :func:`raise_if_cancelled`."""
+    raise_if_cancelled()
+    await asyncio.sleep(seconds)
+
+
+__all__ = ["cancel_and_wait", "idle", "raise_if_cancelled"]

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import start_http_server
 
+from omniq._aio import idle
 from omniq.callbacks import around_run, on_enqueue, remove_enqueue_hook, remove_run_wrapper
 from omniq.config import get_logger
 from omniq.models.task import Task
@@ -202,7 +203,7 @@ class TaskMetrics:
                 raise
             except Exception as exc:
                 log.warning("metrics: could not sample the store (%s: %s)", type(exc).__name__, exc)
-            await asyncio.sleep(interval)
+            await idle(interval)
 
     # -- serving -------------------------------------------------------------------------------
     def serve(self, port: int, host: str = "127.0.0.1") -> int:

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from omniq._aio import cancel_and_wait
+from omniq._aio import cancel_and_wait, idle
 from omniq._time import utcnow
 from omniq.config import get_logger
 from omniq.models.schedule import MissedRunPolicy, Schedule, ScheduleState
@@ -165,7 +165,7 @@ class AsyncScheduler:
                 else:  # its breaker logged the outage once: wait for it quietly
                     await breaker.wait_ready(self.max_sleep)
                     continue
-            await asyncio.sleep(pause)
+            await idle(pause)
 
     async def _until_next_due(self, cap: float) -> float:
         """Sleeps until the earliest occurrence, at most ``cap`` (a schedule saved meanwhile is

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from omniq._aio import idle
 from omniq.config import get_logger
 from omniq.models.event import EventType
 from omniq.storage._breaker import away, reported
@@ -92,7 +93,7 @@ class Acknowledgements(WorkerState):
                 if breaker is not None:  # kept here until the store is back, then written
                     await breaker.wait_ready()
                     continue
-                await asyncio.sleep(backoff)
+                await idle(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
             if self._slot_free is not None and self._buffer_full:

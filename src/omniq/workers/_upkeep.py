@@ -11,6 +11,7 @@ import socket
 import time
 from datetime import UTC, datetime
 
+from omniq._aio import idle
 from omniq.config import get_logger
 from omniq.models.worker import WorkerInfo
 from omniq.storage._breaker import reported
@@ -26,7 +27,7 @@ class Upkeep(WorkerState):
 
     async def _heartbeat_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.heartbeat_interval)
+            await idle(self.heartbeat_interval)
             claims = [(r.task.id, r.task.claim or "") for r in self._running.values()]
             claims += [(c.task_id, c.claim) for c in self._completions]
             claims += list(self._held.items())
@@ -99,13 +100,13 @@ class Upkeep(WorkerState):
                     type(exc).__name__,
                     exc,
                 )
-                await asyncio.sleep(1.0)
+                await idle(1.0)
 
     async def _summary_loop(self) -> None:
         assert self.summary_interval
         summary = _report.Summary(self.name)
         while True:
-            await asyncio.sleep(self.summary_interval)
+            await idle(self.summary_interval)
             try:
                 depths: dict[str, int] | None = {
                     q: await self.queue.get_queue_size(q) for q in self.queues
@@ -150,7 +151,7 @@ class Upkeep(WorkerState):
             if not first:  # start() has just published the record
                 await self._register()
             first = False
-            await asyncio.sleep(self._upkeep_tick)
+            await idle(self._upkeep_tick)
 
     # -- registry ------------------------------------------------------------------------
     def info(self, state: str = "running") -> WorkerInfo:

@@ -21,7 +21,7 @@ from typing import Any, Self
 import msgspec
 
 from omniq import _exit
-from omniq._aio import cancel_and_wait
+from omniq._aio import cancel_and_wait, idle, raise_if_cancelled
 from omniq._sync import blocking_outside_loop, run_sync, unwrap
 from omniq.callbacks import CallbackManager, TaskOutcome, run_wrapped, run_wrappers
 from omniq.config import get_logger, get_settings
@@ -357,6 +357,7 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
         assert self._slot_free is not None
         backoff = 0.05
         while not self._stop.is_set():
+            raise_if_cancelled()
             # backpressure: finished tasks whose results wait for their store count against it
             free = min(self.concurrency - len(self._running), self._buffer_room())
             if free <= 0:
@@ -392,7 +393,7 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
                     exc,
                     backoff,
                 )
-                await asyncio.sleep(backoff)
+                await idle(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
             for task in tasks:

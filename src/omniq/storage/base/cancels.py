@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import ClassVar
 
+from omniq._aio import raise_if_cancelled
 from omniq.models.task import Task
 from omniq.storage.base.capabilities import Capability
 from omniq.storage.base.queue import BaseTaskQueue
@@ -38,6 +39,7 @@ class SupportsCancelSignal(BaseTaskQueue):
         inbox: asyncio.Queue[str] = asyncio.Queue()
         async with self._listen_cancels(inbox.put_nowait):
             while True:
+                raise_if_cancelled()  # a cancel that opening the subscription swallowed
                 yield await inbox.get()
 
     @abstractmethod

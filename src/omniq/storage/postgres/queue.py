@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from omniq._aio import cancel_and_wait
+from omniq._aio import cancel_and_wait, idle
 from omniq._sync import SyncWrapper
 from omniq._time import utcnow
 from omniq.config import get_logger
@@ -478,7 +478,7 @@ class AsyncPostgresQueue(
                         exc,
                     )
                     failing = True
-                await asyncio.sleep(1.0)
+                await idle(1.0)
 
         await listener.ensure()
         keeper = asyncio.create_task(keep(), name="omniq-pg-cancels")

@@ -23,6 +23,7 @@ from redis.exceptions import AskError, MovedError, RedisError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from omniq._aio import idle
 from omniq.exceptions import BackendUnavailable
 from omniq.storage.redis._conn_abort import abort
 from omniq.storage.redis._options import Topology
@@ -127,7 +128,7 @@ class ClusterFollower:
     # -- the slot map --------------------------------------------------------------------------
     async def _follow(self) -> None:
         while True:
-            await asyncio.sleep(self.INTERVAL)
+            await idle(self.INTERVAL)
             if not self._clients:
                 return  # every client is gone: a new one starts following again
             try:

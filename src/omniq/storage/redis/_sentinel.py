@@ -20,6 +20,7 @@ from redis.asyncio.connection import SSLConnection
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.exceptions import RedisError
 
+from omniq._aio import idle
 from omniq._redact import redact_text
 from omniq.exceptions import BackendUnavailable
 from omniq.storage.redis._conn_abort import abort
@@ -231,7 +232,7 @@ class SwitchWatcher:
             finally:
                 with contextlib.suppress(Exception):
                     await client.aclose()
-            await asyncio.sleep(self._RETRY)
+            await idle(self._RETRY)
 
     async def _heard(self, channel: bytes | str, data: bytes | str) -> None:
         """One announcement: a failover begun or aborted, or the master switched."""

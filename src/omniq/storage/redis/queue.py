@@ -38,7 +38,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from omniq._aio import cancel_and_wait
+from omniq._aio import cancel_and_wait, idle, raise_if_cancelled
 from omniq._sync import SyncWrapper
 from omniq._time import utcnow
 from omniq.config import get_logger
@@ -441,6 +441,7 @@ class AsyncRedisQueue(
                     subscribed.set()
                     lost = False
                     while True:
+                        raise_if_cancelled()  # get_message may swallow a cancel
                         message = await pubsub.get_message(
                             ignore_subscribe_messages=True, timeout=1.0
                         )
@@ -456,7 +457,7 @@ class AsyncRedisQueue(
                         exc,
                     )
                     lost = True
-                    await asyncio.sleep(1.0)
+                    await idle(1.0)
                 finally:
                     if pubsub is not None:
                         with contextlib.suppress(Exception):
@@ -467,8 +468,11 @@ class AsyncRedisQueue(
 
         reader = asyncio.create_task(read(), name="omniq-redis-cancels")
         try:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancel that lands as the
+            # wait ends, and a worker's cancel listener then outlives asyncio.run's one cancel
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(subscribed.wait()), 5.0)
+                async with asyncio.timeout(5.0):
+                    await subscribed.wait()
             yield
         finally:
             await cancel_and_wait(reader)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from omniq._aio import idle, raise_if_cancelled
 from omniq._sync import SyncWrapper
 from omniq._time import utcnow
 from omniq.exceptions import BackendUnavailable
@@ -236,6 +237,7 @@ class _ResultWaiters:
                 heard = time.monotonic()
                 pinged = False
                 while True:
+                    raise_if_cancelled()  # get_message may swallow a cancel
                     message = await pubsub.get_message(timeout=1.0)
                     now = time.monotonic()
                     if message is not None:
@@ -278,7 +280,7 @@ class _ResultWaiters:
                         await pubsub.aclose()  # type: ignore[no-untyped-call]
                     if client is not None:
                         await client.aclose()
-            await asyncio.sleep(_RECONNECT_DELAY)
+            await idle(_RECONNECT_DELAY)
 
     async def close(self) -> None:
         reader, self._reader = self._reader, None
