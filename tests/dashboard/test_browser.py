@@ -97,6 +97,8 @@ async def test_requeueing_a_dead_task_by_click_runs_it_again(dashboard: Any, pag
             return "requeued" in events and "executing" in events[events.index("requeued") :]
 
         await until(ran_again, "the requeued task to run again")
+        # the POST's answer patches the toast; a fast worker can run the task before it arrives
+        await page.wait_for_function("document.querySelector('#toast').innerText !== ''")
         toast = await page.locator("#toast").inner_text()
         assert toast == f"task {dead_id} requeued"
         assert await still_same_document(page)
