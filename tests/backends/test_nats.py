@@ -12,7 +12,7 @@ import signal
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,62 @@ async def test_omniq_task_queue_type_nats_runs_a_task_end_to_end(
     finally:
         monkeypatch.undo()
         reload_settings()
+
+
+# -- cancellation ---------------------------------------------------------------------------------
+
+
+async def _cancel_as_the_answer_lands(
+    call: asyncio.Task[Any], answered: Callable[[], asyncio.Future[None]]
+) -> None:
+    """Lets ``call`` send its request (to a subscriber that never answers, so nothing else can
+    end the wait), then resolves the future the answer would resolve and cancels ``call`` in
+    the same step: the cancel lands as the answer comes in. 3.11's ``wait_for`` returned the
+    answer there and the cancelled task ran on (a script's exit hung on such a loop)."""
+    await asyncio.sleep(0.05)
+    assert not call.done()
+    answered().set_result(None)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(call, 5)
+
+
+async def test_a_cancel_landing_as_a_batch_is_answered_is_not_lost() -> None:
+    import nats
+
+    from omniq.storage.nats._pipe import Pipeline
+
+    nc = await nats.connect(_url())
+    subject = f"omniq.test.silent.{uuid.uuid4().hex}"
+    silent = await nc.subscribe(subject)
+    pipe = Pipeline(nc, 5.0)
+    await pipe.start()
+    try:
+        call = asyncio.create_task(pipe.requests([(subject, b"", None)]))
+        await _cancel_as_the_answer_lands(call, lambda: next(iter(pipe._waiting.values()))[0].done)
+    finally:
+        await silent.unsubscribe()
+        await pipe.stop()
+        await nc.close()
+
+
+async def test_a_cancel_landing_as_a_pull_is_answered_is_not_lost() -> None:
+    import nats
+
+    from omniq.storage.nats._puller import Puller
+
+    nc = await nats.connect(_url())
+    stream = f"OMNIQ_SILENT_{uuid.uuid4().hex}"
+    # a responder for the pull request that never answers (no stream: the server would not)
+    silent = await nc.subscribe(f"$JS.API.CONSUMER.MSG.NEXT.{stream}.>")
+    puller = Puller(nc, stream, hold=30.0, request_timeout=5.0)
+    try:
+        call = asyncio.create_task(puller.fetch("default", 1))
+        await _cancel_as_the_answer_lands(call, lambda: next(iter(puller._requests)).done)
+    finally:
+        await puller.stop()
+        await silent.unsubscribe()
+        await nc.close()
 
 
 # -- leases held by the server ----------------------------------------------------------------------

@@ -340,6 +340,20 @@ async def test_reopening_a_stream_ends_the_older_one_of_that_page(dashboard: Any
         await reading
 
 
+async def test_a_stream_cancelled_as_it_is_woken_ends() -> None:
+    """A page closed as an action wakes its stream: the cancel lands as the wait ends (3.11's
+    wait_for returned normally there, and the closed page's stream rendered on)."""
+    from omniq.dashboard.board import _Live
+
+    live = _Live()
+    sleeping = asyncio.create_task(live.sleep(60))
+    await asyncio.sleep(0.01)
+    live.wake.set()
+    sleeping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(sleeping, 5)
+
+
 async def test_an_action_updates_open_streams_at_once(dashboard: Any) -> None:
     # a refresh far longer than the test: only the action's wake-up can deliver the change
     served = await dashboard(refresh=60)

@@ -266,8 +266,11 @@ class _Live:
         """Up to ``seconds``, or until woken, but never less than ``at_least``."""
         loop = asyncio.get_running_loop()
         until = loop.time() + at_least
+        # asyncio.timeout, not 3.11's wait_for: that one loses a cancel landing as the stream
+        # is woken, and the stream of a closed page would render on
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self.wake.wait()
         if not self.ended and loop.time() < until:
             await asyncio.sleep(until - loop.time())
         self.wake.clear()

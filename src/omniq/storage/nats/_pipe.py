@@ -113,7 +113,10 @@ class Pipeline:
                 tokens.append(token)
                 self._waiting[token] = (batch, index)
                 await publish(subject, payload, reply=f"{prefix}.{token}", headers=headers)
-            await asyncio.wait_for(asyncio.shield(batch.done), self._timeout)
+            # asyncio.timeout, not 3.11's wait_for: that one returns the result when a cancel
+            # lands as the last reply comes in, and the cancelled task runs on
+            async with asyncio.timeout(self._timeout):
+                await batch.done
         except TimeoutError:
             raise TimeoutError(
                 f"{batch.left} of {len(items)} JetStream requests got no answer "

@@ -201,7 +201,10 @@ class Puller:
         req = _Request(consumer, limit, None, collect)
         await self._request(consumer, {"batch": limit, "no_wait": True}, req)
         try:
-            await asyncio.wait_for(asyncio.shield(req.done), self._request_timeout)
+            # asyncio.timeout, not 3.11's wait_for, which loses a cancel landing as the answer
+            # comes in (see Pipeline._slice)
+            async with asyncio.timeout(self._request_timeout):
+                await req.done
         except TimeoutError:
             self._end(req)
             raise TimeoutError(f"no answer to a pull request on {consumer!r}") from None
