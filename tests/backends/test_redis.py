@@ -775,3 +775,29 @@ async def test_server_restart_mid_run_does_not_crash_a_worker(project: str) -> N
         assert await oq.get_result(after, timeout=30) == 42
         assert oq.worker is not None
         assert oq.worker.is_running
+
+
+# -- limits ----------------------------------------------------------------------------------------
+async def test_limit_records_expire_on_the_server_when_they_hold_nothing(project: str) -> None:
+    """Between two sweeps (or with no worker left to sweep) a bucket's hash and a key's slot
+    set expire on their own: the bucket when it is full again, the set with its last holder."""
+    from omniq.models.limits import parse_rate_limit
+
+    queue = AsyncRedisQueue(**_options(project))
+    check = _client_for_checks()
+    try:
+        assert await queue.take_token("task:a", parse_rate_limit("1/m")) == 0.0
+        assert await queue.acquire_slot("user:1", "h1", 2, 30) is True
+        assert await queue.acquire_slot("user:1", "h2", 2, 5) is True
+        base = queue._base
+        assert 59_000 < await check.pttl(f"{base}:rl:task:a") <= 60_001
+        assert 29_000 < await check.pttl(f"{base}:slots:user:1") <= 30_001  # its last holder
+        # a key whose last slot is released leaves nothing behind at once
+        await queue.release_slot("user:1", "h1")
+        await queue.release_slot("user:1", "h2")
+        assert await check.exists(f"{base}:slots:user:1") == 0
+        assert await check.hlen(f"{base}:limits:slots") == 0
+        assert await check.zcard(f"{base}:limits:sdue") == 0
+    finally:
+        await queue.close()
+        await check.aclose()

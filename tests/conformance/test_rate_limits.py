@@ -5,10 +5,12 @@ eta that holds a task back without failing it."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
+import omniq.storage.base.limits as base_limits
 from omniq._time import utcnow
 from omniq.exceptions import UnsupportedCapability
 from omniq.models.limits import RateLimit, parse_rate_limit
@@ -125,6 +127,81 @@ async def test_usage_shows_buckets_and_keys(queue: BaseTaskQueue) -> None:
     assert 0 < bucket.next_token_in <= 0.5 + 0.05
     [slot] = [s for s in usage.slots if s.key == "user:1"]
     assert (slot.limit, slot.running) == (3, 2)
+
+
+# -- records that hold nothing any more are deleted -----------------------------------------------
+_KEYS = ("task:fast", "task:slow", "user:done", "user:lapsed", "user:live")
+
+
+async def _stored(queue: Any) -> int:
+    """How many limit records (and index entries) the store itself holds, read past the
+    interface: what a store keeps, not what ``limit_usage`` chooses to show."""
+    name = queue.backend_name
+    if name == "memory":
+        return len(queue._limit_records)
+    if name in ("file", "sqlite"):
+        return len(await queue._read_limits())
+    if name == "nats":  # every subject of the stream, tombstones included
+        return len(await queue._kv.keys("l.>"))
+    if name == "redis":
+        r, base = queue.redis, queue._base
+        found = sum(
+            [await r.exists(f"{base}:rl:{k}", f"{base}:slots:{k}") for k in _KEYS]
+            + [await r.scard(f"{base}:limits:buckets"), await r.hlen(f"{base}:limits:slots")]
+            + [await r.zcard(f"{base}:limits:{due}") for due in ("bdue", "sdue")]
+        )
+        return int(found)
+    assert name == "postgres", name
+    count: int = await queue.pool.fetchval(
+        "SELECT (SELECT count(*) FROM rate_buckets WHERE project = $1)"
+        " + (SELECT count(*) FROM concurrency_keys WHERE project = $1)"
+        " + (SELECT count(*) FROM concurrency_slots WHERE project = $1)",
+        queue.project_name,
+    )
+    return count
+
+
+async def test_a_full_bucket_and_a_key_without_live_slots_are_deleted(
+    queue: BaseTaskQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One key per user must not grow the store for good: a sweep deletes the buckets that are
+    full again and the keys whose slots were all released or lapsed, and keeps the rest. Time
+    is moved by hand (the stores are given "now"), not slept."""
+    needs_limits(queue)
+    start = utcnow()
+    clock = [start]
+    monkeypatch.setattr(base_limits, "utcnow", lambda: clock[0])
+
+    def at(seconds: float) -> datetime:
+        clock[0] = start + timedelta(seconds=seconds)
+        return clock[0]
+
+    slow = parse_rate_limit("1/m")  # full again 60 s after its token
+    assert await queue.take_token("task:fast", parse_rate_limit("100/s")) == 0.0
+    assert await queue.take_token("task:slow", slow) == 0.0
+    assert await queue.acquire_slot("user:done", "h1", 1, 30) is True
+    await queue.release_slot("user:done", "h1")
+    assert await queue.acquire_slot("user:lapsed", "killed", 1, 1.0) is True
+    assert await queue.acquire_slot("user:live", "h2", 1, 30) is True
+    assert await _stored(queue) > 0
+
+    at(5)
+    await queue.sweep_limits()
+    usage = await queue.limit_usage()
+    assert [b.key for b in usage.buckets] == ["task:slow"]
+    assert [(s.key, s.running) for s in usage.slots] == [("user:live", 1)]
+    # what stayed still holds: the slow bucket has no token for 55 s, the live key no slot
+    assert 54 < await queue.take_token("task:slow", slow) <= 55
+    assert await queue.acquire_slot("user:live", "h3", 1, 30) is False
+    # and what went starts again as new: a full bucket, a free key
+    assert await queue.take_token("task:fast", parse_rate_limit("1/s")) == 0.0
+    assert await queue.acquire_slot("user:lapsed", "h4", 1, 1.0) is True
+
+    at(120)  # the slow bucket is full again and every slot has lapsed
+    assert await queue.sweep_limits() >= 2
+    assert await queue.limit_usage() == base_limits.LimitUsage()
+    assert await _stored(queue) == 0
+    assert await queue.sweep_limits() == 0
 
 
 async def test_a_backend_without_limits_refuses_them_loudly(queue: BaseTaskQueue) -> None:

@@ -127,3 +127,19 @@ async def test_a_worker_forgets_the_keys_whose_time_has_passed() -> None:
         assert await gate.admit(task, lease=5) is None
         assert len(gate._horizon) == 0
         assert len(gate._empty_until) == 0
+
+
+async def test_the_worker_upkeep_sweeps_spent_limit_records(oq: AsyncOmniQ) -> None:
+    """A worker deletes the limit records that hold nothing (here at its first upkeep turn)."""
+    queue = oq.task_queue
+    assert isinstance(queue, AsyncMemoryQueue)
+    assert await queue.acquire_slot("user:gone", "h1", 1, 30) is True
+    await queue.release_slot("user:gone", "h1")
+    assert [s.key for s in (await queue.limit_usage()).slots] == ["user:gone"]
+
+    await oq.start_worker(concurrency=1)
+    for _ in range(250):  # up to 5 s: the store is read, there is no event to wait on
+        if not (await queue.limit_usage()).slots:
+            break
+        await asyncio.sleep(0.02)
+    assert (await queue.limit_usage()).slots == []

@@ -122,8 +122,8 @@ class Upkeep(WorkerState):
     async def _upkeep_loop(self) -> None:
         """Recovers expired leases (at once on start, then every ``recover_interval``: a worker
         that is restarted often must still recover what its killed predecessors held), sweeps
-        TTLs, and renews this worker's registry record every few seconds. A failure is logged
-        and the loop carries on."""
+        TTLs and spent limit records, and renews this worker's registry record every few
+        seconds. A failure is logged and the loop carries on."""
         last_recover = last_cleanup = -math.inf
         first = True
         while True:
@@ -138,6 +138,9 @@ class Upkeep(WorkerState):
                     await self.result_store.cleanup()
                     # dependents whose settling was cut short by a crash (rare: see base)
                     await self.queue.settle_waiting()
+                    # buckets full again, keys without a live slot: one record per user
+                    # would otherwise stay for good
+                    await self.queue.sweep_limits()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -100,6 +100,11 @@ class OptionalSurface(Component):
     async def limit_usage(self) -> LimitUsage:
         raise self._unsupported(Capability.LIMITS)
 
+    async def sweep_limits(self) -> int:
+        """Nothing to sweep in a store that keeps no limits (the worker's upkeep calls it on
+        every store)."""
+        return 0
+
     # -- listing ----------------------------------------------------------------------------
     async def list_tasks(
         self,

@@ -8,7 +8,9 @@ A backend writes four primitives, each atomic in its store:
   ``holder`` (granted again, with the new expiry, to a holder already in), at most ``limit``
   live holders; a holder past ``expires_at`` no longer counts (a killed worker's slot comes back);
 - ``_release_slot(key, holder)``;
-- ``_limit_usage(now)``: every bucket and key, for ``omniq info``.
+- ``_limit_usage(now)``: every bucket and key, for ``omniq info``;
+- ``_sweep_limits(now)``: deletes the records that hold nothing any more (see
+  :meth:`SupportsLimits.sweep_limits`), returning how many went.
 
 Stores that change one record atomically (a transaction, a compare-and-set) subclass
 :class:`RecordLimits` and write two primitives instead, which reuse the pure functions of
@@ -75,6 +77,14 @@ class SupportsLimits(BaseTaskQueue):
             slots=sorted(usage.slots, key=lambda s: s.key),
         )
 
+    async def sweep_limits(self) -> int:
+        """Deletes the records that hold nothing any more: a bucket that is full again (a missing
+        bucket is a full one, so nothing changes for the next token) and a concurrency key with
+        no live slot. Keys are often per user, so without this the store would keep one record
+        per user ever seen. The worker's upkeep calls it; returns how many records went."""
+        await self._ensure()
+        return await self._sweep_limits(utcnow())
+
     @abstractmethod
     async def _take_token(self, key: str, interval: float, burst: int, now: datetime) -> float: ...
 
@@ -88,6 +98,9 @@ class SupportsLimits(BaseTaskQueue):
 
     @abstractmethod
     async def _limit_usage(self, now: datetime) -> LimitUsage: ...
+
+    @abstractmethod
+    async def _sweep_limits(self, now: datetime) -> int: ...
 
 
 #: ``change(stored record or None) -> (record to store or None to leave it as it is, answer)``
@@ -105,6 +118,20 @@ def _decoded(raw: bytes | None, kind: type[R]) -> R | None:
         return None
 
 
+def spent(kind: str, raw: bytes, now_s: float) -> bool:
+    """Whether the record ``(kind, raw)`` holds nothing at ``now_s``: a bucket full again (its
+    ``tat`` is past, which is what a missing bucket starts from), a concurrency key whose slots
+    have all been released or have lapsed. An unreadable record is spent too (it would be
+    replaced on its next change anyway)."""
+    if kind == "bucket":
+        bucket = _decoded(raw, BucketRecord)
+        return bucket is None or bucket.tat <= now_s
+    if kind == "slots":
+        slots = _decoded(raw, SlotRecord)
+        return slots is None or all(exp <= now_s for exp in slots.holders.values())
+    return False
+
+
 class RecordLimits(SupportsLimits):
     """The limits of a store that changes one small record atomically: in a transaction
     (SQLite), by compare-and-set on a revision (NATS KV, the File backend's objects) or between
@@ -112,7 +139,9 @@ class RecordLimits(SupportsLimits):
 
     - ``_change_limit(kind, key, change)``: applies ``change`` to the record ``(kind, key)``
       atomically (``kind`` is "bucket" or "slots");
-    - ``_read_limits()``: every ``(kind, key, record)``.
+    - ``_read_limits()``: every ``(kind, key, record)``;
+    - ``_drop_limits(spent)``: deletes every record for which ``spent(kind, record)`` holds, the
+      check and the delete atomic together (a record changed in between is kept).
 
     The arithmetic is :mod:`omniq.models.limits`', the same as Redis' script and PostgreSQL's
     functions do."""
@@ -156,8 +185,15 @@ class RecordLimits(SupportsLimits):
                 usage.slots.append(slots.usage(key, now_s))
         return usage
 
+    async def _sweep_limits(self, now: datetime) -> int:
+        now_s = now.timestamp()
+        return await self._drop_limits(lambda kind, raw: spent(kind, raw, now_s))
+
     @abstractmethod
     async def _change_limit(self, kind: str, key: str, change: Change[T]) -> T: ...
+
+    @abstractmethod
+    async def _drop_limits(self, spent: Callable[[str, bytes], bool]) -> int: ...
 
     @abstractmethod
     async def _read_limits(self) -> list[tuple[str, str, bytes]]: ...

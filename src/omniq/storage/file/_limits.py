@@ -4,6 +4,8 @@ at once); :class:`omniq.storage.base.RecordLimits` does the arithmetic."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from omniq.storage.base.limits import Change, T
 from omniq.storage.file._records import FileParts
 from omniq.storage.file._state import QueueState, Txn
@@ -27,6 +29,17 @@ class FileLimits(FileParts):
     async def _read_limits(self) -> list[tuple[str, str, bytes]]:
         def op(state: QueueState, txn: Txn) -> list[tuple[str, str, bytes]]:
             return [(*name.split(":", 1), raw) for name, raw in state.limits.items()]  # type: ignore[misc]
+
+        return await self.log.run(op)
+
+    async def _drop_limits(self, spent: Callable[[str, bytes], bool]) -> int:
+        def op(state: QueueState, txn: Txn) -> int:
+            gone = [n for n, raw in state.limits.items() if spent(n.split(":", 1)[0], raw)]
+            for name in gone:
+                del state.limits[name]
+            if gone:
+                txn.touch()
+            return len(gone)
 
         return await self.log.run(op)
 

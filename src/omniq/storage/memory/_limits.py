@@ -5,6 +5,7 @@ across the workers of this process, the only ones a memory queue has)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from omniq.storage.base import RecordLimits
@@ -26,3 +27,9 @@ class InProcessLimits(RecordLimits):
 
     async def _read_limits(self) -> list[tuple[str, str, bytes]]:
         return [(kind, key, raw) for (kind, key), raw in self._limit_records.items()]
+
+    async def _drop_limits(self, spent: Callable[[str, bytes], bool]) -> int:
+        gone = [name for name, raw in self._limit_records.items() if spent(name[0], raw)]
+        for name in gone:
+            del self._limit_records[name]
+        return len(gone)

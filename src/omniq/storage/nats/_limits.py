@@ -4,6 +4,8 @@ revision (see :class:`omniq.storage.base.RecordLimits`, which does the arithmeti
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from omniq.exceptions import BackendUnavailable
 from omniq.storage.base.limits import Change, T
 from omniq.storage.nats._conn import key_token
@@ -50,6 +52,26 @@ class Limits(TaskStore):
             kind, _, token = entry[len(_PREFIX) :].partition(".")
             found.append((kind, _key_of(token), value[0]))
         return found
+
+    async def _drop_limits(self, spent: Callable[[str, bytes], bool]) -> int:
+        """Purges each spent entry up to its revision as read: a write made since (a new
+        revision) survives, and nothing is left behind, not even the tombstone a KV delete
+        leaves (one per key would still grow without bound)."""
+        async with self.guard("sweeping the rate and concurrency limits"):
+            keys = await self._kv.keys(f"{_PREFIX}>")
+            found = await self._kv.raw_many(keys)
+            gone = 0
+            for entry, raw in zip(keys, found, strict=True):
+                if raw is None:
+                    continue
+                value, revision, deleted = raw
+                if not deleted and not spent(entry[len(_PREFIX) :].partition(".")[0], value):
+                    continue
+                await self.jetstream.purge_stream(
+                    self._kv.stream, seq=revision + 1, subject=self._kv.subject(entry)
+                )
+                gone += not deleted
+        return gone
 
 
 __all__ = ["Limits"]

@@ -38,6 +38,19 @@ class PgLimits(PgComponent, SupportsLimits):
     async def _release_slot(self, key: str, holder: str) -> None:
         await self.pool.execute(self._sql["release_slot"], self.project_name, key, holder)
 
+    async def _sweep_limits(self, now: datetime) -> int:
+        now_s, sql = now.timestamp(), self._sql
+        status = await self.pool.execute(sql["sweep_buckets"], self.project_name, now_s)
+        gone = int(status.rsplit(" ", 1)[-1])
+        async with self.pool.acquire() as conn, conn.transaction():
+            keys = [
+                r["key"] for r in await conn.fetch(sql["sweep_lock_keys"], self.project_name, now_s)
+            ]
+            if keys:
+                gone += await conn.fetchval(sql["sweep_keys"], self.project_name, now_s, keys)
+        await self.pool.execute(sql["sweep_slots"], self.project_name, now_s)
+        return gone
+
     async def _limit_usage(self, now: datetime) -> LimitUsage:
         now_s = now.timestamp()
         buckets = await self.pool.fetch(self._sql["limit_buckets"], self.project_name)

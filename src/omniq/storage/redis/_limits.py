@@ -12,6 +12,8 @@ from omniq.storage.redis._conn import to_us
 from omniq.storage.redis._rows import RedisParts
 
 _US = 1_000_000
+#: index entries one sweep script looks at, so a backlog of keys never blocks the server long
+_SWEEP_BATCH = 500
 
 
 def _text(value: bytes | str) -> str:
@@ -34,6 +36,14 @@ class RedisLimits(RedisParts, SupportsLimits):
 
     async def _release_slot(self, key: str, holder: str) -> None:
         await self._run("limits", utcnow(), "release", key, holder)
+
+    async def _sweep_limits(self, now: datetime) -> int:
+        total = 0
+        while True:
+            gone, seen = await self._run("limits", now, "sweep", _SWEEP_BATCH)
+            total += int(gone)
+            if int(seen) < _SWEEP_BATCH:
+                return total
 
     async def _limit_usage(self, now: datetime) -> LimitUsage:
         buckets, slots = await self._run("limits", now, "usage")

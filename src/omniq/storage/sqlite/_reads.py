@@ -4,6 +4,7 @@ purge and the worker registry: each one statement on the project's rows."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime
 
 import msgspec
@@ -130,6 +131,15 @@ class SQLiteReads(SQLiteRows):
             lambda raw: raw.execute(SQL["limit_all"], (self.project_name,)).fetchall()
         )
         return [(r[0], r[1], bytes(r[2])) for r in rows]
+
+    async def _drop_limits(self, spent: Callable[[str, bytes], bool]) -> int:
+        def drop(raw: sqlite3.Connection) -> int:
+            rows = raw.execute(SQL["limit_all"], (self.project_name,)).fetchall()
+            gone = [(self.project_name, r[0], r[1]) for r in rows if spent(r[0], bytes(r[2]))]
+            raw.executemany(SQL["limit_delete"], gone)
+            return len(gone)
+
+        return await self.db.write(drop)
 
 
 __all__ = ["SQLiteReads"]

@@ -600,6 +600,40 @@ SELECT acquire_slot($1, $2, $3, $4, $5, $6);
 -- name: release_slot
 DELETE FROM concurrency_slots WHERE project = $1 AND key = $2 AND holder = $3;
 
+-- name: sweep_buckets
+-- $1 project, $2 now: buckets full again (a missing bucket is a full one). A take_token racing
+-- with it either updates the row first (its new tat is rechecked, and kept) or inserts anew.
+DELETE FROM rate_buckets WHERE project = $1 AND tat <= $2;
+
+-- name: sweep_lock_keys
+-- $1 project, $2 now: the keys without a live slot as this statement sees them, locked so no
+-- acquire_slot runs on them until sweep_keys (in the same transaction) has decided; a key being
+-- acquired right now is skipped, not waited for.
+SELECT c.key FROM concurrency_keys c
+WHERE c.project = $1 AND NOT EXISTS (
+    SELECT 1 FROM concurrency_slots s
+    WHERE s.project = c.project AND s.key = c.key AND s.expires_at > $2)
+FOR UPDATE SKIP LOCKED;
+
+-- name: sweep_keys
+-- $1 project, $2 now, $3 the keys sweep_lock_keys locked: checked again (a slot committed just
+-- before the lock is seen now) and deleted with their lapsed slots.
+WITH gone AS (
+    DELETE FROM concurrency_keys c
+    WHERE c.project = $1 AND c.key = ANY($3::text[]) AND NOT EXISTS (
+        SELECT 1 FROM concurrency_slots s
+        WHERE s.project = c.project AND s.key = c.key AND s.expires_at > $2)
+    RETURNING c.key
+), slots AS (
+    DELETE FROM concurrency_slots s USING gone WHERE s.project = $1 AND s.key = gone.key
+)
+SELECT count(*) FROM gone;
+
+-- name: sweep_slots
+-- $1 project, $2 now: lapsed slots of keys still in use (acquire_slot drops those of the key
+-- it takes; this catches keys nobody takes any more while one holder still runs)
+DELETE FROM concurrency_slots WHERE project = $1 AND expires_at <= $2;
+
 -- name: limit_buckets
 SELECT key, tat, interval, burst FROM rate_buckets WHERE project = $1;
 

@@ -8,7 +8,13 @@
 --   'release' key holder
 --   'usage'                           {bucket rows (key, tat, interval, burst)...}, {slot rows
 --                                     (key, limit, live holders)...}
+--   'sweep' n                         deletes up to n buckets full again and n keys without a
+--                                     live slot (and their index entries); {deleted, looked at}
 -- B:limits:buckets (a set) and B:limits:slots (a hash key -> limit) list the keys for 'usage'.
+-- A bucket is full again at its tat, and a missing bucket is a full one: its hash expires then
+-- (PEXPIRE, on the server's clock). A slot set expires with its last holder. The index entries
+-- are due for 'sweep' at the same times, kept in the sorted sets B:limits:bdue and
+-- B:limits:sdue (key -> tat / latest expiry), so a sweep reads only what is due.
 local op = ARGV[3]
 if op == 'take' then
   local key, interval, burst = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -17,8 +23,11 @@ if op == 'take' then
   local allowed_from = tat - (burst - 1) * interval
   if allowed_from > NOW then return allowed_from - NOW end
   if tat < NOW then tat = NOW end
-  redis.call('HSET', bk, 'tat', tat + interval, 'iv', interval, 'b', burst)
+  tat = tat + interval
+  redis.call('HSET', bk, 'tat', tat, 'iv', interval, 'b', burst)
+  redis.call('PEXPIRE', bk, math.floor((tat - NOW) / 1000) + 1)
   redis.call('SADD', P .. ':limits:buckets', key)
+  redis.call('ZADD', P .. ':limits:bdue', tat, key)
   return 0
 elseif op == 'acquire' then
   local key, holder, limit = ARGV[4], ARGV[5], tonumber(ARGV[6])
@@ -27,11 +36,45 @@ elseif op == 'acquire' then
   redis.call('HSET', P .. ':limits:slots', key, limit)
   if redis.call('ZSCORE', sk, holder) or redis.call('ZCARD', sk) < limit then
     redis.call('ZADD', sk, ARGV[7], holder)
+    local last = tonumber(redis.call('ZRANGE', sk, -1, -1, 'WITHSCORES')[2])
+    redis.call('PEXPIRE', sk, math.max(1, math.floor((last - NOW) / 1000) + 1))
+    redis.call('ZADD', P .. ':limits:sdue', last, key)
     return 1
   end
   return 0
 elseif op == 'release' then
-  return redis.call('ZREM', P .. ':slots:' .. ARGV[4], ARGV[5])
+  local key = ARGV[4]
+  local n = redis.call('ZREM', P .. ':slots:' .. key, ARGV[5])
+  if n == 1 and redis.call('EXISTS', P .. ':slots:' .. key) == 0 then
+    -- its last slot went (Redis deleted the empty set): nothing is left to count under the key
+    redis.call('HDEL', P .. ':limits:slots', key)
+    redis.call('ZREM', P .. ':limits:sdue', key)
+  end
+  return n
+elseif op == 'sweep' then
+  local n, gone, seen = tonumber(ARGV[4]), 0, 0
+  local bdue, sdue = P .. ':limits:bdue', P .. ':limits:sdue'
+  for _, key in ipairs(redis.call('ZRANGEBYSCORE', bdue, '-inf', NOW_S, 'LIMIT', 0, n)) do
+    redis.call('DEL', P .. ':rl:' .. key)
+    redis.call('SREM', P .. ':limits:buckets', key)
+    redis.call('ZREM', bdue, key)
+    gone, seen = gone + 1, seen + 1
+  end
+  for _, key in ipairs(redis.call('ZRANGEBYSCORE', sdue, '-inf', NOW_S, 'LIMIT', 0, n)) do
+    local sk = P .. ':slots:' .. key
+    redis.call('ZREMRANGEBYSCORE', sk, '-inf', NOW_S)
+    local last = redis.call('ZRANGE', sk, -1, -1, 'WITHSCORES')
+    if last[2] then  -- a holder still live (on this caller's clock): due again at its expiry
+      redis.call('ZADD', sdue, last[2], key)
+    else
+      redis.call('DEL', sk)
+      redis.call('HDEL', P .. ':limits:slots', key)
+      redis.call('ZREM', sdue, key)
+      gone = gone + 1
+    end
+    seen = seen + 1
+  end
+  return {gone, seen}
 end
 local buckets, slots = {}, {}
 for _, key in ipairs(redis.call('SMEMBERS', P .. ':limits:buckets')) do

@@ -358,3 +358,6 @@ ON CONFLICT (project, kind, key) DO UPDATE SET record = excluded.record;
 
 -- name: limit_all
 SELECT kind, key, record FROM omniq_limits WHERE project = ?;
+
+-- name: limit_delete
+DELETE FROM omniq_limits WHERE project = ? AND kind = ? AND key = ?;
