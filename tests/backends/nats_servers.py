@@ -106,15 +106,17 @@ class NATSServers:
         wait_ready([node.url])
 
 
-def _node_args(binary: str, node: Node, routes: list[int] | None) -> list[str]:
+def _node_args(
+    binary: str, node: Node, routes: list[int] | None, jetstream: bool = True
+) -> list[str]:
     args = [
         binary,
         "-a", HOST,
         "-p", str(node.port),
-        "-js",
-        "-sd", str(node.store),
         "--server_name", node.name,
     ]  # fmt: skip
+    if jetstream:
+        args += ["-js", "-sd", str(node.store)]
     if routes is not None:
         args += [
             "--cluster_name", "omniq-test",
@@ -124,8 +126,9 @@ def _node_args(binary: str, node: Node, routes: list[int] | None) -> list[str]:
     return args
 
 
-def wait_ready(urls: list[str], timeout: float = 30.0) -> None:
-    """Until JetStream answers through every url (in a cluster: once a meta leader is elected)."""
+def wait_ready(urls: list[str], timeout: float = 30.0, jetstream: bool = True) -> None:
+    """Until JetStream answers through every url (in a cluster: once a meta leader is elected),
+    or without ``jetstream``, until each accepts a connection."""
 
     async def ready(url: str) -> bool:
         import nats
@@ -135,7 +138,8 @@ def wait_ready(urls: list[str], timeout: float = 30.0) -> None:
         except Exception:
             return False
         try:
-            await nc.jetstream(timeout=1).account_info()
+            if jetstream:
+                await nc.jetstream(timeout=1).account_info()
             return True
         except Exception:
             return False
@@ -169,16 +173,17 @@ def start_cluster(size: int = 3) -> NATSServers:
     return servers
 
 
-def start_single() -> NATSServers:
-    """One JetStream node on a free port, which a test may stop and start again."""
+def start_single(jetstream: bool = True) -> NATSServers:
+    """One node on a free port (a JetStream one unless told), which a test may stop and start
+    again."""
     binary = server_binary()
     folder = Path(tempfile.mkdtemp(prefix="omniq-nats-single-"))
     node = Node("solo", free_port(), 0, folder / "solo", [])
-    node.args = _node_args(binary, node, None)
+    node.args = _node_args(binary, node, None, jetstream)
     servers = NATSServers([node], folder, binary)
     try:
         node.start()
-        wait_ready(servers.urls)
+        wait_ready(servers.urls, jetstream=jetstream)
     except BaseException:
         servers.stop()
         raise

@@ -95,6 +95,21 @@ async def test_unreachable_server_is_named_without_its_token() -> None:
     assert "s3cret" not in str(caught.value)
 
 
+async def test_a_server_without_jetstream_is_named_with_what_to_do() -> None:
+    from tests.backends.nats_servers import start_single
+
+    servers = await asyncio.to_thread(start_single, jetstream=False)
+    try:
+        queue = AsyncNATSQueue(servers=servers.urls)
+        with pytest.raises(BackendUnavailable) as caught:
+            await queue.connect()
+    finally:
+        await asyncio.to_thread(servers.stop)
+    message = str(caught.value)
+    assert servers.urls[0] in message
+    assert "JetStream is not enabled there (start nats-server with -js" in message
+
+
 def test_nats_urls_and_the_type_name_select_the_nats_backend() -> None:
     from omniq.backend import backend_class, type_from_url
     from omniq.storage.nats import AsyncNATSBackend

@@ -227,6 +227,13 @@ class NATSComponent(Component):
         return f"NATS at {self.where}"
 
     def _unavailable(self, exc: BaseException, doing: str) -> BackendUnavailable:
+        if isinstance(exc, nats.js.errors.ServiceUnavailableError) and not exc.description:
+            # a bare 503: nothing serves the JetStream API, the server's default (the driver's
+            # own text, "code=None err_code=None description='None'", says nothing of it)
+            return BackendUnavailable(
+                f"NATS at {self.where} failed while {doing}: JetStream is not enabled there "
+                "(start nats-server with -js, or give the account JetStream)"
+            )
         detail = str(exc) or type(exc).__name__
         for secret in (self._auth["password"], self._auth["token"]):
             if secret:
