@@ -88,3 +88,17 @@ def test_the_dashboard_serves_until_sigint(tmp_path: Path) -> None:
         output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, output
     assert f"http://127.0.0.1:{port}" in output
+
+
+def test_an_unreachable_backend_is_one_line_and_exit_status_1() -> None:
+    backend = f"postgres://postgres@127.0.0.1:{free_port()}/test"
+    out = runner.invoke(
+        typer_app,
+        ["dashboard", "--url", backend, "--port", str(free_port())],
+        env={"COLUMNS": "200"},
+    )
+    assert out.exit_code == 1, out.output
+    assert "BackendUnavailable" in out.output
+    assert backend in out.output
+    assert "Traceback" not in out.output
+    assert "Ctrl-C to stop" not in out.output  # it never served

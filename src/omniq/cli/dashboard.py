@@ -80,11 +80,18 @@ def dashboard(
         )
     except ConfigError as exc:
         fail(str(exc))
-    Console(stderr=True).print(
-        f"omniq dashboard · {selected.where} · {server.url} · Ctrl-C to stop"
-    )
 
     async def serve() -> None:
+        # connected before uvicorn starts: an unreachable backend is one line and exit status 1
+        # (inside uvicorn's start-up it was a logged traceback and uvicorn's own exit 3)
+        try:
+            await selected.app.connect()
+        except BaseException:
+            await selected.app.close()
+            raise
+        Console(stderr=True).print(
+            f"omniq dashboard · {selected.where} · {server.url} · Ctrl-C to stop"
+        )
         # SIGINT/SIGTERM stop it gracefully and the command exits 0, as omniq worker does
         with stop_signals(lambda _signum: server.stop()):
             await server.serve()

@@ -86,7 +86,7 @@ def load_app(source: AppSource) -> Selected:
             return Selected(app, redact_url(source.url))
         app = AsyncOmniQ(project_name=source.project)
         url = get_settings().TASK_QUEUE_URL
-        shown = redact_url(url) if url else describe(app)
+        shown = redact_url(url) if url else describe(app, located=True)
         return Selected(app, f"{shown} (the default: OMNIQ_* settings)")
     except UsageProblem:
         raise
@@ -142,10 +142,12 @@ def make_cwd_importable() -> None:
         sys.path.insert(0, os.getcwd())
 
 
-def describe(app: AsyncOmniQ) -> str:
-    """``sqlite`` or ``redis, results on postgres, events on sqlite``: the backends in use."""
+def describe(app: AsyncOmniQ, *, located: bool = False) -> str:
+    """``sqlite`` or ``redis, results on postgres, events on sqlite``: the backends in use.
+    ``located``: the task queue named with where it is (``SQLite at .omniq/default.db``), for
+    the default configuration, which no argument of the command showed."""
     queue = app.task_queue.backend_name
-    parts = [queue]
+    parts = [app.task_queue.server_label() if located else queue]
     if app.result_store.backend_name != queue:
         parts.append(f"results on {app.result_store.backend_name}")
     if app.event_store is not None and app.event_store.backend_name != queue:
