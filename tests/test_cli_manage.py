@@ -123,6 +123,19 @@ def test_tasks_show_has_arguments_traceback_and_events(filled: Any) -> None:
     assert tid in table.output
 
 
+def test_tasks_show_events_says_when_none_are_kept_or_recorded(filled: Any, tmp_path: Path) -> None:
+    url, ids = filled
+    tid = ids["dead"][0]
+    kept = cli("tasks", "show", tid, "--url", url, "--project", "shop", "--events")
+    assert "Events" in kept.output
+    assert "dead" in kept.output
+    config = tmp_path / "omniq.yaml"  # names no event store: this application keeps none
+    config.write_text(f"project_name: shop\ntask_queue:\n  url: {url}\n")
+    out = cli("tasks", "show", tid, "--config", str(config), "--events")
+    assert out.exit_code == 0, out.output
+    assert "no events: this application keeps none" in out.output
+
+
 def test_tasks_list_prints_the_cursor_of_the_next_page(filled: Any) -> None:
     url, _ = filled
     base = ["tasks", "list", "--url", url, "--project", "shop", "--queue", "high"]
@@ -163,6 +176,26 @@ def test_schedules_pause_and_resume_change_the_stored_state(fresh: Any) -> None:
         == 0
     )
     assert read(url, state) is ScheduleState.ACTIVE
+
+
+def test_a_long_task_id_is_shown_whole_at_80_columns(fresh: Any) -> None:
+    """The table's id is what one copies into ``tasks show``: folded, never cut (a schedule's
+    occurrence ids are 64 characters)."""
+    url, _ = fresh
+    long_id = "occurrence-" + "0123456789" * 6
+
+    async def enqueue(app: AsyncOmniQ) -> Any:
+        return await app.enqueue("tests.dashboard.sample:send_email", task_id=long_id)
+
+    read(url, enqueue)
+    out = runner.invoke(
+        typer_app,
+        ["tasks", "list", "--url", url, "--project", "shop", "--limit", "1"],
+        env={"COLUMNS": "80"},
+    )
+    assert out.exit_code == 0, out.output
+    lines = [line.split()[0] for line in out.output.splitlines()[4:6]]
+    assert "".join(lines) == long_id
 
 
 def test_schedules_run_enqueues_one_task_of_the_schedule(fresh: Any) -> None:

@@ -124,6 +124,20 @@ def _duration(seconds: float) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
+def id_cell(ident: str, func: str, extra: Text | None = None) -> Group:
+    """An id whole, folded onto more lines when it is longer than the column (a schedule's
+    occurrence ids are), then lines cut to the column: the function and ``extra``."""
+    lines = [
+        Text(ident, style="cyan", overflow="fold"),
+        Text(func, style="dim", no_wrap=True, overflow="ellipsis"),
+    ]
+    if extra is not None:
+        extra.no_wrap = True
+        extra.overflow = "ellipsis"
+        lines.append(extra)
+    return Group(*lines)
+
+
 def task_table(rows: list[dict[str, Any]], title: str) -> Table:
     """Fits 80 columns: the whole id (to copy into ``tasks show``), the function under it, and
     under that the error of a failed task, cut to one line (``tasks show`` has all of it)."""
@@ -134,11 +148,12 @@ def task_table(rows: list[dict[str, Any]], title: str) -> Table:
     table.add_column("tries", justify="right", no_wrap=True)
     table.add_column("created", justify="right", no_wrap=True)
     for r in rows:
-        cell = Text.assemble((r["id"], "cyan"), "\n", (r["func"], "dim"))
         error = ": ".join(x for x in (r["error_type"], r["error_message"]) if x)
-        if error:
-            cell.append("\n" + (error if len(error) <= 60 else error[:59] + "…"), style="red")
-        cell.no_wrap = True
+        cell = id_cell(
+            r["id"],
+            r["func"],
+            Text(error if len(error) <= 60 else error[:59] + "…", style="red") if error else None,
+        )
         status = status_text(r["status"])
         if r.get("progress"):
             status.append(f" {r['progress']['percent']:g}%", style="bold")
@@ -216,6 +231,13 @@ def tasks_show(
         typer.echo(to_json(data))
         return
     Console().print(render_task(data))
+    if events and data["events"] is None:  # asked for, and nothing to read them from
+        Console(stderr=True).print(
+            "no events: this application keeps none (set OMNIQ_EVENT_STORAGE_TYPE, "
+            "or give --url with --events to read them from that backend)"
+        )
+    elif events and not data["events"]:
+        Console(stderr=True).print("no events recorded for this task")
 
 
 def progress_view(p: dict[str, Any]) -> Table:
@@ -350,7 +372,7 @@ def schedules_list(
     for s in rows:
         next_run = when(s["next_run_at"]) if s["state"] == "active" else "·"
         table.add_row(
-            Text.assemble((s["id"], "cyan"), "\n", (s["func"], "dim")),
+            id_cell(s["id"], s["func"]),
             Text.assemble(s["queue"], "\n", (s["timing"], "dim")),
             status_text(s["state"]),
             f"{next_run}\n{when(s['last_run_at'])}",
