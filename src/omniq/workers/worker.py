@@ -115,20 +115,12 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
             raise ValueError(f"concurrency must be >= 1, got {size!r}")
         self.concurrency = size
         self.executor = executor or self.executor_class(size)
-        self.lease = float(s.lease or self.queue.lease_timeout)
-        self.heartbeat_interval = float(s.heartbeat_interval or self.lease / 3)
-        self.recover_interval = float(s.recover_interval or max(1.0, self.lease / 2))
-        self.idle_timeout = s.idle_timeout
-        self.shutdown_timeout = s.shutdown_timeout
+        self._set_timings(s)
         self.worker_id = s.worker_id or _default_worker_id()
         self.name = s.name or self.worker_id
         self.stats = WorkerStats()
         #: lifecycle hooks of this worker, on top of the process-wide ``default_hooks``
         self.callbacks = callbacks
-        #: how long the worker's registry record outlives its last renewal (it is renewed every
-        #: few seconds), so ``omniq info`` drops a killed worker soon after
-        self._upkeep_tick = min(self.recover_interval, 5.0)
-        self.registry_ttl = float(s.registry_ttl or max(15.0, self._upkeep_tick * 3))
         #: seconds between the INFO summary lines (processed, failed, rate, waiting); 0 or None: off
         self.summary_interval = s.summary_interval
         self._registry_ok = True
@@ -159,6 +151,19 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
         self._tasks: list[asyncio.Task[Any]] = []
         self._main: asyncio.Task[None] | None = None
         self._started = False
+
+    def _set_timings(self, s: WorkerSettings) -> None:
+        """The lease and the intervals that follow from it, each a setting left unset taking
+        its share of the lease (the queue's lease when the worker names none)."""
+        self.lease = float(s.lease or self.queue.lease_timeout)
+        self.heartbeat_interval = float(s.heartbeat_interval or self.lease / 3)
+        self.recover_interval = float(s.recover_interval or max(1.0, self.lease / 2))
+        self.idle_timeout = s.idle_timeout
+        self.shutdown_timeout = s.shutdown_timeout
+        #: how long the worker's registry record outlives its last renewal (it is renewed every
+        #: few seconds), so ``omniq info`` drops a killed worker soon after
+        self._upkeep_tick = min(self.recover_interval, 5.0)
+        self.registry_ttl = float(s.registry_ttl or max(15.0, self._upkeep_tick * 3))
 
     @classmethod
     def keyword_names(cls) -> list[str]:

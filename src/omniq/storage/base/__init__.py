@@ -6,7 +6,8 @@ primitives (each one atomic in its store) and never re-implements policy.
 The task queue: a required core plus optional capabilities
 ===========================================================
 
-:class:`BaseTaskQueue` (``queue.py``) is the core every backend writes, 12 primitives:
+:class:`BaseTaskQueue` (``queue.py``, its public methods) stands on the core every backend
+writes, 12 primitives (``primitives.py``, whose docstrings are their contracts):
 ``_enqueue``, ``_claim``, ``_wait_for_tasks`` (the native wake-up), ``_heartbeat``, ``_complete``,
 ``_fail``, ``_release``, ``_cancel``, ``_requeue``, ``_recover_expired``, ``_expire`` (TTL) and
 ``_get_tasks``. ``_get_task`` falls back to ``_get_tasks``.
