@@ -402,7 +402,9 @@ def dead_table(ctx: Ctx, page: TaskPage) -> Node:
             td[r["queue"]],
             td(".num")[f"{r['attempts']}/{r['max_attempts']}"],
             td(".error", title=r["error_message"] or "")[
-                span(".strong")[r["error_type"] or ""], " ", r["error_message"] or ""
+                span(".strong")[r["error_type"] or ""],
+                ": " if r["error_type"] and r["error_message"] else "",
+                r["error_message"] or "",
             ],
             td(".mono.args", title=r["args"])[r["args"]],
             td[ago(r["finished_at"], now)],
@@ -419,21 +421,23 @@ def dead_table(ctx: Ctx, page: TaskPage) -> Node:
             span(".muted")[
                 f"{total:,} dead task(s)" if total else "The dead-letter queue is empty."
             ],
-            action_button(
-                "Requeue all",
-                f"{ctx.base}/ui/dead/requeue-all",
-                ctx.csrf,
-                confirm="Requeue every dead task shown by this filter?",
-            )
-            if total
-            else None,
-            action_button(
-                "Delete all",
-                f"{ctx.base}/ui/dead/purge",
-                ctx.csrf,
-                tone=".danger",
-                confirm="Delete every dead task shown by this filter? This cannot be undone.",
-            )
+            # the two buttons together on the right (three children of the spaced-out head
+            # left "Requeue all" floating in the middle)
+            div(".head-actions")[
+                action_button(
+                    "Requeue all",
+                    f"{ctx.base}/ui/dead/requeue-all",
+                    ctx.csrf,
+                    confirm="Requeue every dead task shown by this filter?",
+                ),
+                action_button(
+                    "Delete all",
+                    f"{ctx.base}/ui/dead/purge",
+                    ctx.csrf,
+                    tone=".danger",
+                    confirm="Delete every dead task shown by this filter? This cannot be undone.",
+                ),
+            ]
             if total
             else None,
         ],
