@@ -3,21 +3,27 @@ what a backend that writes only the required core answers."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+import omniq.storage.base as storage_base
 from omniq._time import utcnow
 from omniq.exceptions import UnsupportedCapability
 from omniq.models.schedule import Schedule
 from omniq.models.task import Task, TaskStatus
 from omniq.models.worker import WorkerInfo
 from omniq.storage.base import (
+    BaseEventStorage,
+    BaseResultStorage,
     BaseTaskQueue,
     Capability,
     Completion,
     Failure,
     HeartbeatStatus,
+    RecordLimits,
     SupportsDependencies,
     SupportsListing,
     SupportsSchedules,
@@ -181,6 +187,37 @@ async def test_the_required_core_is_twelve_primitives() -> None:
         "_expire",
         "_get_tasks",
     }
+
+
+def _names(text: str) -> set[str]:
+    return set(re.findall(r"`(_\w+)`", text))
+
+
+def test_contributing_lists_exactly_what_a_backend_must_write() -> None:
+    """CONTRIBUTING.md "Adding a backend" is what an author follows: its lists of primitives to
+    write (core, results, events, each capability mixin) are held against the abstract methods,
+    so a primitive added to an interface cannot be left out of the guide."""
+    text = (Path(__file__).parents[2] / "CONTRIBUTING.md").read_text()
+    core = text.split("writes its 12 required", 1)[1].split("Their contracts", 1)[0]
+    assert _names(core) == BaseTaskQueue.__abstractmethods__
+    results = text.split("**Results** (`BaseResultStorage`):", 1)[1].split(";", 1)[0]
+    assert _names(results) == BaseResultStorage.__abstractmethods__
+    events = text.split("**Events** (`BaseEventStorage`):", 1)[1].split("\n\n", 1)[0]
+    assert _names(events) == BaseEventStorage.__abstractmethods__
+    rows = [line for line in text.splitlines() if line.startswith("| `Supports")]
+    mixins = {name for name in storage_base.__all__ if name.startswith("Supports")}
+    assert {row.split("`")[1] for row in rows} == mixins
+    for row in rows:
+        name, must, fallback = (cell.strip() for cell in row.strip("|").split("|"))
+        mixin = getattr(storage_base, name.split("`")[1])
+        own = mixin.__abstractmethods__ - BaseTaskQueue.__abstractmethods__
+        if mixin is SupportsDependencies:  # "(includes listing)"
+            own -= SupportsListing.__abstractmethods__
+        assert _names(must) == own, name
+        if "`RecordLimits`" in fallback:
+            assert _names(fallback) == (
+                RecordLimits.__abstractmethods__ - BaseTaskQueue.__abstractmethods__
+            )
 
 
 async def test_a_core_only_backend_runs_the_task_lifecycle() -> None:

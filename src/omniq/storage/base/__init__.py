@@ -38,9 +38,10 @@ SupportsProgress (progress)       ``_set_progress`` (and readers lay  --
                                   the stored bytes over tasks with
                                   ``lay_progress``)
 SupportsLimits (limits)           ``_take_token``, ``_acquire_slot``, --
-                                  ``_release_slot``, ``_limit_usage``
-RecordLimits (limits)             ``_change_limit``, ``_read_limits`` (one record changed
-                                                                      atomically)
+                                  ``_release_slot``, ``_limit_usage``,
+                                  ``_sweep_limits``
+RecordLimits (limits)             ``_change_limit``,                  (one record changed
+                                  ``_read_limits``, ``_drop_limits``  atomically)
 ================================  ==================================  ===========================
 
 Callers ask with ``queue.supports(Capability.SCHEDULES)``; a public method of a capability the
