@@ -309,6 +309,15 @@ def test_worker_rate_limit_flag_limits_a_queue_and_refuses_a_bad_one() -> None:
         assert named in result.output
 
 
+def test_worker_result_buffer_flag_sizes_the_buffer_and_refuses_a_bad_one() -> None:
+    app = AsyncOmniQ(task_queue=AsyncMemoryQueue())
+    assert build_worker(app, WorkerOptions(result_buffer=500)).result_buffer == 500
+    for bad in ("0", "-3"):
+        result = runner.invoke(typer_app, ["worker", "--url", "memory://", "--result-buffer", bad])
+        assert result.exit_code != 0
+        assert f"--result-buffer must be at least 1, got {bad}" in result.output
+
+
 # --- info: the live workers ----------------------------------------------------------------------
 
 

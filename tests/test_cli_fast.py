@@ -29,6 +29,7 @@ PLAIN = [
     ["--type", "process", "--concurrency", "+4", "--shutdown-timeout", ".5"],
     ["--queues", "a", "--queues", "b", "-l", "INFO", "-l", "WARNING"],  # the last one wins
     ["--rate-limit", "emails=100/m", "--rate-limit=default=5/s"],
+    ["--result-buffer", "500"],
 ]
 
 

@@ -124,3 +124,54 @@ async def test_results_wait_in_a_bounded_buffer_while_their_store_is_away(
             await component.close()
         await asyncio.to_thread(server.close)
         await unlink_project(host, port, project)
+
+
+@pytest.mark.services("redis")
+@pytest.mark.timeout(60)
+async def test_a_graceful_stop_waits_for_an_away_store_a_bounded_time_and_says_so(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop used to wait without limit for a result store that never came back; now it waits
+    its grace period (at least ``_FORCED_FLUSH``, shortened here) and says in one line how many
+    finished tasks it leaves unacknowledged and that their leases bring them back."""
+    import omniq.workers.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "_FORCED_FLUSH", 0.5)
+    require_redis_server()
+    host, port = service_address("redis")
+    project = f"degraded-{uuid.uuid4().hex[:8]}"
+    server = PrivateRedis()
+    await asyncio.to_thread(server.start)
+    queue = AsyncRedisQueue(url=f"redis://{host}:{port}/0", project_name=project)
+    results = AsyncRedisResultStorage(
+        url=f"redis://127.0.0.1:{server.port}/0", project_name=project
+    )
+    worker = AsyncWorker(
+        queue, results, None, scheduler=False, task_modules=["tests.tasks_fixture"], lease=30
+    )
+    try:
+        caplog.set_level(logging.INFO, logger="omniq")
+        await worker.start()
+        await asyncio.to_thread(server.stop, True)
+        task_id = await queue.enqueue("tests.tasks_fixture:add", args=(1, 2))
+
+        async def finished() -> bool:
+            return worker.stats.succeeded == 1
+
+        await _until(finished, 10, "the task ran")
+        async with asyncio.timeout(10):  # without a bound this never returned
+            await worker.stop(timeout=0)
+
+        lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        [gave_up] = [line for line in lines if "not acknowledged" in line]
+        assert "1 finished task(s) not acknowledged" in gave_up
+        assert "until their lease (30s) expires, then run again" in gave_up
+        task = await queue.get_task(task_id)
+        assert task is not None
+        assert task.status.value == "running"  # its lease brings it back, nothing is lost
+    finally:
+        await worker.stop(graceful=False)
+        for component in (queue, results):
+            await component.close()
+        await asyncio.to_thread(server.close)
+        await unlink_project(host, port, project)

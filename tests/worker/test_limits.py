@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+import omniq.workers._limits as worker_limits
 from omniq import AsyncOmniQ, TaskStatus
 from omniq.exceptions import ConfigError
 from omniq.storage.memory import AsyncMemoryQueue
+from omniq.workers._limits import LimitGate
 
 starts: list[tuple[str, float]] = []
 running: dict[str, int] = {}
@@ -143,3 +145,53 @@ async def test_the_worker_upkeep_sweeps_spent_limit_records(oq: AsyncOmniQ) -> N
             break
         await asyncio.sleep(0.02)
     assert (await queue.limit_usage()).slots == []
+
+
+async def test_a_slot_freed_in_this_process_wakes_a_task_waiting_for_it(
+    oq: AsyncOmniQ, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tasks refused a slot used to come back only after SLOT_RETRY (0.1-0.2 s) whatever
+    happened meanwhile; a slot released by a task of the same worker now wakes one at once.
+    SLOT_RETRY is made 60 s here, so only the wake can end this test in time."""
+    monkeypatch.setattr(worker_limits, "SLOT_RETRY", 60.0)
+    task = oq.task(concurrency_key="one-at-a-time", concurrency_limit=1)(hold)
+    # the second waits in the worker (as many wait per key as its limit), woken by the first
+    ids = [await task.enqueue("one-at-a-time", 0.05) for _ in range(2)]
+    await oq.start_worker(concurrency=4)
+    async with asyncio.timeout(20):
+        for task_id in ids:
+            await oq.get_result(task_id, timeout=20)
+    assert peak == {"one-at-a-time": 1}
+    for task_id in ids:
+        stored = await oq.get_task(task_id)
+        assert stored is not None
+        assert stored.attempts == 1
+
+
+async def test_the_gate_wakes_one_waiter_per_released_slot() -> None:
+    queue = AsyncMemoryQueue()
+    gate = LimitGate(queue, {}, max_waiting=2)
+    ids = [await queue.enqueue(stamp, args=("g",), concurrency_key="k") for _ in range(3)]
+    claimed = [await queue.dequeue(timeout=1) for _ in ids]
+    first, second, third = [task for task in claimed if task is not None]
+    assert await gate.admit(first, 30) is None
+    waiting = asyncio.ensure_future(gate.admit(second, 30))
+    await asyncio.sleep(0.01)
+    # the key's limit (1) is the number of tasks that wait for it here: the third is handed back
+    assert await gate.admit(third, 30) is not None
+    assert not waiting.done()
+    await gate.release(first.id)
+    assert await asyncio.wait_for(waiting, 5) is None  # woken, and given the slot
+    assert set(gate.held) == {second.id}
+    await queue.close()
+
+
+async def test_a_key_callable_that_returns_no_string_is_named_in_the_error(
+    oq: AsyncOmniQ,
+) -> None:
+    def user_key(user_id: int, seconds: float) -> str:
+        return user_id  # type: ignore[return-value]  # the mistake under test
+
+    task = oq.task(concurrency_key=user_key)(hold)
+    with pytest.raises(ConfigError, match=r"concurrency_key <function .*user_key.* returned .* 42"):
+        await task.enqueue(42, 0.0)

@@ -186,6 +186,16 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    result_buffer: Annotated[
+        int | None,
+        typer.Option(
+            "--result-buffer",
+            help="Finished tasks kept in memory while the result store is away, written when "
+            "it is back; when full the worker claims nothing more (default: "
+            "OMNIQ_RESULT_BUFFER, 10000).",
+            show_default=False,
+        ),
+    ] = None,
     metrics_port: Annotated[
         int | None,
         typer.Option(
@@ -225,6 +235,7 @@ def worker(
             log_level=log_level,
             include=include,
             rate_limit=rate_limit,
+            result_buffer=result_buffer,
             metrics_port=metrics_port,
             metrics_host=metrics_host,
             metrics_interval=metrics_interval,

@@ -39,6 +39,7 @@ class WorkerArgs:
     log_level: str | None = None
     include: list[str] | None = None
     rate_limit: list[str] | None = None
+    result_buffer: int | None = None
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     metrics_interval: float = 15.0
@@ -59,6 +60,7 @@ for _names, _field, _kind in (
     (("--log-level", "-l"), "log_level", "str"),
     (("--include", "-I"), "include", "list"),
     (("--rate-limit",), "rate_limit", "list"),
+    (("--result-buffer",), "result_buffer", "int"),
     (("--metrics-port",), "metrics_port", "int"),
     (("--metrics-host",), "metrics_host", "str"),
     (("--metrics-interval",), "metrics_interval", "float"),
@@ -186,6 +188,7 @@ def run_worker(args: WorkerArgs) -> NoReturn:
         shutdown_timeout=args.shutdown_timeout,
         include=module_names(args.include),
         rate_limits=run_guarded(lambda: parse_rate_limits(args.rate_limit)),
+        result_buffer=args.result_buffer,
         metrics=run_guarded(
             lambda: metrics_options(args.metrics_port, args.metrics_host, args.metrics_interval)
         ),

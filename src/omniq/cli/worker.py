@@ -44,6 +44,8 @@ class WorkerOptions:
     metrics: MetricsOptions | None = None
     #: ``--rate-limit QUEUE=RATE``: rate limits of whole queues
     rate_limits: dict[str, str] = field(default_factory=dict)
+    #: ``--result-buffer``: finished tasks kept while the result store is away (None: settings)
+    result_buffer: int | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,10 @@ def build_worker(app: AsyncOmniQ, options: WorkerOptions) -> AsyncWorker:
         if options.concurrency < 1:
             raise UsageProblem(f"--concurrency must be at least 1, got {options.concurrency}")
         config["concurrency"] = options.concurrency
+    if options.result_buffer is not None:
+        if options.result_buffer < 1:
+            raise UsageProblem(f"--result-buffer must be at least 1, got {options.result_buffer}")
+        config["result_buffer"] = options.result_buffer
     try:
         return app.create_worker(worker_type, **config)
     except QueueNameError as exc:

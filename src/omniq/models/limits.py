@@ -118,12 +118,14 @@ def concurrency_key_of(
         return None
     if callable(key):
         try:
-            key = key(*args, **kwargs)
+            made = key(*args, **kwargs)
         except Exception as exc:
             raise ConfigError(
                 f"concurrency_key {key!r} failed on the task's arguments: {type(exc).__name__}: "
                 f"{exc}"
             ) from exc
+        # the error names the callable too: the value alone does not say where it came from
+        return check_concurrency_key(made, f"the key that concurrency_key {key!r} returned")
     return check_concurrency_key(key)
 
 

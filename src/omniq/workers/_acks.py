@@ -80,12 +80,16 @@ class Acknowledgements(WorkerState):
                         exc,
                     )
                 if self._flush_give_up is not None and time.monotonic() >= self._flush_give_up:
-                    # a stop at once must stop: these tasks come back when their leases expire
+                    # a stop must end: these tasks come back when their leases expire
                     log.warning(
-                        "worker %s: stopping at once without acknowledging %d finished tasks "
-                        "(they will run again)",
+                        "worker %s: stopping with %d finished task(s) not acknowledged, the "
+                        "store being unreachable (%s: %s): their results are not kept; they stay "
+                        "RUNNING in the store until their lease (%gs) expires, then run again",
                         self.name,
                         len(batch),
+                        type(exc).__name__,
+                        exc,
+                        self.lease,
                     )
                     return
                 self._completions[:0] = batch

@@ -9,10 +9,17 @@ count, and the worker goes on with other tasks. A task without limits costs one 
 Deferred tasks are spread: the ones a worker holds back for one key get etas one token apart
 (the store still decides, so a guess that was too early only defers the task again), and while
 the store has said a bucket is empty the worker defers its tasks without asking again.
+
+A task refused a concurrency slot first waits in the worker, for as long as it would otherwise
+be deferred (``SLOT_RETRY``), and is woken at once when a task of this process releases a slot
+of its key; only then, still refused, is it handed back. A few tasks wait so (as many per key
+as the key's limit, half the worker's concurrency in all), since a waiting task takes one of
+the worker's places; the rest are handed back at once as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Mapping
@@ -49,11 +56,17 @@ def queue_rate_limits(value: Mapping[str, str | RateLimit] | None) -> dict[str, 
 class LimitGate:
     """Admits claimed tasks under their limits, and keeps the slots of those it admitted."""
 
-    def __init__(self, queue: BaseTaskQueue, queue_limits: dict[str, RateLimit]) -> None:
+    def __init__(
+        self, queue: BaseTaskQueue, queue_limits: dict[str, RateLimit], max_waiting: int = 1
+    ) -> None:
         if queue_limits and not queue.supports(Capability.LIMITS):
             raise queue._unsupported(Capability.LIMITS)
         self.queue = queue
         self.queue_limits = queue_limits
+        #: concurrency key -> the tasks waiting here for a slot of it (see the module docstring)
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._waiting = 0
+        self._max_waiting = max_waiting
         #: key -> wall time until which the store said the bucket is empty
         self._empty_until: dict[str, float] = {}
         #: key -> the eta the next task this worker holds back for it gets
@@ -85,13 +98,45 @@ class LimitGate:
         if task.concurrency_key is not None:
             key, holder = task.concurrency_key, task.claim or task.id
             limit_n = task.concurrency_limit or 1
-            if not await self.queue.acquire_slot(key, holder, limit_n, lease):
+            granted = await self.queue.acquire_slot(key, holder, limit_n, lease)
+            if not granted and self._may_wait(key, limit_n):
+                await self._slot_freed(key, SLOT_RETRY * (1 + random.random()))
+                granted = await self.queue.acquire_slot(key, holder, limit_n, lease)
+            if not granted:
                 now = time.time()
                 at = max(self._horizon.get(key, 0.0), now + SLOT_RETRY * (1 + random.random()))
                 self._horizon[key] = at + SLOT_SPACING
                 return _as_time(at)
             self.held[task.id] = (key, holder, limit_n)
         return None
+
+    def _may_wait(self, key: str, limit: int) -> bool:
+        return self._waiting < self._max_waiting and len(self._waiters.get(key, ())) < limit
+
+    async def _slot_freed(self, key: str, longest: float) -> None:
+        """Returns when a task of this process releases a slot of ``key``, or after ``longest``
+        seconds (a slot freed by another process is found by asking the store again)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters = self._waiters.setdefault(key, [])
+        waiters.append(waiter)
+        self._waiting += 1
+        try:
+            async with asyncio.timeout(longest):
+                await waiter
+        except TimeoutError:
+            pass
+        finally:
+            self._waiting -= 1
+            waiters.remove(waiter)
+            if not waiters and self._waiters.get(key) is waiters:
+                del self._waiters[key]
+
+    def _wake(self, key: str) -> None:
+        """A slot of ``key`` was released here: the first task waiting for one tries now."""
+        for waiter in self._waiters.get(key, ()):
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def _forget_past(self) -> None:
         now = time.time()
@@ -118,6 +163,7 @@ class LimitGate:
             return
         try:
             await self.queue.release_slot(held[0], held[1])
+            self._wake(held[0])
         except Exception as exc:  # the slot lapses with the lease it was given
             log.warning(
                 "could not release the concurrency slot %r of task %s (%s: %s); it lapses when "

@@ -57,7 +57,8 @@ from omniq.workers.settings import WorkerSettings
 log = get_logger("worker")
 
 #: How long a stop at once (a second signal) keeps trying to acknowledge finished tasks on an
-#: unreachable backend before leaving them to their leases (they run again elsewhere).
+#: unreachable backend before leaving them to their leases (they run again elsewhere). A graceful
+#: stop keeps trying for its grace period, and at least this long.
 _FORCED_FLUSH = 5.0
 
 
@@ -133,7 +134,9 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
         #: however many run (see omniq.queue.scheduler)
         self.scheduler = AsyncScheduler(self.queue) if s.scheduler else None
         #: rate and key concurrency limits: asked of the store only for tasks that carry one
-        self.limits = LimitGate(self.queue, queue_rate_limits(s.rate_limits))
+        self.limits = LimitGate(
+            self.queue, queue_rate_limits(s.rate_limits), max_waiting=max(1, size // 2)
+        )
         self._running: dict[str, Running] = {}
         #: where the running tasks' progress reports go (omniq.current_task().set_progress)
         self._progress = ProgressWriter(self.queue, self.name)
@@ -267,8 +270,12 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
             if not main.cancelled():
                 main.result()
         grace = 0.0 if not graceful else (self.shutdown_timeout if timeout is None else timeout)
-        if not graceful and self._flush_give_up is None:
-            self._flush_give_up = time.monotonic() + _FORCED_FLUSH
+        if self._flush_give_up is None:
+            # finished tasks wait for a store that is away, but a stop must end: the ones
+            # still unacknowledged then are left to their leases (see _flush_locked)
+            self._flush_give_up = time.monotonic() + max(grace, _FORCED_FLUSH)
+        elif not graceful:  # a second signal during a graceful stop: 5 s from now at most
+            self._flush_give_up = min(self._flush_give_up, time.monotonic() + _FORCED_FLUSH)
         runners = [r.runner for r in self._running.values() if r.runner is not None]
         if runners and grace > 0:
             await asyncio.wait(runners, timeout=grace)
