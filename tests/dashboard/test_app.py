@@ -266,6 +266,19 @@ async def test_basic_auth_asks_the_browser_and_checks_the_password(dashboard: An
         assert (await client.get("/", headers=basic("admin:hunter22"))).status_code == 200
 
 
+def test_the_app_leaves_the_root_logger_alone(sqlite_app: Any) -> None:
+    """Beside a worker, a handler of Litestar's on the root logger printed each of the worker's
+    log lines a second time."""
+    import logging
+
+    from omniq.dashboard import create_app
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    create_app(sqlite_app)
+    assert root.handlers == before
+
+
 def test_binding_beyond_loopback_without_credentials_is_refused(sqlite_app: Any) -> None:
     with pytest.raises(ConfigError, match=r"0\.0\.0\.0"):
         build_server(sqlite_app, host="0.0.0.0", port=0, credentials=Credentials())

@@ -18,6 +18,7 @@ from datastar_py.sse import ServerSentEventGenerator as SSE
 from htpy import div
 from litestar import Litestar, Request, Response, Router, get, post
 from litestar.exceptions import NotFoundException, ValidationException
+from litestar.logging.config import LoggingConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -421,6 +422,9 @@ def create_app(
             render_plugins=[SwaggerRenderPlugin()],
         ),
         debug=debug,
+        # Litestar's own logger only: its default also puts a handler on the root logger, and
+        # beside a worker every line the worker logged was printed twice, once in each format
+        logging_config=LoggingConfig(configure_root_logger=False),
     )
 
 
