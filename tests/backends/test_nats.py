@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import re
 import signal
 import tempfile
 import uuid
@@ -93,6 +94,12 @@ async def test_unreachable_server_is_named_without_its_token() -> None:
         await queue.connect()
     assert f"127.0.0.1:{port}" in str(caught.value)
     assert "s3cret" not in str(caught.value)
+
+
+async def test_health_names_the_server_version_plainly(project: str) -> None:
+    async with AsyncNATSQueue(servers=[_url()], project_name=project) as queue:
+        health = await queue.health_check()
+    assert re.fullmatch(r"\d+\.\d+\.\d+(-\S+)?", health["server_version"])
 
 
 async def test_a_server_without_jetstream_is_named_with_what_to_do() -> None:

@@ -75,7 +75,7 @@ class AsyncNATSQueue(
         )
         return {
             "servers": self.where,
-            "server_version": str(self.nc.connected_server_version),
+            "server_version": _version(self.nc.connected_server_version),
             "stream": self.names.stream,
             "messages": info.state.messages,
         }
@@ -161,6 +161,12 @@ class AsyncNATSQueue(
             # their hints stay in the stream and are dropped when delivered (no record)
             await self._kv.delete_many([(task_key(i), None) for i in doomed])
         return len(doomed)
+
+
+def _version(version: Any) -> str:
+    """``2.9.10`` (the driver's ``str`` of it is ``<nats server v2.9.10>``)."""
+    text = f"{version.major}.{version.minor}.{version.patch}"
+    return f"{text}-{version.prerelease}" if version.prerelease else text
 
 
 class NATSQueue(SyncWrapper, async_class=AsyncNATSQueue):
