@@ -3,9 +3,9 @@
 A task written straight into the store (as anyone with write access to the broker can) names any
 function it likes; the worker must refuse what it was not told about *before importing anything*,
 and run what it was told about without ceremony. Tasks here are stored with the queue's own
-``enqueue_many``, which records nothing as "enqueued by this process": that is the broker-writer's
-path. Every reference used here is one no other test enqueues (the record of what this process
-enqueued is process-wide).
+``enqueue_many``, which records nothing as "enqueued by this application": that is the
+broker-writer's path. The record of what an application enqueued is its task queue's, so one test's
+enqueues never widen what another test's worker runs.
 """
 
 from __future__ import annotations
@@ -181,6 +181,28 @@ async def test_what_this_process_enqueued_runs_without_ceremony(
     await app.start_worker()
     assert await app.get_result(by_callable, timeout=20) == str(tmp_path / "a")
     assert await app.get_result(by_name, timeout=20) == str(tmp_path / "b")
+
+
+async def test_what_another_application_of_the_process_enqueued_is_still_refused(
+    app: AsyncOmniQ, tmp_path: Path, task_module: str
+) -> None:
+    """ "Enqueued by the application" is per application, not per process: a process that
+    enqueues ``touch`` to one store (its own, trusted) does not make its worker of another
+    store (shared with other writers) run a ``touch`` that a broker-writer put there."""
+    other = AsyncOmniQ.from_backend(create_backend(url=f"sqlite:///{tmp_path / 'other.db'}"))
+    try:
+        await other.enqueue(f"{task_module}:touch", args=(str(tmp_path / "theirs"),))
+        written = await _stored(app, f"{task_module}:touch", str(tmp_path / "written"))
+        await app.start_worker()
+        status, error = await _outcome(app, written)
+        assert status is TaskStatus.DEAD
+        assert "FunctionNotAllowed" in error
+        assert "not enqueued by this worker's application" in error
+        assert not (tmp_path / "written").exists()
+        own = await app.enqueue(f"{task_module}:touch", args=(str(tmp_path / "own"),))
+        assert await app.get_result(own, timeout=20) == str(tmp_path / "own")
+    finally:
+        await other.close()
 
 
 async def test_a_stored_schedule_cannot_make_a_worker_run_a_stdlib_function(

@@ -28,7 +28,6 @@ from omniq.models.progress import TaskProgress
 from omniq.models.result import ResultStatus, TaskResult, result_value
 from omniq.models.task import Task, TaskStatus, callable_name
 from omniq.models.worker import WorkerInfo
-from omniq.queue.builder import mark_enqueued
 from omniq.registry import module_names, registry
 from omniq.storage._breaker import connect_event_store
 from omniq.storage.base import BaseEventStorage, BaseResultStorage, BaseTaskQueue, Capability
@@ -316,7 +315,7 @@ class AsyncOmniQ(ScheduleMethods, AsyncConnectable):
         given = False  # any ready-made Task: those are checked (build_task checked the rest)
         for item in tasks:
             if isinstance(item, Task):
-                built.append(mark_enqueued(item))
+                built.append(self.task_queue.build_task(item))
                 given = True
             elif isinstance(item, Mapping):
                 opts = dict(item)

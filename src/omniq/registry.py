@@ -15,9 +15,11 @@ every ``@oq.task`` name.
 name into a task, so a worker resolves names through :meth:`TaskRegistry.resolve` with its
 :class:`FunctionPolicy`, which allows, *before anything is imported*: registered ``@oq.task``
 names; functions defined in the modules the worker was given (``--app``, ``--include``,
-``task_modules``, ``OMNIQ_TASK_MODULES``) or in the script that runs it; and functions this very
-process enqueued (an in-process worker). Everything else, stdlib and builtins included, is refused
-with :class:`~omniq.exceptions.FunctionNotAllowed`, unless the policy says ``allow_any``.
+``task_modules``, ``OMNIQ_TASK_MODULES``) or in the script that runs it; and functions its own
+application enqueued (an in-process worker: the references the application's task queue built,
+:attr:`FunctionPolicy.enqueued`, never what another application of the process enqueued).
+Everything else, stdlib and builtins included, is refused with
+:class:`~omniq.exceptions.FunctionNotAllowed`, unless the policy says ``allow_any``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import importlib
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from types import ModuleType
 from typing import Any
 
@@ -54,15 +57,26 @@ ALLOW_HINT = (
 
 
 class FunctionPolicy:
-    """Which task functions one worker may run, besides registered names and what this process
-    enqueued: the functions *defined in* ``modules`` (a name re-exported there, such as ``os``'s
-    ``system`` imported into a task module, does not count), or anything when ``allow_any``."""
+    """Which task functions one worker may run, besides registered names: the references its
+    application enqueued (``enqueued``), the functions *defined in* ``modules`` (a name
+    re-exported there, such as ``os``'s ``system`` imported into a task module, does not count),
+    or anything when ``allow_any``."""
 
-    __slots__ = ("allow_any", "allowed", "modules")
+    __slots__ = ("allow_any", "allowed", "enqueued", "modules")
 
-    def __init__(self, modules: Iterable[str] = (), *, allow_any: bool = False) -> None:
+    def __init__(
+        self,
+        modules: Iterable[str] = (),
+        *,
+        allow_any: bool = False,
+        enqueued: AbstractSet[str] = frozenset(),
+    ) -> None:
         self.modules = frozenset(modules)
         self.allow_any = allow_any
+        #: the references the worker's own application enqueued, kept by its task queue and
+        #: read live (``BaseTaskQueue.enqueued_functions``): another application of the same
+        #: process, serving another store, does not widen what this worker runs
+        self.enqueued = enqueued
         #: references already checked against this policy (never ``__main__`` ones, which
         #: depend on the module standing for the script at the time): the check runs once per
         #: function, not once per task
@@ -77,8 +91,6 @@ class TaskRegistry:
         self._by_name: dict[str, Callable[..., Any]] = {}
         self._options: dict[str, dict[str, Any]] = {}
         self._imported: dict[str, Callable[..., Any]] = {}
-        #: references this process enqueued itself (an in-process worker may run them)
-        self._enqueued: set[str] = set()
         self._lock = threading.Lock()
         self._main: ModuleType | None = _OWN_MAIN
         #: bumped by every registration: what was resolved from registered names and options
@@ -159,13 +171,6 @@ class TaskRegistry:
         return name if _unwrap(found) is _unwrap(func) else None
 
     # -- what a worker may run ----------------------------------------------------------------
-    def mark_enqueued(self, ref: str) -> None:
-        """Records that code of this process enqueued ``ref``: a worker of this process may run
-        it (the application asked for it; nobody writing to the broker can add to this set)."""
-        if ref not in self._enqueued:
-            with self._lock:
-                self._enqueued.add(ref)
-
     def resolve(self, ref: str, policy: FunctionPolicy | None = None) -> Callable[..., Any]:
         """The callable for a registered name or an import path; raises FunctionNotFound naming
         it and saying what to do.
@@ -176,7 +181,7 @@ class TaskRegistry:
         known = self._by_name.get(ref)
         if known is not None:
             return known
-        if policy is not None and not policy.allow_any and ref not in self._enqueued:
+        if policy is not None and not policy.allow_any and ref not in policy.enqueued:
             known = policy.allowed.get(ref)
             return known if known is not None else self._allowed_load(ref, policy)
         known = self._imported.get(ref)
@@ -200,7 +205,7 @@ class TaskRegistry:
             raise FunctionNotAllowed(
                 f"task function {ref!r} refused: this worker runs only functions it was told "
                 f"about (not registered with @oq.task, not in its task modules "
-                f"{sorted(policy.modules) or '(none)'}, not enqueued by this process); "
+                f"{sorted(policy.modules) or '(none)'}, not enqueued by this worker's application); "
                 f"{ALLOW_HINT}"
             )
         func = self._imported.get(ref) or self._load(ref, module_name, qualname)
@@ -266,11 +271,14 @@ def module_names(value: str | Iterable[str] | None) -> list[str]:
 
 
 def worker_policy(
-    task_modules: str | Iterable[str] | None = None, allow_any_function: bool | None = None
+    task_modules: str | Iterable[str] | None = None,
+    allow_any_function: bool | None = None,
+    enqueued: AbstractSet[str] = frozenset(),
 ) -> FunctionPolicy:
     """The policy of a worker: ``task_modules`` on top of the TASK_MODULES setting (each imported
     now, so that their ``@oq.task`` functions register and a typo fails at start, naming the
-    module), and ``allow_any_function`` or else the ALLOW_ANY_FUNCTION setting."""
+    module), ``allow_any_function`` or else the ALLOW_ANY_FUNCTION setting, and the references
+    its application's queue records as enqueued (``enqueued``, read live)."""
     from omniq.config import get_settings
     from omniq.exceptions import ConfigError
 
@@ -284,7 +292,7 @@ def worker_policy(
                 f"task module {name!r} cannot be imported: {type(exc).__name__}: {exc}"
             ) from exc
     allow = settings.ALLOW_ANY_FUNCTION if allow_any_function is None else allow_any_function
-    return FunctionPolicy(modules, allow_any=bool(allow))
+    return FunctionPolicy(modules, allow_any=bool(allow), enqueued=enqueued)
 
 
 def _unwrap(func: Any) -> Callable[..., Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -110,40 +110,37 @@ def func_reference(func: Callable[..., Any] | str) -> tuple[str, Callable[..., A
     (a lambda, a closure: those need dill)."""
     if isinstance(func, str):
         registry.resolve(func)  # raises FunctionNotFound naming it
-        registry.mark_enqueued(func)
         return func, None
     try:
         known = _references.get(func)
     except TypeError:  # an unhashable callable object
         known = None
     if known is not None and known[0] == registry.generation:
-        registry.mark_enqueued(known[1])
         return known[1], None
     if not callable(func):
         raise TypeError(f"func must be a callable or a task name, got {func!r}")
     name, obj = func_ref(func)
-    if obj is None:
-        registry.mark_enqueued(name)
-        # not a function of the script: its name there may be bound again to another function
-        # (a notebook cell run twice), which must not inherit the first one's reference
-        if not name.startswith(_MAIN_PREFIX):
-            if len(_references) >= _RESOLVED_MAX:
-                _references.clear()
-            with contextlib.suppress(TypeError):
-                _references[func] = (registry.generation, name)
+    # not a function of the script: its name there may be bound again to another function
+    # (a notebook cell run twice), which must not inherit the first one's reference
+    if obj is None and not name.startswith(_MAIN_PREFIX):
+        if len(_references) >= _RESOLVED_MAX:
+            _references.clear()
+        with contextlib.suppress(TypeError):
+            _references[func] = (registry.generation, name)
     return name, obj
 
 
-def mark_enqueued(task: Task) -> Task:
-    """Records a ready-made ``Task`` the application enqueues (its function and callbacks), so
-    that a worker of this process may run them, as for one built by :func:`build_task`. Never
-    called for tasks read from storage: what the broker says is no instruction."""
-    registry.mark_enqueued(task.func)
+def task_references(task: Task) -> Iterator[str]:
+    """The function references of a task the application enqueues (its function and named
+    callbacks): what the task queue records so that the application's own worker may run them
+    (``BaseTaskQueue.enqueued_functions``). Never asked of tasks read from storage: what the
+    broker says is no instruction."""
+    if task.func_obj is None:
+        yield task.func
     for refs in task.callbacks.values():
         for ref in refs:
             if isinstance(ref, str):
-                registry.mark_enqueued(ref)
-    return task
+                yield ref
 
 
 def _dependencies(depends_on: Iterable[str] | str | None) -> tuple[str, ...]:
@@ -308,7 +305,6 @@ def _callbacks(options: CallbackOptions) -> dict[str, list[Any]]:
         for f in items:
             if isinstance(f, str):
                 registry.resolve(f)  # raises FunctionNotFound naming it
-                registry.mark_enqueued(f)
                 merged.setdefault(event, []).append(f)
             elif callable(f):
                 name, obj = func_reference(f)

@@ -97,10 +97,13 @@ class AsyncWorker(Outcomes, Acknowledgements, Upkeep):
         s = WorkerSettings.from_keywords(options, base=settings, caller=type(self).__name__)
         self.settings = s
         self.queue: BaseTaskQueue = unwrap(queue)
-        #: which task functions this worker runs (omniq.registry): registered ones, those this
-        #: process enqueued, those of ``task_modules`` (and TASK_MODULES), or any when
-        #: ``allow_any_function`` (anyone who can write to the broker then runs any code here)
-        self.functions = worker_policy(s.task_modules, s.allow_any_function)
+        #: which task functions this worker runs (omniq.registry): registered ones, those its
+        #: application enqueued through this queue object, those of ``task_modules`` (and
+        #: TASK_MODULES), or any when ``allow_any_function`` (anyone who can write to the broker
+        #: then runs any code here)
+        self.functions = worker_policy(
+            s.task_modules, s.allow_any_function, self.queue.enqueued_functions
+        )
         if result_store is None:
             result_store = self.queue.result_storage or self.queue_default_result_storage()
         self.result_store: BaseResultStorage = unwrap(result_store)

@@ -26,7 +26,7 @@ from omniq.queue.builder import (
     build_task,
     check_allowed_queue,
     default_queue_of,
-    mark_enqueued,
+    task_references,
     validate_queue_name,
 )
 from omniq.queue.retry import decide
@@ -93,6 +93,14 @@ class BaseTaskQueue(QueuePrimitives):
             raise ValueError(f"lease_timeout must be positive, got {lease_timeout!r}")
         self._result_storage = result_storage
         self._event_logger = event_logger
+        #: the function references this queue's application enqueued (through
+        #: :meth:`build_task`): a worker serving this queue runs them without being told
+        #: (omniq.registry). Per application, not per process: the queues one backend bundle
+        #: makes share the record (``AsyncBackend.create_task_queue``), a queue built on its own
+        #: has its own, so another application of the same process (another store, other
+        #: writers) does not widen what this one's worker runs. Nothing read from storage is
+        #: ever added.
+        self.enqueued_functions: set[str] = set()
 
     # -- wiring (see the class docstring) --------------------------------------------------
     @property
@@ -179,8 +187,12 @@ class BaseTaskQueue(QueuePrimitives):
                 raise TypeError(
                     f"options {sorted(extra)} cannot be combined with a Task object; set them on the Task"
                 )
-            return mark_enqueued(func)
-        return build_task(func, default_queue=self.default_queue, **options)
+            return self._enqueued_by_app(func)
+        return self._enqueued_by_app(build_task(func, default_queue=self.default_queue, **options))
+
+    def _enqueued_by_app(self, task: Task) -> Task:
+        self.enqueued_functions.update(task_references(task))
+        return task
 
     async def enqueue(self, func: Callable[..., Any] | str | Task, **options: Any) -> str:
         """Stores one task and returns its id. Idempotent on ``task_id``."""
