@@ -18,7 +18,7 @@ import pytest
 
 from omniq import AsyncOmniQ, TaskStatus
 from omniq.backend import create_backend
-from omniq.exceptions import SerializationError, SignatureError
+from omniq.exceptions import ConfigError, SerializationError, SignatureError
 from omniq.models.result import ResultStatus, TaskResult
 from omniq.models.task import Task
 from omniq.serialization import Serializer
@@ -119,6 +119,40 @@ def test_racing_processes_agree_on_one_key(tmp_path: Path) -> None:
     assert local_key(path) == first
     assert len(first) == 64
     assert [p.name for p in tmp_path.iterdir()] == ["store.db.key"]  # no draft left behind
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+@pytest.mark.parametrize("mode", [0o644, 0o604, 0o660])
+async def test_a_key_file_open_to_other_users_is_refused_at_connect(
+    tmp_path: Path, mode: int
+) -> None:
+    """Whoever can read the store's key signs payloads its workers trust (dill: code), so a key
+    file other users may read or change fails the connect, naming the file, its mode and the
+    fix, instead of being used; 0600 (as made) and 0640 (a group sharing the store) are fine."""
+    db = tmp_path / "open.db"
+    key_file = tmp_path / "open.db.key"
+    local_key(key_file)
+    key_file.chmod(mode)
+    oq = AsyncOmniQ.from_backend(create_backend(url=f"sqlite:///{db}"))
+    try:
+        with pytest.raises(ConfigError) as refused:
+            await oq.enqueue(tf.add, args=(1, 2))
+    finally:
+        await oq.close()
+    message = str(refused.value)
+    assert repr(str(key_file)) in message
+    assert f"mode {mode:04o}" in message
+    assert f"chmod 600 {key_file}" in message
+    for fine in (0o600, 0o640):
+        key_file.chmod(fine)
+        again = AsyncOmniQ.from_backend(create_backend(url=f"sqlite:///{db}"))
+        try:
+            task_id = await again.enqueue(tf.add, args=(1, 2))
+            stored = await again.get_task(task_id)
+            assert stored is not None
+            assert stored.args == (1, 2)
+        finally:
+            await again.close()
 
 
 async def test_a_configured_key_wins_over_the_stores_own(tmp_path: Path) -> None:

@@ -63,6 +63,13 @@ class Serializer:
         if self._key is None:
             self._key_file = Path(key_file)
 
+    def check_local_key(self) -> None:
+        """Reads the store's key file now if it exists, so that one which is damaged or open to
+        other users fails the connect, naming it, instead of the first payload read or written
+        (a new store makes its key on first use, as before: a read-only one never has to)."""
+        if self._key_file is not None and self._key_file.exists():
+            self._load_key()
+
     def _load_key(self) -> None:
         if self._key_file is not None:
             self._key, self._key_file, self._auto_key = local_key(self._key_file), None, True

@@ -10,6 +10,8 @@ import secrets
 import tempfile
 from pathlib import Path
 
+from omniq.exceptions import ConfigError
+
 MAC_SIZE = 32
 
 
@@ -48,8 +50,24 @@ def local_key(path: Path) -> bytes:
     return _read_key(path)
 
 
+#: permission bits a store's key file must not have: any access by other users, and writing by
+#: the group (0600 as made; 0640 is accepted for a group of users that share one store, whose
+#: producers need the key to sign)
+_TOO_OPEN = 0o027
+
+
 def _read_key(path: Path) -> bytes:
+    """The key in ``path``, refused when other users may read or change it: whoever can read
+    it signs payloads every worker of the store then trusts, dill ones included (code)."""
+    if os.name == "posix":
+        mode = path.stat().st_mode & 0o777
+        if mode & _TOO_OPEN:
+            raise ConfigError(
+                f"the store's key file {str(path)!r} is open to other users (mode {mode:04o}): "
+                "whoever can read it can sign payloads that make workers run code; restrict it "
+                f"with `chmod 600 {path}` (or 640 for a group of users sharing the store)"
+            )
     text = path.read_text().strip()
     if len(text) < 32:
-        raise ValueError(f"the store's key file {str(path)!r} is damaged (too short)")
+        raise ConfigError(f"the store's key file {str(path)!r} is damaged (too short)")
     return text.encode()

@@ -105,6 +105,9 @@ class Component(AsyncConnectable, ABC):
             self._connect_lock = asyncio.Lock()
         async with self._connect_lock:
             if not self._connected:
+                # a local store's key file that is damaged or open to other users fails here,
+                # naming it, rather than at the first payload (omniq.serialization.signing)
+                self.serializer.check_local_key()
                 await self._connect()
                 self._connected = True
                 # closed for the program at exit if it forgets to (omniq._exit)
