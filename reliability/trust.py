@@ -13,8 +13,8 @@ that writes to the store directly, never through the application, while real wor
    nobody serves yet; then B's queue is served. B must go DEAD ("belongs to task"), and A's
    function must have run exactly once.
 3. **A crafted pickle** that creates a marker file when loaded, written into a task's payload
-   (every backend: SQLite signs with its own key, network backends refuse unsigned dill) and,
-   on SQLite, into a stored result read by a client's ``get_task_result``. Nothing may load it.
+   and into a stored result read by a client's ``get_task_result`` (every backend: SQLite signs
+   with its own key, network backends refuse unsigned dill). Nothing may load it.
 
 Pass criteria: markers created = 0; refused tasks DEAD with the reason naming the problem;
 canaries succeeded = all; copy executions = 0 (A ran once); workers exit 0 on SIGTERM.
@@ -131,16 +131,53 @@ async def _attacker(name: str, spec: dict[str, Any]) -> None:
     elif name == "pickle-task":
         await _rewrite_payload(fake, spec["victim"], lambda _: _crafted_pickle(spec["mark"]))
     elif name == "pickle-result":
-        import sqlite3
-
-        with sqlite3.connect(fake.url.removeprefix("sqlite:///")) as conn:
-            conn.execute(
-                "UPDATE omniq_results SET payload = ? WHERE project = ? AND task_id = ?",
-                (_crafted_pickle(spec["mark"]), fake.project, spec["victim"]),
-            )
-        conn.close()
+        await _rewrite_result(fake, spec["victim"], _crafted_pickle(spec["mark"]))
     else:
         raise ValueError(f"unknown attack {name!r}")
+
+
+async def _rewrite_result(t: Target, task_id: str, data: bytes) -> None:
+    """Replaces one stored result's payload directly in the backend."""
+    if t.backend == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(t.url.removeprefix("sqlite:///")) as conn:
+            changed = conn.execute(
+                "UPDATE omniq_results SET payload = ? WHERE project = ? AND task_id = ?",
+                (data, t.project, task_id),
+            ).rowcount
+        conn.close()
+    elif t.backend == "postgres":
+        import asyncpg  # type: ignore[import-untyped]
+
+        from reliability.harness import service_port
+
+        pg = await asyncpg.connect(
+            host="127.0.0.1", port=service_port("postgres"), user="postgres", database="test"
+        )
+        try:
+            done = await pg.execute(
+                f'UPDATE "{t.schema}".results SET payload = $1 WHERE project = $2 AND task_id = $3',
+                data,
+                t.project,
+                task_id,
+            )
+            changed = int(done.split()[-1])
+        finally:
+            await pg.close()
+    else:
+        import redis.asyncio as aioredis
+
+        from reliability.harness import service_port
+
+        client = aioredis.Redis(host="127.0.0.1", port=service_port("redis"))
+        try:
+            key = f"omniq:results:{{{t.project}}}:result:{task_id}"
+            changed = int(await client.set(key, data, xx=True, keepttl=True) or 0)
+        finally:
+            await client.aclose()
+    if changed != 1:
+        raise RuntimeError(f"no stored result of task {task_id!r} to replace")
 
 
 # -- 1. functions nobody allowed ---------------------------------------------------------------
@@ -236,12 +273,10 @@ async def _pickles(t: Target, outcome: Outcome, marks: Path) -> None:
         worker = WorkerProcess(t.worker_command("--queues", "pickled"), t.workdir / "logs")
         try:
             loaded = await _until_final(app, victim, 60)
-            result_id = None
-            if t.backend == "sqlite":
-                result_id = await app.enqueue(
-                    "reliability.tasks:record_sync", args=(4, out), queue_name="pickled"
-                )
-                await app.get_task_result(result_id, timeout=60)
+            result_id = await app.enqueue(
+                "reliability.tasks:record_sync", args=(4, out), queue_name="pickled"
+            )
+            await app.get_task_result(result_id, timeout=60)
         finally:
             code = worker.stop(30)
         outcome.expect_equal("pickled task's status", loaded and loaded.status, TaskStatus.DEAD)
@@ -250,20 +285,19 @@ async def _pickles(t: Target, outcome: Outcome, marks: Path) -> None:
             loaded is not None and "dill payload refused" in (loaded.error_message or ""),
             loaded.error_message if loaded else "missing",
         )
-        if result_id is not None:
-            _attack(t, "pickle-result", victim=result_id, mark=str(marks / "result-pickle"))
-            async with t.app() as client:
-                try:
-                    await client.get_task_result(result_id)
-                    error = "no error"
-                except Exception as exc:
-                    error = f"{type(exc).__name__}: {exc}"
-            outcome.figures["pickled result"] = error[:160]
-            outcome.check(
-                "a client reading the pickled result is refused",
-                "dill payload refused" in error,
-                error[:160],
-            )
+        _attack(t, "pickle-result", victim=result_id, mark=str(marks / "result-pickle"))
+        async with t.app() as client:
+            try:
+                await client.get_task_result(result_id)
+                error = "no error"
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+        outcome.figures["pickled result"] = error[:160]
+        outcome.check(
+            "a client reading the pickled result is refused",
+            "dill payload refused" in error,
+            error[:160],
+        )
     outcome.figures["markers"] = len(os.listdir(marks))
     outcome.expect_equal("worker exit on SIGTERM (pickles)", code, 0)
 
