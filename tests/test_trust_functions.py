@@ -3,9 +3,9 @@
 A task written straight into the store (as anyone with write access to the broker can) names any
 function it likes; the worker must refuse what it was not told about *before importing anything*,
 and run what it was told about without ceremony. Tasks here are stored with the queue's own
-``enqueue_many``, which records nothing as "enqueued by this application": that is the
-broker-writer's path. The record of what an application enqueued is its task queue's, so one test's
-enqueues never widen what another test's worker runs.
+``enqueue_many``, which records nothing as "enqueued by this process": that is the
+broker-writer's path. The record of what the process enqueued is kept per store, so one test's
+enqueues (each test has its own database) never widen what another test's worker runs.
 """
 
 from __future__ import annotations
@@ -183,12 +183,13 @@ async def test_what_this_process_enqueued_runs_without_ceremony(
     assert await app.get_result(by_name, timeout=20) == str(tmp_path / "b")
 
 
-async def test_what_another_application_of_the_process_enqueued_is_still_refused(
+async def test_what_the_process_enqueued_to_another_store_is_still_refused(
     app: AsyncOmniQ, tmp_path: Path, task_module: str
 ) -> None:
-    """ "Enqueued by the application" is per application, not per process: a process that
-    enqueues ``touch`` to one store (its own, trusted) does not make its worker of another
-    store (shared with other writers) run a ``touch`` that a broker-writer put there."""
+    """ "Enqueued by this process" is per store: a process that enqueues ``touch`` to one store
+    (its own, trusted) does not make its worker of another store (shared with other writers)
+    run a ``touch`` that a broker-writer put there. Another application object on the *same*
+    store (a producer beside the worker's application) counts as the process's own."""
     other = AsyncOmniQ.from_backend(create_backend(url=f"sqlite:///{tmp_path / 'other.db'}"))
     try:
         await other.enqueue(f"{task_module}:touch", args=(str(tmp_path / "theirs"),))
@@ -197,12 +198,16 @@ async def test_what_another_application_of_the_process_enqueued_is_still_refused
         status, error = await _outcome(app, written)
         assert status is TaskStatus.DEAD
         assert "FunctionNotAllowed" in error
-        assert "not enqueued by this worker's application" in error
+        assert "not enqueued to this store by this process" in error
         assert not (tmp_path / "written").exists()
-        own = await app.enqueue(f"{task_module}:touch", args=(str(tmp_path / "own"),))
-        assert await app.get_result(own, timeout=20) == str(tmp_path / "own")
     finally:
         await other.close()
+    producer = AsyncOmniQ.from_backend(create_backend(url=f"sqlite:///{tmp_path / 'trust.db'}"))
+    try:
+        own = await producer.enqueue(f"{task_module}:touch", args=(str(tmp_path / "own"),))
+        assert await app.get_result(own, timeout=20) == str(tmp_path / "own")
+    finally:
+        await producer.close()
 
 
 async def test_a_stored_schedule_cannot_make_a_worker_run_a_stdlib_function(

@@ -16,8 +16,8 @@ name into a task, so a worker resolves names through :meth:`TaskRegistry.resolve
 :class:`FunctionPolicy`, which allows, *before anything is imported*: registered ``@oq.task``
 names; functions defined in the modules the worker was given (``--app``, ``--include``,
 ``task_modules``, ``OMNIQ_TASK_MODULES``) or in the script that runs it; and functions its own
-application enqueued (an in-process worker: the references the application's task queue built,
-:attr:`FunctionPolicy.enqueued`, never what another application of the process enqueued).
+process enqueued to the store the worker serves (an in-process worker: :attr:`FunctionPolicy.enqueued`,
+never what the process enqueued to another store).
 Everything else, stdlib and builtins included, is refused with
 :class:`~omniq.exceptions.FunctionNotAllowed`, unless the policy says ``allow_any``.
 """
@@ -57,8 +57,8 @@ ALLOW_HINT = (
 
 
 class FunctionPolicy:
-    """Which task functions one worker may run, besides registered names: the references its
-    application enqueued (``enqueued``), the functions *defined in* ``modules`` (a name
+    """Which task functions one worker may run, besides registered names: the references this
+    process enqueued to the worker's store (``enqueued``), the functions *defined in* ``modules`` (a name
     re-exported there, such as ``os``'s ``system`` imported into a task module, does not count),
     or anything when ``allow_any``."""
 
@@ -73,9 +73,9 @@ class FunctionPolicy:
     ) -> None:
         self.modules = frozenset(modules)
         self.allow_any = allow_any
-        #: the references the worker's own application enqueued, kept by its task queue and
-        #: read live (``BaseTaskQueue.enqueued_functions``): another application of the same
-        #: process, serving another store, does not widen what this worker runs
+        #: the references this process enqueued to the store the worker serves, read live
+        #: (``BaseTaskQueue.enqueued_functions``): what it enqueued to another store (other
+        #: writers) does not widen what this worker runs
         self.enqueued = enqueued
         #: references already checked against this policy (never ``__main__`` ones, which
         #: depend on the module standing for the script at the time): the check runs once per
@@ -205,7 +205,7 @@ class TaskRegistry:
             raise FunctionNotAllowed(
                 f"task function {ref!r} refused: this worker runs only functions it was told "
                 f"about (not registered with @oq.task, not in its task modules "
-                f"{sorted(policy.modules) or '(none)'}, not enqueued by this worker's application); "
+                f"{sorted(policy.modules) or '(none)'}, not enqueued to this store by this process); "
                 f"{ALLOW_HINT}"
             )
         func = self._imported.get(ref) or self._load(ref, module_name, qualname)
@@ -256,6 +256,20 @@ class TaskRegistry:
             return False
 
 
+#: (backend, server, project) -> the function references this process enqueued to that store
+_ENQUEUED: dict[tuple[str, str, str], set[str]] = {}
+_ENQUEUED_LOCK = threading.Lock()
+
+
+def enqueued_record(backend: str, server: str, project: str) -> set[str]:
+    """The one record of what this process enqueued to a store, shared by every queue object
+    on it (``BaseTaskQueue.enqueued_functions``): an in-process worker of that store runs those
+    functions without being told. Per store, not per process: a function enqueued to one store
+    does not become runnable when a broker-writer puts its name into another."""
+    with _ENQUEUED_LOCK:
+        return _ENQUEUED.setdefault((backend, server, project), set())
+
+
 def module_names(value: str | Iterable[str] | None) -> list[str]:
     """``"a.tasks, b.jobs"`` or ``["a.tasks", "b.jobs"]`` -> the module names, blanks dropped."""
     if value is None:
@@ -278,7 +292,7 @@ def worker_policy(
     """The policy of a worker: ``task_modules`` on top of the TASK_MODULES setting (each imported
     now, so that their ``@oq.task`` functions register and a typo fails at start, naming the
     module), ``allow_any_function`` or else the ALLOW_ANY_FUNCTION setting, and the references
-    its application's queue records as enqueued (``enqueued``, read live)."""
+    this process enqueued to the worker's store (``enqueued``, read live)."""
     from omniq.config import get_settings
     from omniq.exceptions import ConfigError
 
@@ -347,6 +361,7 @@ __all__ = [
     "MAIN_HINT",
     "FunctionPolicy",
     "TaskRegistry",
+    "enqueued_record",
     "module_names",
     "registry",
     "worker_policy",

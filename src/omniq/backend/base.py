@@ -26,10 +26,6 @@ class AsyncBackend(AsyncConnectable):
         self._queue: BaseTaskQueue | None = None
         self._results: BaseResultStorage | None = None
         self._events: BaseEventStorage | None = None
-        #: what the application enqueued through any task queue of this backend (one record for
-        #: all of them: seeds/003 enqueues through ``TaskQueue.from_backend(backend, queues=..)``
-        #: and runs the worker of ``OmniQ.from_backend(backend)``, one application on one store)
-        self._enqueued_functions: set[str] = set()
 
     @classmethod
     def from_url(cls, url: str, /, **options: Any) -> Self:
@@ -61,9 +57,7 @@ class AsyncBackend(AsyncConnectable):
         ``BaseTaskQueue``'s wiring: outcomes the queue decides reach ``get_result`` waiters)."""
         options = {**self.queue_options(), **overrides}
         options.setdefault("result_storage", self.result_storage)
-        queue = self.task_queue_class(**options)
-        queue.enqueued_functions = self._enqueued_functions
-        return queue
+        return self.task_queue_class(**options)
 
     def create_result_storage(self, **overrides: Any) -> BaseResultStorage:
         return self.result_storage_class(**{**self.result_options(), **overrides})

@@ -30,6 +30,7 @@ from omniq.queue.builder import (
     validate_queue_name,
 )
 from omniq.queue.retry import decide
+from omniq.registry import enqueued_record
 from omniq.serialization import Serializer
 from omniq.storage.base.capabilities import Capability
 from omniq.storage.base.primitives import QueuePrimitives
@@ -93,14 +94,7 @@ class BaseTaskQueue(QueuePrimitives):
             raise ValueError(f"lease_timeout must be positive, got {lease_timeout!r}")
         self._result_storage = result_storage
         self._event_logger = event_logger
-        #: the function references this queue's application enqueued (through
-        #: :meth:`build_task`): a worker serving this queue runs them without being told
-        #: (omniq.registry). Per application, not per process: the queues one backend bundle
-        #: makes share the record (``AsyncBackend.create_task_queue``), a queue built on its own
-        #: has its own, so another application of the same process (another store, other
-        #: writers) does not widen what this one's worker runs. Nothing read from storage is
-        #: ever added.
-        self.enqueued_functions: set[str] = set()
+        self._enqueued: set[str] | None = None
 
     # -- wiring (see the class docstring) --------------------------------------------------
     @property
@@ -189,6 +183,21 @@ class BaseTaskQueue(QueuePrimitives):
                 )
             return self._enqueued_by_app(func)
         return self._enqueued_by_app(build_task(func, default_queue=self.default_queue, **options))
+
+    @property
+    def enqueued_functions(self) -> set[str]:
+        """The function references this process enqueued *to this store* (through
+        :meth:`build_task`): a worker serving the store runs them without being told
+        (omniq.registry). One record per store (backend, server, project), shared by every
+        queue object of the process on it (seeds/003 enqueues through one and runs the worker of
+        another), so a process that enqueues ``f`` to one store does not make its worker of
+        another store (other writers) run an ``f`` found there. Nothing read from storage is
+        ever added."""
+        if self._enqueued is None:
+            self._enqueued = enqueued_record(
+                self.backend_name, self.server_label(), self.project_name
+            )
+        return self._enqueued
 
     def _enqueued_by_app(self, task: Task) -> Task:
         self.enqueued_functions.update(task_references(task))
