@@ -687,7 +687,10 @@ async def test_tasks_of_a_worker_that_died_are_finished_after_its_lease(project:
         lost = await queue.dequeue_many(limit=20, worker_id="dead-worker", lease=0.5)
         assert len(lost) == 20
 
-        async with AsyncWorker(queue, results, recover_interval=0.2, lease=5):
+        # the tasks were stored as a broker-writer stores them (no enqueue of this process):
+        # the worker is told about this module
+        worker = AsyncWorker(queue, results, recover_interval=0.2, lease=5, task_modules=[__name__])
+        async with worker:
             done = await asyncio.wait_for(
                 asyncio.gather(*(results.wait(i, timeout=30) for i in ids)), 30
             )
