@@ -7,6 +7,7 @@ backend is behind them.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ParamSpec, Self, TypeVar
@@ -14,7 +15,7 @@ from typing import Any, ParamSpec, Self, TypeVar
 from omniq._components import _component_from_spec, _from_settings
 from omniq._lifecycle import AsyncConnectable
 from omniq._schedules import SCHEDULE_TASK_FIELDS, ScheduleMethods
-from omniq._sync import SyncWrapper, unwrap
+from omniq._sync import SyncWrapper, check_thread, run_sync, unwrap
 from omniq.backend import AsyncBackend
 from omniq.callbacks import CallbackManager
 from omniq.config import get_settings
@@ -300,12 +301,32 @@ class AsyncOmniQ(ScheduleMethods, AsyncConnectable):
         queue = self.task_queue
         if isinstance(func, Task):
             (task_id,) = await queue.enqueue_many([queue.build_task(func, **options)])
-            task = func
-        else:
-            task = queue.build_task(func, **options)
-            (task_id,) = await queue.enqueue_built([task])
+            if func.queue_name not in self._served_checked:
+                await self._check_served([func.queue_name])
+            return task_id
+        return await self._enqueue_built(queue.build_task(func, **options))
+
+    async def _enqueue_built(self, task: Task) -> str:
+        (task_id,) = await self.task_queue.enqueue_built([task])
         if task.queue_name not in self._served_checked:
             await self._check_served([task.queue_name])
+        return task_id
+
+    def _enqueue_blocking(self, func: Callable[..., Any] | str | Task, **options: Any) -> str:
+        """The sync API's ``enqueue``: made in the caller's thread where the task queue can
+        (see ``AsyncTaskQueue.enqueue_built_blocking``: a sequential sync enqueue on Redis
+        then costs no thread switch), else on OmniQ's loop like every other sync call."""
+        check_thread()
+        func = unwrap(func)
+        if isinstance(func, Task):
+            task_id: str = run_sync(functools.partial(self.enqueue, func, **options))
+            return task_id
+        task = self.task_queue.build_task(func, **options)
+        if task.queue_name in self._served_checked:
+            done = self.task_queue.enqueue_built_blocking(task)
+            if done is not None:
+                return done
+        task_id = run_sync(self._enqueue_built, task)
         return task_id
 
     async def enqueue_many(self, tasks: Iterable[Task | Mapping[str, Any]]) -> list[str]:
@@ -562,6 +583,14 @@ class OmniQ(SyncWrapper, async_class=AsyncOmniQ):
     ) -> Callable[[Callable[P, R]], TaskFunction[P, R]]:
         app: AsyncOmniQ = self.async_
         return app.task(name, sync=True, **options)
+
+    def enqueue(self, func: Callable[..., Any] | str | Task, **options: Any) -> str:
+        """Enqueues a callable, a registered name / import path, or a ``Task``; returns its id
+        (see :meth:`AsyncOmniQ.enqueue`)."""
+        app: AsyncOmniQ = self.async_
+        return app._enqueue_blocking(func, **{k: unwrap(v) for k, v in options.items()})
+
+    enqueue_sync = enqueue
 
 
 __all__ = ["AsyncOmniQ", "OmniQ", "TaskFunction", "result_value"]

@@ -7,7 +7,6 @@ import functools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
-from omniq._sync import run_sync
 from omniq.models.task import callable_name
 from omniq.workflows.canvas import Signature
 
@@ -16,6 +15,8 @@ class _App(Protocol):
     """What a task function needs of its app (``AsyncOmniQ``)."""
 
     async def enqueue(self, func: Any, **options: Any) -> str: ...
+
+    def _enqueue_blocking(self, func: Any, **options: Any) -> str: ...
 
 
 P = ParamSpec("P")
@@ -47,8 +48,7 @@ class TaskFunction(Generic[P, R]):
         return await self._app.enqueue(self, args=args, kwargs=kwargs)
 
     def enqueue_sync(self, *args: Any, **kwargs: Any) -> str:
-        result: str = run_sync(functools.partial(self.enqueue_async, *args, **kwargs))
-        return result
+        return self._app._enqueue_blocking(self, args=args, kwargs=kwargs)
 
     def enqueue(self, *args: Any, **kwargs: Any) -> Any:
         """Sync on an ``OmniQ`` app (returns the id), a coroutine on an ``AsyncOmniQ`` app."""
@@ -74,8 +74,11 @@ class TaskFunction(Generic[P, R]):
         self, *, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
     ) -> Any:
         """Enqueue with per-call options (``queue_name``, ``run_in``, ``priority``, ...)."""
-        call = functools.partial(self.enqueue_with_async, args=args, kwargs=kwargs, **options)
-        return run_sync(call) if self._sync else call()
+        if self._sync:
+            return self._app._enqueue_blocking(
+                self, args=tuple(args), kwargs=dict(kwargs or {}), **options
+            )
+        return self.enqueue_with_async(args=args, kwargs=kwargs, **options)
 
 
 __all__ = ["TaskFunction"]

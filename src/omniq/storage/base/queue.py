@@ -268,6 +268,29 @@ class BaseTaskQueue(QueuePrimitives):
             await self._settle(fresh)
         return [task.id for task in batch]
 
+    def enqueue_built_blocking(self, task: Task) -> str | None:
+        """The sync API's enqueue of one task just built by :meth:`build_task`, made in the
+        caller's thread where the store can (:meth:`_enqueue_blocking`): its id, or None when
+        not made, and the caller then takes the asyncio way, which does everything this leaves
+        to it (connecting, the breaker, enqueue hooks, dependencies, events, errors)."""
+        if (
+            not self._connected
+            or not self.breaker.healthy
+            or enqueue_hooks
+            or task.depends_on
+            or self.event_logger is not None
+            or (self.queues is not None and task.queue_name not in self.queues)
+        ):
+            return None
+        task.status = TaskStatus.PENDING
+        created = self._enqueue_blocking([(task, self.serializer.encode_task(task))])
+        return None if created is None else task.id
+
+    def _enqueue_blocking(self, items: list[tuple[Task, bytes]]) -> list[bool] | None:
+        """:meth:`_enqueue` without the event loop, or None where the store has no such way
+        (the default) or this call could not use it."""
+        return None
+
     # -- claim -----------------------------------------------------------------------------
     async def dequeue(
         self,

@@ -48,7 +48,16 @@ from omniq.storage.redis._options import (
     resolve,
     split_connection_options,
 )
-from omniq.storage.redis._scripts import Client, Script, flags_merge, lua, register
+from omniq.storage.redis._scripts import (
+    Client,
+    Script,
+    close_lane,
+    flags_merge,
+    is_missing,
+    lua,
+    open_lane,
+    register,
+)
 from omniq.storage.redis._sentinel import BlockingSentinelPool, SentinelFollower
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -272,6 +281,7 @@ __all__ = [
     "done",
     "flags_merge",
     "from_us",
+    "is_missing",
     "key_base",
     "lua",
     "opt_us",
@@ -328,6 +338,7 @@ class RedisComponent:
                 f"cannot reach Redis at {self._conn.describe()}: {redact_text(str(exc))}"
             ) from exc
         self._redis = client
+        open_lane(client)
         return client
 
     def _durable(
@@ -348,6 +359,7 @@ class RedisComponent:
     async def _close_client(self) -> None:
         client, self._redis = self._redis, None
         if client is not None:
+            await close_lane(client)
             await client.aclose()
         await self._conn.aclose()
 

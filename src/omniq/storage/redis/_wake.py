@@ -30,14 +30,12 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import NoScriptError
-
 from omniq._aio import cancel_and_wait
 from omniq._time import utcnow
 from omniq.exceptions import SerializationError
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import Failure, undecodable_kind
-from omniq.storage.redis._conn import Client, aioredis, blocking, done, to_us
+from omniq.storage.redis._conn import Client, aioredis, blocking, done, is_missing, to_us
 from omniq.storage.redis._rows import RedisParts
 
 #: seconds between two measurements of the server's clock against this client's
@@ -166,12 +164,12 @@ class RedisWakeClaims(RedisParts):
         args: list[str | int] = [f"~{offset}", self.max_finished, f"+{round(lease * 1e6)}"]
         args.append(worker_id or "")
         args += [limit, token, len(queues), *queues, token]
-        sha = self._scripts["claim"].sha
+        head = self._scripts["claim"].head()
 
         async def wake_and_claim() -> list[Any]:
             async with client.pipeline(transaction=False) as pipe:
                 pipe.blpop([*keys, stop_key], timeout=wait)
-                pipe.evalsha(sha, 1, self._base, *args)
+                pipe.execute_command(*head, 1, self._base, *args)
                 replies: list[Any] = await pipe.execute(raise_on_error=False)
             return replies
 
@@ -202,7 +200,7 @@ class RedisWakeClaims(RedisParts):
     ) -> tuple[list[Task], list[Task]] | None:
         """The claim that came back with a wake-up, or None to claim the usual way."""
         reply = replies[1]
-        if isinstance(reply, NoScriptError):  # the script cache was flushed: claim the usual way
+        if is_missing(reply):  # scripts or functions were flushed: claim the usual way
             return None
         if isinstance(reply, Exception):
             raise reply

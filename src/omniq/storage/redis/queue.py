@@ -69,10 +69,11 @@ from omniq.storage.redis._conn import (
     split_connection_options,
     to_us,
 )
-from omniq.storage.redis._enqueue import RedisEnqueue, commit_merge
+from omniq.storage.redis._enqueue import RedisEnqueue, commit_merge, enqueue_args
 from omniq.storage.redis._limits import RedisLimits
 from omniq.storage.redis._rows import CHUNK, ROW_FIELDS
 from omniq.storage.redis._schedules import RedisSchedules
+from omniq.storage.redis._scripts import NOT_SENT, SyncLane, sync_lane
 from omniq.storage.redis._wake import RedisWakeClaims
 from omniq.storage.redis.results import AsyncRedisResultStorage
 
@@ -163,6 +164,7 @@ class AsyncRedisQueue(
         self._scripts = {}
         self._complete_script: Script | None = None
         self._blocking: Client | None = None
+        self._sync_lane: SyncLane | None = None
         # earliest delayed eta (us) seen by the last empty claim of a queue list: bounds the wait
         self._next_due: dict[tuple[str, ...], int | None] = {}
         # ids acknowledged while nothing waited on them (the completion script says so): the
@@ -185,8 +187,10 @@ class AsyncRedisQueue(
             client, "tasks_lib", "results_lib", "complete", merge=flags_merge
         )
         self._blocking = self._conn.blocking_client()
+        self._sync_lane = sync_lane(client)
 
     async def _close(self) -> None:
+        self._sync_lane = None
         blocking, self._blocking = self._blocking, None
         if blocking is not None:
             await blocking.aclose()
@@ -213,6 +217,31 @@ class AsyncRedisQueue(
         )
 
     # -- primitives ------------------------------------------------------------------------
+    def _enqueue_blocking(self, items: list[tuple[Task, bytes]]) -> list[bool] | None:
+        """One enqueue script call on the blocking lane, once the script is known to be loaded
+        as a function (the asyncio way loads it, stages large batches and waits for replicas)."""
+        lane = self._sync_lane
+        script = self._scripts.get("enqueue")
+        if lane is None or script is None or not script.functions or len(items) > CHUNK:
+            return None
+        if script.replicas:
+            return None
+        args = enqueue_args(items)
+        flags = lane.call(
+            "FCALL",
+            script.function,
+            1,
+            self._base,
+            to_us(utcnow()),
+            self.max_finished,
+            "",
+            0,
+            *args,
+        )
+        if flags is NOT_SENT or not isinstance(flags, list):
+            return None
+        return [bool(flag) for flag in flags]
+
     async def _claim(
         self, queues: list[str], limit: int, worker_id: str | None, lease: float, now: datetime
     ) -> tuple[list[Task], list[Task]]:

@@ -6,15 +6,20 @@
 -- integer number of microseconds, stored as a decimal string; an absent hash field is None.
 -- "~<offset>" in place of "now" reads the server's clock as the script runs and moves it onto
 -- the caller's clock by that offset (a claim sent behind a blocking wait runs later than sent).
-local P = KEYS[1]
-local NOW_S = ARGV[1]
-if string.sub(NOW_S, 1, 1) == '~' then
-  local t = redis.call('TIME')
-  NOW_S = string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2])
-                                + tonumber(string.sub(NOW_S, 2)))
+-- tasks_begin() reads them at the start of every call: the loader calls it before the script's
+-- own text, so the helpers below are defined once per Redis function library (see _scripts.py).
+local P, NOW_S, NOW, MAX_FINISHED
+local function tasks_begin()
+  P = KEYS[1]
+  NOW_S = ARGV[1]
+  if string.sub(NOW_S, 1, 1) == '~' then
+    local t = redis.call('TIME')
+    NOW_S = string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2])
+                                  + tonumber(string.sub(NOW_S, 2)))
+  end
+  NOW = tonumber(NOW_S)
+  MAX_FINISHED = tonumber(ARGV[2])
 end
-local NOW = tonumber(NOW_S)
-local MAX_FINISHED = tonumber(ARGV[2])
 
 -- what a caller gets back for one task: its id, payload, state fields and the fields needed
 -- to rebuild a view of a task whose payload cannot be decoded (see _rows.py), then its
