@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import nats.errors
@@ -51,6 +51,46 @@ class PubAck(msgspec.Struct):
 _ACK = msgspec.json.Decoder(PubAck)
 
 
+#: Why a request waiting for its answer gave up before its timeout.
+READER_GONE = (
+    "the NATS client stopped reading (its tasks were cancelled, as asyncio.run does to every "
+    "task when a program ends, or it is reconnecting): no answer can arrive"
+)
+
+
+class ReaderWatch:
+    """Calls ``on_end`` once the client's reading task ends.
+
+    Every answer arrives through that task (nats-py's ``_reading_task``). When a program ends,
+    ``asyncio.run`` cancels it together with every other task, and a worker then handing back
+    its running tasks waited the whole request timeout (5 s) for answers that could not come,
+    before the program could exit; a reconnect replaces the task, and the answers of the old
+    link are lost too. Without that attribute (another nats-py) nothing is watched and a
+    request waits for its timeout as before."""
+
+    def __init__(self, nc: Client, on_end: Callable[[], None]) -> None:
+        self._nc = nc
+        self._on_end = on_end
+        self._watched: asyncio.Future[Any] | None = None
+
+    def stopped(self) -> bool:
+        """Whether the reading task has ended; else it is watched (a new one after a reconnect
+        is watched from its first request)."""
+        reader = getattr(self._nc, "_reading_task", None)
+        if not isinstance(reader, asyncio.Future):
+            return False
+        if reader.done():
+            return True
+        if reader is not self._watched:
+            self._watched = reader
+            reader.add_done_callback(self._ended)
+        return False
+
+    def _ended(self, reader: asyncio.Future[Any]) -> None:
+        if reader is self._watched:
+            self._on_end()
+
+
 class _Batch:
     __slots__ = ("done", "left", "replies")
 
@@ -71,6 +111,13 @@ class Pipeline:
         self._ids = itertools.count()
         self._waiting: dict[str, tuple[_Batch, int]] = {}
         self._sub: Subscription | None = None
+        self._reader = ReaderWatch(nc, self._release_all)
+
+    def _release_all(self) -> None:
+        """The reading task ended: every waiting batch stops waiting (see ReaderWatch)."""
+        for batch, _ in self._waiting.values():
+            if not batch.done.done():
+                batch.done.set_result(None)
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(f"{self._prefix}.*", cb=self._on_reply)
@@ -103,6 +150,8 @@ class Pipeline:
     async def _slice(self, items: Sequence[Request]) -> list[Msg]:
         if not items:
             return []
+        if self._reader.stopped():
+            raise ConnectionError(READER_GONE)
         batch = _Batch(len(items))
         tokens = []
         prefix = self._prefix
@@ -117,6 +166,8 @@ class Pipeline:
             # lands as the last reply comes in, and the cancelled task runs on
             async with asyncio.timeout(self._timeout):
                 await batch.done
+            if batch.left:
+                raise ConnectionError(READER_GONE)
         except TimeoutError:
             raise TimeoutError(
                 f"{batch.left} of {len(items)} JetStream requests got no answer "

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from omniq.storage.nats._pipe import READER_GONE, ReaderWatch
+
 if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.aio.msg import Msg
@@ -82,6 +84,14 @@ class Puller:
         self._stash: dict[str, deque[Delivery]] = {}
         self._arrived = asyncio.Event()
         self._ids = itertools.count()
+        self._reader = ReaderWatch(nc, self._reader_ended)
+
+    def _reader_ended(self) -> None:
+        """No delivery or answer can arrive any more (see ReaderWatch): the pull requests
+        waiting for an answer stop waiting."""
+        for req in list(self._requests):
+            if req.expires is None:
+                self._end(req)
 
     async def stop(self) -> None:
         """Hands the stashed deliveries back at once (they were never claimed)."""
@@ -198,6 +208,8 @@ class Puller:
     async def _pull(
         self, consumer: str, limit: int, collect: list[Delivery] | None
     ) -> list[Delivery]:
+        if self._reader.stopped():
+            raise ConnectionError(READER_GONE)
         req = _Request(consumer, limit, None, collect)
         await self._request(consumer, {"batch": limit, "no_wait": True}, req)
         try:
