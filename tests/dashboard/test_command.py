@@ -88,6 +88,8 @@ def test_the_dashboard_serves_until_sigint(tmp_path: Path) -> None:
         output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, output
     assert f"http://127.0.0.1:{port}" in output
+    # the store did not exist: said, since a mistyped path would show an empty one silently
+    assert "did not exist: it was created empty" in output
 
 
 def test_an_unreachable_backend_is_one_line_and_exit_status_1() -> None:

@@ -13,6 +13,7 @@ from omniq.cli.commands import (
     ProjectOption,
     UrlOption,
     _guard_backend,
+    _missing_database,
     _run,
     app,
 )
@@ -81,6 +82,8 @@ def dashboard(
     except ConfigError as exc:
         fail(str(exc))
 
+    missing = _missing_database(selected.app)
+
     async def serve() -> None:
         # connected before uvicorn starts: an unreachable backend is one line and exit status 1
         # (inside uvicorn's start-up it was a logged traceback and uvicorn's own exit 3)
@@ -89,9 +92,14 @@ def dashboard(
         except BaseException:
             await selected.app.close()
             raise
-        Console(stderr=True).print(
-            f"omniq dashboard · {selected.where} · {server.url} · Ctrl-C to stop"
-        )
+        console = Console(stderr=True)
+        console.print(f"omniq dashboard · {selected.where} · {server.url} · Ctrl-C to stop")
+        if missing is not None:  # a mistyped path would otherwise show an empty store, silently
+            console.print(
+                f"[yellow]{missing} did not exist: it was created empty "
+                "(a mistyped --url or path?)[/yellow]",
+                highlight=False,
+            )
         # SIGINT/SIGTERM stop it gracefully and the command exits 0, as omniq worker does
         with stop_signals(lambda _signum: server.stop()):
             await server.serve()
