@@ -795,12 +795,14 @@ async def test_limit_records_expire_on_the_server_when_they_hold_nothing(project
         base = queue._base
         assert 59_000 < await check.pttl(f"{base}:rl:task:a") <= 60_001
         assert 29_000 < await check.pttl(f"{base}:slots:user:1") <= 30_001  # its last holder
-        # a key whose last slot is released leaves nothing behind at once
+        # a key whose last slot is released is due for the next sweep at once, not in 30 s
         await queue.release_slot("user:1", "h1")
         await queue.release_slot("user:1", "h2")
         assert await check.exists(f"{base}:slots:user:1") == 0
+        assert await queue.sweep_limits() == 1
         assert await check.hlen(f"{base}:limits:slots") == 0
         assert await check.zcard(f"{base}:limits:sdue") == 0
+        assert await check.zcard(f"{base}:limits:bdue") == 1  # the bucket is not full yet
     finally:
         await queue.close()
         await check.aclose()

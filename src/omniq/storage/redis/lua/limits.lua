@@ -13,8 +13,9 @@
 -- B:limits:buckets (a set) and B:limits:slots (a hash key -> limit) list the keys for 'usage'.
 -- A bucket is full again at its tat, and a missing bucket is a full one: its hash expires then
 -- (PEXPIRE, on the server's clock). A slot set expires with its last holder. The index entries
--- are due for 'sweep' at the same times, kept in the sorted sets B:limits:bdue and
--- B:limits:sdue (key -> tat / latest expiry), so a sweep reads only what is due.
+-- are due for 'sweep' at the same times (a key also when its last slot is released), kept in
+-- the sorted sets B:limits:bdue and B:limits:sdue (key -> tat / latest expiry), so a sweep
+-- reads only what is due.
 local op = ARGV[3]
 if op == 'take' then
   local key, interval, burst = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -46,9 +47,9 @@ elseif op == 'release' then
   local key = ARGV[4]
   local n = redis.call('ZREM', P .. ':slots:' .. key, ARGV[5])
   if n == 1 and redis.call('EXISTS', P .. ':slots:' .. key) == 0 then
-    -- its last slot went (Redis deleted the empty set): nothing is left to count under the key
-    redis.call('HDEL', P .. ':limits:slots', key)
-    redis.call('ZREM', P .. ':limits:sdue', key)
+    -- its last slot went (Redis deleted the empty set): the next sweep drops the key, as the
+    -- other stores do (until then 'usage' shows it with nothing running)
+    redis.call('ZADD', P .. ':limits:sdue', NOW_S, key)
   end
   return n
 elseif op == 'sweep' then
