@@ -110,7 +110,15 @@ async def _pg_fill(url: str, project: str, proto: str, first: int, last: int) ->
         ]
         series = "generate_series($3::bigint, $4::bigint) AS g(i)"
         sql = _copies_sql(columns, f'"{schema}".tasks', series, ("$1", "$2"))
-        await conn.execute(sql, project, proto, first, last - 1)
+        # inserts count themselves (migration 0008): so does this one, as enqueue does
+        counted = (
+            f"WITH rows AS ({sql} RETURNING queue, status) "
+            f'INSERT INTO "{schema}".task_counts AS c (project, queue, status, shard, n) '
+            "SELECT $1, queue, status, pg_backend_pid(), count(*) FROM rows "
+            "GROUP BY queue, status ORDER BY queue, status "
+            "ON CONFLICT (project, queue, status, shard) DO UPDATE SET n = c.n + excluded.n"
+        )
+        await conn.execute(counted, project, proto, first, last - 1)
     finally:
         await conn.close()
 

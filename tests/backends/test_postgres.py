@@ -17,6 +17,7 @@ import pytest
 
 asyncpg = pytest.importorskip("asyncpg")
 
+from omniq._time import utcnow  # noqa: E402
 from omniq.backend import create_backend  # noqa: E402
 from omniq.exceptions import BackendUnavailable, ConfigError  # noqa: E402
 from omniq.models.config import PostgresTaskQueueConfig  # noqa: E402
@@ -199,6 +200,10 @@ _CONSTRAINTS = """
 SELECT conrelid::regclass::text AS tbl, conname, pg_get_constraintdef(c.oid) AS def
 FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
 WHERE n.nspname = $1 ORDER BY conname"""
+_TRIGGERS = """
+SELECT tgname, pg_get_triggerdef(t.oid) AS def
+FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND NOT t.tgisinternal ORDER BY tgname"""
 
 
 async def _describe(conn: Any, schema: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -209,6 +214,7 @@ async def _describe(conn: Any, schema: str) -> dict[str, list[tuple[Any, ...]]]:
         "columns": plain(await conn.fetch(_COLUMNS, schema)),
         "indexes": plain(await conn.fetch(_INDEXES, schema)),
         "constraints": plain(await conn.fetch(_CONSTRAINTS, schema)),
+        "triggers": plain(await conn.fetch(_TRIGGERS, schema)),
     }
 
 
@@ -336,6 +342,79 @@ async def test_dequeue_is_woken_by_an_enqueue_from_another_queue_object(schema: 
         assert task.id == task_id
 
 
+async def _heard(queue: AsyncPostgresQueue, count: int) -> None:
+    """Until the queue's listener has heard ``count`` notifications (they arrive after the
+    enqueuing commit, on another connection)."""
+    for _ in range(500):
+        if queue._waiters.heard >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"heard {queue._waiters.heard} notifications, not {count}")
+
+
+async def test_a_claimer_woken_by_one_task_enqueues_claims_those_tasks_by_id(schema: str) -> None:
+    """After a claim that found nothing, what it hears of by id is claimed by primary key, in
+    priority order; a task that nothing announced (stored here without a notification) is left
+    to the usual claim that follows."""
+    async with (
+        AsyncPostgresQueue(**_options(schema)) as claimer,
+        AsyncPostgresQueue(**_options(schema)) as producer,
+    ):
+        await claimer._listener.ensure()
+        assert await claimer._claim(["default"], 5, None, 30, utcnow()) == ([], [])
+        unheard = Task(func="operator:add", args=(0, 0), priority=9)
+        unheard.status = TaskStatus.PENDING
+        await producer.pool.execute(
+            "INSERT INTO tasks (project, id, queue, func, priority, status, created_at, "
+            "max_attempts, payload) VALUES ($1, $2, 'default', $3, 9, 'pending', $4, 1, $5)",
+            producer.project_name,
+            unheard.id,
+            unheard.func,
+            unheard.created_at,
+            producer.serializer.encode_task(unheard),
+        )
+        low = await producer.enqueue("operator:add", args=(1, 1))
+        high = await producer.enqueue("operator:add", args=(2, 2), priority=5)
+        await _heard(claimer, 2)
+
+        got = await claimer._wait_and_claim(["default"], 1, "w", 30, 5, None)
+        assert got is not None
+        assert [t.id for t in got[0]] == [high]
+        got = await claimer._wait_and_claim(["default"], 5, "w", 30, 5, None)
+        assert got is not None
+        assert [t.id for t in got[0]] == [low]
+        # the usual claim finds the task no notification named
+        assert [t.id for t in await claimer.dequeue_many(limit=5, lease=30)] == [unheard.id]
+
+
+async def test_a_claimer_woken_by_a_batch_or_after_a_due_delayed_task_claims_the_usual_way(
+    schema: str,
+) -> None:
+    """A notification naming only a queue (a batch), or a delayed task of the queue that came
+    due since the empty claim (nothing announces it, and it may come first), leave the claim
+    to the usual statement: the claim by id returns None."""
+    async with (
+        AsyncPostgresQueue(**_options(schema)) as claimer,
+        AsyncPostgresQueue(**_options(schema)) as producer,
+    ):
+        await claimer._listener.ensure()
+        assert await claimer._claim(["default"], 5, None, 30, utcnow()) == ([], [])
+        await producer.enqueue_many([Task(func="operator:add", args=(i, i)) for i in range(2)])
+        await _heard(claimer, 1)
+        assert await claimer._wait_and_claim(["default"], 5, "w", 30, 5, None) is None
+        assert len(await claimer.dequeue_many(limit=5, lease=30)) == 2
+
+        delayed = await producer.enqueue("operator:add", args=(3, 3), priority=5, run_in=0.3)
+        await _heard(claimer, 2)
+        assert await claimer._claim(["default"], 5, None, 30, utcnow()) == ([], [])
+        plain = await producer.enqueue("operator:add", args=(4, 4))
+        await _heard(claimer, 3)
+        await asyncio.sleep(0.4)  # the delayed task comes due, unannounced
+        assert await claimer._wait_and_claim(["default"], 1, "w", 30, 5, None) is None
+        assert [t.id for t in await claimer.dequeue_many(limit=1, lease=30)] == [delayed]
+        assert [t.id for t in await claimer.dequeue_many(limit=1, lease=30)] == [plain]
+
+
 # -- dependencies -----------------------------------------------------------------------------
 
 
@@ -437,8 +516,9 @@ async def test_a_large_batch_of_new_ids_is_stored_in_order(schema: str) -> None:
 async def test_a_large_batch_copied_into_the_table_keeps_the_counts_and_wakes_its_queues(
     schema: str,
 ) -> None:
-    """No dependencies, fresh ids: the batch is COPYed straight into tasks. The statement
-    triggers of the kept counts fire for COPY too, and each queue with pending tasks is woken."""
+    """No dependencies, fresh ids: the batch is COPYed straight into tasks. Its transaction
+    adds it to the kept counts (no trigger counts inserts), and each queue with pending tasks
+    is woken."""
     async with (
         AsyncPostgresQueue(**_options(schema), queues=["a", "b"]) as claimer,
         AsyncPostgresQueue(**_options(schema), queues=["a", "b"]) as producer,

@@ -4,10 +4,11 @@ A batch whose ids are distinct and none of whose tasks has dependencies needs no
 only SQL can do: no ``depends_on`` text to unpack, no ``waited_on`` flag to set on rows that
 exist, no id to skip. Its rows go into ``tasks`` by one ``COPY ... FROM STDIN (FORMAT binary)``,
 the cheapest way into a table that PostgreSQL has (no plan, no per-row expression, no staging
-copy to read back), then one ``pg_notify`` per queue that got pending tasks, in the same
+copy to read back), then one statement that adds them to the kept counts (migration 0008: no
+trigger counts inserts; the counts per queue and status come from here, not from a transition
+table of every row) and sends one ``pg_notify`` per queue that got pending tasks, in the same
 transaction: all-or-nothing, and the claimers wake only when the rows are visible (a NOTIFY is
-delivered at commit). COPY fires the statement-level triggers, transition tables included, so
-the kept counts of migration 0004 stay exact.
+delivered at commit).
 
 Whether an id exists is learnt from the primary key: COPY cannot skip a row, so a batch that
 meets one (a retried batch, or a concurrent one holding the same ids) fails whole -- nothing is
@@ -17,6 +18,7 @@ ids a batch is given are almost always fresh (generated), so that second try is 
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -42,8 +44,17 @@ TASK_COLUMNS = (
 #: ``seq`` and ``ready_at`` are generated, ``depends_on`` NULL, ``waited_on`` false).
 COLUMNS = ("project", *TASK_COLUMNS)
 
-#: One NOTIFY per queue named, in one statement.
-_NOTIFY = "SELECT count(pg_notify($1, q)) FROM unnest($2::text[]) AS q"
+#: After the COPY: $1 project, $2 channel, $3..$5 the rows added per (queue, status), sorted (the
+#: lock order of the counts' rows, as everywhere), $6 the queues to wake (one NOTIFY each).
+_COUNT_AND_NOTIFY = """
+WITH counted AS (
+    INSERT INTO task_counts AS c (project, queue, status, shard, n)
+    SELECT $1, k.queue, k.status, pg_backend_pid(), k.n
+    FROM unnest($3::text[], $4::text[], $5::bigint[]) WITH ORDINALITY AS k(queue, status, n, ord)
+    ORDER BY k.ord
+    ON CONFLICT (project, queue, status, shard) DO UPDATE SET n = c.n + excluded.n
+)
+SELECT count(pg_notify($2, q)) FROM unnest($6::text[]) AS q"""
 
 #: What a COPY that met an existing id (or a concurrent batch holding one) raises.
 CONFLICTS = (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError)
@@ -55,9 +66,18 @@ async def copy_tasks(pool: Any, records: list[tuple[Any, ...]], channel: str) ->
     queues, in one transaction; returns the ids stored (all of them). Raises one of
     :data:`CONFLICTS`, having stored nothing, when an id exists."""
     pending = TaskStatus.PENDING.value
-    woken = sorted({r[2] for r in records if r[5] == pending})
+    added = Counter((r[2], r[5]) for r in records)
+    kinds = sorted(added)
+    woken = sorted({queue for queue, status in kinds if status == pending})
     async with pool.acquire() as conn, conn.transaction():
         await conn.copy_records_to_table("tasks", records=records, columns=COLUMNS)
-        if woken:
-            await conn.fetchval(_NOTIFY, channel, woken)
+        await conn.fetchval(
+            _COUNT_AND_NOTIFY,
+            records[0][0],
+            channel,
+            [queue for queue, _ in kinds],
+            [status for _, status in kinds],
+            [added[kind] for kind in kinds],
+            woken,
+        )
     return {r[1] for r in records}

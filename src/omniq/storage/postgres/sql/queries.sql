@@ -20,7 +20,8 @@
 -- One round trip for any number of tasks; an id that exists is left alone (idempotent enqueue).
 -- Only PENDING rows wake claimers: a WAITING one is not claimable until promoted. The tasks
 -- depended on are flagged waited_on: new ones as they are inserted, the others by `flagged`
--- (a sibling of the INSERT, so it sees only rows that existed before this statement).
+-- (a sibling of the INSERT, so it sees only rows that existed before this statement). `counted`
+-- adds the new rows to the kept counts (no trigger counts inserts: migration 0008).
 WITH flagged AS (
     UPDATE tasks SET waited_on = true
     WHERE project = $1 AND id = ANY($16::text[]) AND NOT waited_on
@@ -40,6 +41,11 @@ WITH flagged AS (
     ORDER BY r.ord
     ON CONFLICT (project, id) DO NOTHING
     RETURNING id, queue, status
+), counted AS (
+    INSERT INTO task_counts AS c (project, queue, status, shard, n)
+    SELECT $1, queue, status, pg_backend_pid(), count(*) FROM rows
+    GROUP BY queue, status ORDER BY queue, status
+    ON CONFLICT (project, queue, status, shard) DO UPDATE SET n = c.n + excluded.n
 )
 SELECT array(SELECT id FROM rows) AS created,
        (SELECT count(pg_notify($14, q.queue))
@@ -48,16 +54,23 @@ SELECT array(SELECT id FROM rows) AS created,
 -- name: enqueue_one
 -- $1 project, $2..$13 the columns of one task without dependencies, $14 the queue channel. The
 -- sequential enqueue: plain VALUES plan and execute a quarter faster than `enqueue`'s unnest of
--- a dozen arrays (0.47 against 0.60 ms a call, commit included, measured here).
+-- a dozen arrays (0.47 against 0.60 ms a call, commit included, measured here). `counted` adds
+-- the row to the kept counts (migration 0008). Its notification names the task as well as its
+-- queue ("queue id"): a claimer woken by it claims the task by primary key (claim_ids).
 WITH rows AS (
     INSERT INTO tasks (project, id, queue, func, priority, status, created_at, eta, expires_at,
                        result_ttl, max_attempts, schedule_id, payload)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
     ON CONFLICT (project, id) DO NOTHING
     RETURNING id, queue, status
+), counted AS (
+    INSERT INTO task_counts AS c (project, queue, status, shard, n)
+    SELECT $1, queue, status, pg_backend_pid(), 1 FROM rows
+    ON CONFLICT (project, queue, status, shard) DO UPDATE SET n = c.n + excluded.n
 )
 SELECT array(SELECT id FROM rows) AS created,
-       (SELECT count(pg_notify($14, r.queue)) FROM rows AS r WHERE r.status = 'pending') AS woke;
+       (SELECT count(pg_notify($14, r.queue || ' ' || r.id))
+        FROM rows AS r WHERE r.status = 'pending') AS woke;
 
 -- name: create_staging
 -- Once per pooled connection of a task queue: where a large enqueue_many is COPYed before it
@@ -81,7 +94,7 @@ CREATE TEMPORARY TABLE IF NOT EXISTS omniq_enqueue_stage_v1 (
 
 -- name: enqueue_staged
 -- $1 project, $2 the queue channel, $3 every id the batch depends on: enqueue (as above) of the
--- rows COPYed into the staging table in this transaction. {conflict} is empty on the first try
+-- rows COPYed into the staging table in this transaction, counted as by `enqueue`. {conflict} is empty on the first try
 -- (a plain INSERT: ON CONFLICT's speculative insertion cost a quarter of the statement) and
 -- ON CONFLICT (project, id) DO NOTHING when that try met an id that exists (see queue.py).
 -- No ORDER BY: the table is this connection's own, emptied at every commit and has no index,
@@ -101,6 +114,11 @@ WITH flagged AS (
     FROM omniq_enqueue_stage_v1 AS r
     {conflict}
     RETURNING id, queue, status
+), counted AS (
+    INSERT INTO task_counts AS c (project, queue, status, shard, n)
+    SELECT $1, queue, status, pg_backend_pid(), count(*) FROM rows
+    GROUP BY queue, status ORDER BY queue, status
+    ON CONFLICT (project, queue, status, shard) DO UPDATE SET n = c.n + excluded.n
 )
 SELECT array(SELECT id FROM rows) AS created,
        (SELECT count(pg_notify($2, q.queue))
@@ -142,6 +160,28 @@ UPDATE tasks t SET
 FROM candidates c
 WHERE t.project = $1 AND t.id = c.id
 RETURNING t.*, c.rank;
+
+-- name: claim_ids
+-- $1 project, $2 queues in the order to serve them, $3 limit, $4 worker id, $5 now, $6 lease
+-- deadline, $7 the ids of tasks a claimer heard were enqueued since its last claim found nothing,
+-- $8 when that claim ran. The candidates of `claim` taken by primary key among those ids (queue
+-- order, priority, ready time, enqueue order), followed by claim's UPDATE (queue.py joins them).
+-- None when a delayed task of these queues came due since $8: no notification announced it, it
+-- may come first, and the claimer then claims the usual way (see _wait_and_claim).
+WITH candidates AS (
+    SELECT t.id, q.rank
+    FROM tasks t
+    JOIN unnest($2::text[]) WITH ORDINALITY AS q(name, rank) ON q.name = t.queue
+    WHERE t.project = $1 AND t.id = ANY($7::text[]) AND t.status = 'pending'
+      AND t.ready_at <= $5::timestamptz
+      AND NOT EXISTS (
+          SELECT 1 FROM tasks d
+          WHERE d.project = $1 AND d.queue = ANY($2::text[]) AND d.status = 'pending'
+            AND d.eta > $8::timestamptz AND d.eta <= $5::timestamptz)
+    ORDER BY q.rank, t.priority DESC, t.ready_at, t.seq
+    LIMIT $3
+    FOR UPDATE OF t SKIP LOCKED
+)
 
 -- name: bury
 -- $1 project, $2 ids, $3 claims, $4 messages, $5 now, $6 error types: claimed tasks whose

@@ -126,8 +126,9 @@ CREATE TABLE workers (
     PRIMARY KEY (project, id)
 );
 
--- task counts by queue and status, kept by statement-level triggers in the transaction of every
--- change (migration 0004 explains the shards: one row set per connection, no hot row)
+-- task counts by queue and status, kept in the transaction of every change: by the statements that
+-- insert tasks, and by statement-level triggers for updates and deletes (migration 0004 explains
+-- the shards: one row set per connection, no hot row; 0008 why inserts count themselves)
 CREATE TABLE task_counts (
     project text    NOT NULL,
     queue   text    NOT NULL,
@@ -137,17 +138,13 @@ CREATE TABLE task_counts (
     PRIMARY KEY (project, queue, status, shard)
 );
 
--- SET search_path: the tables of this schema, whatever the connection that changes the tasks
+-- SET search_path: the tables of this schema, whatever the connection that changes the tasks.
+-- UPDATE and DELETE only: the statements that insert tasks count them themselves (0008).
 CREATE FUNCTION task_counts_add() RETURNS trigger LANGUAGE plpgsql
     SET search_path FROM CURRENT AS $$
 BEGIN
     -- sorted, so that two connections sharing a shard (pid reuse) lock rows in one order
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO task_counts AS c (project, queue, status, shard, n)
-        SELECT project, queue, status, pg_backend_pid(), count(*) FROM new_rows
-        GROUP BY project, queue, status ORDER BY project, queue, status
-        ON CONFLICT (project, queue, status, shard) DO UPDATE SET n = c.n + excluded.n;
-    ELSIF TG_OP = 'DELETE' THEN
+    IF TG_OP = 'DELETE' THEN
         INSERT INTO task_counts AS c (project, queue, status, shard, n)
         SELECT project, queue, status, pg_backend_pid(), -count(*) FROM old_rows
         GROUP BY project, queue, status ORDER BY project, queue, status
@@ -166,8 +163,6 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER tasks_counts_insert AFTER INSERT ON tasks
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION task_counts_add();
 CREATE TRIGGER tasks_counts_update AFTER UPDATE ON tasks
     REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION task_counts_add();
