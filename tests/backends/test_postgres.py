@@ -415,6 +415,33 @@ async def test_a_claimer_woken_by_a_batch_or_after_a_due_delayed_task_claims_the
         assert [t.id for t in await claimer.dequeue_many(limit=1, lease=30)] == [plain]
 
 
+async def test_one_task_enqueues_keep_a_lane_that_is_replaced_when_its_connection_dies(
+    schema: str,
+) -> None:
+    """Sequential one-task enqueues go over one connection the queue keeps; concurrent ones
+    that find it busy use the pool; a lane whose connection the server closed is replaced
+    by the next enqueue, and closing the queue gives it back."""
+    queue = AsyncPostgresQueue(**_options(schema))
+    async with queue:
+        first = await queue.enqueue("operator:add", args=(0, 0))
+        lane = queue._lane
+        assert lane is not None
+        assert await queue.enqueue("operator:add", args=(1, 1)) != first
+        assert queue._lane is lane  # kept, not taken anew
+        ids = await asyncio.gather(*(queue.enqueue("operator:add", args=(i, i)) for i in range(20)))
+        assert len(set(ids)) == 20
+
+        pid = lane.get_server_pid()
+        await queue.pool.execute("SELECT pg_terminate_backend($1)", pid)
+        await asyncio.sleep(0.2)  # the client notices the closed socket
+        after = await queue.enqueue("operator:add", args=(2, 2))
+        assert queue._lane is not None
+        assert queue._lane.get_server_pid() != pid
+        assert (await queue.get_task(after)) is not None
+        assert (await queue.stats())["default"] == {"pending": 23}
+    assert queue._lane is None
+
+
 # -- dependencies -----------------------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ statement or one transaction, so a batch is stored whole or not at all."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -18,6 +19,8 @@ from omniq.storage.postgres._copy import CONFLICTS, TASK_COLUMNS, copy_tasks
 #: From this many tasks on, enqueue_many COPYs the batch instead of sending arrays (measured:
 #: below it the extra round trips of the COPY path cost more than its cheaper rows save).
 COPY_THRESHOLD = 200
+#: A pool this large keeps one of its connections for one-task enqueues (``PgEnqueue._lane``).
+LANE_MIN_POOL = 4
 _STAGING = "omniq_enqueue_stage_v1"
 _STAGING_COLUMNS = (*TASK_COLUMNS, "deps")
 
@@ -41,6 +44,15 @@ async def _retry_deadlocks(attempt: Callable[[], Awaitable[set[str]]]) -> set[st
             if not remaining:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _lost(conn: Any) -> bool:
+    """A held pooled connection is unusable: closed, or taken back by the pool (it does that
+    itself when the server ends the connection)."""
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:
+        return True
 
 
 def _depended_on(tasks: Iterable[Task]) -> list[str]:
@@ -80,9 +92,19 @@ class PgEnqueue(PgComponent):
     _channel: str
     _staged_plain: str
     _staged_skipping: str
+    #: A pooled connection held for one-task enqueues, and whether a call is using it.
+    _lane: Any = None
+    _lane_busy = False
 
     async def _init_connection(self, conn: Any) -> None:
         await conn.execute(self._sql["create_staging"])
+
+    async def _close(self) -> None:
+        lane, self._lane = self._lane, None
+        if lane is not None and not self._lane_busy:
+            with contextlib.suppress(Exception):
+                await self.pool.release(lane)
+        await super()._close()
 
     async def _enqueue(self, items: list[tuple[Task, bytes]]) -> list[bool]:
         tasks = [task for task, _ in items]
@@ -99,10 +121,37 @@ class PgEnqueue(PgComponent):
         return flags
 
     async def _enqueue_one(self, t: Task, payload: bytes) -> set[str]:
-        """One task without dependencies (the sequential enqueue): one plain INSERT."""
-        row = await self.pool.fetchrow(
-            self._sql["enqueue_one"], self.project_name, *_columns(t, payload), self._channel
-        )
+        """One task without dependencies (the sequential enqueue): one plain INSERT, on the
+        lane when it is free.
+
+        The lane is one pooled connection this queue keeps (taken at its first one-task
+        enqueue, from a pool of :data:`LANE_MIN_POOL` or more): a call that finds it free skips
+        the pool's acquire and release -- a queue, a shielded release task and an idle timer
+        per call, ~50 us of CPU of a ~500 us enqueue; 1,450-1,760 -> 1,730-2,170 enqueues/s
+        interleaved here. A call that finds it busy (concurrent enqueues) uses the pool. Any
+        error, or a lane found closed (the server went away meanwhile), hands the connection
+        back to the pool, which replaces it if it is broken, and the call takes a new one."""
+        args = (self.project_name, *_columns(t, payload), self._channel)
+        if self._lane_busy or self.pg.max_size < LANE_MIN_POOL:
+            row = await self.pool.fetchrow(self._sql["enqueue_one"], *args)
+            return set(row["created"])
+        self._lane_busy = True
+        try:
+            if self._lane is not None and _lost(self._lane):  # while it was idle
+                lane, self._lane = self._lane, None
+                with contextlib.suppress(asyncpg.InterfaceError):  # the pool took it back
+                    await self.pool.release(lane)
+            if self._lane is None:
+                self._lane = await self.pool.acquire()
+            row = await self._lane.fetchrow(self._sql["enqueue_one"], *args)
+        except BaseException:
+            lane, self._lane = self._lane, None
+            if lane is not None:
+                with contextlib.suppress(Exception):
+                    await self.pool.release(lane)
+            raise
+        finally:
+            self._lane_busy = False
         return set(row["created"])
 
     async def _enqueue_arrays(self, items: list[tuple[Task, bytes]]) -> set[str]:
@@ -164,4 +213,4 @@ class PgEnqueue(PgComponent):
         return set(row["created"])
 
 
-__all__ = ["COPY_THRESHOLD", "PgEnqueue"]
+__all__ = ["COPY_THRESHOLD", "LANE_MIN_POOL", "PgEnqueue"]
