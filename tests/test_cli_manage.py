@@ -309,7 +309,23 @@ def test_cleanup_reports_each_sweep(fresh: Any) -> None:
     data = json.loads(out.output)
     assert data["expired_tasks"] == 0
     assert data["expired_results"] == 0
+    assert data["spent_limit_records"] == 0
     assert data["deleted_events"] is None  # --url without --events: no event store
+
+
+def test_cleanup_deletes_spent_limit_records(fresh: Any) -> None:
+    url, _ = fresh
+
+    async def released_key(app: AsyncOmniQ) -> None:
+        assert await app.task_queue.acquire_slot("user:1", "h1", 1, 30) is True
+        await app.task_queue.release_slot("user:1", "h1")
+
+    read(url, released_key)
+    out = cli("cleanup", "--url", url, "--project", "shop", "--json")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["spent_limit_records"] == 1
+    usage = read(url, lambda app: app.limit_usage())
+    assert usage.slots == []
 
 
 def test_cleanup_deletes_events_older_than_asked(fresh: Any) -> None:

@@ -560,8 +560,9 @@ def cleanup(
     events: EventsOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Run the TTL sweeps now: expire pending tasks past their TTL, drop expired results, and
-    with --events-older-than, old events (workers run the first two on their own)."""
+    """Run the TTL sweeps now: expire pending tasks past their TTL, drop expired results and
+    spent rate-limit and concurrency-key records, and with --events-older-than, old events
+    (workers run the first three on their own)."""
     if events_older_than is not None and events_older_than < 0:
         fail(f"--events-older-than must be >= 0 days, got {events_older_than:g}")
     source = AppSource(url=url, config=config, app=app_spec, project=project, events=events)
@@ -569,6 +570,7 @@ def cleanup(
     async def work(q: Queries) -> dict[str, Any]:
         out: dict[str, Any] = dict(await q.queue.cleanup())
         out["expired_results"] = await q.app.result_store.cleanup()
+        out["spent_limit_records"] = await q.queue.sweep_limits()
         if events_older_than is not None:
             store = q.app.event_store
             if store is None:
