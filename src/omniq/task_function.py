@@ -43,12 +43,17 @@ class TaskFunction(Generic[P, R]):
     def __repr__(self) -> str:
         return f"<task {self.name!r} -> {callable_name(self.__omniq_func__)}>"
 
+    def _app_now(self) -> _App:
+        """The app that enqueues it: the one it was declared on (a Django project's task asks
+        the project's settings at each call instead)."""
+        return self._app
+
     async def enqueue_async(self, *args: Any, **kwargs: Any) -> str:
         """Enqueues ``func(*args, **kwargs)`` with the task's registered options."""
-        return await self._app.enqueue(self, args=args, kwargs=kwargs)
+        return await self._app_now().enqueue(self, args=args, kwargs=kwargs)
 
     def enqueue_sync(self, *args: Any, **kwargs: Any) -> str:
-        return self._app._enqueue_blocking(self, args=args, kwargs=kwargs)
+        return self._app_now()._enqueue_blocking(self, args=args, kwargs=kwargs)
 
     def enqueue(self, *args: Any, **kwargs: Any) -> Any:
         """Sync on an ``OmniQ`` app (returns the id), a coroutine on an ``AsyncOmniQ`` app."""
@@ -68,14 +73,16 @@ class TaskFunction(Generic[P, R]):
     async def enqueue_with_async(
         self, *, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
     ) -> str:
-        return await self._app.enqueue(self, args=tuple(args), kwargs=dict(kwargs or {}), **options)
+        return await self._app_now().enqueue(
+            self, args=tuple(args), kwargs=dict(kwargs or {}), **options
+        )
 
     def enqueue_with(
         self, *, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
     ) -> Any:
         """Enqueue with per-call options (``queue_name``, ``run_in``, ``priority``, ...)."""
         if self._sync:
-            return self._app._enqueue_blocking(
+            return self._app_now()._enqueue_blocking(
                 self, args=tuple(args), kwargs=dict(kwargs or {}), **options
             )
         return self.enqueue_with_async(args=args, kwargs=kwargs, **options)

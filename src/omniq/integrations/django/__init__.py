@@ -33,7 +33,7 @@ Workers: ``python manage.py omniq_worker --queues emails,default --concurrency 8
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 from omniq._sync import wrap
@@ -108,15 +108,8 @@ class ProjectTask(TaskFunction[P, R]):
     """A ``@task`` function of a Django project: it enqueues through whatever OmniQ the project's
     settings configure at the time of the call, not the one of import time."""
 
-    async def enqueue_async(self, *args: Any, **kwargs: Any) -> str:
-        return await _async_app().enqueue(self, args=args, kwargs=kwargs)
-
-    async def enqueue_with_async(
-        self, *, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
-    ) -> str:
-        return await _async_app().enqueue(
-            self, args=tuple(args), kwargs=dict(kwargs or {}), **options
-        )
+    def _app_now(self) -> AsyncOmniQ:
+        return _async_app()
 
 
 def task(name: str | None = None, **options: Any) -> Callable[[Callable[P, R]], ProjectTask[P, R]]:
