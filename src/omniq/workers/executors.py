@@ -72,6 +72,38 @@ def is_async_callable(func: Callable[..., Any]) -> bool:
     )
 
 
+#: :attr:`_Call.thread` of a call no thread has taken yet, and of one given up on before that
+_QUEUED = 0
+_CANCELLED = -1
+_DONE = -2
+
+
+class _Call:
+    """One call handed to a :class:`TaskThreadPool`, and where its outcome goes: ``outcome(ok,
+    value)`` runs in the pool thread once the call returned (``ok``) or raised (``value`` is the
+    exception)."""
+
+    __slots__ = ("fn", "future", "outcome", "thread")
+
+    def __init__(self, fn: Callable[[], Any], outcome: Callable[[bool, Any], None]) -> None:
+        self.fn = fn
+        self.outcome = outcome
+        #: _QUEUED, _CANCELLED, _DONE, or the ident of the thread running it
+        self.thread = _QUEUED
+        #: the future :meth:`TaskThreadPool.submit` returned for it, if any
+        self.future: concurrent.futures.Future[Any] | None = None
+
+
+class _PoolFuture(concurrent.futures.Future[Any]):
+    """What :meth:`TaskThreadPool.submit` returns: a future that knows its call."""
+
+    call: _Call
+
+
+#: what a submitted call whose future was cancelled before it started returns instead of running
+_SKIPPED = object()
+
+
 class TaskThreadPool(concurrent.futures.Executor):
     """A thread pool that survives calls it had to give up on; threads start on demand.
 
@@ -81,19 +113,25 @@ class TaskThreadPool(concurrent.futures.Executor):
     forever. Here :meth:`abandon` retires the thread of a call nobody waits for (it exits once
     the call returns) and starts a replacement at once, so the pool keeps its capacity; and
     threads are daemons, so a hung call never keeps the process alive.
+
+    The worker hands calls over with :meth:`call`, not :meth:`submit`: a
+    ``concurrent.futures.Future`` per call costs a condition variable, taken four times (created,
+    set running, set done, read back on the loop), and the thread takes the pool's lock twice per
+    call here instead of four times. That hand-off was about a third of the thread worker's own
+    CPU per task.
     """
 
     def __init__(self, max_workers: int, thread_name_prefix: str = "omniq-task") -> None:
         self.max_workers = max_workers
         self._prefix = thread_name_prefix
-        self._queue: queue.SimpleQueue[
-            tuple[concurrent.futures.Future[Any], Callable[[], Any]] | None
-        ] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._running: dict[concurrent.futures.Future[Any], int] = {}  # call -> thread ident
         self._retired: set[int] = set()
         self._threads = 0
+        #: threads waiting for a call that no call has been promised to yet
         self._idle = 0
+        #: calls queued with no thread promised to them (every thread was busy)
+        self._backlog = 0
         self._spawned = 0
         self._closed = False
 
@@ -103,71 +141,113 @@ class TaskThreadPool(concurrent.futures.Executor):
         with self._lock:
             return len(self._retired)
 
-    def _spawn(self) -> None:
-        """Starts one thread; the caller holds the lock (or is the constructor)."""
+    def _spawn(self, idle: bool) -> None:
+        """Starts one thread, ``idle`` or promised to the call being queued; the caller holds
+        the lock."""
         self._spawned += 1
         thread = threading.Thread(
             target=self._serve, name=f"{self._prefix}-{self._spawned}", daemon=True
         )
         self._threads += 1
+        if idle:
+            self._idle += 1
         thread.start()
 
     def _serve(self) -> None:
         me = threading.get_ident()
+        lock = self._lock
+        get = self._queue.get
         while True:
-            with self._lock:
-                self._idle += 1
-            item = self._queue.get()
-            with self._lock:
-                self._idle -= 1
-            if item is None:
-                break
-            future, call = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            with self._lock:
-                self._running[future] = me
+            call = get()
+            with lock:
+                if call is None:
+                    self._threads -= 1
+                    return
+                if call.thread != _QUEUED:  # given up on before it started
+                    self._free()
+                    continue
+                call.thread = me
             try:
-                result = call()
+                value = call.fn()
+                ok = True
             except BaseException as exc:
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
-            with self._lock:
-                self._running.pop(future, None)
+                value, ok = exc, False
+            call.outcome(ok, value)
+            del value
+            with lock:
+                call.thread = _DONE
                 if me in self._retired:  # a replacement took this thread's place
                     self._retired.discard(me)
                     self._threads -= 1
                     return
+                self._free()
+
+    def _free(self) -> None:
+        """A thread is done with a call and takes the next (the caller holds the lock)."""
+        if self._backlog:
+            self._backlog -= 1  # one that waits already, without a thread promised
+        else:
+            self._idle += 1
+
+    def call(self, fn: Callable[[], Any], outcome: Callable[[bool, Any], None]) -> _Call:
+        """Runs ``fn()`` in a pool thread, then ``outcome(ok, value)`` in that thread."""
+        if self._closed:
+            raise RuntimeError("this thread pool is shut down")
+        call = _Call(fn, outcome)
+        # each call is promised to an idle thread, or to a new one (threads start on demand: an
+        # async worker with a large concurrency that runs few sync tasks keeps few threads), or
+        # waits for the first thread to finish
         with self._lock:
-            self._threads -= 1
+            if self._idle:
+                self._idle -= 1
+            elif self._threads - len(self._retired) < self.max_workers:
+                self._spawn(idle=False)
+            else:
+                self._backlog += 1
+        self._queue.put(call)
+        return call
 
     def submit(
         self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> concurrent.futures.Future[Any]:
-        if self._closed:
-            raise RuntimeError("this thread pool is shut down")
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._queue.put((future, functools.partial(fn, *args, **kwargs)))
-        with self._lock:
-            # threads start on demand: an async worker with a large concurrency that runs few
-            # sync tasks keeps few threads
-            serving = self._threads - len(self._retired)
-            if self._idle < self._queue.qsize() and serving < self.max_workers:
-                self._spawn()
+        future = _PoolFuture()
+
+        def run() -> Any:
+            if not future.set_running_or_notify_cancel():
+                return _SKIPPED
+            return fn(*args, **kwargs)
+
+        def outcome(ok: bool, value: Any) -> None:
+            if value is _SKIPPED:
+                return
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+        future.call = self.call(run, outcome)
+        future.call.future = future
         return future
 
-    def abandon(self, future: concurrent.futures.Future[Any]) -> None:
-        """Nobody waits for ``future`` any more: if its call still runs, its thread retires
-        after it and a new thread takes its place now."""
-        if future.cancel():  # not started yet: it never will
-            return
+    def abandon(self, call: _Call | concurrent.futures.Future[Any]) -> None:
+        """Nobody waits for ``call`` (or a future from :meth:`submit`) any more: if it has not
+        started it never will; if it runs, its thread retires after it and a new thread takes
+        its place now."""
+        if isinstance(call, _PoolFuture):
+            if call.cancel():  # not started yet: it never will
+                return
+            call = call.call
+        elif not isinstance(call, _Call):
+            raise TypeError(f"not a call of this pool: {call!r}")
         with self._lock:
-            ident = self._running.get(future)
-            if ident is None or ident in self._retired or self._closed:
+            ident = call.thread
+            if ident == _QUEUED:
+                call.thread = _CANCELLED
+                return
+            if ident in (_CANCELLED, _DONE) or ident in self._retired or self._closed:
                 return
             self._retired.add(ident)
-            self._spawn()
+            self._spawn(idle=True)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._closed = True
@@ -178,7 +258,10 @@ class TaskThreadPool(concurrent.futures.Executor):
                 except queue.Empty:
                     break
                 if item is not None:
-                    item[0].cancel()
+                    # a worker's call has no outcome then (its waiter is shutting down too)
+                    item.thread = _CANCELLED
+                    if item.future is not None:
+                        item.future.cancel()
         with self._lock:
             count = self._threads
         for _ in range(count):
@@ -194,7 +277,7 @@ class TaskThreadPool(concurrent.futures.Executor):
 
 
 class _Deliveries:
-    """Results of pool calls handed to the event loop in batches.
+    """Outcomes of pool calls handed to the event loop in batches.
 
     ``asyncio.wrap_future`` wakes the loop once per finished call (a ``call_soon_threadsafe``,
     so a write to the loop's self-pipe and one more turn of the loop each). Here a finished call
@@ -206,19 +289,13 @@ class _Deliveries:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._lock = threading.Lock()
-        self._ready: list[tuple[asyncio.Future[Any], concurrent.futures.Future[Any]]] = []
+        self._ready: list[tuple[asyncio.Future[Any], bool, Any]] = []
 
-    def waiter(self, call: concurrent.futures.Future[Any]) -> asyncio.Future[Any]:
-        """An awaitable on the loop with the outcome of ``call`` (running in the pool)."""
-        waiter: asyncio.Future[Any] = self._loop.create_future()
-        call.add_done_callback(functools.partial(self._finished, waiter))
-        return waiter
-
-    def _finished(self, waiter: asyncio.Future[Any], call: concurrent.futures.Future[Any]) -> None:
-        """In the pool thread that ran the call (or on the loop, for a call already done)."""
+    def put(self, waiter: asyncio.Future[Any], ok: bool, value: Any) -> None:
+        """In the pool thread that ran the call: ``waiter`` (on the loop) gets its outcome."""
         with self._lock:
             first = not self._ready
-            self._ready.append((waiter, call))
+            self._ready.append((waiter, ok, value))
         if first:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
                 self._loop.call_soon_threadsafe(self._deliver)
@@ -226,17 +303,13 @@ class _Deliveries:
     def _deliver(self) -> None:
         with self._lock:
             ready, self._ready = self._ready, []
-        for waiter, call in ready:
+        for waiter, ok, value in ready:
             if waiter.done():  # given up on (a timeout, a stop)
                 continue
-            if call.cancelled():
-                waiter.cancel()
-                continue
-            exc = call.exception()
-            if exc is None:
-                waiter.set_result(call.result())
+            if ok:
+                waiter.set_result(value)
             else:
-                waiter.set_exception(exc)
+                waiter.set_exception(value)
 
 
 class _ThreadPoolMixin:
@@ -262,16 +335,20 @@ class _ThreadPoolMixin:
             await self.start()
         pool = self._pool
         assert pool is not None
-        ctx = contextvars.copy_context()
-        future = pool.submit(ctx.run, func, *args)
+        loop = asyncio.get_running_loop()
         deliveries = self._deliveries
-        if deliveries is None or deliveries._loop is not asyncio.get_running_loop():
-            deliveries = self._deliveries = _Deliveries(asyncio.get_running_loop())
+        if deliveries is None or deliveries._loop is not loop:
+            deliveries = self._deliveries = _Deliveries(loop)
+        waiter: asyncio.Future[Any] = loop.create_future()
+        ctx = contextvars.copy_context()
+        call = pool.call(
+            functools.partial(ctx.run, func, *args), functools.partial(deliveries.put, waiter)
+        )
         try:
-            return await deliveries.waiter(future)
+            return await waiter
         except asyncio.CancelledError:
             # a timeout or a shutdown gave up on the call: the pool replaces its thread
-            pool.abandon(future)
+            pool.abandon(call)
             raise
 
 
