@@ -169,6 +169,77 @@ async def test_switching_to_wal_waits_for_a_writer_instead_of_failing_at_once(
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+async def test_a_write_waits_for_another_connections_transaction_then_commits(
+    tmp_path: Path,
+) -> None:
+    # the write lock is waited for in our own short pauses (SQLite's busy handler is off while
+    # a write takes it); the wait must still last as long as the other transaction does
+    db_path = tmp_path / "held.db"
+    async with AsyncSQLiteQueue(path=str(db_path), busy_timeout=10) as queue:
+        await queue.enqueue("operator:add", args=(0, 0))
+        holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("UPDATE omniq_tasks SET priority = priority")
+        asyncio.get_running_loop().call_later(0.3, holder.execute, "COMMIT")
+        one = await queue.enqueue("operator:add", args=(1, 1))  # one autocommit statement
+        two = await queue.enqueue_many(  # a transaction
+            [Task(func="operator:add", args=(i, i)) for i in (2, 3)]
+        )
+        claimed = await queue.dequeue_many(limit=10)
+        holder.close()
+    assert {t.id for t in claimed} >= {one, *two}
+
+
+async def test_a_write_held_off_past_busy_timeout_fails_naming_the_file(tmp_path: Path) -> None:
+    db_path = tmp_path / "stuck.db"
+    async with AsyncSQLiteQueue(path=str(db_path), busy_timeout=0.2) as queue:
+        await queue.enqueue("operator:add", args=(0, 0))
+        holder = sqlite3.connect(db_path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(BackendUnavailable, match="stuck.db"):
+                await queue.enqueue("operator:add", args=(1, 1))
+            with pytest.raises(BackendUnavailable, match="stuck.db"):
+                await queue.dequeue_many(limit=1)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        # the connection's own busy handler is back for the statements that do not take the lock
+        # this way
+        assert (await queue.db.run(lambda raw: raw.execute("PRAGMA busy_timeout").fetchone()))[
+            0
+        ] == 200
+        assert await queue.dequeue_many(limit=1)
+
+
+async def test_the_wal_is_copied_into_the_database_beside_the_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # commits leave SQLite's own checkpoint far away; a connection of the database's own copies
+    # the WAL into the file every CHECKPOINT_CHANGES changed rows instead
+    from omniq.storage.sqlite import _db
+
+    monkeypatch.setattr(_db, "CHECKPOINT_CHANGES", 10)
+    db_path = tmp_path / "ckpt.db"
+    async with AsyncSQLiteQueue(path=str(db_path)) as queue:
+        autocheckpoint = await queue.db.run(
+            lambda raw: raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        )
+        assert autocheckpoint == _db.AUTOCHECKPOINT_PAGES
+        for i in range(12):
+            await queue.enqueue("operator:add", args=(i, i))
+        checkpoint = queue.db._checkpointing
+        assert checkpoint is not None
+        await checkpoint
+        # the file itself, without its WAL (immutable: SQLite reads neither -wal nor -shm)
+        main_file = sqlite3.connect(f"file:{db_path}?immutable=1", uri=True)
+        try:
+            stored = main_file.execute("SELECT COUNT(*) FROM omniq_tasks").fetchone()[0]
+        finally:
+            main_file.close()
+    assert stored >= 10
+
+
 # -- where the file goes -----------------------------------------------------------------------
 async def test_base_dir_names_a_folder_created_on_connect_holding_project_db(
     tmp_path: Path,

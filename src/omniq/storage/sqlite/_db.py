@@ -26,7 +26,7 @@ import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from omniq import _exit
@@ -70,6 +70,18 @@ _UNAVAILABLE = frozenset(
         "SQLITE_PROTOCOL",
     )
 )
+
+#: The write lock is waited for in pauses growing from the first to the longest (see
+#: :func:`with_write_lock`), not in SQLite's own 1, 2, 5, 10 ms ... steps.
+_LOCK_PAUSE_FIRST = 50e-6
+_LOCK_PAUSE_LONGEST = 1e-3
+
+#: Rows a connection changes between two checkpoints of the WAL into the database, which run on
+#: a connection and thread of their own (see :meth:`Database._checkpoint_soon`).
+CHECKPOINT_CHANGES = 500
+#: SQLite's automatic checkpoint (in pages of WAL), run by whichever connection commits past it,
+#: stays as a bound the background checkpoints keep the WAL well below.
+AUTOCHECKPOINT_PAGES = 10_000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -251,9 +263,49 @@ def _enter_wal(raw: sqlite3.Connection, busy_timeout: float) -> str:
 
 
 # -- the connection --------------------------------------------------------------------------
-def in_transaction(raw: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
+def _is_busy(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+
+
+def with_write_lock(raw: sqlite3.Connection, busy_timeout: float, attempt: Callable[[], T]) -> T:
+    """``attempt()``, a statement that takes the write lock before anything else and changes
+    nothing when it cannot (``BEGIN IMMEDIATE``, one autocommit write), tried again in short
+    pauses while another connection holds the lock, for up to ``busy_timeout`` seconds.
+
+    SQLite's busy handler sleeps 1, 2, 5, 10 ms ... between its attempts: a transaction of
+    another process that holds the lock for 100 µs cost its waiter at least 1 ms, and one that a
+    busy machine descheduled for a moment 8 ms (1 + 2 + 5), which was most of the SQLite
+    enqueue->start p99. So the handler is off for the attempt, and the pauses here start at
+    50 µs and grow to 1 ms (a long wait costs a statement a millisecond, not a busy loop).
+    """
+    raw.execute("PRAGMA busy_timeout=0")
+    try:
+        pause = _LOCK_PAUSE_FIRST
+        deadline: float | None = None
+        while True:
+            try:
+                return attempt()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + busy_timeout
+                elif now >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 1.5, _LOCK_PAUSE_LONGEST)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
+
+
+def in_transaction(
+    raw: sqlite3.Connection,
+    body: Callable[[sqlite3.Connection], T],
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+) -> T:
     """``body`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back if it raises)."""
-    raw.execute("BEGIN IMMEDIATE")
+    with_write_lock(raw, busy_timeout, lambda: raw.execute("BEGIN IMMEDIATE"))
     try:
         out = body(raw)
     except BaseException:
@@ -276,6 +328,11 @@ class Database:
         self.refs = 0
         self._conn: aiosqlite.Connection | None = None
         self._raw: sqlite3.Connection | None = None
+        # the connection's total_changes at the last checkpoint, the one under way, and the
+        # connection it runs on (see _checkpoint_soon)
+        self._changes_checkpointed = 0
+        self._checkpointing: asyncio.Future[None] | None = None
+        self._checkpointer: sqlite3.Connection | None = None
 
     async def open(self) -> None:
         if sqlite3.sqlite_version_info < MIN_SQLITE:
@@ -313,6 +370,7 @@ class Database:
             )
         raw.execute("PRAGMA synchronous=NORMAL")
         raw.execute("PRAGMA temp_store=MEMORY")
+        raw.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
         return str(mode).lower(), migrate(raw, self.path)
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -325,13 +383,54 @@ class Database:
         conn, raw = self._conn, self._raw
         if conn is None or raw is None:
             raise BackendUnavailable(f"SQLite database {str(self.path)!r} is closed")
+
+        def call(raw: sqlite3.Connection) -> tuple[T, int]:
+            return fn(raw), raw.total_changes
+
         try:
-            result: T = await conn._execute(fn, raw)  # type: ignore[no-untyped-call]
+            result: T
+            result, changes = await conn._execute(call, raw)  # type: ignore[no-untyped-call]
         except sqlite3.Error as exc:
             if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _UNAVAILABLE:
                 raise BackendUnavailable(f"SQLite database {str(self.path)!r}: {exc}") from exc
             raise
+        if changes - self._changes_checkpointed >= CHECKPOINT_CHANGES:
+            self._checkpoint_soon(changes)
         return result
+
+    def _checkpoint_soon(self, changes: int) -> None:
+        """Copies the WAL into the database on a connection and thread of its own.
+
+        SQLite's automatic checkpoint runs inside the commit that takes the WAL past its size,
+        fsyncs included: the enqueue, claim or acknowledgement that happened to commit then
+        returned milliseconds late (a wake-up sent late, the next claim queued behind it on this
+        connection's thread). Here the commit returns at once and a ``PASSIVE`` checkpoint, which
+        waits for no reader or writer, runs beside it, one at a time per connection.
+        """
+        if self._checkpointing is not None:
+            return
+        self._changes_checkpointed = changes
+        loop = asyncio.get_running_loop()
+        try:
+            self._checkpointing = loop.run_in_executor(None, self._checkpoint)
+        except RuntimeError:  # the loop's executor is shut down: the loop is ending
+            return
+        self._checkpointing.add_done_callback(self._checkpointed)
+
+    def _checkpoint(self) -> None:
+        """On a thread of the loop's default executor, never two at once for this database."""
+        side = self._checkpointer
+        if side is None:
+            # no busy handler: a PASSIVE checkpoint that finds another under way just skips
+            side = self._checkpointer = sqlite3.connect(
+                self.path, timeout=0, isolation_level=None, check_same_thread=False
+            )
+        side.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _checkpointed(self, done: asyncio.Future[None]) -> None:
+        self._checkpointing = None
+        if not done.cancelled() and done.exception() is not None:
+            log.debug("checkpoint of %s skipped: %s", self.path, done.exception())
 
     async def _find_results(self, project: str, task_ids: list[str]) -> set[str]:
         ids = json.dumps(task_ids)
@@ -342,7 +441,15 @@ class Database:
 
     async def write(self, body: Callable[[sqlite3.Connection], T]) -> T:
         """``body`` in one ``BEGIN IMMEDIATE`` transaction on the connection's thread."""
-        return await self.run(lambda raw: in_transaction(raw, body))
+        return await self.run(lambda raw: in_transaction(raw, body, self.busy_timeout))
+
+    async def write_one(self, sql: str, params: Any) -> int:
+        """One write statement, atomic on its own (no ``BEGIN``), with the write lock waited for
+        as :func:`with_write_lock` does; returns its row count."""
+        timeout = self.busy_timeout
+        return await self.run(
+            lambda raw: with_write_lock(raw, timeout, lambda: raw.execute(sql, params).rowcount)
+        )
 
     async def close(self) -> None:
         _exit.closed(self)
@@ -350,6 +457,11 @@ class Database:
         conn, self._conn, self._raw = self._conn, None, None
         if conn is not None:
             await conn.close()
+        if self._checkpointing is not None:
+            await asyncio.wait([self._checkpointing])
+        side, self._checkpointer = self._checkpointer, None
+        if side is not None:
+            side.close()
 
     async def _close_at_exit(self) -> None:
         # left open by its components: forget it so that nothing on this loop reuses it closed
@@ -418,4 +530,5 @@ __all__ = [
     "resolve_path",
     "split_statements",
     "to_us",
+    "with_write_lock",
 ]

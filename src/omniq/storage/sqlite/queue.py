@@ -135,9 +135,7 @@ class AsyncSQLiteQueue(
         ]
         waits = any(t.status is TaskStatus.WAITING for t, _ in items)
         if len(rows) == 1 and not waits:  # one statement is atomic on its own
-            created = await self.db.run(
-                lambda raw: [raw.execute(SQL["insert_task"], rows[0]).rowcount == 1]
-            )
+            created = [await self.db.write_one(SQL["insert_task"], rows[0]) == 1]
         else:
             ids = msgspec.json.encode([t.id for t, _ in items]).decode()
 
