@@ -26,7 +26,7 @@ import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from omniq import _exit
@@ -82,6 +82,9 @@ CHECKPOINT_CHANGES = 500
 #: SQLite's automatic checkpoint (in pages of WAL), run by whichever connection commits past it,
 #: stays as a bound the background checkpoints keep the WAL well below.
 AUTOCHECKPOINT_PAGES = 10_000
+
+#: what Database._write_here returns when another connection holds the write lock
+_LOCKED = object()
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -333,6 +336,8 @@ class Database:
         self._changes_checkpointed = 0
         self._checkpointing: asyncio.Future[None] | None = None
         self._checkpointer: sqlite3.Connection | None = None
+        #: calls handed to the connection's thread and not yet back (see write's ``here``)
+        self._on_thread = 0
 
     async def open(self) -> None:
         if sqlite3.sqlite_version_info < MIN_SQLITE:
@@ -342,7 +347,14 @@ class Database:
             )
         check_location(self.path)
         try:
-            conn = aiosqlite.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+            # not only on its thread: a write ``here`` runs on the loop's thread while the
+            # connection's thread has nothing of it (see write)
+            conn = aiosqlite.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
             _daemonize(conn)
             await conn
         except sqlite3.Error as exc:
@@ -387,16 +399,22 @@ class Database:
         def call(raw: sqlite3.Connection) -> tuple[T, int]:
             return fn(raw), raw.total_changes
 
+        self._on_thread += 1
         try:
             result: T
             result, changes = await conn._execute(call, raw)  # type: ignore[no-untyped-call]
         except sqlite3.Error as exc:
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _UNAVAILABLE:
-                raise BackendUnavailable(f"SQLite database {str(self.path)!r}: {exc}") from exc
-            raise
+            raise self._translated(exc) from exc
+        finally:
+            self._on_thread -= 1
         if changes - self._changes_checkpointed >= CHECKPOINT_CHANGES:
             self._checkpoint_soon(changes)
         return result
+
+    def _translated(self, exc: sqlite3.Error) -> Exception:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _UNAVAILABLE:
+            return BackendUnavailable(f"SQLite database {str(self.path)!r}: {exc}")
+        return exc
 
     def _checkpoint_soon(self, changes: int) -> None:
         """Copies the WAL into the database on a connection and thread of its own.
@@ -439,17 +457,54 @@ class Database:
         )
         return {r[0] for r in rows}
 
-    async def write(self, body: Callable[[sqlite3.Connection], T]) -> T:
-        """``body`` in one ``BEGIN IMMEDIATE`` transaction on the connection's thread."""
+    async def write(self, body: Callable[[sqlite3.Connection], T], *, here: bool = False) -> T:
+        """``body`` in one ``BEGIN IMMEDIATE`` transaction on the connection's thread.
+
+        ``here``: on the loop's own thread instead, if the connection's thread has nothing of
+        this connection under way and the write lock is free at once (else on the thread, as
+        without it). A hand-off to that thread and back is two thread wake-ups, each a chance
+        for a loaded machine to make the call wait for a CPU: for a call someone is waiting on
+        (a task just enqueued, an idle worker's claim after its wake-up) that was a good part
+        of the enqueue->start latency. The loop is held only while the statements run, which
+        never wait for a lock nor fsync (SQLite's automatic checkpoint is left to the
+        background, see _checkpoint_soon); and it is let go once after, so a caller writing in
+        a loop does not starve the loop's other tasks.
+        """
+        if here and not self._on_thread and self._raw is not None:
+            out = self._write_here(self._raw, body)
+            if out is not _LOCKED:
+                await asyncio.sleep(0)
+                return out  # type: ignore[return-value]
         return await self.run(lambda raw: in_transaction(raw, body, self.busy_timeout))
 
-    async def write_one(self, sql: str, params: Any) -> int:
-        """One write statement, atomic on its own (no ``BEGIN``), with the write lock waited for
-        as :func:`with_write_lock` does; returns its row count."""
-        timeout = self.busy_timeout
-        return await self.run(
-            lambda raw: with_write_lock(raw, timeout, lambda: raw.execute(sql, params).rowcount)
-        )
+    def _write_here(
+        self, raw: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]
+    ) -> T | object:
+        """``body`` in a transaction on this thread, or _LOCKED if another connection holds the
+        write lock (nothing was done then)."""
+        try:
+            raw.execute("PRAGMA busy_timeout=0")
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc):
+                    return _LOCKED
+                raise
+            finally:
+                raw.execute(f"PRAGMA busy_timeout={round(self.busy_timeout * 1000)}")
+            try:
+                out = body(raw)
+            except BaseException:
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+                raise
+            raw.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._translated(exc) from exc
+        changes = raw.total_changes
+        if changes - self._changes_checkpointed >= CHECKPOINT_CHANGES:
+            self._checkpoint_soon(changes)
+        return out
 
     async def close(self) -> None:
         _exit.closed(self)
