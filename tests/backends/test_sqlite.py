@@ -197,9 +197,9 @@ async def test_a_write_held_off_past_busy_timeout_fails_naming_the_file(tmp_path
         holder = sqlite3.connect(db_path, isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")
         try:
-            with pytest.raises(BackendUnavailable, match="stuck.db"):
+            with pytest.raises(BackendUnavailable, match=r"stuck\.db"):
                 await queue.enqueue("operator:add", args=(1, 1))
-            with pytest.raises(BackendUnavailable, match="stuck.db"):
+            with pytest.raises(BackendUnavailable, match=r"stuck\.db"):
                 await queue.dequeue_many(limit=1)
         finally:
             holder.execute("ROLLBACK")
