@@ -241,6 +241,32 @@ async def test_the_wal_is_copied_into_the_database_beside_the_writes(
     assert stored >= 12
 
 
+def test_the_sync_enqueue_writes_in_the_callers_thread_and_wakes_a_worker_of_its_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the worker's safety re-check pushed far away: only the wake-up can bring it the tasks
+    from omniq import OmniQ
+    from omniq.backend import create_backend
+    from omniq.storage.sqlite import queue as sqlite_queue
+
+    monkeypatch.setattr(sqlite_queue, "SAFETY_RECHECK", 60.0)
+    oq = OmniQ.from_backend(
+        create_backend(url=f"sqlite:///{tmp_path / 'lane.db'}"),
+        worker_config={"idle_timeout": 60.0},
+    )
+    try:
+        oq.start_worker()
+        # the first checks that the queue is served (the loop's way); each next one finds the
+        # worker waiting
+        for name in "abc":
+            assert oq.get_result(oq.enqueue(greet, args=(name,)), timeout=20) == name
+        db = oq.async_.task_queue.db
+        assert db._lane_connections  # the caller's thread had a connection of its own
+    finally:
+        oq.stop_worker()
+        oq.close()
+
+
 # -- where the file goes -----------------------------------------------------------------------
 async def test_base_dir_names_a_folder_created_on_connect_holding_project_db(
     tmp_path: Path,

@@ -16,6 +16,7 @@ same loop share one connection, so they never contend with each other for the lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -26,7 +27,7 @@ import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from omniq import _exit
@@ -338,6 +339,10 @@ class Database:
         self._checkpointer: sqlite3.Connection | None = None
         #: calls handed to the connection's thread and not yet back (see write's ``here``)
         self._on_thread = 0
+        # connections of other threads for write_blocking: one per thread, all closed with this
+        self._lanes = threading.local()
+        self._lane_connections: list[sqlite3.Connection] = []
+        self._lanes_lock = threading.Lock()
 
     async def open(self) -> None:
         if sqlite3.sqlite_version_info < MIN_SQLITE:
@@ -408,7 +413,8 @@ class Database:
         finally:
             self._on_thread -= 1
         if changes - self._changes_checkpointed >= CHECKPOINT_CHANGES:
-            self._checkpoint_soon(changes)
+            self._changes_checkpointed = changes
+            self._checkpoint_soon()
         return result
 
     def _translated(self, exc: sqlite3.Error) -> Exception:
@@ -416,7 +422,7 @@ class Database:
             return BackendUnavailable(f"SQLite database {str(self.path)!r}: {exc}")
         return exc
 
-    def _checkpoint_soon(self, changes: int) -> None:
+    def _checkpoint_soon(self) -> None:
         """Copies the WAL into the database on a connection and thread of its own.
 
         SQLite's automatic checkpoint runs inside the commit that takes the WAL past its size,
@@ -425,9 +431,8 @@ class Database:
         connection's thread). Here the commit returns at once and a ``PASSIVE`` checkpoint, which
         waits for no reader or writer, runs beside it, one at a time per connection.
         """
-        if self._checkpointing is not None:
+        if self._checkpointing is not None or self._raw is None:
             return
-        self._changes_checkpointed = changes
         loop = asyncio.get_running_loop()
         try:
             self._checkpointing = loop.run_in_executor(None, self._checkpoint)
@@ -503,8 +508,48 @@ class Database:
             raise self._translated(exc) from exc
         changes = raw.total_changes
         if changes - self._changes_checkpointed >= CHECKPOINT_CHANGES:
-            self._checkpoint_soon(changes)
+            self._changes_checkpointed = changes
+            self._checkpoint_soon()
         return out
+
+    def write_blocking(self, sql: str, params: Any) -> int | None:
+        """One write statement, atomic on its own, made in the calling thread (not the loop's)
+        on a connection of that thread's own, the write lock waited for as
+        :func:`with_write_lock` does; its row count, or None when this database is closed.
+
+        For the sync API's enqueue: on the loop it cost a hand-off to the loop's thread, one to
+        the connection's thread and back twice. Its WAL is checkpointed in the background as
+        the loop connection's is (see _checkpoint_soon), asked for through the loop.
+        """
+        if self._raw is None:
+            return None
+        lane: sqlite3.Connection | None = getattr(self._lanes, "connection", None)
+        try:
+            if lane is None:
+                lane = sqlite3.connect(
+                    self.path,
+                    timeout=self.busy_timeout,
+                    isolation_level=None,
+                    check_same_thread=False,  # closed by whoever closes this database
+                )
+                lane.execute("PRAGMA synchronous=NORMAL")
+                lane.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+                with self._lanes_lock:
+                    self._lane_connections.append(lane)
+                self._lanes.connection = lane
+                self._lanes.checkpointed = 0
+            written = lane
+            count = with_write_lock(
+                written, self.busy_timeout, lambda: written.execute(sql, params).rowcount
+            )
+        except sqlite3.Error as exc:
+            raise self._translated(exc) from exc
+        changes = lane.total_changes
+        if changes - self._lanes.checkpointed >= CHECKPOINT_CHANGES:
+            self._lanes.checkpointed = changes
+            with contextlib.suppress(RuntimeError):  # the loop is closed: so is this database
+                self.hub.loop.call_soon_threadsafe(self._checkpoint_soon)
+        return int(count)
 
     async def close(self) -> None:
         _exit.closed(self)
@@ -517,6 +562,10 @@ class Database:
         side, self._checkpointer = self._checkpointer, None
         if side is not None:
             side.close()
+        with self._lanes_lock:
+            lanes, self._lane_connections = self._lane_connections, []
+        for lane in lanes:
+            lane.close()
 
     async def _close_at_exit(self) -> None:
         # left open by its components: forget it so that nothing on this loop reuses it closed

@@ -77,6 +77,9 @@ class WakeHub:
         self.task_gen = 0
         self.result_gen = 0
         self._loop = asyncio.get_running_loop()
+        #: set once a claimer of this loop looked at the database: from then on a task written
+        #: by another thread of this process must wake this loop (see notify_tasks_threadsafe)
+        self.claimers = False
         self._task_waiters: list[tuple[frozenset[str], asyncio.Future[None]]] = []
         self._result_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._result_projects: dict[str, str] = {}
@@ -177,6 +180,18 @@ class WakeHub:
         names = sorted(set(queues))
         self._wake_tasks(names)
         self._send(_KIND_TASKS, names)
+
+    def notify_tasks_threadsafe(self, queues: list[str]) -> None:
+        """:meth:`notify_tasks` from a thread other than the loop's (a task written there): the
+        datagrams go from here, this loop's own claimers are woken through the loop."""
+        self._send(_KIND_TASKS, queues)
+        if self.claimers:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                self._loop.call_soon_threadsafe(self._wake_tasks, queues)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
 
     def notify_results(self, project: str, written: Sequence[tuple[str, bytes]]) -> None:
         """Results ``(task_id, payload)`` of ``project`` were committed by this process."""

@@ -31,6 +31,7 @@ import msgspec
 
 from omniq._sync import SyncWrapper
 from omniq._time import utcnow
+from omniq.config import get_logger
 from omniq.exceptions import CorruptRecord, SerializationError
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import (
@@ -68,6 +69,8 @@ from omniq.storage.sqlite.results import (
     AsyncSQLiteResultStorage,
     result_row,
 )
+
+log = get_logger("storage.sqlite")
 
 #: Bound of the ids remembered as having no dependents (see ``_remember_no_dependents``).
 _NO_DEPENDENTS_CAP = 100_000
@@ -114,8 +117,8 @@ class AsyncSQLiteQueue(
         )
 
     # -- enqueue ---------------------------------------------------------------------------
-    async def _enqueue(self, items: list[tuple[Task, bytes]]) -> list[bool]:
-        rows = [
+    def _rows(self, items: list[tuple[Task, bytes]]) -> list[tuple[Any, ...]]:
+        return [
             (
                 self.project_name,
                 t.id,
@@ -133,6 +136,26 @@ class AsyncSQLiteQueue(
             )
             for t, payload in items
         ]
+
+    def _enqueue_blocking(self, items: list[tuple[Task, bytes]]) -> list[bool] | None:
+        """The sync API's enqueue of one task in the caller's thread (Database.write_blocking),
+        its wake-ups sent from there."""
+        db = self._db
+        if db is None or len(items) != 1 or items[0][0].status is TaskStatus.WAITING:
+            return None
+        try:
+            count = db.write_blocking(SQL["insert_task"], self._rows(items)[0])
+        except Exception as exc:  # nothing was written: the asyncio way tries and reports it
+            log.debug("sync enqueue on %s goes through the loop: %s", self.path, exc)
+            return None
+        if count is None:
+            return None
+        if count == 1:
+            db.hub.notify_tasks_threadsafe([items[0][0].queue_name])
+        return [count == 1]
+
+    async def _enqueue(self, items: list[tuple[Task, bytes]]) -> list[bool]:
+        rows = self._rows(items)
         waits = any(t.status is TaskStatus.WAITING for t, _ in items)
         if len(rows) == 1 and not waits:  # one statement, nothing to read first
             # on the loop's thread when it can: the enqueue returns (and its wake-up goes out)
@@ -192,9 +215,11 @@ class AsyncSQLiteQueue(
             limit=limit,
             **{f"q{i}": q for i, q in enumerate(names)},
         )
+        hub = self.db.hub
+        hub.claimers = True
         current = asyncio.current_task()
         if current is not None:
-            self._claim_gens[current] = self.db.hub.task_gen
+            self._claim_gens[current] = hub.task_gen
 
         def claim(raw: sqlite3.Connection) -> tuple[list[Row], list[Task], list[Task]]:
             expired = raw.execute(expire_sql, params).fetchall()
