@@ -23,7 +23,7 @@ BAD: list[tuple[str, Any, str]] = [
     ],
     ("timeout", 0, "above 0"),
     ("ttl", 0.0, "above 0"),
-    ("retry_delay", -1, "0 .."),
+    ("retry_delay", -1, "from 0 up to 1,576,800,000 (18,250 days)"),
     ("priority", 2**63, "-2147483648 and 2147483647"),
     ("priority", -(2**31) - 1, "-2147483648 and 2147483647"),
     ("max_retries", 2**63, "between 0 and 1000000"),

@@ -107,12 +107,13 @@ def check_seconds(
             seconds = float(value) if math.isfinite(value) else math.nan
     else:
         raise TypeError(f"{name} must be a timedelta or a number of seconds, got {value!r}")
-    low = "0" if allow_zero else "above 0"
+    low = "from 0" if allow_zero else "above 0"
     if not (math.isfinite(seconds) and 0 <= seconds <= maximum) or (
         seconds == 0 and not allow_zero
     ):
         raise ValueError(
-            f"{name} must be a finite number of seconds, {low} .. {maximum:g}, got {value!r}"
+            f"{name} must be a finite number of seconds {low} up to {maximum:,.0f} "
+            f"({maximum / 86_400:,.0f} days), got {value!r}"
         )
     return seconds
 
