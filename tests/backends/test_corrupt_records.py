@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from omniq.exceptions import SerializationError
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import BaseTaskQueue
 from tests.conftest import service_address
@@ -400,3 +401,85 @@ async def test_nats_attempts_that_are_no_number_and_bytes_that_are_no_record(
     assert (await _nats_stored(queue, "task-3"))[5]  # the payload it had is kept
     assert await queue.purge_dead() == 2
     assert sorted(t.id for t in await queue.list_tasks()) == ["task-1", "task-2"]
+
+
+# -- an unreadable schedule ------------------------------------------------------------------------
+_PICKLE = bytes((0x02,)) + b"\x80\x04crandom\nrandom\n)R."  # unsigned dill: never loaded
+
+
+async def _two_due_schedules(queue: Any) -> tuple[str, str]:
+    from datetime import timedelta
+
+    from omniq._time import utcnow
+    from omniq.models.schedule import Schedule
+
+    when = utcnow() - timedelta(seconds=1)
+    ids = []
+    for n in (1, 2):
+        schedule = Schedule(func=FUNC, args=(n, n), interval=60.0, next_run_at=when)
+        ids.append(await queue.save_schedule(schedule))
+    return ids[0], ids[1]
+
+
+async def _the_other_schedule_runs_on(
+    queue: Any, bad: str, good: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The unreadable schedule fails neither the listing nor the scheduler's read of the due
+    ones (before: both raised, so no schedule of the project ran), and is reported once."""
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    for _ in range(2):
+        assert [s.id for s in await queue.list_schedules()] == [good]
+        assert [s.id for s in await queue.claim_due_schedules()] == [good]
+    reports = [r for r in caplog.records if "cannot be read and is skipped" in r.getMessage()]
+    assert len(reports) == 1, [r.getMessage() for r in reports]
+    assert "dill payload refused" in reports[0].getMessage()
+    with pytest.raises(SerializationError):
+        await queue.get_schedule(bad)  # the one asked for by id: its caller is told
+
+
+async def test_sqlite_an_unreadable_schedule_leaves_the_others_running(
+    sqlite_queue: tuple[Any, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    queue, path = sqlite_queue
+    bad, good = await _two_due_schedules(queue)
+    _sqlite_write(path, "UPDATE omniq_schedules SET payload = ? WHERE id = ?", _PICKLE, bad)
+    await _the_other_schedule_runs_on(queue, bad, good, caplog)
+
+
+@pytest.mark.services("redis")
+async def test_redis_an_unreadable_schedule_leaves_the_others_running(
+    redis_queue: tuple[Any, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis.asyncio as aioredis
+
+    queue, _ = redis_queue
+    bad, good = await _two_due_schedules(queue)
+    host, port = service_address("redis")
+    client = aioredis.Redis(host=host, port=port)
+    try:
+        key = f"omniq:tasks:{{{queue.project_name}}}:sched:{bad}"
+        assert await client.hset(key, "p", _PICKLE) == 0  # type: ignore[misc]
+    finally:
+        await client.aclose()
+    await _the_other_schedule_runs_on(queue, bad, good, caplog)
+
+
+@pytest.mark.services("postgres")
+async def test_postgres_an_unreadable_schedule_leaves_the_others_running(
+    postgres_queue: tuple[Any, str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncpg
+
+    queue, _, schema = postgres_queue
+    bad, good = await _two_due_schedules(queue)
+    host, port = service_address("postgres")
+    conn = await asyncpg.connect(host=host, port=port, user="postgres", database="test")
+    try:
+        await conn.execute(
+            f'UPDATE "{schema}".schedules SET payload = $1 WHERE id = $2', _PICKLE, bad
+        )
+    finally:
+        await conn.close()
+    await _the_other_schedule_runs_on(queue, bad, good, caplog)

@@ -9,16 +9,25 @@ A backend writes five primitives: ``_save_schedule``, ``_get_schedule``, ``_list
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, ClassVar
 
 from omniq._time import as_utc, utcnow
-from omniq.exceptions import TaskNotFound
+from omniq.config import get_logger
+from omniq.exceptions import SerializationError, TaskNotFound
 from omniq.models.event import EventType, TaskEvent
 from omniq.models.schedule import Schedule, ScheduleState
 from omniq.queue.builder import check_allowed_queue
+from omniq.serialization import Serializer
 from omniq.storage.base.capabilities import Capability
 from omniq.storage.base.queue import BaseTaskQueue
+
+log = get_logger("storage")
+
+#: (store, reason) of the unreadable schedules already reported by this process: the scheduler
+#: reads the due ones every second, and one warning per bad record is enough
+_REPORTED: set[tuple[str, str]] = set()
 
 
 class SupportsSchedules(BaseTaskQueue):
@@ -130,3 +139,37 @@ class SupportsSchedules(BaseTaskQueue):
             for s in await self._list_schedules(ScheduleState.ACTIVE)
             if s.next_run_at is not None and s.next_run_at <= now
         ]
+
+
+def readable_schedules(store: Any, payloads: Iterable[Any]) -> list[Schedule]:
+    """The schedules of ``payloads`` that decode; one that does not (damaged, or written by
+    someone without the key: a crafted pickle, a payload that fails its signature) is left out
+    with a warning naming the reason (:func:`report_unreadable`), instead of failing the whole
+    listing and with it every schedule of the project (the scheduler reads the due ones in one
+    call). ``store`` is the schedule store (its serializer, and its name for the warning)."""
+    serializer: Serializer = store.serializer
+    found: list[Schedule] = []
+    for payload in payloads:
+        try:
+            found.append(serializer.decode_schedule(payload))
+        except SerializationError as exc:
+            report_unreadable(store, exc)
+    return found
+
+
+def report_unreadable(store: Any, exc: SerializationError) -> None:
+    """One warning per unreadable schedule and process (the scheduler meets it every second)."""
+    where = f"{store.server_label()} project {store.project_name!r}"
+    key = (where, str(exc))
+    if key in _REPORTED:
+        return
+    if len(_REPORTED) >= 1024:
+        _REPORTED.clear()
+    _REPORTED.add(key)
+    log.warning(
+        "a stored schedule of %s cannot be read and is skipped (%s: %s); the other schedules "
+        "run on: delete it or save it again",
+        where,
+        type(exc).__name__,
+        exc,
+    )

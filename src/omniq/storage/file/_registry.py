@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from omniq.models.schedule import Schedule, ScheduleState
+from omniq.storage.base.schedules import readable_schedules
 from omniq.storage.file._records import ENCODER, FileParts
 from omniq.storage.file._state import QueueState, Txn
 
@@ -65,7 +66,7 @@ class FileRegistry(FileParts):
         def op(st: QueueState, txn: Txn) -> list[bytes]:
             return list(st.schedules.values())
 
-        found = [self.serializer.decode_schedule(p) for p in await self.log.run(op)]
+        found = readable_schedules(self, await self.log.run(op))
         return [s for s in found if state is None or s.state is state]
 
     async def _update_schedule(

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from omniq.models.schedule import Schedule, ScheduleState
+from omniq.storage.base.schedules import readable_schedules
 from omniq.storage.nats._conn import key_token
 from omniq.storage.nats._records import to_us
 from omniq.storage.nats._store import TaskStore
@@ -32,7 +33,8 @@ class Registry(TaskStore):
     async def _list_schedules(self, state: ScheduleState | None) -> list[Schedule]:
         async with self.guard("listing schedules"):
             values = await self._kv.get_many(sorted(await self._kv.keys("s.>")))
-        found = [self.serializer.decode_schedule(v[0]) for v in values if v is not None]
+        payloads = (v[0] for v in values if v is not None)
+        found = readable_schedules(self, payloads)
         return [s for s in found if state is None or s.state is state]
 
     async def _update_schedule(

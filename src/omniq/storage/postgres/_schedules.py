@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from omniq.models.schedule import Schedule, ScheduleState
+from omniq.storage.base.schedules import readable_schedules
 from omniq.storage.postgres._component import PgComponent
 
 
@@ -40,7 +41,7 @@ class PgScheduleStore(PgComponent):
             self.project_name,
             state.value if state is not None else None,
         )
-        return [self.serializer.decode_schedule(r["payload"]) for r in rows]
+        return readable_schedules(self, (r["payload"] for r in rows))
 
     async def _update_schedule(
         self,
@@ -82,7 +83,7 @@ class PgScheduleStore(PgComponent):
 
     async def _due_schedules(self, now: datetime) -> list[Schedule]:
         rows = await self.pool.fetch(self._sql["due_schedules"], self.project_name, now)
-        return [self.serializer.decode_schedule(r["payload"]) for r in rows]
+        return readable_schedules(self, (r["payload"] for r in rows))
 
 
 __all__ = ["PgScheduleStore"]

@@ -7,7 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from omniq._time import utcnow
+from omniq.exceptions import SerializationError
 from omniq.models.schedule import Schedule, ScheduleState
+from omniq.storage.base.schedules import report_unreadable
 from omniq.storage.redis._conn import opt_us
 from omniq.storage.redis._rows import RedisParts
 
@@ -33,10 +35,15 @@ class RedisSchedules(RedisParts):
         self, which: str, now: datetime, schedule_id: str = ""
     ) -> list[tuple[bytes, Schedule]]:
         flat = await self._run("schedule_read", now, which, schedule_id)
-        return [
-            (flat[i + 1], self.serializer.decode_schedule(flat[i + 2]))
-            for i in range(0, len(flat), 3)
-        ]
+        read: list[tuple[bytes, Schedule]] = []
+        for i in range(0, len(flat), 3):
+            try:
+                read.append((flat[i + 1], self.serializer.decode_schedule(flat[i + 2])))
+            except SerializationError as exc:
+                if schedule_id:
+                    raise  # the one asked for: its caller is told
+                report_unreadable(self, exc)
+        return read
 
     async def _save_schedule(self, schedule: Schedule, payload: bytes) -> None:
         await self._write_schedule(schedule, payload)

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from omniq.models.schedule import Schedule, ScheduleState
+from omniq.storage.base.schedules import readable_schedules
 from omniq.storage.sqlite._component import SQLiteComponent
 from omniq.storage.sqlite._db import FILES, to_us
 
@@ -55,7 +56,7 @@ class ScheduleStore(SQLiteComponent):
         else:
             sql, params = SQL["list_schedules_in_state"], (self.project_name, state.value)
         rows = await self.db.run(lambda raw: raw.execute(sql, params).fetchall())
-        return [self.serializer.decode_schedule(r[0]) for r in rows]
+        return readable_schedules(self, (r[0] for r in rows))
 
     async def _update_schedule(
         self,
@@ -93,7 +94,7 @@ class ScheduleStore(SQLiteComponent):
                 SQL["due_schedules"], (self.project_name, to_us(now))
             ).fetchall()
         )
-        return [self.serializer.decode_schedule(r[0]) for r in rows]
+        return readable_schedules(self, (r[0] for r in rows))
 
 
 __all__ = ["ScheduleStore"]
