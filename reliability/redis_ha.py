@@ -13,7 +13,9 @@ and a producer enqueueing one task every 25 ms:
 - ``sentinel-failover-nowait``: the same without ``wait_replicas`` (figures only: it shows what
   asynchronous replication loses);
 - ``sentinel-sigstop-busy`` / ``sentinel-sigstop-idle``: SIGSTOP of the master (connections open,
-  nothing answers) while the workers are busy, or idle in their blocking wait.
+  nothing answers) while the workers are busy, or idle in their blocking wait;
+- ``sentinel-kill``: kill -9 of the master (with ``wait_replicas=1``): its connections are reset,
+  and waiting clients must keep waiting for the new master instead of raising.
 
 Workers and clients run in this process, each with its own connections (as separate processes
 would); every execution is recorded outside the store. Pass criteria: lost = 0 (every task
@@ -52,6 +54,7 @@ FAULTS = (
     "sentinel-failover-nowait",
     "sentinel-sigstop-busy",
     "sentinel-sigstop-idle",
+    "sentinel-kill",
 )
 
 
@@ -88,6 +91,7 @@ WAITING = {
     "sentinel-failover",
     "sentinel-sigstop-busy",
     "sentinel-sigstop-idle",
+    "sentinel-kill",
 }
 
 
@@ -127,6 +131,9 @@ async def _inject(fault: str, topo: Cluster | SentinelSetup, project: str) -> fl
     old = topo.current_master_port()
     if fault.startswith("sentinel-failover"):
         await asyncio.to_thread(topo.fail_over)
+    elif fault == "sentinel-kill":
+        assert old is not None
+        topo.servers.kill(old)
     else:
         assert old is not None
         topo.servers.pause(old)
