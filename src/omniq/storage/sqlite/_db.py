@@ -339,6 +339,8 @@ class Database:
         self._checkpointer: sqlite3.Connection | None = None
         #: calls handed to the connection's thread and not yet back (see write's ``here``)
         self._on_thread = 0
+        #: whether the last write returned without letting the loop go (see write's ``here``)
+        self.wrote_here = False
         # connections of other threads for write_blocking: one per thread, all closed with this
         self._lanes = threading.local()
         self._lane_connections: list[sqlite3.Connection] = []
@@ -472,15 +474,18 @@ class Database:
         (a task just enqueued, an idle worker's claim after its wake-up) that was a good part
         of the enqueue->start latency. The loop is held only while the statements run, which
         never wait for a lock nor fsync (SQLite's automatic checkpoint is left to the
-        background, see _checkpoint_soon); and it is let go once after, so a caller writing in
-        a loop does not starve the loop's other tasks.
+        background, see _checkpoint_soon). Such a write does not let the loop go:
+        :attr:`wrote_here` says so, and the caller does once it has done what is urgent (sent
+        the wake-up), so that one writing in a loop does not starve the loop's other tasks.
         """
         if here and not self._on_thread and self._raw is not None:
             out = self._write_here(self._raw, body)
             if out is not _LOCKED:
-                await asyncio.sleep(0)
+                self.wrote_here = True
                 return out  # type: ignore[return-value]
-        return await self.run(lambda raw: in_transaction(raw, body, self.busy_timeout))
+        result = await self.run(lambda raw: in_transaction(raw, body, self.busy_timeout))
+        self.wrote_here = False
+        return result
 
     def _write_here(
         self, raw: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]

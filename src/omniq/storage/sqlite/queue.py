@@ -191,6 +191,8 @@ class AsyncSQLiteQueue(
         }
         if queues:
             self.db.hub.notify_tasks(queues)
+        if self.db.wrote_here:
+            await asyncio.sleep(0)  # the loop's other tasks get their turn (Database.write)
         return created
 
     # -- claim -----------------------------------------------------------------------------
@@ -257,6 +259,7 @@ class AsyncSQLiteQueue(
             dead.error_type, dead.error_message = kind, str(exc)
             return dead
 
+        # written here or not, the worker's claim loop lets the loop go once the tasks started
         expired, claimed, poison = await self.db.write(claim, here=here)
         return claimed, [self._view(r) for r in expired] + poison
 
