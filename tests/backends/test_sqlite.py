@@ -216,10 +216,11 @@ async def test_the_wal_is_copied_into_the_database_beside_the_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # commits leave SQLite's own checkpoint far away; a connection of the database's own copies
-    # the WAL into the file every CHECKPOINT_CHANGES changed rows instead
+    # the WAL into the file every so many changed rows (CHECKPOINT_CHANGES at first) instead
     from omniq.storage.sqlite import _db
 
     monkeypatch.setattr(_db, "CHECKPOINT_CHANGES", 10)
+    monkeypatch.setattr(_db, "CHECKPOINT_PAGES", 1)  # every checkpoint finds more: never longer
     db_path = tmp_path / "ckpt.db"
     async with AsyncSQLiteQueue(path=str(db_path)) as queue:
         autocheckpoint = await queue.db.run(

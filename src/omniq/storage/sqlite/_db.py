@@ -77,12 +77,21 @@ _UNAVAILABLE = frozenset(
 _LOCK_PAUSE_FIRST = 50e-6
 _LOCK_PAUSE_LONGEST = 1e-3
 
-#: Rows a connection changes between two checkpoints of the WAL into the database, which run on
-#: a connection and thread of their own (see :meth:`Database._checkpoint_soon`).
+#: Rows a connection changes before its first checkpoint of the WAL into the database (which
+#: runs on a connection and thread of its own, see :meth:`Database._checkpoint_soon`); each
+#: checkpoint then scales the number so that the next finds about CHECKPOINT_PAGES pages of WAL,
+#: SQLite's own default: a batch of a hundred acknowledgements changes hundreds of rows in a few
+#: dozen pages, a single enqueue one row in several.
 CHECKPOINT_CHANGES = 500
+CHECKPOINT_PAGES = 1_000
+_CHECKPOINT_CHANGES_RANGE = (1, 1_000_000)
 #: SQLite's automatic checkpoint (in pages of WAL), run by whichever connection commits past it,
-#: stays as a bound the background checkpoints keep the WAL well below.
-AUTOCHECKPOINT_PAGES = 10_000
+#: stays as a bound. The background checkpoints keep the WAL well below it while writers pause
+#: now and then; under writes without a pause (a long drain) the WAL cannot start over behind a
+#: checkpoint running beside the writer, and this bounds its file (16 MB of 4 KiB pages; the
+#: writer's own checkpoint at SQLite's default of 1,000 let it reach about 18 MB in a drain of
+#: 20,000 tasks here).
+AUTOCHECKPOINT_PAGES = 4_000
 
 #: what Database._write_here returns when another connection holds the write lock
 _LOCKED = object()
@@ -335,7 +344,10 @@ class Database:
         # the connection's total_changes at the last checkpoint, the one under way, and the
         # connection it runs on (see _checkpoint_soon)
         self._changes_checkpointed = 0
-        self._checkpointing: asyncio.Future[None] | None = None
+        self._checkpointing: asyncio.Future[tuple[int, int, int]] | None = None
+        #: rows changed between two checkpoints (see CHECKPOINT_CHANGES)
+        self.checkpoint_every = CHECKPOINT_CHANGES
+        self._wal_copied = 0  # pages of WAL the last checkpoint had copied
         self._checkpointer: sqlite3.Connection | None = None
         #: calls handed to the connection's thread and not yet back (see write's ``here``)
         self._on_thread = 0
@@ -414,7 +426,7 @@ class Database:
             raise self._translated(exc) from exc
         finally:
             self._on_thread -= 1
-        if changes - self._changes_checkpointed >= CHECKPOINT_CHANGES:
+        if changes - self._changes_checkpointed >= self.checkpoint_every:
             self._changes_checkpointed = changes
             self._checkpoint_soon()
         return result
@@ -442,20 +454,34 @@ class Database:
             return
         self._checkpointing.add_done_callback(self._checkpointed)
 
-    def _checkpoint(self) -> None:
-        """On a thread of the loop's default executor, never two at once for this database."""
+    def _checkpoint(self) -> tuple[int, int, int]:
+        """On a thread of the loop's default executor, never two at once for this database:
+        (busy, pages in the WAL, pages copied)."""
         side = self._checkpointer
         if side is None:
             # no busy handler: a PASSIVE checkpoint that finds another under way just skips
             side = self._checkpointer = sqlite3.connect(
                 self.path, timeout=0, isolation_level=None, check_same_thread=False
             )
-        side.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        busy, pages, copied = side.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(busy), int(pages), int(copied)
 
-    def _checkpointed(self, done: asyncio.Future[None]) -> None:
+    def _checkpointed(self, done: asyncio.Future[tuple[int, int, int]]) -> None:
         self._checkpointing = None
-        if not done.cancelled() and done.exception() is not None:
+        if done.cancelled():
+            return
+        if done.exception() is not None:
             log.debug("checkpoint of %s skipped: %s", self.path, done.exception())
+            return
+        _, pages, copied = done.result()
+        # pages written since the last checkpoint: the WAL holds those after the pages that one
+        # copied, unless a writer started it over since (it is then shorter than that)
+        fresh = pages - self._wal_copied if pages >= self._wal_copied else pages
+        self._wal_copied = copied
+        if fresh > 0:  # at most halved or quadrupled at a time: one odd checkpoint moves it little
+            scale = min(4.0, max(0.5, CHECKPOINT_PAGES / fresh))
+            low, high = _CHECKPOINT_CHANGES_RANGE
+            self.checkpoint_every = min(high, max(low, round(self.checkpoint_every * scale)))
 
     async def _find_results(self, project: str, task_ids: list[str]) -> set[str]:
         ids = json.dumps(task_ids)
@@ -512,7 +538,7 @@ class Database:
         except sqlite3.Error as exc:
             raise self._translated(exc) from exc
         changes = raw.total_changes
-        if changes - self._changes_checkpointed >= CHECKPOINT_CHANGES:
+        if changes - self._changes_checkpointed >= self.checkpoint_every:
             self._changes_checkpointed = changes
             self._checkpoint_soon()
         return out
@@ -550,7 +576,7 @@ class Database:
         except sqlite3.Error as exc:
             raise self._translated(exc) from exc
         changes = lane.total_changes
-        if changes - self._lanes.checkpointed >= CHECKPOINT_CHANGES:
+        if changes - self._lanes.checkpointed >= self.checkpoint_every:
             self._lanes.checkpointed = changes
             with contextlib.suppress(RuntimeError):  # the loop is closed: so is this database
                 self.hub.loop.call_soon_threadsafe(self._checkpoint_soon)
