@@ -63,6 +63,20 @@ def test_the_pool_keeps_its_capacity_when_calls_are_abandoned() -> None:
         pool.shutdown(wait=True)
 
 
+def test_a_pool_thread_whose_outcome_raises_keeps_serving() -> None:
+    pool = TaskThreadPool(1)
+    try:
+
+        def broken(ok: bool, value: object) -> None:
+            raise RuntimeError("nowhere to hand it")
+
+        pool.call(lambda: 1, broken)
+        # the one thread is still there: later calls run
+        assert [pool.submit(pow, 2, i).result(timeout=10) for i in range(3)] == [1, 2, 4]
+    finally:
+        pool.shutdown(wait=True)
+
+
 def test_a_worker_process_with_a_hung_thread_exits_on_sigterm(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'hang.db'}"
     proc = subprocess.Popen(

@@ -22,8 +22,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
+from omniq.config import get_logger
 from omniq.exceptions import TaskTimeout
 from omniq.models.task import Task
+
+log = get_logger("worker")
 
 
 class Executor(ABC):
@@ -172,7 +175,10 @@ class TaskThreadPool(concurrent.futures.Executor):
                 ok = True
             except BaseException as exc:
                 value, ok = exc, False
-            call.outcome(ok, value)
+            try:
+                call.outcome(ok, value)
+            except Exception:  # the thread must go on serving: its place in the pool counts
+                log.exception("a thread pool call's outcome could not be handed over")
             del value
             with lock:
                 call.thread = _DONE
