@@ -10,7 +10,11 @@ Every statement of one operation runs inside one function on the connection's th
 worker thread), in one ``BEGIN IMMEDIATE`` transaction where it writes: the write lock is taken up
 front (no deadlock-prone lock upgrade), held only for the few microseconds the statements take,
 and never across a turn of the event loop. Components of one process that use the same file on the
-same loop share one connection, so they never contend with each other for the lock.
+same loop share one connection, so they never contend with each other for the lock. Two writes
+someone waits on skip the thread when they can (:meth:`Database.write`'s ``here``: a single
+enqueue, an idle worker's claim), and the sync API's single enqueue is written in the caller's
+thread on a connection of its own (:meth:`Database.write_blocking`). The WAL is checkpointed
+beside the writers, on a connection and thread of its own (:meth:`Database._checkpoint_soon`).
 """
 
 from __future__ import annotations
@@ -463,7 +467,7 @@ class Database:
             side = self._checkpointer = sqlite3.connect(
                 self.path, timeout=0, isolation_level=None, check_same_thread=False
             )
-        busy, pages, copied = side.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        ((busy, pages, copied),) = side.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         return int(busy), int(pages), int(copied)
 
     def _checkpointed(self, done: asyncio.Future[tuple[int, int, int]]) -> None:
@@ -499,8 +503,9 @@ class Database:
         for a loaded machine to make the call wait for a CPU: for a call someone is waiting on
         (a task just enqueued, an idle worker's claim after its wake-up) that was a good part
         of the enqueue->start latency. The loop is held only while the statements run, which
-        never wait for a lock nor fsync (SQLite's automatic checkpoint is left to the
-        background, see _checkpoint_soon). Such a write does not let the loop go:
+        never wait for a lock, nor fsync unless a burst of writes took the WAL past SQLite's own
+        bound (AUTOCHECKPOINT_PAGES; checkpoints are the background's, see _checkpoint_soon).
+        Such a write does not let the loop go:
         :attr:`wrote_here` says so, and the caller does once it has done what is urgent (sent
         the wake-up), so that one writing in a loop does not starve the loop's other tasks.
         """
