@@ -71,12 +71,21 @@ class _BatchedGet:
         future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(key, []).append(future)
         if len(self._drainers) < self._DRAINERS:
-            drainer = asyncio.create_task(self._drain())
-            self._drainers.add(drainer)
-            drainer.add_done_callback(self._drainers.discard)
+            self._drainers.add(asyncio.create_task(self._drain()))
         return await future
 
     async def _drain(self) -> None:
+        me = asyncio.current_task()
+        try:
+            await self._drain_pending()
+        finally:
+            # leave the set in the very step that saw nothing pending: a drainer that had ended
+            # but still counted (a done callback runs a loop turn later) kept a GET queued in
+            # between from starting one, and that get_result waited for ever
+            if me is not None:
+                self._drainers.discard(me)
+
+    async def _drain_pending(self) -> None:
         while self._pending:
             keys = list(itertools.islice(self._pending, _CHUNK))
             batch = {key: self._pending.pop(key) for key in keys}
