@@ -31,7 +31,7 @@ from omniq.storage.sqlite import (
     AsyncSQLiteQueue,
     AsyncSQLiteResultStorage,
 )
-from omniq.storage.sqlite._db import load_migrations
+from omniq.storage.sqlite._schema import load_migrations
 from omniq.storage.sqlite._wake import WakeHub, wake_folder
 
 TASKS = 5_000
@@ -556,11 +556,11 @@ def _dep_rows(path: Path) -> list[tuple[str, str]]:
 async def test_a_version_1_database_is_upgraded_keeping_its_tasks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from omniq.storage.sqlite import _db
+    from omniq.storage.sqlite import _schema
 
     path = tmp_path / "old.db"
     first = load_migrations()[:1]
-    monkeypatch.setattr(_db, "load_migrations", lambda: first)
+    monkeypatch.setattr(_schema, "load_migrations", lambda: first)
     async with AsyncSQLiteQueue(path=str(path)) as queue:
         old = await queue.enqueue("operator:add", args=(1, 2))
     with sqlite3.connect(path) as conn:
@@ -698,7 +698,7 @@ def _schema_of(conn: sqlite3.Connection) -> list[tuple[str, str, str, str]]:
 
 
 def test_the_migrations_produce_schema_sql(tmp_path: Path) -> None:
-    from omniq.storage.sqlite._db import FILES, migrate
+    from omniq.storage.sqlite._schema import FILES, migrate
 
     migrated = sqlite3.connect(tmp_path / "migrated.db", isolation_level=None)
     described = sqlite3.connect(tmp_path / "described.db", isolation_level=None)
@@ -723,7 +723,7 @@ async def test_a_database_at_version_2_with_tasks_gets_its_counts_on_upgrade(
     tmp_path: Path,
 ) -> None:
     """Migration 3 counts the tasks already stored; the triggers keep the counts from then on."""
-    from omniq.storage.sqlite._db import split_statements
+    from omniq.storage.sqlite._schema import split_statements
 
     path = tmp_path / "old.db"
     raw = sqlite3.connect(path, isolation_level=None)
@@ -754,9 +754,9 @@ async def test_a_database_at_version_2_with_tasks_gets_its_counts_on_upgrade(
 
 
 def test_every_statement_of_queries_sql_compiles_against_the_schema(tmp_path: Path) -> None:
-    from omniq.storage.sqlite._db import migrate
     from omniq.storage.sqlite._listing import by_func_sql
     from omniq.storage.sqlite._rows import _LIST_SQL, SQL, _claim_sql, _due_sql
+    from omniq.storage.sqlite._schema import migrate
 
     conn = sqlite3.connect(tmp_path / "compiled.db", isolation_level=None)
     try:

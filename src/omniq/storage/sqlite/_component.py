@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 
 from omniq.exceptions import BackendUnavailable, ConfigError
 from omniq.serialization import Serializer
-from omniq.storage.sqlite._db import DEFAULT_BUSY_TIMEOUT, Database, acquire, release, resolve_path
+from omniq.storage.sqlite._db import DEFAULT_BUSY_TIMEOUT, Database, acquire, release
+from omniq.storage.sqlite._schema import resolve_path
 
 
 class SQLiteComponent:

@@ -1,5 +1,6 @@
-"""The SQLite seam: where the database file is, one connection per file and event loop, the
-pragmas, versioned migrations, and driver errors translated into OmniQ's own.
+"""The SQLite seam: one connection per file and event loop, the pragmas, the write lock and
+checkpoints, and driver errors translated into OmniQ's own (where the file is and its migrations:
+:mod:`omniq.storage.sqlite._schema`).
 
 Durability: the database runs in WAL mode with ``synchronous=NORMAL``. A commit is then safe
 against a crash of the application (or of every process using the file); only a power loss or an
@@ -22,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
 import sqlite3
 import threading
@@ -32,13 +32,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from omniq import _exit
-from omniq._redact import redact_url
-from omniq.config import get_logger, get_settings
-from omniq.exceptions import BackendUnavailable, ConfigError
-from omniq.storage._sql import Migration, SqlFiles
+from omniq.config import get_logger
+from omniq.exceptions import BackendUnavailable
+from omniq.storage.sqlite._schema import FILES, check_location, migrate, resolve_path
 from omniq.storage.sqlite._wake import WakeHub
 
 try:
@@ -49,9 +47,6 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     ) from exc
 
 log = get_logger("storage.sqlite")
-
-#: schema.sql, migrations/ and queries.sql under sql/ (see omniq.storage._sql)
-FILES = SqlFiles("omniq.storage.sqlite", "SQLite")
 
 T = TypeVar("T")
 
@@ -116,146 +111,6 @@ def to_us(value: datetime | None) -> int | None:
 
 def from_us(value: int | None) -> datetime | None:
     return None if value is None else _EPOCH + timedelta(microseconds=value)
-
-
-# -- where the file is -----------------------------------------------------------------------
-def resolve_path(
-    *,
-    path: str | os.PathLike[str] | None,
-    url: str | None,
-    base_dir: str | os.PathLike[str] | None,
-    project_name: str,
-) -> Path:
-    """The absolute path of the database file.
-
-    ``path`` (or ``url``) names the file, as a plain path or a URL (``sqlite:///relative.db``,
-    ``sqlite:////absolute.db``); otherwise ``base_dir`` (default: settings ``BASE_DIR``) names a
-    folder and the file is ``<base_dir>/<project_name>.db``.
-    """
-    if path is not None and url is not None and os.fspath(path) != url:
-        raise ConfigError(
-            f"give the SQLite database as path= or url=, not both ({os.fspath(path)!r} and "
-            f"{redact_url(url)!r})"
-        )
-    target = os.fspath(path) if path is not None else url
-    if target is not None:
-        if "://" in target:
-            target = _path_from_url(target)
-        if target in ("", ":memory:") or target.startswith("file::memory:"):
-            raise ConfigError(
-                f"SQLite database {target!r}: an in-memory database cannot be shared between "
-                "connections and processes; use the memory backend (memory://) instead"
-            )
-        return Path(os.path.abspath(os.path.expanduser(target)))
-    folder = os.fspath(base_dir) if base_dir is not None else get_settings().BASE_DIR
-    if "://" in folder:
-        raise ConfigError(
-            f"SQLite base_dir must be a local folder, got {redact_url(folder)!r}; "
-            "name the file with path='sqlite:///...' instead"
-        )
-    return Path(os.path.abspath(os.path.expanduser(folder))) / f"{project_name}.db"
-
-
-def _path_from_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("sqlite", "sqlite3"):
-        raise ConfigError(f"not a SQLite URL: {redact_url(url)!r} (use sqlite:///path/to/file.db)")
-    if parts.netloc:
-        raise ConfigError(
-            f"SQLite URL {redact_url(url)!r} names a host {parts.netloc!r}; a SQLite database "
-            "is a local file: sqlite:///relative.db or sqlite:////absolute/path.db"
-        )
-    if parts.query or parts.fragment:
-        raise ConfigError(f"SQLite URL {redact_url(url)!r}: query options are not supported")
-    # sqlite:///x.db -> "/x.db" -> "x.db" (relative); sqlite:////tmp/x.db -> "//tmp/x.db" -> "/tmp/x.db"
-    return parts.path[1:] if parts.path.startswith("/") else parts.path
-
-
-def check_location(path: Path) -> None:
-    """Fails early, naming the path, where SQLite itself would fail with a vague message."""
-    if path.is_dir():
-        raise ConfigError(
-            f"SQLite database path {str(path)!r} is a directory; give a file path such as "
-            f"{str(path / 'omniq.db')!r}, or pass the folder as base_dir="
-        )
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot create the folder {str(folder)!r} for SQLite database {str(path)!r}: "
-            f"{exc.strerror or exc}"
-        ) from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError(
-            f"the folder {str(folder)!r} of SQLite database {str(path)!r} is not writable "
-            "(SQLite creates its -wal and -shm files beside the database)"
-        )
-    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
-        raise BackendUnavailable(
-            f"SQLite database {str(path)!r} is read-only for this process; OmniQ needs to write it"
-        )
-
-
-# -- migrations ------------------------------------------------------------------------------
-def load_migrations() -> tuple[Migration, ...]:
-    """``(version, name, sql)`` from ``sql/migrations/NNNN_name.sql``, in version order."""
-    return FILES.migrations
-
-
-def split_statements(script: str) -> list[str]:
-    """Statements of a script, for running them one by one inside our own transaction
-    (``executescript`` would commit first)."""
-    statements, current = [], ""
-    for line in script.splitlines(keepends=True):
-        current += line
-        if sqlite3.complete_statement(current):
-            if current.strip():
-                statements.append(current.strip())
-            current = ""
-    if current.strip() and not all(
-        ln.strip().startswith("--") or not ln.strip() for ln in current.splitlines()
-    ):
-        raise RuntimeError(f"incomplete SQL statement in a migration: {current.strip()[:80]!r}")
-    return statements
-
-
-def migrate(raw: sqlite3.Connection, path: Path) -> int:
-    """Applies pending migrations in one transaction and returns the schema version. Several
-    processes connecting at once queue on ``BEGIN IMMEDIATE``; the first applies, the rest find
-    nothing to do."""
-    migrations = load_migrations()
-    raw.execute("BEGIN IMMEDIATE")
-    try:
-        raw.execute(
-            "CREATE TABLE IF NOT EXISTS omniq_schema_version ("
-            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-        )
-        current: int = raw.execute(
-            "SELECT COALESCE(MAX(version), 0) FROM omniq_schema_version"
-        ).fetchone()[0]
-        latest = migrations[-1][0] if migrations else 0
-        if current > latest:
-            raise ConfigError(
-                f"SQLite database {str(path)!r} has schema version {current}, newer than this "
-                f"OmniQ knows ({latest}): upgrade OmniQ"
-            )
-        for version, name, script in migrations:
-            if version <= current:
-                continue
-            for statement in split_statements(script):
-                raw.execute(statement)
-            raw.execute(
-                "INSERT INTO omniq_schema_version (version, name, applied_at) VALUES (?, ?, ?)",
-                (version, name, datetime.now(UTC).isoformat()),
-            )
-            log.info("SQLite database %s: applied migration %04d_%s", path, version, name)
-        raw.execute("COMMIT")
-    except BaseException:
-        if raw.in_transaction:
-            raw.execute("ROLLBACK")
-        raise
-    return max(current, latest)
 
 
 def _enter_wal(raw: sqlite3.Connection, busy_timeout: float) -> str:
@@ -659,16 +514,13 @@ async def release(db: Database) -> None:
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT",
+    "FILES",
     "Database",
     "acquire",
-    "check_location",
     "from_us",
     "in_transaction",
-    "load_migrations",
-    "migrate",
     "release",
     "resolve_path",
-    "split_statements",
     "to_us",
     "with_write_lock",
 ]

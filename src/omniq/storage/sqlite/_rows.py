@@ -11,7 +11,8 @@ from omniq._time import utcnow
 from omniq.models.task import Task, TaskStatus
 from omniq.storage.base import decoded_state, lay_progress, record_view
 from omniq.storage.sqlite._component import SQLiteComponent
-from omniq.storage.sqlite._db import FILES, from_us
+from omniq.storage.sqlite._db import from_us
+from omniq.storage.sqlite._schema import FILES
 
 Row = tuple[Any, ...]
 

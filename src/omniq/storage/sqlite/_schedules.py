@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from omniq.models.schedule import Schedule, ScheduleState
 from omniq.storage.base.schedules import readable_schedules
 from omniq.storage.sqlite._component import SQLiteComponent
-from omniq.storage.sqlite._db import FILES, to_us
+from omniq.storage.sqlite._db import to_us
+from omniq.storage.sqlite._schema import FILES
 
 if TYPE_CHECKING:
     from omniq.serialization import Serializer

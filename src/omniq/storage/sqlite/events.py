@@ -12,7 +12,8 @@ from omniq._sync import SyncWrapper
 from omniq.models.event import EventType, TaskEvent
 from omniq.storage.base import BaseEventStorage, EventQuery
 from omniq.storage.sqlite._component import SQLiteComponent
-from omniq.storage.sqlite._db import FILES, from_us, to_us
+from omniq.storage.sqlite._db import from_us, to_us
+from omniq.storage.sqlite._schema import FILES
 
 SQL = FILES.queries
 

@@ -14,7 +14,8 @@ from omniq._sync import SyncWrapper
 from omniq.models.result import TaskResult
 from omniq.storage.base import BaseResultStorage
 from omniq.storage.sqlite._component import SQLiteComponent
-from omniq.storage.sqlite._db import FILES, to_us
+from omniq.storage.sqlite._db import to_us
+from omniq.storage.sqlite._schema import FILES
 
 #: Shared with the task queue, which writes results in its completion transaction.
 SQL = FILES.queries
