@@ -65,3 +65,19 @@ async def test_the_scheduler_ends_when_its_tick_swallowed_the_cancel() -> None:
 
     assert runner in done
     assert runner.cancelled()
+
+
+async def test_a_result_wait_cancelled_as_its_result_lands_ends_cancelled() -> None:
+    # 3.11's wait_for returned the result when the cancel landed in the same step, and the
+    # cancelled caller ran on; the wait is bounded by asyncio.timeout instead
+    from omniq.storage.memory.stores import AsyncMemoryResultStorage
+
+    store = AsyncMemoryResultStorage()
+    call = asyncio.create_task(store._wait_for("t1", 30))
+    await asyncio.sleep(0.01)
+    assert not call.done()
+    store._waiters["t1"][0].set_result(None)
+    call.cancel()
+    done, _ = await asyncio.wait({call}, timeout=5)
+    assert call in done
+    assert call.cancelled()

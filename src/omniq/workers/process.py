@@ -261,7 +261,8 @@ class ProcessExecutor(Executor):
         task's timeout."""
         loop = asyncio.get_running_loop()
         try:
-            await asyncio.wait_for(_readable(child.conn), CHILD_START_TIMEOUT)
+            async with asyncio.timeout(CHILD_START_TIMEOUT):  # not 3.11's wait_for: keeps a cancel
+                await _readable(child.conn)
         except TimeoutError:
             raise ChildProcessDied(
                 f"a new worker child did not start within {CHILD_START_TIMEOUT:g}s"

@@ -48,7 +48,10 @@ class AsyncMemoryResultStorage(BaseResultStorage):
         waiters = self._waiters.setdefault(task_id, [])
         waiters.append(fut)
         try:
-            await asyncio.wait_for(fut, timeout)
+            # asyncio.timeout, not 3.11's wait_for, which loses a cancel landing as the result
+            # comes in
+            async with asyncio.timeout(timeout):
+                await fut
         except TimeoutError:
             pass
         finally:

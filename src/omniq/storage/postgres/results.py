@@ -190,8 +190,11 @@ class AsyncPostgresResultStorage(PgComponent, BaseResultStorage):
             # any later write is certain to notify us
             if heard is None and await self._read(task_id) is not None:
                 return
+            # asyncio.timeout, not 3.11's wait_for, which returns the result when a cancel
+            # lands as it comes in, and the waiter's caller then runs on (see omniq._aio)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(fut, timeout)
+                async with asyncio.timeout(timeout):
+                    await fut
         finally:
             if not fut.done():
                 fut.cancel()
