@@ -178,6 +178,12 @@ def in_transaction(
 ) -> T:
     """``body`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back if it raises)."""
     with_write_lock(raw, busy_timeout, lambda: raw.execute("BEGIN IMMEDIATE"))
+    return committed(raw, body)
+
+
+def committed(raw: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
+    """``body`` in the transaction the caller began, then ``COMMIT``; rolled back if it raises.
+    The one place that ends a write transaction, however its lock was taken."""
     try:
         out = body(raw)
     except BaseException:
@@ -388,13 +394,7 @@ class Database:
                 raise
             finally:
                 raw.execute(f"PRAGMA busy_timeout={round(self.busy_timeout * 1000)}")
-            try:
-                out = body(raw)
-            except BaseException:
-                if raw.in_transaction:
-                    raw.execute("ROLLBACK")
-                raise
-            raw.execute("COMMIT")
+            out = committed(raw, body)
         except sqlite3.Error as exc:
             raise self._translated(exc) from exc
         changes = raw.total_changes
